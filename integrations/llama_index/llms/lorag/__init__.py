@@ -1,0 +1,3 @@
+"""lorag's LlamaIndex llms integration (``llama_index.llms.lorag``)."""
+
+__all__: list[str] = []

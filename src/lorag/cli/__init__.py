@@ -1,0 +1,32 @@
+"""The ``lorag`` command line. Each subcommand lives in its own module and registers itself on ``app``."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+app = typer.Typer(
+    name="lorag",
+    help="Hybrid retrieval, chunking, LoRA adapters and distilled embedders, offline on your machine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what lorag does (INFO level)."),
+) -> None:
+    """Hybrid retrieval, chunking, LoRA adapters and distilled embedders, offline on your machine."""
+    logging.getLogger("lorag").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+# Importing a command module registers its commands on ``app``.
+from lorag.cli import models as _models  # noqa: E402,F401
+
+
+def main() -> None:
+    """Entry point of the ``lorag`` script."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    app()

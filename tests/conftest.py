@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tiny_models import build_tiny_causal_lm, build_tiny_sentence_transformer
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2-layer Llama with a real BPE tokenizer and chat template."""
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llm"))
+
+
+@pytest.fixture(scope="session")
+def tiny_st_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2-layer BERT sentence-transformer with a WordPiece tokenizer."""
+    return build_tiny_sentence_transformer(tmp_path_factory.mktemp("tiny-st"))

@@ -1,0 +1,103 @@
+"""Tiny random models built from configs in seconds, so unit tests need no downloads.
+
+Both models get real trained tokenizers (byte-level BPE for the causal LM, WordPiece for the encoder) so that
+any unicode text tokenizes and offsets behave as they do with production tokenizers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+CORPUS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Paris is the capital of France. Madrid is the capital of Spain.",
+    "Retrieval augmented generation answers questions from documents.",
+    "LoRA adapters add low-rank updates to a frozen base model.",
+    "BM25 ranks documents by term frequency and inverse document frequency.",
+    "Dense retrieval embeds queries and documents into one vector space.",
+    "El zorro marrón salta sobre el perro perezoso. ¿Dónde está la biblioteca?",
+    "def hello(name):\n    return f'hello {name}'\n",
+    "# Heading\n\nSome *markdown* text with `code` and a [link](http://example.com).",
+    "Numbers like 3.14 and 2,718 and dates like 2024-01-01 appear in text.",
+] * 20
+
+
+def build_tiny_causal_lm(out: Path, *, seed: int = 0) -> Path:
+    """A 2-layer Llama with a 512-token byte-level BPE tokenizer and a ChatML template."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=512, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(CORPUS, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+    )
+    fast.chat_template = CHATML_TEMPLATE
+    config = LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+        pad_token_id=fast.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = fast.pad_token_id
+    model.save_pretrained(out, safe_serialization=True)
+    fast.save_pretrained(out)
+    return out
+
+
+def build_tiny_sentence_transformer(out: Path, *, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
+    """A small BERT (WordPiece, 1k vocab) with mean pooling and normalisation, saved as a sentence-transformer."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    raw = out / "_raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    wp = BertWordPieceTokenizer(lowercase=True)
+    wp.train_from_iterator(CORPUS, vocab_size=1000)
+    wp.save_model(str(raw))
+    tokenizer = BertTokenizerFast(vocab_file=str(raw / "vocab.txt"), model_max_length=128)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(raw, safe_serialization=True)
+    tokenizer.save_pretrained(raw)
+    transformer = Transformer(str(raw), max_seq_length=128)
+    model = SentenceTransformer(
+        modules=[transformer, Pooling(hidden, pooling_mode="mean"), Normalize()], device="cpu"
+    )
+    model.save(str(out / "model"))
+    return out / "model"
