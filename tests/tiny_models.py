@@ -96,8 +96,6 @@ def build_tiny_sentence_transformer(out: Path, *, seed: int = 0, hidden: int = 3
     BertModel(config).save_pretrained(raw, safe_serialization=True)
     tokenizer.save_pretrained(raw)
     transformer = Transformer(str(raw), max_seq_length=128)
-    model = SentenceTransformer(
-        modules=[transformer, Pooling(hidden, pooling_mode="mean"), Normalize()], device="cpu"
-    )
+    model = SentenceTransformer(modules=[transformer, Pooling(hidden, pooling_mode="mean"), Normalize()], device="cpu")
     model.save(str(out / "model"))
     return out / "model"

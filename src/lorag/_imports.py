@@ -41,6 +41,4 @@ def require(module: str, *, purpose: str = "") -> ModuleType:
     except ImportError as err:
         extra = EXTRA_FOR_MODULE.get(module, "all")
         what = f" for {purpose}" if purpose else ""
-        raise ImportError(
-            f'{module} is needed{what} but is not installed: pip install "lorag[{extra}]"'
-        ) from err
+        raise ImportError(f'{module} is needed{what} but is not installed: pip install "lorag[{extra}]"') from err

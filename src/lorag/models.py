@@ -101,9 +101,7 @@ def lorag_home() -> Path:
 
 def hub_offline() -> bool:
     """True when the Hugging Face hub must not be contacted (``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE``)."""
-    return any(
-        os.environ.get(v, "").strip().lower() in _TRUTHY for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
+    return any(os.environ.get(v, "").strip().lower() in _TRUTHY for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 # --------------------------------------------------------------------------- package lookups (no imports)
@@ -298,8 +296,7 @@ def resolve_model(reference: str | os.PathLike[str]) -> str:
     looks_like_path = ref.startswith((".", "/", "~")) or ref.count("/") > 1 or "\\" in ref
     if looks_like_path or not _HUB_ID.match(ref):
         raise ModelNotAvailableError(
-            f"model {ref!r} is neither a lorag short name ({', '.join(PACKAGED_MODELS)}) "
-            "nor an existing directory"
+            f"model {ref!r} is neither a lorag short name ({', '.join(PACKAGED_MODELS)}) nor an existing directory"
         )
     if hub_offline():
         return _cached_hub_snapshot(ref)
@@ -311,9 +308,7 @@ def _cached_hub_snapshot(repo_id: str) -> str:
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import LocalEntryNotFoundError
     except ImportError as err:  # pragma: no cover - huggingface_hub comes with the models extra
-        raise ModelNotAvailableError(
-            f'{repo_id!r} needs huggingface_hub: pip install "lorag[models]"'
-        ) from err
+        raise ModelNotAvailableError(f'{repo_id!r} needs huggingface_hub: pip install "lorag[models]"') from err
     try:
         return str(snapshot_download(repo_id, local_files_only=True))
     except (LocalEntryNotFoundError, OSError, ValueError) as err:
