@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lorag.embedding import Embedder, EmbeddingCache, model_fingerprint
+from lorag.embedding import Embedder, EmbeddingCache
+from lorag.fingerprint import directory_fingerprint as model_fingerprint
 
 
 @pytest.fixture(scope="module")

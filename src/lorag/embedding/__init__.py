@@ -1,6 +1,6 @@
 """Sentence embeddings: one ``Embedder`` over any sentence-transformers model, with a content-keyed cache."""
 
 from lorag.embedding.cache import EmbeddingCache
-from lorag.embedding.encoder import Embedder, model_fingerprint
+from lorag.embedding.encoder import Embedder
 
-__all__ = ["Embedder", "EmbeddingCache", "model_fingerprint"]
+__all__ = ["Embedder", "EmbeddingCache"]

@@ -2,48 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lorag._imports import require
 from lorag.embedding.cache import EmbeddingCache, text_key
+from lorag.fingerprint import directory_fingerprint
 from lorag.models import resolve_model
-
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".onnx", ".xml")
-
-
-@lru_cache(maxsize=64)
-def _hash_file(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(8 * 1024 * 1024), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def model_fingerprint(model_dir: str | Path) -> str:
-    """Content hash of a local model directory (configs and weights), so retrained weights never hit a stale cache.
-
-    A hub id that is not a local directory is fingerprinted by its name.
-    """
-    root = Path(model_dir)
-    if not root.is_dir():
-        return hashlib.sha256(str(model_dir).encode()).hexdigest()[:16]
-    h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root).as_posix()
-        if rel.startswith(".") or rel == "lorag_source.json" or "/." in rel:
-            continue
-        st = path.stat()
-        digest = _hash_file(str(path), st.st_size, st.st_mtime_ns)
-        h.update(f"{rel}:{digest}\n".encode())
-    return h.hexdigest()[:16]
 
 
 class Embedder:
@@ -90,7 +58,7 @@ class Embedder:
         self.model = st.SentenceTransformer(
             self.model_path, device=device, trust_remote_code=trust_remote_code, **(model_kwargs or {})
         )
-        self.fingerprint = model_fingerprint(self.model_path)
+        self.fingerprint = directory_fingerprint(self.model_path)
 
     @property
     def dimension(self) -> int:
