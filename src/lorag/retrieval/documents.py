@@ -191,3 +191,14 @@ def _hashable(value: Any) -> Any:
     if isinstance(value, (list, dict)):
         return ("__json__", json.dumps(value, sort_keys=True))
     return value
+
+
+def matches(metadata: Mapping[str, Any], filter: MetadataFilter) -> bool:
+    """Whether one document's metadata passes ``filter`` (the rule ``DocumentStore.mask`` applies to all rows)."""
+    for key, wanted in filter.items():
+        if key not in metadata:
+            return False
+        values = list(wanted) if isinstance(wanted, _MEMBERSHIP) else [wanted]
+        if _hashable(metadata[key]) not in {_hashable(v) for v in values}:
+            return False
+    return True
