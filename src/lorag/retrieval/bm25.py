@@ -204,6 +204,12 @@ class BM25Index:
         scores += scoring.query_constant(self.method, self._idf[tids], self.delta)
         return scores
 
+    def score_documents(self, query: str, ids: Sequence[str]) -> dict[str, float]:
+        """The exact score of each given document (by id) for ``query``, whether or not it made a top k."""
+        scores = self.get_scores(query)
+        row_of = self.docs.row_of
+        return {doc_id: float(scores[row_of[doc_id]]) for doc_id in ids if doc_id in row_of}
+
     def get_scores(self, query: str) -> np.ndarray:
         """The score of every document (row order) for a query string."""
         return self.scores_for_tokens(self.tokenizer.tokenize(check_query(query)))
@@ -222,7 +228,7 @@ class BM25Index:
         check_query(query)
         k = check_k(k)
         rows, scores = self._top_rows(self.tokenizer.tokenize(query), k, self.docs.mask(filter))
-        return [self.docs.hit(r, s, i + 1) for i, (r, s) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True))]
+        return self.docs.hits(rows.tolist(), scores.tolist())
 
     def search_batch(
         self, queries: Sequence[str], k: int = 10, filter: MetadataFilter | None = None
@@ -235,12 +241,7 @@ class BM25Index:
         out = []
         for q in queries:
             rows, scores = self._top_rows(self.tokenizer.tokenize(q), k, mask)
-            out.append(
-                [
-                    self.docs.hit(r, s, i + 1)
-                    for i, (r, s) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True))
-                ]
-            )
+            out.append(self.docs.hits(rows.tolist(), scores.tolist()))
         return out
 
     def _top_rows(self, tokens: list[str], k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -249,8 +250,10 @@ class BM25Index:
         if not tids or k == 0:
             return empty
         docs, vals = self._gather(tids)
-        summed = np.bincount(docs, weights=vals, minlength=len(self.docs))
-        candidates = np.unique(docs)
+        n_docs = len(self.docs)
+        summed = np.bincount(docs, weights=vals, minlength=n_docs)
+        # Documents with at least one query token: a count pass is cheaper than sorting when postings are many.
+        candidates = np.flatnonzero(np.bincount(docs, minlength=n_docs)) if 8 * docs.size > n_docs else np.unique(docs)
         if mask is not None:
             candidates = candidates[mask[candidates]]
         if candidates.size == 0:

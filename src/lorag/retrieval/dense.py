@@ -246,9 +246,18 @@ class DenseIndex:
         scores, rows = self._index.search(vectors, k, params=params) if params else self._index.search(vectors, k)
         out = []
         for srow, rrow in zip(scores, rows, strict=True):
-            hits = [(r, s) for r, s in zip(rrow.tolist(), srow.tolist(), strict=True) if r >= 0]
-            out.append([self.docs.hit(r, s, i + 1) for i, (r, s) in enumerate(hits)])
+            pairs = [(r, s) for r, s in zip(rrow.tolist(), srow.tolist(), strict=True) if r >= 0]
+            out.append(self.docs.hits([r for r, _ in pairs], [s for _, s in pairs]))
         return out
+
+    def score_documents(self, query_vector: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        """The exact inner product of each given document (by id) with a query vector."""
+        known = [doc_id for doc_id in ids if doc_id in self.docs.row_of]
+        if not known or self._index is None:
+            return {}
+        rows = np.fromiter((self.docs.row_of[i] for i in known), dtype=np.int64, count=len(known))
+        scores = self._index.reconstruct_batch(rows) @ np.asarray(query_vector, dtype=np.float32)
+        return dict(zip(known, scores.tolist(), strict=True))
 
     def _search_params(self, selector: Any) -> Any:
         faiss = self._faiss
