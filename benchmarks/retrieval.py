@@ -57,10 +57,20 @@ def main() -> None:
     parser.add_argument("--embedder", default="minilm")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "retrieval.md"))
     parser.add_argument("--only", default="", help="comma-separated substrings: run only the matching systems")
+    parser.add_argument("--limit", type=int, default=0, help="smoke test: only the first N queries (no results file)")
+    parser.add_argument("--threads", type=int, default=1, help="torch and FAISS threads, the same for every system")
     args = parser.parse_args()
     logging.getLogger("bm25s").setLevel(logging.ERROR)
+    import faiss
+    import torch
+
+    torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
 
     data = load_beir(args.data, split="test")
+    if args.limit:
+        data.queries = dict(list(data.queries.items())[: args.limit])
+        data.qrels = {q: data.qrels[q] for q in data.queries}
     ids = list(data.corpus)
     texts = [data.document_text(i) for i in ids]
     cached = Embedder(args.embedder, cache=EmbeddingCache(lorag_home() / "embeddings.sqlite"), show_progress=True)
@@ -264,6 +274,8 @@ def write_results(rows: list[Row], batch: dict[str, float], args: Any, n_docs: i
         "for every dense and hybrid system.",
         "- Every system: one query at a time, k = 100; latency per query includes tokenizing and (dense/hybrid) "
         "embedding the query with the same uncached minilm model.",
+        f"- torch and FAISS ran with {args.threads} thread(s) for every system: on the oversubscribed shared machine, "
+        "2 torch threads made one query embedding take seconds.",
         "- Build time excludes corpus embedding for every system: the 5,183 corpus vectors come from lorag's shared "
         "embedding cache and are handed to each vector store (FAISS for LangChain, VectorStoreIndex for LlamaIndex) "
         "through a small embeddings wrapper; nothing re-embeds the corpus.",
@@ -295,7 +307,7 @@ def write_results(rows: list[Row], batch: dict[str, float], args: Any, n_docs: i
     lines += [f"- {name}: {qps:.0f}" for name, qps in batch.items()]
     text = "\n".join(lines) + "\n"
     print(text)
-    if not args.only:
+    if not args.only and not args.limit:
         Path(args.out).write_text(text, encoding="utf-8")
 
 
