@@ -293,7 +293,7 @@ def write_results(rows: list[Row], batch: dict[str, float], args: Any, n_docs: i
         rep = r.report
         ref = ours.get(r.family)
         if r.ours or ref is None:
-            ratios = "| | |"
+            ratios = "– | – | –"
         else:
             speed = rep.latency_ms_p50 / ref.report.latency_ms_p50
             build = r.build_s / max(ref.build_s, 1e-9)
