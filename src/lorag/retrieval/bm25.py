@@ -13,6 +13,7 @@ non-zeros (milliseconds for thousands of documents).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from lorag.retrieval import persistence, scoring
+from lorag.retrieval._locking import synchronized
 from lorag.retrieval.documents import DocumentStore, MetadataFilter, SearchHit, check_k, check_query
 from lorag.retrieval.tokenization import TextTokenizer, Tokenizer
 
@@ -62,6 +64,7 @@ class BM25Index:
         self.epsilon = float(epsilon)
         self.tokenizer: TextTokenizer = tokenizer if tokenizer is not None else Tokenizer()
         self.docs = DocumentStore()
+        self._lock = threading.RLock()
         self.vocab: dict[str, int] = {}
         # Raw counts, documents x terms, CSR.
         self._doc_indptr = np.zeros(1, dtype=np.int64)
@@ -97,6 +100,7 @@ class BM25Index:
     def __len__(self) -> int:
         return len(self.docs)
 
+    @synchronized
     def add(
         self,
         texts: Sequence[str],
@@ -108,6 +112,7 @@ class BM25Index:
         self._add_validated(ids_, texts_, metas)
         return ids_
 
+    @synchronized
     def _add_validated(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]) -> None:
         vocab = dict(self.vocab)
         terms: list[int] = []
@@ -136,6 +141,7 @@ class BM25Index:
     def validate_delete(self, ids: Sequence[str]) -> np.ndarray:
         return self.docs.rows_of(ids)
 
+    @synchronized
     def delete(self, ids: Sequence[str]) -> None:
         """Delete documents by id; an unknown id raises ``KeyError`` and nothing is deleted."""
         rows = self.docs.rows_of(ids)
@@ -194,6 +200,7 @@ class BM25Index:
         vocab = self.vocab
         return [vocab[t] for t in tokens if t in vocab]
 
+    @synchronized
     def scores_for_tokens(self, tokens: Sequence[str]) -> np.ndarray:
         """The score of every document (row order) for an already tokenized query, as rank-bm25's ``get_scores``."""
         scores = np.zeros(len(self.docs))
@@ -204,6 +211,7 @@ class BM25Index:
         scores += scoring.query_constant(self.method, self._idf[tids], self.delta)
         return scores
 
+    @synchronized
     def score_documents(self, query: str, ids: Sequence[str]) -> dict[str, float]:
         """The exact score of each given document (by id) for ``query``, whether or not it made a top k."""
         scores = self.get_scores(query)
@@ -223,6 +231,7 @@ class BM25Index:
         vals = np.concatenate([self._post_scores[ptr[t] : ptr[t + 1]] for t in tids])
         return docs, vals
 
+    @synchronized
     def search(self, query: str, k: int = 10, filter: MetadataFilter | None = None) -> list[SearchHit]:
         """The top ``k`` documents containing at least one query token, best first; ``filter`` applies first."""
         check_query(query)
@@ -230,6 +239,7 @@ class BM25Index:
         rows, scores = self._top_rows(self.tokenizer.tokenize(query), k, self.docs.mask(filter))
         return self.docs.hits(rows.tolist(), scores.tolist())
 
+    @synchronized
     def search_batch(
         self, queries: Sequence[str], k: int = 10, filter: MetadataFilter | None = None
     ) -> list[list[SearchHit]]:
@@ -271,6 +281,7 @@ class BM25Index:
         """Save to a directory atomically: an interrupted save leaves the previous index there loadable."""
         persistence.save_atomically(path, self.write_to)
 
+    @synchronized
     def write_to(self, directory: Path) -> None:
         """Write this index's files and manifest into an existing empty directory (no atomicity by itself)."""
         persistence.save_arrays(

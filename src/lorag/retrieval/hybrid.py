@@ -7,6 +7,7 @@ RRF keeps the literature's constant 60 and equal weights (Cormack et al. 2009).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 
 from lorag.retrieval import fusion as fusion_lib
 from lorag.retrieval import persistence
+from lorag.retrieval._locking import synchronized
 from lorag.retrieval.bm25 import BM25Index
 from lorag.retrieval.dense import DenseBackend, DenseIndex, TextEmbedder
 from lorag.retrieval.documents import MetadataFilter, SearchHit, check_k, check_query
@@ -85,6 +87,7 @@ class HybridRetriever:
             raise TypeError(f"dense must have add/delete/search (a DenseBackend), got {type(dense).__name__}")
         self.bm25 = bm25
         self.dense = dense
+        self._lock = threading.RLock()
         self.alpha = float(alpha)
         self.normalization = normalization
         self.rrf_k = float(rrf_k)
@@ -129,6 +132,7 @@ class HybridRetriever:
         }
 
     # ---------------------------------------------------------------------------------------------------- documents
+    @synchronized
     def add(
         self,
         texts: Sequence[str],
@@ -148,6 +152,7 @@ class HybridRetriever:
         self.bm25._add_validated(ids_, texts_, metas)
         return ids_
 
+    @synchronized
     def delete(self, ids: Sequence[str]) -> None:
         """Delete documents by id from both sides; an unknown id raises ``KeyError`` and nothing changes."""
         self.bm25.validate_delete(ids)
@@ -177,21 +182,23 @@ class HybridRetriever:
         if k == 0 or not len(self.bm25):
             return []
         depth = {name: max(k, d) for name, d in self.depth.items()}
-        bm25_hits = self.bm25.search(query, depth["bm25"], filter)
         if isinstance(self.dense, DenseIndex):
-            if query_vector is None:
+            if query_vector is None:  # outside the lock: embedding is the slow part and needs no index state
                 query_vector = np.asarray(self.dense.embedder.embed_query(query), dtype=np.float32)
-            dense_hits = self.dense.search_vectors(query_vector[None, :], depth["dense"], filter)[0]
-        else:
-            if query_vector is not None:
-                raise ValueError("query_vector can only be given with a DenseIndex; vector stores embed themselves")
-            dense_hits = self.dense.search(query, depth["dense"], filter)
-        lists = {"bm25": bm25_hits, "dense": dense_hits}
-        union = list({h.id: None for hits in lists.values() for h in hits})
-        exact = {"bm25": self.bm25.score_documents(query, union)}
-        if query_vector is not None and isinstance(self.dense, DenseIndex):
-            exact["dense"] = self.dense.score_documents(query_vector, union)
-        return self.fuse(lists, k, exact)
+        elif query_vector is not None:
+            raise ValueError("query_vector can only be given with a DenseIndex; vector stores embed themselves")
+        with self._lock:
+            bm25_hits = self.bm25.search(query, depth["bm25"], filter)
+            if isinstance(self.dense, DenseIndex):
+                dense_hits = self.dense.search_vectors(query_vector[None, :], depth["dense"], filter)[0]
+            else:
+                dense_hits = self.dense.search(query, depth["dense"], filter)
+            lists = {"bm25": bm25_hits, "dense": dense_hits}
+            union = list({h.id: None for hits in lists.values() for h in hits})
+            exact = {"bm25": self.bm25.score_documents(query, union)}
+            if query_vector is not None and isinstance(self.dense, DenseIndex):
+                exact["dense"] = self.dense.score_documents(query_vector, union)
+            return self.fuse(lists, k, exact)
 
     def fuse(
         self, lists: Mapping[str, list[SearchHit]], k: int, exact: Mapping[str, Mapping[str, float]] | None = None
@@ -258,7 +265,8 @@ class HybridRetriever:
             self.dense.write_to(directory / "dense")  # type: ignore[union-attr]
             persistence.write_manifest(directory, KIND, self.settings())
 
-        persistence.save_atomically(path, write)
+        with self._lock:  # BM25 and FAISS saved in one consistent state
+            persistence.save_atomically(path, write)
 
     @classmethod
     def load(cls, path: str | Path, embedder: TextEmbedder, tokenizer: TextTokenizer | None = None) -> HybridRetriever:
