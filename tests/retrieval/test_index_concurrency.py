@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 from conftest import CORPUS, IDS, METADATAS
-
 from lorag.retrieval import HybridRetriever
 
 
