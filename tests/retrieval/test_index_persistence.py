@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import CORPUS, IDS, METADATAS
 from lorag.retrieval import (
@@ -123,3 +125,36 @@ def test_loading_a_bm25_directory_as_dense_names_the_kind(tmp_path: Path, tiny_e
     BM25Index.from_texts(CORPUS).save(tmp_path / "idx")
     with pytest.raises(IndexFormatError, match=r"'lorag\.bm25' index, expected 'lorag\.dense'"):
         DenseIndex.load(tmp_path / "idx", tiny_embedder)
+
+
+WORDS = st.sampled_from([f"w{i}" for i in range(10)])
+
+
+@pytest.mark.parametrize("method", ["lucene", "okapi", "bm25l", "bm25plus"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    docs=st.lists(st.lists(WORDS, min_size=0, max_size=8).map(" ".join), min_size=1, max_size=10),
+    queries=st.lists(st.lists(WORDS, min_size=1, max_size=3).map(" ".join), min_size=1, max_size=4),
+)
+def test_bm25_save_load_property(tmp_path: Path, method: str, docs: list[str], queries: list[str]) -> None:
+    index = BM25Index.from_texts(docs, method=method, tokenizer=Tokenizer(stem=False, stopwords=False))
+    target = tmp_path / f"prop-{method}"
+    index.save(target)
+    loaded = BM25Index.load(target)
+    for q in queries:
+        assert loaded.search(q, k=len(docs)) == index.search(q, k=len(docs))
+        np.testing.assert_array_equal(loaded.get_scores(q), index.get_scores(q))
+
+
+@pytest.mark.parametrize("damage", ["truncate_faiss", "drop_bm25_counts"])
+def test_damaged_hybrid_directory_is_a_clear_error(tmp_path: Path, tiny_embedder, damage: str) -> None:
+    hybrid = HybridRetriever.from_texts(CORPUS, tiny_embedder, ids=IDS)
+    hybrid.save(tmp_path / "h")
+    snap = persistence.live_snapshot(tmp_path / "h")
+    if damage == "truncate_faiss":
+        data = (snap / "dense" / "index.faiss").read_bytes()
+        (snap / "dense" / "index.faiss").write_bytes(data[:100])
+    else:
+        (snap / "bm25" / "counts.npz").unlink()
+    with pytest.raises(IndexFormatError, match=r"truncated|corrupted"):
+        HybridRetriever.load(tmp_path / "h", tiny_embedder)
