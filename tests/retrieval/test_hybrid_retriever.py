@@ -58,10 +58,32 @@ def test_filters_apply_before_the_cut(hybrid: HybridRetriever) -> None:
     assert [h.id for h in hybrid.dense.search("Paris", k=5, filter={"year": 2004})] == ["doc-3"]
 
 
-def test_results_are_unique_by_id_even_when_a_store_repeats_one(hybrid: HybridRetriever) -> None:
-    repeated = [SearchHit("doc-1", 0.9, 1, "t"), SearchHit("doc-1", 0.8, 2, "t"), SearchHit("doc-2", 0.1, 3, "t")]
-    fused = hybrid.fuse({"bm25": repeated, "dense": repeated[::-1]}, k=10)
-    assert sorted(h.id for h in fused) == ["doc-1", "doc-2"]
+class RepeatingStore:
+    """A vector store that returns one id twice (as chunked stores can) and one id BM25 does not know."""
+
+    def add(self, texts, ids=None, metadatas=None):  # type: ignore[no-untyped-def]
+        return list(ids or [])
+
+    def delete(self, ids):  # type: ignore[no-untyped-def]
+        pass
+
+    def search(self, query, k=10, filter=None):  # type: ignore[no-untyped-def]
+        return [
+            SearchHit("doc-1", 0.9, 1, CORPUS[1]),
+            SearchHit("doc-1", 0.8, 2, CORPUS[1]),
+            SearchHit("elsewhere", 0.5, 3, "only in the store", {"src": "store"}),
+        ][:k]
+
+
+@pytest.mark.parametrize("fusion", ["rrf", "convex"])
+def test_results_are_unique_by_id_even_when_a_store_repeats_one(hybrid: HybridRetriever, fusion: str) -> None:
+    retriever = HybridRetriever(hybrid.bm25, RepeatingStore(), fusion=fusion)
+    hits = retriever.search("foxes", k=10)
+    ids = [h.id for h in hits]
+    assert len(ids) == len(set(ids)) and "doc-1" in ids
+    assert hits[ids.index("doc-1")].component_scores["dense"] == 0.9
+    store_only = hits[ids.index("elsewhere")]
+    assert store_only.text == "only in the store" and store_only.metadata == {"src": "store"}
 
 
 def test_dense_flat_search_is_exact(hybrid: HybridRetriever, tiny_embedder) -> None:

@@ -232,6 +232,24 @@ class BM25Index:
         return docs, vals
 
     @synchronized
+    def ranking(
+        self, query: str, k: int, filter: MetadataFilter | None = None, *, exact_for: Sequence[str] = ()
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """The top ``k`` as ``{id: score}`` in rank order (no hit objects: the hybrid's fast path), and the exact
+        score of each id in ``exact_for`` (one more gather over the same postings)."""
+        check_query(query)
+        tokens = self.tokenizer.tokenize(query)
+        rows, scores = self._top_rows(tokens, check_k(k), self.docs.mask(filter))
+        ids = self.docs.ids
+        top = dict(zip([ids[r] for r in rows.tolist()], scores.tolist(), strict=True))
+        exact: dict[str, float] = {}
+        if exact_for:
+            all_scores = self.scores_for_tokens(tokens)
+            row_of = self.docs.row_of
+            exact = {i: float(all_scores[row_of[i]]) for i in exact_for if i in row_of}
+        return top, exact
+
+    @synchronized
     def search(self, query: str, k: int = 10, filter: MetadataFilter | None = None) -> list[SearchHit]:
         """The top ``k`` documents containing at least one query token, best first; ``filter`` applies first."""
         check_query(query)

@@ -236,27 +236,41 @@ class DenseIndex:
         self, vectors: np.ndarray, k: int = 10, filter: MetadataFilter | None = None
     ) -> list[list[SearchHit]]:
         """Search with query vectors already made (shape ``(n, dimension)``)."""
-        k = check_k(k)
+        rows, scores = self._search_rows(vectors, check_k(k), filter)
+        return [self.docs.hits(r, s) for r, s in zip(rows, scores, strict=True)]
+
+    @synchronized
+    def ranking(self, query_vector: np.ndarray, k: int, filter: MetadataFilter | None = None) -> dict[str, float]:
+        """The top ``k`` for one query vector as ``{id: score}`` in rank order (no hit objects: the hybrid's path)."""
+        rows, scores = self._search_rows(np.asarray(query_vector, dtype=np.float32)[None, :], check_k(k), filter)
+        ids = self.docs.ids
+        return dict(zip([ids[r] for r in rows[0]], scores[0], strict=True))
+
+    def _search_rows(
+        self, vectors: np.ndarray, k: int, filter: MetadataFilter | None
+    ) -> tuple[list[list[int]], list[list[float]]]:
+        """Rows and scores per query vector, best first (FAISS's -1 padding dropped)."""
         vectors = self.check_embeddings(vectors, len(vectors))
+        empty: tuple[list[list[int]], list[list[float]]] = ([[] for _ in vectors], [[] for _ in vectors])
         if k == 0 or not len(self.docs):
-            return [[] for _ in range(len(vectors))]
+            return empty
         mask = self.docs.mask(filter)
         params = None
         if mask is not None:
             allowed = np.flatnonzero(mask)
             if allowed.size == 0:
-                return [[] for _ in range(len(vectors))]
+                return empty
             params = self._search_params(self._faiss.IDSelectorBatch(allowed.astype(np.int64)))
             k = min(k, int(allowed.size))
         elif self.index_type != "flat":
             params = self._search_params(None)
         k = min(k, len(self.docs))
         scores, rows = self._index.search(vectors, k, params=params) if params else self._index.search(vectors, k)
-        out = []
-        for srow, rrow in zip(scores, rows, strict=True):
-            pairs = [(r, s) for r, s in zip(rrow.tolist(), srow.tolist(), strict=True) if r >= 0]
-            out.append(self.docs.hits([r for r, _ in pairs], [s for _, s in pairs]))
-        return out
+        keep = rows >= 0
+        return (
+            [r[m].tolist() for r, m in zip(rows, keep, strict=True)],
+            [s[m].tolist() for s, m in zip(scores, keep, strict=True)],
+        )
 
     @synchronized
     def score_documents(self, query_vector: np.ndarray, ids: Sequence[str]) -> dict[str, float]:

@@ -188,38 +188,36 @@ class HybridRetriever:
         elif query_vector is not None:
             raise ValueError("query_vector can only be given with a DenseIndex; vector stores embed themselves")
         with self._lock:
-            bm25_hits = self.bm25.search(query, depth["bm25"], filter)
+            documents: dict[str, SearchHit] = {}
             if isinstance(self.dense, DenseIndex):
-                dense_hits = self.dense.search_vectors(query_vector[None, :], depth["dense"], filter)[0]
+                dense_top = self.dense.ranking(query_vector, depth["dense"], filter)  # type: ignore[arg-type]
             else:
-                dense_hits = self.dense.search(query, depth["dense"], filter)
-            lists = {"bm25": bm25_hits, "dense": dense_hits}
-            union = list({h.id: None for hits in lists.values() for h in hits})
-            exact = {"bm25": self.bm25.score_documents(query, union)}
-            if query_vector is not None and isinstance(self.dense, DenseIndex):
-                exact["dense"] = self.dense.score_documents(query_vector, union)
-            return self.fuse(lists, k, exact)
+                dense_top = {}
+                for hit in self.dense.search(query, depth["dense"], filter):
+                    if hit.id not in dense_top:  # a store may return one id twice; keep its best
+                        dense_top[hit.id] = hit.score
+                        documents[hit.id] = hit
+            bm25_top, bm25_exact = self.bm25.ranking(query, depth["bm25"], filter, exact_for=list(dense_top))
+            exact = {"bm25": bm25_exact}
+            if isinstance(self.dense, DenseIndex):
+                missing = [doc_id for doc_id in bm25_top if doc_id not in dense_top]
+                exact["dense"] = self.dense.score_documents(query_vector, missing)  # type: ignore[arg-type]
+            return self.fuse({"bm25": bm25_top, "dense": dense_top}, k, exact, documents)
 
     def fuse(
-        self, lists: Mapping[str, list[SearchHit]], k: int, exact: Mapping[str, Mapping[str, float]] | None = None
+        self,
+        rankings: Mapping[str, Mapping[str, float]],
+        k: int,
+        exact: Mapping[str, Mapping[str, float]] | None = None,
+        documents: Mapping[str, SearchHit] | None = None,
     ) -> list[HybridHit]:
-        """Fuse per-component hit lists (each best first) into the top ``k``, one result per document id.
+        """Fuse per-component rankings (``{id: score}``, best first) into the top ``k``, one result per id.
 
         ``exact`` optionally gives, per component, the true score of documents that component did not return; they
-        join its scores for convex fusion and appear in ``component_scores`` (with rank ``None``).
+        join its scores for convex fusion and appear in ``component_scores`` (with rank ``None``). Texts and metadata
+        come from the BM25 index, else from ``documents`` (hits of an external vector store).
         """
-        rankings: dict[str, dict[str, float]] = {}
-        ranks: dict[str, dict[str, int]] = {}
-        by_id: dict[str, SearchHit] = {}
-        for name, hits in lists.items():
-            ranking: dict[str, float] = {}
-            for hit in hits:
-                if hit.id in ranking:  # a store may return one id twice; keep its best
-                    continue
-                ranking[hit.id] = hit.score
-                by_id.setdefault(hit.id, hit)
-            rankings[name] = ranking
-            ranks[name] = {doc_id: r for r, doc_id in enumerate(ranking, start=1)}
+        ranks = {name: {doc_id: r for r, doc_id in enumerate(ranking, start=1)} for name, ranking in rankings.items()}
         scores = {name: {**(exact or {}).get(name, {}), **ranking} for name, ranking in rankings.items()}
         if self.fusion == "rrf":
             fused = fusion_lib.rrf(rankings, self.weights, self.rrf_k)
@@ -228,14 +226,15 @@ class HybridRetriever:
                 scores, {"dense": self.alpha, "bm25": 1.0 - self.alpha}, normalization=self.normalization
             )
         best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
+        docs = self.bm25.docs
         out = []
         for rank, (doc_id, score) in enumerate(best, start=1):
-            row = self.bm25.docs.row_of.get(doc_id)
-            hit = by_id[doc_id]
+            row = docs.row_of.get(doc_id)
             if row is None:
-                text, meta = hit.text, hit.metadata
+                hit = (documents or {}).get(doc_id)
+                text, meta = (hit.text, dict(hit.metadata)) if hit is not None else ("", {})
             else:
-                text, meta = self.bm25.docs.texts[row], dict(self.bm25.docs.metadatas[row])
+                text, meta = docs.texts[row], dict(docs.metadatas[row])
             out.append(
                 HybridHit(
                     doc_id,
@@ -243,8 +242,8 @@ class HybridRetriever:
                     rank,
                     text,
                     meta,
-                    {name: scores[name].get(doc_id) for name in lists},
-                    {name: ranks[name].get(doc_id) for name in lists},
+                    {name: scores[name].get(doc_id) for name in rankings},
+                    {name: ranks[name].get(doc_id) for name in rankings},
                 )
             )
         return out
