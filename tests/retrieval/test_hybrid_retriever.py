@@ -114,3 +114,12 @@ def test_convex_normalises_exact_scores_over_all_candidates(hybrid: HybridRetrie
         return (x - x.mean()) / x.std() if normalization == "zscore" else (x - x.min()) / (x.max() - x.min())
 
     np.testing.assert_allclose([h.score for h in hits], 0.3 * norm(dense) + 0.7 * norm(bm25), rtol=1e-6, atol=1e-9)
+
+
+def test_bm25_retrieve_rows_matches_search(hybrid: HybridRetriever) -> None:
+    queries = ["fox", "Paris capital", "zzz unknown"]
+    rows, scores = hybrid.bm25.retrieve_rows(queries, k=3)
+    for q, r, s in zip(queries, rows, scores, strict=True):
+        hits = hybrid.bm25.search(q, k=3)
+        assert [hybrid.bm25.docs.ids[i] for i in r if i >= 0] == [h.id for h in hits]
+        assert s[: len(hits)].tolist() == [h.score for h in hits] and np.all(np.isneginf(s[len(hits) :]))

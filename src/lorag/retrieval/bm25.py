@@ -272,6 +272,21 @@ class BM25Index:
             out.append(self.docs.hits(rows.tolist(), scores.tolist()))
         return out
 
+    @synchronized
+    def retrieve_rows(self, queries: Sequence[str], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The low layer under ``search_batch``: row indices ``(n, k)`` (-1 where fewer match) and scores ``(n, k)``
+        (-inf there), without building hit objects; map rows to ids with ``index.docs.ids``."""
+        for q in queries:
+            check_query(q)
+        k = check_k(k)
+        rows_out = np.full((len(queries), k), -1, dtype=np.int64)
+        scores_out = np.full((len(queries), k), -np.inf)
+        for i, q in enumerate(queries):
+            rows, scores = self._top_rows(self.tokenizer.tokenize(q), k, None)
+            rows_out[i, : rows.size] = rows
+            scores_out[i, : scores.size] = scores
+        return rows_out, scores_out
+
     def _top_rows(self, tokens: list[str], k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         tids = self._token_ids(tokens)
         empty = np.zeros(0, dtype=np.int64), np.zeros(0)
