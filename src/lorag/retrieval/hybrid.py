@@ -1,0 +1,279 @@
+"""``HybridRetriever``: BM25 and a dense backend, fused, with each component's score and rank on every result.
+
+Convex defaults (``alpha=0.5``, z-score, ``depth=200``) were the best of 36 settings on the SciFact *train* queries
+with ``minilm`` (``benchmarks/tune_fusion.py``, table in ``benchmarks/results/tune_fusion.md``), never on test.
+RRF keeps the literature's constant 60 and equal weights (Cormack et al. 2009).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lorag.retrieval import fusion as fusion_lib
+from lorag.retrieval import persistence
+from lorag.retrieval._locking import synchronized
+from lorag.retrieval.bm25 import BM25Index
+from lorag.retrieval.dense import DenseBackend, DenseIndex, TextEmbedder
+from lorag.retrieval.documents import MetadataFilter, SearchHit, check_k, check_query
+from lorag.retrieval.tokenization import TextTokenizer
+
+KIND = "lorag.hybrid"
+COMPONENTS = ("bm25", "dense")
+
+#: Weight of the dense component in convex fusion (the lexical one gets ``1 - alpha``); chosen on SciFact train.
+DEFAULT_ALPHA = 0.5
+#: Convex score normalisation; chosen on SciFact train.
+DEFAULT_NORMALIZATION = "zscore"
+#: Candidates taken from each component before fusion; chosen on SciFact train.
+DEFAULT_DEPTH = 200
+
+
+@dataclass(frozen=True)
+class HybridHit:
+    """One fused result: fused ``score`` and ``rank``, plus each component's own score and rank (``None`` when that
+    component did not return the document within its candidate depth)."""
+
+    id: str
+    score: float
+    rank: int
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    component_scores: dict[str, float | None] = field(default_factory=dict)
+    component_ranks: dict[str, int | None] = field(default_factory=dict)
+
+
+class HybridRetriever:
+    """Fuse a ``BM25Index`` with a dense backend (``DenseIndex`` or a framework vector store adapter).
+
+    Args:
+        bm25: the lexical index; it also keeps the documents' texts and metadata.
+        dense: a ``DenseIndex`` or any ``DenseBackend``; it must hold the same document ids.
+        fusion: ``"convex"`` (default) or ``"rrf"``.
+        alpha: convex weight of the dense scores; BM25 gets ``1 - alpha``.
+        normalization: convex score normalisation, ``"zscore"`` (default) or ``"minmax"``.
+        rrf_k: the RRF constant (60, as in Cormack et al. 2009).
+        weights: RRF weights per component, e.g. ``{"bm25": 1.0, "dense": 2.0}`` (1 each by default).
+        depth: candidates per component before fusion: one int, or ``{"bm25": n, "dense": m}``.
+    """
+
+    def __init__(
+        self,
+        bm25: BM25Index,
+        dense: DenseBackend,
+        *,
+        fusion: str = "convex",
+        alpha: float = DEFAULT_ALPHA,
+        normalization: str = DEFAULT_NORMALIZATION,
+        rrf_k: float = 60.0,
+        weights: Mapping[str, float] | None = None,
+        depth: int | Mapping[str, int] = DEFAULT_DEPTH,
+    ) -> None:
+        self.fusion = fusion_lib.check_fusion(fusion)
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        if normalization not in fusion_lib.NORMALIZATIONS:
+            raise ValueError(
+                f"unknown normalization {normalization!r}; choose one of {list(fusion_lib.NORMALIZATIONS)}"
+            )
+        if rrf_k <= 0:
+            raise ValueError(f"rrf_k must be positive, got {rrf_k}")
+        if not isinstance(dense, DenseBackend):
+            raise TypeError(f"dense must have add/delete/search (a DenseBackend), got {type(dense).__name__}")
+        self.bm25 = bm25
+        self.dense = dense
+        self._lock = threading.RLock()
+        self.alpha = float(alpha)
+        self.normalization = normalization
+        self.rrf_k = float(rrf_k)
+        self.weights = {c: float((weights or {}).get(c, 1.0)) for c in COMPONENTS}
+        unknown = set(weights or {}) - set(COMPONENTS)
+        if unknown:
+            raise ValueError(f"unknown components in weights: {sorted(unknown)}; choose from {list(COMPONENTS)}")
+        depths = dict.fromkeys(COMPONENTS, depth) if isinstance(depth, int) else dict(depth)
+        if set(depths) != set(COMPONENTS) or any(not isinstance(d, int) or d < 1 for d in depths.values()):
+            raise ValueError(f"depth must be a positive int or {{'bm25': int, 'dense': int}}, got {depth!r}")
+        self.depth: dict[str, int] = depths  # type: ignore[assignment]
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Sequence[str],
+        embedder: TextEmbedder,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        embeddings: np.ndarray | None = None,
+        bm25_kwargs: Mapping[str, Any] | None = None,
+        dense_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> HybridRetriever:
+        """Build BM25 and a FAISS ``DenseIndex`` over the same documents (``embeddings`` skips embedding them)."""
+        retriever = cls(BM25Index(**(bm25_kwargs or {})), DenseIndex(embedder, **(dense_kwargs or {})), **kwargs)
+        retriever.add(texts, ids=ids, metadatas=metadatas, embeddings=embeddings)
+        return retriever
+
+    def __len__(self) -> int:
+        return len(self.bm25)
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "fusion": self.fusion,
+            "alpha": self.alpha,
+            "normalization": self.normalization,
+            "rrf_k": self.rrf_k,
+            "weights": self.weights,
+            "depth": self.depth,
+        }
+
+    # ---------------------------------------------------------------------------------------------------- documents
+    @synchronized
+    def add(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        embeddings: np.ndarray | None = None,
+    ) -> list[str]:
+        """Add documents to both sides; everything is checked first, so a bad batch changes neither."""
+        ids_, texts_, metas = self.bm25.docs.validate_new(ids, texts, metadatas)
+        if isinstance(self.dense, DenseIndex):
+            batch = self.dense.prepare(texts_, ids_, metas, embeddings)
+            self.dense.commit(*batch)
+        else:
+            if embeddings is not None:
+                raise ValueError("embeddings can only be given with a DenseIndex; vector stores embed themselves")
+            self.dense.add(texts_, ids=ids_, metadatas=metas)
+        self.bm25._add_validated(ids_, texts_, metas)
+        return ids_
+
+    @synchronized
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete documents by id from both sides; an unknown id raises ``KeyError`` and nothing changes."""
+        self.bm25.validate_delete(ids)
+        if isinstance(self.dense, DenseIndex):
+            self.dense.docs.rows_of(ids)
+        self.dense.delete(ids)
+        self.bm25.delete(ids)
+
+    # ----------------------------------------------------------------------------------------------------- querying
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        filter: MetadataFilter | None = None,
+        *,
+        query_vector: np.ndarray | None = None,
+    ) -> list[HybridHit]:
+        """The top ``k`` fused results; ``filter`` applies inside each component, before any cut.
+
+        ``query_vector`` skips embedding the query (FAISS ``DenseIndex`` only). A document one component returned
+        and the other did not gets the other's exact score when that component can compute it (BM25 always; a FAISS
+        ``DenseIndex`` too): convex normalisation then sees true scores rather than a guessed floor, and every result
+        reports every component's score (its rank stays ``None`` outside that component's candidates).
+        """
+        check_query(query)
+        k = check_k(k)
+        if k == 0 or not len(self.bm25):
+            return []
+        depth = {name: max(k, d) for name, d in self.depth.items()}
+        if isinstance(self.dense, DenseIndex):
+            if query_vector is None:  # outside the lock: embedding is the slow part and needs no index state
+                query_vector = np.asarray(self.dense.embedder.embed_query(query), dtype=np.float32)
+        elif query_vector is not None:
+            raise ValueError("query_vector can only be given with a DenseIndex; vector stores embed themselves")
+        with self._lock:
+            documents: dict[str, SearchHit] = {}
+            if isinstance(self.dense, DenseIndex):
+                dense_top = self.dense.ranking(query_vector, depth["dense"], filter)  # type: ignore[arg-type]
+            else:
+                dense_top = {}
+                for hit in self.dense.search(query, depth["dense"], filter):
+                    if hit.id not in dense_top:  # a store may return one id twice; keep its best
+                        dense_top[hit.id] = hit.score
+                        documents[hit.id] = hit
+            bm25_top, bm25_exact = self.bm25.ranking(query, depth["bm25"], filter, exact_for=list(dense_top))
+            exact = {"bm25": bm25_exact}
+            if isinstance(self.dense, DenseIndex):
+                missing = [doc_id for doc_id in bm25_top if doc_id not in dense_top]
+                exact["dense"] = self.dense.score_documents(query_vector, missing)  # type: ignore[arg-type]
+            return self.fuse({"bm25": bm25_top, "dense": dense_top}, k, exact, documents)
+
+    def fuse(
+        self,
+        rankings: Mapping[str, Mapping[str, float]],
+        k: int,
+        exact: Mapping[str, Mapping[str, float]] | None = None,
+        documents: Mapping[str, SearchHit] | None = None,
+    ) -> list[HybridHit]:
+        """Fuse per-component rankings (``{id: score}``, best first) into the top ``k``, one result per id.
+
+        ``exact`` optionally gives, per component, the true score of documents that component did not return; they
+        join its scores for convex fusion and appear in ``component_scores`` (with rank ``None``). Texts and metadata
+        come from the BM25 index, else from ``documents`` (hits of an external vector store).
+        """
+        ranks = {name: {doc_id: r for r, doc_id in enumerate(ranking, start=1)} for name, ranking in rankings.items()}
+        scores = {name: {**(exact or {}).get(name, {}), **ranking} for name, ranking in rankings.items()}
+        if self.fusion == "rrf":
+            fused = fusion_lib.rrf(rankings, self.weights, self.rrf_k)
+        else:
+            fused = fusion_lib.convex(
+                scores, {"dense": self.alpha, "bm25": 1.0 - self.alpha}, normalization=self.normalization
+            )
+        best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
+        docs = self.bm25.docs
+        out = []
+        for rank, (doc_id, score) in enumerate(best, start=1):
+            row = docs.row_of.get(doc_id)
+            if row is None:
+                hit = (documents or {}).get(doc_id)
+                text, meta = (hit.text, dict(hit.metadata)) if hit is not None else ("", {})
+            else:
+                text, meta = docs.texts[row], dict(docs.metadatas[row])
+            out.append(
+                HybridHit(
+                    doc_id,
+                    float(score),
+                    rank,
+                    text,
+                    meta,
+                    {name: scores[name].get(doc_id) for name in rankings},
+                    {name: ranks[name].get(doc_id) for name in rankings},
+                )
+            )
+        return out
+
+    # -------------------------------------------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> None:
+        """Save BM25, the FAISS index and the fusion settings atomically into one directory."""
+        if not isinstance(self.dense, DenseIndex):
+            raise TypeError(
+                "only a HybridRetriever over a lorag DenseIndex can be saved; a framework vector store persists "
+                "itself: save its BM25 side with retriever.bm25.save(path)"
+            )
+
+        def write(directory: Path) -> None:
+            (directory / "bm25").mkdir()
+            (directory / "dense").mkdir()
+            self.bm25.write_to(directory / "bm25")
+            self.dense.write_to(directory / "dense")  # type: ignore[union-attr]
+            persistence.write_manifest(directory, KIND, self.settings())
+
+        with self._lock:  # BM25 and FAISS saved in one consistent state
+            persistence.save_atomically(path, write)
+
+    @classmethod
+    def load(cls, path: str | Path, embedder: TextEmbedder, tokenizer: TextTokenizer | None = None) -> HybridRetriever:
+        """Load a saved hybrid index; ``embedder`` (and ``tokenizer`` if given) must match the saved settings."""
+        directory = persistence.live_snapshot(path)
+        settings = persistence.read_manifest(directory, KIND)
+        bm25 = BM25Index.read_from(directory / "bm25", tokenizer)
+        dense = DenseIndex.read_from(directory / "dense", embedder)
+        if bm25.docs.ids != dense.docs.ids:
+            raise persistence.IndexFormatError(f"{directory} is inconsistent: BM25 and dense hold different documents")
+        return cls(bm25, dense, **settings)
