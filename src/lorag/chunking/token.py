@@ -57,15 +57,18 @@ def token_windows(
             b = smaller
             lo, hi = strip_span(piece, left(a), right(b))
             count = length(piece[lo:hi])
-        if hi > lo:
+        fresh = hi > lo and (not out or start + hi > out[-1][1])  # skip windows adding only whitespace
+        if fresh:
             out.append((start + lo, start + hi, count))
         if b >= n_tok:
             break
         nxt = max(b - overlap, a + 1)
         while nxt < b and not clean(nxt):
             nxt += 1
-        if hi > lo:
-            while nxt < b and length(piece[strip_span(piece, left(nxt), hi)[0] : hi]) > overlap:
+        if fresh:  # the next chunk must start later and repeat at most `overlap` tokens of this one
+            while nxt < b and (
+                (nxt_lo := strip_span(piece, left(nxt), len(piece))[0]) <= lo or length(piece[nxt_lo:hi]) > overlap
+            ):
                 nxt += 1
                 while nxt < b and not clean(nxt):
                     nxt += 1
