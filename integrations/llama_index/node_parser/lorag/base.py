@@ -59,8 +59,8 @@ class LoragNodeParser(NodeParser):
         callback_manager: CallbackManager | None = None,
         **kwargs: Any,
     ) -> None:
-        options = {**(splitter_kwargs or {}), **kwargs.pop("extra_splitter_kwargs", {})}
-        super().__init__(
+        options = dict(splitter_kwargs or {})
+        super().__init__(  # type: ignore[call-arg]  # pydantic fields, which mypy cannot see without the plugin
             method=method,
             chunk_size=chunk_size,
             chunk_overlap=chunk_overlap,
