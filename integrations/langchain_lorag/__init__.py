@@ -4,3 +4,6 @@ from langchain_lorag.retrievers import LoragBM25Retriever, LoragHybridRetriever
 from langchain_lorag.vectorstores import LangChainVectorStoreBackend
 
 __all__ = ["LangChainVectorStoreBackend", "LoragBM25Retriever", "LoragHybridRetriever"]
+from langchain_lorag.text_splitters import LoragTextSplitter
+
+__all__: list[str] = ["LoragTextSplitter"]
