@@ -635,7 +635,8 @@ class AdapterRegistry:
     # ------------------------------------------------------------------ injection (holds model_lock)
 
     def _inject(self, entry: _Entry, validated: _Validated) -> None:
-        from peft import PeftModel, set_peft_model_state_dict
+        import torch
+        from peft import PeftModel
 
         name = entry.name
         created = self._peft is None
@@ -644,10 +645,20 @@ class AdapterRegistry:
                 self._peft = PeftModel(self.base.model, validated.config, adapter_name=name)
             else:
                 self._peft.add_adapter(name, validated.config)
-            result = set_peft_model_state_dict(self._peft, validated.state_dict, adapter_name=name)
-            unexpected = list(getattr(result, "unexpected_keys", []) or [])
-            if unexpected:
-                raise AdapterError(f"adapter {name!r} has weights peft could not place: {unexpected[:5]}")
+            # Copy the validated tensors into the new LoRA layers directly. peft's set_peft_model_state_dict would
+            # call state_dict() on the model, which makes bitsandbytes unpack CPU-packed 4-bit weights; the repack
+            # on the next forward rounds the scales again (bnb 0.50), so the base's outputs would drift.
+            with torch.no_grad():
+                for key, tensor in validated.state_dict.items():
+                    path, kind = _module_path(key)
+                    layer = self.base.model.get_submodule(path)
+                    target = (layer.lora_A if kind == "lora_A.weight" else layer.lora_B)[name].weight
+                    if target.shape != tensor.shape:
+                        raise AdapterError(
+                            f"adapter {name!r}: {key} has shape {tuple(tensor.shape)}, the config makes "
+                            f"{tuple(target.shape)} (rank or rank_pattern mismatch)"
+                        )
+                    target.copy_(tensor.to(target.dtype))
             self._peft.eval()
         except Exception as err:
             self._rollback(name, created)
