@@ -209,6 +209,8 @@ class AdapterRegistry:
     ) -> AdapterInfo:
         """Register ``name`` -> adapter directory; loads lazily on first use unless ``load=True``.
 
+        ``pinned=True`` keeps it resident once loaded.
+
         The directory layout is checked now (cheap); weights are validated when loaded. Registering the same name
         with the same path again is a no-op; with another path it is an error (use ``reload``).
         """
@@ -263,9 +265,13 @@ class AdapterRegistry:
             return versions[0]
 
     def pin(self, name: str, pinned: bool = True) -> None:
-        """Keep an adapter resident (never evicted) or release that."""
+        """Load an adapter and keep it resident (never evicted), or with ``pinned=False`` make it evictable."""
+        if pinned:
+            with self.use([name]), self._state:
+                self._entry(name).pinned = True
+            return
         with self._state:
-            self._entry(name).pinned = pinned
+            self._entry(name).pinned = False
             self._state.notify_all()
 
     def _entry(self, name: str) -> _Entry:
