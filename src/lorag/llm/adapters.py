@@ -647,24 +647,30 @@ class AdapterRegistry:
         name = entry.name
         created = self._peft is None
         try:
+            # low_cpu_mem_usage: peft creates the LoRA layers on the meta device (no random init, no copies) and the
+            # validated tensors are assigned below. peft's set_peft_model_state_dict is avoided on purpose: it calls
+            # state_dict() on the model, which makes bitsandbytes unpack CPU-packed 4-bit weights, and the repack on
+            # the next forward rounds the scales again (bnb 0.50), so the base's outputs would drift.
             if created:
-                self._peft = PeftModel(self.base.model, validated.config, adapter_name=name)
+                self._peft = PeftModel(self.base.model, validated.config, adapter_name=name, low_cpu_mem_usage=True)
             else:
-                self._peft.add_adapter(name, validated.config)
-            # Copy the validated tensors into the new LoRA layers directly. peft's set_peft_model_state_dict would
-            # call state_dict() on the model, which makes bitsandbytes unpack CPU-packed 4-bit weights; the repack
-            # on the next forward rounds the scales again (bnb 0.50), so the base's outputs would drift.
-            with torch.no_grad():
-                for key, tensor in validated.state_dict.items():
-                    path, kind = _module_path(key)
-                    layer = self.base.model.get_submodule(path)
-                    target = (layer.lora_A if kind == "lora_A.weight" else layer.lora_B)[name].weight
-                    if target.shape != tensor.shape:
-                        raise AdapterError(
-                            f"adapter {name!r}: {key} has shape {tuple(tensor.shape)}, the config makes "
-                            f"{tuple(target.shape)} (rank or rank_pattern mismatch)"
-                        )
-                    target.copy_(tensor.to(target.dtype))
+                self._peft.add_adapter(name, validated.config, low_cpu_mem_usage=True)
+            filled = set()
+            for key, tensor in validated.state_dict.items():
+                path, kind = _module_path(key)
+                layer = self.base.model.get_submodule(path)
+                holder = (layer.lora_A if kind == "lora_A.weight" else layer.lora_B)[name]
+                if holder.weight.shape != tensor.shape:
+                    raise AdapterError(
+                        f"adapter {name!r}: {key} has shape {tuple(tensor.shape)}, the config makes "
+                        f"{tuple(holder.weight.shape)} (rank or rank_pattern mismatch)"
+                    )
+                device = layer.get_base_layer().weight.device
+                holder.weight = torch.nn.Parameter(tensor.to(device=device, dtype=torch.float32), requires_grad=False)
+                filled.add(id(holder.weight))
+            unfilled = [n for n, p in self._peft.named_parameters() if f".{name}." in n and id(p) not in filled]
+            if unfilled:
+                raise AdapterError(f"adapter {name!r} has no weights for {len(unfilled)} LoRA layers: {unfilled[:3]}")
             self._peft.eval()
         except Exception as err:
             self._rollback(name, created)
