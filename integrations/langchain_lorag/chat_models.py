@@ -59,7 +59,7 @@ def to_chat(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
 
 
 def _usage(usage: Usage) -> UsageMetadata:
-    return UsageMetadata(
+    return UsageMetadata(  # type: ignore[typeddict-item]  # the token details are optional at run time
         input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens, total_tokens=usage.total_tokens
     )
 

@@ -10,7 +10,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models.llms import BaseLLM
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
-from langchain_lorag._common import LoragParams
+from langchain_lorag._common import CALL_OPTIONS, LoragParams
 from lorag.llm import GenerationResult, TextDelta
 
 
@@ -56,10 +56,29 @@ class LoragLLM(LoragParams, BaseLLM):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return self.lorag_identity()
+        # BaseLLM keys its cache on these (not on call kwargs): include the adapter's content version.
+        return {**self.lorag_identity(), "adapter_version": self.get_engine().adapter_version(self.adapter)}
 
-    def _get_invocation_params(self, stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
-        return self.versioned(super()._get_invocation_params(stop=stop, **kwargs), kwargs)
+    def _with_call_options(self, kwargs: dict[str, Any]) -> tuple[LoragLLM, dict[str, Any]]:
+        """Fold per-call options into a copy (sharing the engine) so the cache key sees them."""
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k in CALL_OPTIONS}
+        return (self.model_copy(update=options) if options else self), kwargs
+
+    def generate(
+        self, prompts: list[str], stop: list[str] | None = None, callbacks: Any = None, **kwargs: Any
+    ) -> LLMResult:
+        llm, rest = self._with_call_options(kwargs)
+        if llm is self:
+            return super().generate(prompts, stop=stop, callbacks=callbacks, **rest)
+        return llm.generate(prompts, stop=stop, callbacks=callbacks, **rest)
+
+    async def agenerate(
+        self, prompts: list[str], stop: list[str] | None = None, callbacks: Any = None, **kwargs: Any
+    ) -> LLMResult:
+        llm, rest = self._with_call_options(kwargs)
+        if llm is self:
+            return await super().agenerate(prompts, stop=stop, callbacks=callbacks, **rest)
+        return await llm.agenerate(prompts, stop=stop, callbacks=callbacks, **rest)
 
     def _generate(
         self,

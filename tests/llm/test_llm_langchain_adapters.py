@@ -105,3 +105,18 @@ def test_llm_batch_runs_together(tiny_llm_dir: Path, adapter_dirs) -> None:
     assert result.llm_output["token_usage"]["completion_tokens"] >= 3
     assert "".join(llm.stream(prompts[0], adapter="a1")) == alone[0]
     assert llm._identifying_params["model"] == str(tiny_llm_dir)
+
+
+def test_llm_cache_never_mixes_adapters(tiny_llm_dir: Path, adapter_dirs) -> None:
+    cache = InMemoryCache()
+    llm = LoragLLM(
+        model=str(tiny_llm_dir), quantization="none", device="cpu", max_tokens=6, cache=cache,
+        adapters={k: str(v) for k, v in adapter_dirs.items()},
+    )
+    base = llm.invoke("Paris is")
+    a0 = llm.invoke("Paris is", adapter="a0")
+    assert a0 != base
+    assert llm.invoke("Paris is", adapter="a0") == a0 and llm.invoke("Paris is") == base
+    assert llm.bind(adapter="a1").invoke("Paris is") == LoragLLM(
+        **{**llm.model_dump(exclude={"engine", "cache"}), "adapter": "a1"}
+    ).invoke("Paris is")

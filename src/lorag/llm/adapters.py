@@ -25,6 +25,7 @@ pinned nor serving a request; evicted adapters stay registered and come back on 
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import logging
@@ -239,16 +240,16 @@ class AdapterRegistry:
         with self._state:
             self._entries.pop(name, None)
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         with self._state:
             return sorted(self._entries)
 
-    def list(self) -> list[AdapterInfo]:
+    def list(self) -> builtins.list[AdapterInfo]:
         """Every registered adapter, resident or not, by name."""
         with self._state:
             return [self._entries[n].info() for n in sorted(self._entries)]
 
-    def resident(self) -> list[str]:
+    def resident(self) -> builtins.list[str]:
         """Resident adapters, least recently used first."""
         with self._state:
             return list(self._lru)
@@ -328,7 +329,7 @@ class AdapterRegistry:
             self._state.notify_all()
 
     @contextmanager
-    def use(self, names: Iterable[str | None]) -> Iterator[list[str]]:
+    def use(self, names: Iterable[str | None]) -> Iterator[builtins.list[str]]:
         """Hold adapters resident (not evictable) for the duration; yields their versions in order.
 
         ``None`` and ``"__base__"`` select the base. Unknown names raise ``UnknownAdapterError`` before anything
@@ -339,7 +340,7 @@ class AdapterRegistry:
             for n in wanted:
                 if n != BASE_ADAPTER:
                     self._entry(n)
-        acquired: list[str] = []
+        acquired: builtins.list[str] = []
         try:
             versions = []
             for n in wanted:
@@ -555,7 +556,7 @@ class AdapterRegistry:
         return _Validated(config, state_dict, h.hexdigest()[:16], rank, target_names)
 
     def _base_module(self, path: str) -> Any:
-        module = self.base.model
+        module: Any = self.base.model
         try:
             sub = module.get_submodule(path)
         except AttributeError:
@@ -565,8 +566,8 @@ class AdapterRegistry:
     def _check_against_base(self, folder: Path, config: Any, state_dict: Mapping[str, torch.Tensor]) -> int:
         import torch
 
-        missing: list[str] = []
-        problems: list[str] = []
+        missing: builtins.list[str] = []
+        problems: builtins.list[str] = []
         ranks: set[int] = set()
         for key, tensor in state_dict.items():
             path, kind = _module_path(key)
@@ -658,7 +659,7 @@ class AdapterRegistry:
             filled = set()
             for key, tensor in validated.state_dict.items():
                 path, kind = _module_path(key)
-                layer = self.base.model.get_submodule(path)
+                layer: Any = self.base.model.get_submodule(path)
                 holder = (layer.lora_A if kind == "lora_A.weight" else layer.lora_B)[name]
                 if holder.weight.shape != tensor.shape:
                     raise AdapterError(

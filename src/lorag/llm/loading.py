@@ -56,7 +56,7 @@ def import_bitsandbytes() -> Any:
     bnb_logger.addFilter(quiet)
     saved_env = os.environ.get("HF_HUB_OFFLINE")
     os.environ["HF_HUB_OFFLINE"] = "1"
-    hub_constants = sys.modules.get("huggingface_hub.constants")
+    hub_constants: Any = sys.modules.get("huggingface_hub.constants")
     saved_flag = getattr(hub_constants, "HF_HUB_OFFLINE", None)
     if hub_constants is not None:  # already imported: it read the environment once, so set its flag too
         hub_constants.HF_HUB_OFFLINE = True

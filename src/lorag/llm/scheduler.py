@@ -299,7 +299,8 @@ class BatchScheduler:
         positions = torch.arange(n, device=device).unsqueeze(0)
         cache = DynamicCache()
         logits = self._forward(ids, positions, cache, [active.adapter], [0])
-        active.kv = [(layer.keys, layer.values) for layer in cache.layers]
+        layers: list[Any] = list(cache.layers)
+        active.kv = [(layer.keys, layer.values) for layer in layers]
         active.length = n
         self._accept(active, logits[0])
 
@@ -335,17 +336,18 @@ class BatchScheduler:
         for layer_idx, (k0, v0) in enumerate(sample):
             keys = k0.new_zeros(len(layout), k0.shape[1], length, k0.shape[3])
             values = v0.new_zeros(len(layout), v0.shape[1], length, v0.shape[3])
-            for slot, row in enumerate(layout):
-                if row is None:
+            for slot, entry in enumerate(layout):
+                if entry is None:
                     continue
-                k, v = by_row[id(row)][layer_idx]
-                keys[slot, :, length - row.length :] = k[0]
-                values[slot, :, length - row.length :] = v[0]
+                k, v = by_row[id(entry)][layer_idx]
+                keys[slot, :, length - entry.length :] = k[0]
+                values[slot, :, length - entry.length :] = v[0]
             layers.append((keys, values))
         self._cache = DynamicCache(ddp_cache_data=layers)
 
     def _kv(self) -> list[tuple[Any, Any]]:
-        return [(layer.keys, layer.values) for layer in self._cache.layers]
+        layers: list[Any] = list(self._cache.layers)
+        return [(layer.keys, layer.values) for layer in layers]
 
     def _step(self) -> None:
         import torch
