@@ -110,7 +110,11 @@ def test_llm_batch_runs_together(tiny_llm_dir: Path, adapter_dirs) -> None:
 def test_llm_cache_never_mixes_adapters(tiny_llm_dir: Path, adapter_dirs) -> None:
     cache = InMemoryCache()
     llm = LoragLLM(
-        model=str(tiny_llm_dir), quantization="none", device="cpu", max_tokens=6, cache=cache,
+        model=str(tiny_llm_dir),
+        quantization="none",
+        device="cpu",
+        max_tokens=6,
+        cache=cache,
         adapters={k: str(v) for k, v in adapter_dirs.items()},
     )
     base = llm.invoke("Paris is")
@@ -120,3 +124,12 @@ def test_llm_cache_never_mixes_adapters(tiny_llm_dir: Path, adapter_dirs) -> Non
     assert llm.bind(adapter="a1").invoke("Paris is") == LoragLLM(
         **{**llm.model_dump(exclude={"engine", "cache"}), "adapter": "a1"}
     ).invoke("Paris is")
+
+
+def test_wrappers_share_one_base(tiny_llm_dir: Path) -> None:
+    from llama_index.llms.lorag import LoragLLM as LlamaLoragLLM
+
+    chat = ChatLorag(model=str(tiny_llm_dir), quantization="none", device="cpu")
+    llm = LoragLLM(model=str(tiny_llm_dir), quantization="none", device="cpu", max_tokens=3)
+    llama = LlamaLoragLLM(model=str(tiny_llm_dir), quantization="none", device="cpu")
+    assert chat.get_engine() is llm.get_engine() is llama.engine

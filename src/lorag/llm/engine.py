@@ -7,6 +7,7 @@ the batching scheduler; all of its methods are safe to call from many threads an
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -106,7 +107,10 @@ class LoragEngine:
         ``adapters`` are registered on the shared engine (same name + same path is fine; another path is an error).
         """
         adapters = kwargs.pop("adapters", None) or {}
-        key = (os.fspath(model), tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
+        bound = inspect.signature(cls.__init__).bind(None, model, **kwargs)
+        bound.apply_defaults()  # the same settings spelled differently share one engine
+        settings = {k: v for k, v in bound.arguments.items() if k not in ("self", "model", "adapters")}
+        key = (os.fspath(model), tuple(sorted((k, repr(v)) for k, v in settings.items())))
         with cls._shared_lock:
             engine = cls._shared.get(key)
             if engine is None:
