@@ -169,7 +169,11 @@ def scheduler_throughput(engine: LoragEngine, names: list[str], max_tokens: int)
 def machine() -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{os.cpu_count()} cores, {mem:.0f} GiB, {gpu}; torch {torch.__version__}, {torch.get_num_threads()} threads"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores, {mem:.0f} GiB, {gpu}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"load average at the end {load} (shared machine: other engineers' jobs were running)"
+    )
 
 
 def main() -> None:
@@ -246,7 +250,12 @@ def main() -> None:
             f"- command: `{command}`\n"
             f"- max_tokens {args.max_tokens} per request, greedy; "
             f"random rank-{args.rank} LoRA adapters saved with peft\n\n"
-            f"{table}\n"
+            f"{table}\n\n"
+            "Notes: lorag serves every request with its own adapter in shared forward passes, so it never switches "
+            "the model's active adapter; its per-request cost is the registry lookup above. The peft `set_adapter` "
+            "row is the switch a lock-based wrapper pays. Cold load = read + hash + validate (shapes, modules, "
+            "recorded base) + peft `add_adapter` with other adapters resident; most of it is peft walking the "
+            "module tree. Throughput counts generated tokens (greedy, each request stops at EOS or max_tokens).\n"
         )
 
 
