@@ -7,3 +7,7 @@ __all__ = ["LangChainVectorStoreBackend", "LoragBM25Retriever", "LoragHybridRetr
 from langchain_lorag.text_splitters import LoragTextSplitter
 
 __all__: list[str] = ["LoragTextSplitter"]
+from langchain_lorag.chat_models import ChatLorag
+from langchain_lorag.llms import LoragLLM
+
+__all__: list[str] = ["ChatLorag", "LoragLLM"]
