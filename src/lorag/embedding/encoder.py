@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -103,7 +105,9 @@ class Embedder:
 
     @property
     def max_seq_length(self) -> int:
-        return int(self.model.max_seq_length)
+        """Tokens per text the model reads; static-embedding models have no limit (``sys.maxsize``)."""
+        length = self.model.max_seq_length
+        return sys.maxsize if length is None or length == math.inf else int(length)
 
     @property
     def tokenizer(self) -> Any:

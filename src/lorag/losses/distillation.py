@@ -124,15 +124,14 @@ class EmbeddingDistillationLoss(nn.Module):
         student = [F.normalize(e.float(), dim=-1) for e in embeddings]
         teacher = [F.normalize(t.to(student[0].device).float(), dim=-1) for t in teacher_embeddings]
         zero = student[0].new_zeros(())
-        if self.mse_weight > 0:
-            for s, t in zip(student, teacher, strict=True):
-                if s.shape[-1] != t.shape[-1]:
-                    raise ValueError(
-                        f"the MSE term needs equal dimensions, but the student gives {s.shape[-1]} and the teacher "
-                        f"{t.shape[-1]}: give the student a projection (lorag.training.students.add_projection) "
-                        "or set mse_weight=0"
-                    )
+        widths = (student[0].shape[-1], teacher[0].shape[-1])
+        if widths[0] == widths[1]:
             mse = torch.stack([((s - t) ** 2).sum(-1).mean() for s, t in zip(student, teacher, strict=True)]).mean()
+        elif self.mse_weight > 0:
+            raise ValueError(
+                f"the MSE term needs equal dimensions, but the student gives {widths[0]} and the teacher {widths[1]}: "
+                "give the student a projection (lorag.training.students.add_projection) or set mse_weight=0"
+            )
         else:
             mse = zero
         batch = student[0].shape[0]

@@ -105,6 +105,7 @@ class DistillResult:
     train_seconds: float
     train_loss: float
     eval_losses: list[tuple[int, float]] = field(default_factory=list)
+    model: Any = field(default=None, repr=False)
 
 
 def _check_output(output_dir: Path, overwrite: bool, resume: bool) -> None:
@@ -268,6 +269,7 @@ def distill(
         train_seconds=train_seconds,
         train_loss=float(output.training_loss),
         eval_losses=eval_losses,
+        model=model,
     )
     record = {
         "teacher": teacher,
