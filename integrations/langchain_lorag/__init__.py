@@ -1,3 +1,5 @@
 """lorag's LangChain partner package: native retrievers, splitters, embeddings and chat models."""
 
-__all__: list[str] = []
+from langchain_lorag.embeddings import LoragEmbeddings
+
+__all__ = ["LoragEmbeddings"]

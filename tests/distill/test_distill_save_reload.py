@@ -16,16 +16,16 @@ QUICK = DistillConfig(max_steps=3, batch_size=8, learning_rate=1e-3, show_progre
 
 @pytest.mark.parametrize("variant", ["layers", "static", "narrow-model", "reduced-dim"])
 def test_save_and_reload_give_identical_embeddings(
-    tiny_st_dir: Path, tiny_narrow_st_dir: Path, distill_texts: list[str], tmp_path: Path, variant: str
+    teacher_dir: Path, narrow_student_dir: Path, distill_texts: list[str], tmp_path: Path, variant: str
 ) -> None:
     spec, config = {
         "layers": ("layers:1", QUICK),
         "static": ("static", QUICK),
-        "narrow-model": (str(tiny_narrow_st_dir), QUICK),
+        "narrow-model": (str(narrow_student_dir), QUICK),
         "reduced-dim": ("layers:1", DistillConfig(max_steps=3, batch_size=8, dimension=8, show_progress=False)),
     }[variant]
     out = tmp_path / "student"
-    result = distill(str(tiny_st_dir), spec, out, texts=distill_texts, config=config)
+    result = distill(str(teacher_dir), spec, out, texts=distill_texts, config=config)
     assert (out / "model.safetensors").is_file() or any(out.rglob("*.safetensors"))
     assert not list(out.rglob("*.bin")) and not list(out.rglob("*.pkl"))
     reloaded = SentenceTransformer(str(out), device="cpu")
