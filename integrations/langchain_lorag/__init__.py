@@ -11,3 +11,6 @@ from langchain_lorag.chat_models import ChatLorag
 from langchain_lorag.llms import LoragLLM
 
 __all__: list[str] = ["ChatLorag", "LoragLLM"]
+from langchain_lorag.embeddings import LoragEmbeddings
+
+__all__ = ["LoragEmbeddings"]
