@@ -1,3 +1,6 @@
 """lorag's LangChain partner package: native retrievers, splitters, embeddings and chat models."""
 
-__all__: list[str] = []
+from langchain_lorag.retrievers import LoragBM25Retriever, LoragHybridRetriever
+from langchain_lorag.vectorstores import LangChainVectorStoreBackend
+
+__all__ = ["LangChainVectorStoreBackend", "LoragBM25Retriever", "LoragHybridRetriever"]

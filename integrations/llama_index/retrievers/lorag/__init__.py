@@ -1,3 +1,6 @@
-"""lorag's LlamaIndex retrievers integration (``llama_index.retrievers.lorag``)."""
+"""lorag retrievers for LlamaIndex: BM25 and hybrid (BM25 + dense, fused), returning ``NodeWithScore``."""
 
-__all__: list[str] = []
+from llama_index.retrievers.lorag.base import LoragBM25Retriever, LoragHybridRetriever
+from llama_index.retrievers.lorag.vector_store import LlamaIndexVectorStoreBackend
+
+__all__ = ["LlamaIndexVectorStoreBackend", "LoragBM25Retriever", "LoragHybridRetriever"]

@@ -1,0 +1,190 @@
+"""``LoragBM25Retriever`` and ``LoragHybridRetriever``: lorag's retrieval core as LangChain retrievers.
+
+Thin adapters: the indexes, fusion and filters live in ``lorag.retrieval``. Each returned ``Document`` has ``id`` set
+to the document id and, under ``metadata["lorag"]``, the score and rank (and for the hybrid, each component's).
+``k`` and ``filter`` can be set in the constructor and overridden per call: ``retriever.invoke(q, k=3)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables.config import run_in_executor
+from langchain_core.vectorstores import VectorStore
+from pydantic import ConfigDict, Field
+
+from langchain_lorag.vectorstores import LangChainEmbedder, LangChainVectorStoreBackend
+from lorag.retrieval import BM25Index, DenseIndex, HybridHit, HybridRetriever, SearchHit
+from lorag.retrieval.dense import TextEmbedder
+
+METADATA_KEY = "lorag"
+
+
+def _split_documents(documents: Sequence[Document]) -> tuple[list[str], list[dict[str, Any]], list[str] | None]:
+    texts = [d.page_content for d in documents]
+    metadatas = [dict(d.metadata) for d in documents]
+    ids = [d.id for d in documents]
+    if all(i is not None for i in ids):
+        return texts, metadatas, [str(i) for i in ids]
+    if any(i is not None for i in ids):
+        raise ValueError("either every document has an id or none has (ids are then generated)")
+    return texts, metadatas, None
+
+
+def _to_document(hit: SearchHit | HybridHit) -> Document:
+    info: dict[str, Any] = {"score": hit.score, "rank": hit.rank}
+    if isinstance(hit, HybridHit):
+        info["component_scores"] = hit.component_scores
+        info["component_ranks"] = hit.component_ranks
+    return Document(id=hit.id, page_content=hit.text, metadata={**hit.metadata, METADATA_KEY: info})
+
+
+class _LoragRetriever(BaseRetriever):
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    k: int = Field(default=4, ge=0)
+    """Number of documents to return (override per call with ``invoke(query, k=...)``)."""
+    filter: dict[str, Any] | None = None
+    """Metadata filter applied before the top-k cut: ``{key: value}`` or ``{key: [value, ...]}``."""
+
+    def _search(self, query: str, k: int, filter: Mapping[str, Any] | None) -> list[SearchHit] | list[HybridHit]:
+        raise NotImplementedError
+
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> list[Document]:
+        hits = self._search(query, self.k if k is None else k, self.filter if filter is None else filter)
+        return [_to_document(h) for h in hits]
+
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        k: int | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> list[Document]:
+        hits = await run_in_executor(
+            None, self._search, query, self.k if k is None else k, self.filter if filter is None else filter
+        )
+        return [_to_document(h) for h in hits]
+
+
+class LoragBM25Retriever(_LoragRetriever):
+    """BM25 (Lucene, Okapi, BM25L or BM25+) with stemming, metadata filters and save/load.
+
+    Example:
+        .. code-block:: python
+
+            retriever = LoragBM25Retriever.from_texts(["foxes hunt at night", "Paris is in France"], k=1)
+            retriever.invoke("fox")
+    """
+
+    index: BM25Index
+    """The lorag index; save it with ``retriever.index.save(path)``, reopen with ``BM25Index.load(path)``."""
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ids: Sequence[str] | None = None,
+        *,
+        bm25_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> LoragBM25Retriever:
+        """Index texts; ``bm25_kwargs`` go to ``BM25Index`` (method, k1, b, tokenizer), ``kwargs`` to the retriever."""
+        return cls(index=BM25Index.from_texts(texts, ids=ids, metadatas=metadatas, **(bm25_kwargs or {})), **kwargs)
+
+    @classmethod
+    def from_documents(
+        cls, documents: Sequence[Document], *, bm25_kwargs: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> LoragBM25Retriever:
+        texts, metadatas, ids = _split_documents(documents)
+        return cls.from_texts(texts, metadatas, ids, bm25_kwargs=bm25_kwargs, **kwargs)
+
+    def add_documents(self, documents: Sequence[Document]) -> list[str]:
+        texts, metadatas, ids = _split_documents(documents)
+        return self.index.add(texts, ids=ids, metadatas=metadatas)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        self.index.delete(ids)
+
+    def _search(self, query: str, k: int, filter: Mapping[str, Any] | None) -> list[SearchHit]:
+        return self.index.search(query, k=k, filter=filter)
+
+
+class LoragHybridRetriever(_LoragRetriever):
+    """BM25 + dense retrieval fused (convex or RRF); each Document carries every component's score and rank.
+
+    The dense side is a lorag FAISS index over a ``lorag.embedding.Embedder`` (or any LangChain ``Embeddings``), or
+    any LangChain ``VectorStore`` (``vectorstore=``) for corpora that live in Qdrant, pgvector, Elasticsearch...
+
+    Example:
+        .. code-block:: python
+
+            from lorag.embedding import Embedder
+
+            retriever = LoragHybridRetriever.from_texts(texts, Embedder("minilm"), k=5, fusion="rrf")
+            retriever.invoke("what do foxes eat?", filter={"topic": "animals"})
+    """
+
+    retriever: HybridRetriever
+    """The lorag hybrid retriever (``retriever.retriever.save(path)`` persists it when its dense side is FAISS)."""
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Sequence[str],
+        embedding: TextEmbedder | Embeddings | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ids: Sequence[str] | None = None,
+        *,
+        vectorstore: VectorStore | None = None,
+        bm25_kwargs: Mapping[str, Any] | None = None,
+        dense_kwargs: Mapping[str, Any] | None = None,
+        fusion_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> LoragHybridRetriever:
+        """Index texts in BM25 and in FAISS (with ``embedding``) or in ``vectorstore``.
+
+        ``fusion_kwargs`` go to ``HybridRetriever`` (fusion, alpha, normalization, rrf_k, weights, depth).
+        """
+        if (embedding is None) == (vectorstore is None):
+            raise ValueError("give exactly one of embedding (lorag FAISS index) or vectorstore (a LangChain store)")
+        bm25 = BM25Index(**(bm25_kwargs or {}))
+        if vectorstore is not None:
+            dense: Any = LangChainVectorStoreBackend(vectorstore)
+        else:
+            embedder = LangChainEmbedder(embedding) if isinstance(embedding, Embeddings) else embedding
+            dense = DenseIndex(embedder, **(dense_kwargs or {}))  # type: ignore[arg-type]
+        hybrid = HybridRetriever(bm25, dense, **(fusion_kwargs or {}))
+        hybrid.add(texts, ids=ids, metadatas=metadatas)
+        return cls(retriever=hybrid, **kwargs)
+
+    @classmethod
+    def from_documents(
+        cls, documents: Sequence[Document], embedding: TextEmbedder | Embeddings | None = None, **kwargs: Any
+    ) -> LoragHybridRetriever:
+        texts, metadatas, ids = _split_documents(documents)
+        return cls.from_texts(texts, embedding, metadatas, ids, **kwargs)
+
+    def add_documents(self, documents: Sequence[Document]) -> list[str]:
+        texts, metadatas, ids = _split_documents(documents)
+        return self.retriever.add(texts, ids=ids, metadatas=metadatas)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        self.retriever.delete(ids)
+
+    def _search(self, query: str, k: int, filter: Mapping[str, Any] | None) -> list[HybridHit]:
+        return self.retriever.search(query, k=k, filter=filter)

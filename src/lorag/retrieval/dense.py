@@ -1,0 +1,301 @@
+"""Dense retrieval: the ``DenseBackend`` protocol and ``DenseIndex``, its FAISS implementation.
+
+``HybridRetriever`` talks to the dense side only through ``DenseBackend``, so the FAISS index here can be swapped for
+any LangChain VectorStore or LlamaIndex vector store (Qdrant, Milvus, pgvector, Elasticsearch...) through the thin
+adapters in ``langchain_lorag`` and ``llama_index.retrievers.lorag``.
+
+``DenseIndex`` keeps FAISS ids equal to document rows: exact inner product (``IndexFlatIP``) by default, HNSW or IVF
+for large corpora. With normalised embeddings, inner product is cosine similarity. Metadata filters become a FAISS
+``IDSelector`` so the filter applies inside the search, before the top-k cut (exact for ``flat``; HNSW and IVF are
+approximate and may return fewer than k under a very selective filter).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from lorag._imports import require
+from lorag.retrieval import persistence
+from lorag.retrieval.documents import DocumentStore, MetadataFilter, SearchHit, check_k, check_query
+
+logger = logging.getLogger(__name__)
+
+KIND = "lorag.dense"
+INDEX_TYPES = ("flat", "hnsw", "ivf")
+
+
+@runtime_checkable
+class DenseBackend(Protocol):
+    """What ``HybridRetriever`` needs from the dense side: add, delete and search documents by id."""
+
+    def add(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> list[str]: ...
+
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    def search(self, query: str, k: int = 10, filter: MetadataFilter | None = None) -> list[SearchHit]: ...
+
+
+@runtime_checkable
+class TextEmbedder(Protocol):
+    """What ``DenseIndex`` needs from an embedder; ``lorag.embedding.Embedder`` is one."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+    def settings(self) -> dict[str, Any]: ...
+
+
+class DenseIndex:
+    """Documents embedded by ``embedder`` in a FAISS inner-product index.
+
+    Args:
+        embedder: a ``lorag.embedding.Embedder`` (or anything with its ``TextEmbedder`` methods). Its ``settings()``
+            are saved with the index and must match on load.
+        index_type: ``"flat"`` (exact, default), ``"hnsw"`` or ``"ivf"``.
+        hnsw_m: HNSW graph degree.
+        ef_search: HNSW search breadth.
+        ivf_nlist: IVF cells; ``None`` picks ``4 * sqrt(n)`` at the first add (IVF is trained then).
+        ivf_nprobe: IVF cells visited per query.
+    """
+
+    def __init__(
+        self,
+        embedder: TextEmbedder,
+        *,
+        index_type: str = "flat",
+        hnsw_m: int = 32,
+        ef_search: int = 64,
+        ivf_nlist: int | None = None,
+        ivf_nprobe: int = 8,
+    ) -> None:
+        if index_type not in INDEX_TYPES:
+            raise ValueError(f"unknown index_type {index_type!r}; choose one of {list(INDEX_TYPES)}")
+        self._faiss = require("faiss", purpose="dense retrieval")
+        self.embedder = embedder
+        self.index_type = index_type
+        self.hnsw_m = hnsw_m
+        self.ef_search = ef_search
+        self.ivf_nlist = ivf_nlist
+        self.ivf_nprobe = ivf_nprobe
+        self.dimension = int(embedder.dimension)
+        self.docs = DocumentStore()
+        self._index: Any = None
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Sequence[str],
+        embedder: TextEmbedder,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        embeddings: np.ndarray | None = None,
+        **kwargs: Any,
+    ) -> DenseIndex:
+        index = cls(embedder, **kwargs)
+        index.add(texts, ids=ids, metadatas=metadatas, embeddings=embeddings)
+        return index
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "index_type": self.index_type,
+            "hnsw_m": self.hnsw_m,
+            "ef_search": self.ef_search,
+            "ivf_nlist": self.ivf_nlist,
+            "ivf_nprobe": self.ivf_nprobe,
+            "embedder": self.embedder.settings(),
+        }
+
+    # ----------------------------------------------------------------------------------------------------- building
+    def _new_index(self, n_train: int) -> Any:
+        faiss = self._faiss
+        d = self.dimension
+        if self.index_type == "flat":
+            return faiss.IndexFlatIP(d)
+        if self.index_type == "hnsw":
+            index = faiss.IndexHNSWFlat(d, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efSearch = self.ef_search
+            return index
+        nlist = self.ivf_nlist or max(1, int(4 * math.sqrt(n_train)))
+        nlist = min(nlist, n_train)
+        self.ivf_nlist = nlist
+        return faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+
+    def check_embeddings(self, embeddings: Any, n: int) -> np.ndarray:
+        """Validate precomputed or freshly made embeddings: shape ``(n, dimension)``, finite."""
+        try:
+            vectors = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"embeddings must be a numeric array of shape ({n}, {self.dimension}): {err}") from err
+        if vectors.ndim != 2 or vectors.shape[0] != n:
+            raise ValueError(f"embeddings must have shape ({n}, {self.dimension}), got {vectors.shape}")
+        if vectors.shape[1] != self.dimension:
+            raise ValueError(
+                f"embeddings have dimension {vectors.shape[1]}; this index holds {self.dimension}-dimensional vectors"
+            )
+        if not np.isfinite(vectors).all():
+            raise ValueError("embeddings contain NaN or infinite values")
+        return vectors
+
+    def prepare(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        embeddings: np.ndarray | None = None,
+    ) -> tuple[list[str], list[str], list[dict[str, Any]], np.ndarray]:
+        """Validate and embed a batch without changing the index (so a caller can check every part first)."""
+        ids_, texts_, metas = self.docs.validate_new(ids, texts, metadatas)
+        raw = self.embedder.embed_documents(texts_) if embeddings is None else embeddings
+        return ids_, texts_, metas, self.check_embeddings(raw, len(texts_))
+
+    def add(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        embeddings: np.ndarray | None = None,
+    ) -> list[str]:
+        """Embed (unless ``embeddings`` are given) and add documents; a bad batch leaves the index unchanged."""
+        batch = self.prepare(texts, ids, metadatas, embeddings)
+        self.commit(*batch)
+        return batch[0]
+
+    def commit(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]], vectors: np.ndarray) -> None:
+        """Add a batch that ``prepare`` returned."""
+        index = self._index
+        if index is None:
+            index = self._new_index(len(vectors))
+            if not index.is_trained:
+                index.train(vectors)
+        index.add(vectors)
+        if self.index_type == "ivf":
+            index.make_direct_map()
+        self._index = index
+        self.docs.add(ids, texts, metadatas)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete documents by id; an unknown id raises ``KeyError`` and nothing is deleted."""
+        rows = self.docs.rows_of(ids)
+        keep = np.ones(len(self.docs), dtype=bool)
+        keep[rows] = False
+        vectors = self.vectors()[keep]
+        fresh = self._faiss.clone_index(self._index)
+        fresh.reset()  # keeps IVF training; row ids must stay contiguous, so the rest is re-added in order
+        if self.index_type == "ivf":
+            fresh.make_direct_map(False)
+        if len(vectors):
+            fresh.add(vectors)
+            if self.index_type == "ivf":
+                fresh.make_direct_map()
+        self._index = fresh
+        self.docs.delete_rows(rows)
+
+    def vectors(self) -> np.ndarray:
+        """All stored vectors in row order."""
+        if self._index is None or self._index.ntotal == 0:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._index.reconstruct_n(0, self._index.ntotal)
+
+    # ----------------------------------------------------------------------------------------------------- querying
+    def search(self, query: str, k: int = 10, filter: MetadataFilter | None = None) -> list[SearchHit]:
+        """The ``k`` nearest documents to the embedded query, best first; ``filter`` applies inside the search."""
+        check_query(query)
+        k = check_k(k)
+        if k == 0 or not len(self.docs):
+            return []
+        vector = self.embedder.embed_query(query)
+        return self.search_vectors(np.asarray(vector, dtype=np.float32)[None, :], k, filter)[0]
+
+    def search_vectors(
+        self, vectors: np.ndarray, k: int = 10, filter: MetadataFilter | None = None
+    ) -> list[list[SearchHit]]:
+        """Search with query vectors already made (shape ``(n, dimension)``)."""
+        k = check_k(k)
+        vectors = self.check_embeddings(vectors, len(vectors))
+        if k == 0 or not len(self.docs):
+            return [[] for _ in range(len(vectors))]
+        mask = self.docs.mask(filter)
+        params = None
+        if mask is not None:
+            allowed = np.flatnonzero(mask)
+            if allowed.size == 0:
+                return [[] for _ in range(len(vectors))]
+            params = self._search_params(self._faiss.IDSelectorBatch(allowed.astype(np.int64)))
+            k = min(k, int(allowed.size))
+        elif self.index_type != "flat":
+            params = self._search_params(None)
+        k = min(k, len(self.docs))
+        scores, rows = self._index.search(vectors, k, params=params) if params else self._index.search(vectors, k)
+        out = []
+        for srow, rrow in zip(scores, rows, strict=True):
+            hits = [(r, s) for r, s in zip(rrow.tolist(), srow.tolist(), strict=True) if r >= 0]
+            out.append([self.docs.hit(r, s, i + 1) for i, (r, s) in enumerate(hits)])
+        return out
+
+    def _search_params(self, selector: Any) -> Any:
+        faiss = self._faiss
+        kwargs: dict[str, Any] = {} if selector is None else {"sel": selector}
+        if self.index_type == "hnsw":
+            return faiss.SearchParametersHNSW(efSearch=self.ef_search, **kwargs)
+        if self.index_type == "ivf":
+            return faiss.SearchParametersIVF(nprobe=self.ivf_nprobe, **kwargs)
+        return faiss.SearchParameters(**kwargs)
+
+    # -------------------------------------------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> None:
+        """Save to a directory atomically (FAISS's own format plus JSON); the previous save survives a crash."""
+        persistence.save_atomically(path, self.write_to)
+
+    def write_to(self, directory: Path) -> None:
+        if self._index is not None:
+            self._faiss.write_index(self._index, str(directory / "index.faiss"))
+        persistence.write_json(directory / "documents.json", self.docs.to_json())
+        persistence.write_manifest(directory, KIND, self.settings())
+
+    @classmethod
+    def load(cls, path: str | Path, embedder: TextEmbedder) -> DenseIndex:
+        """Load a saved index; ``embedder`` must have the settings it was built with, else ``SettingsMismatchError``."""
+        return cls.read_from(persistence.live_snapshot(path), embedder)
+
+    @classmethod
+    def read_from(cls, directory: Path, embedder: TextEmbedder) -> DenseIndex:
+        settings = persistence.read_manifest(directory, KIND)
+        persistence.check_settings("embedder", settings["embedder"], embedder.settings())
+        index = cls(
+            embedder,
+            index_type=settings["index_type"],
+            hnsw_m=settings["hnsw_m"],
+            ef_search=settings["ef_search"],
+            ivf_nlist=settings["ivf_nlist"],
+            ivf_nprobe=settings["ivf_nprobe"],
+        )
+        docs = DocumentStore.from_json(persistence.read_json(directory / "documents.json"))
+        faiss_path = directory / "index.faiss"
+        if faiss_path.is_file():
+            try:
+                index._index = index._faiss.read_index(str(faiss_path))
+            except RuntimeError as err:
+                raise persistence.IndexFormatError(f"{faiss_path} cannot be read: {err}") from err
+        ntotal = 0 if index._index is None else int(index._index.ntotal)
+        if ntotal != len(docs) or (index._index is not None and index._index.d != index.dimension):
+            raise persistence.IndexFormatError(f"{directory} is inconsistent: FAISS index and documents differ")
+        index.docs = docs
+        return index

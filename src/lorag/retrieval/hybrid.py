@@ -1,0 +1,241 @@
+"""``HybridRetriever``: BM25 and a dense backend, fused, with each component's score and rank on every result.
+
+Convex defaults (``alpha=0.5``, z-score, ``depth=200``) were chosen on the SciFact *train* queries with ``minilm``
+(``benchmarks/tune_fusion.py``, table in ``benchmarks/results/tune_fusion.md``; min-max at alpha 0.5 was within 0.0001),
+never on test. RRF keeps the literature's constant 60 and equal weights (Cormack et al. 2009).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lorag.retrieval import fusion as fusion_lib
+from lorag.retrieval import persistence
+from lorag.retrieval.bm25 import BM25Index
+from lorag.retrieval.dense import DenseBackend, DenseIndex, TextEmbedder
+from lorag.retrieval.documents import MetadataFilter, SearchHit, check_k, check_query
+from lorag.retrieval.tokenization import TextTokenizer
+
+KIND = "lorag.hybrid"
+COMPONENTS = ("bm25", "dense")
+
+#: Weight of the dense component in convex fusion (the lexical one gets ``1 - alpha``); chosen on SciFact train.
+DEFAULT_ALPHA = 0.5
+#: Convex score normalisation; chosen on SciFact train.
+DEFAULT_NORMALIZATION = "zscore"
+#: Candidates taken from each component before fusion; chosen on SciFact train.
+DEFAULT_DEPTH = 200
+
+
+@dataclass(frozen=True)
+class HybridHit:
+    """One fused result: fused ``score`` and ``rank``, plus each component's own score and rank (``None`` when that
+    component did not return the document within its candidate depth)."""
+
+    id: str
+    score: float
+    rank: int
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    component_scores: dict[str, float | None] = field(default_factory=dict)
+    component_ranks: dict[str, int | None] = field(default_factory=dict)
+
+
+class HybridRetriever:
+    """Fuse a ``BM25Index`` with a dense backend (``DenseIndex`` or a framework vector store adapter).
+
+    Args:
+        bm25: the lexical index; it also keeps the documents' texts and metadata.
+        dense: a ``DenseIndex`` or any ``DenseBackend``; it must hold the same document ids.
+        fusion: ``"convex"`` (default) or ``"rrf"``.
+        alpha: convex weight of the dense scores; BM25 gets ``1 - alpha``.
+        normalization: convex score normalisation, ``"zscore"`` (default) or ``"minmax"``.
+        rrf_k: the RRF constant (60, as in Cormack et al. 2009).
+        weights: RRF weights per component, e.g. ``{"bm25": 1.0, "dense": 2.0}`` (1 each by default).
+        depth: candidates per component before fusion: one int, or ``{"bm25": n, "dense": m}``.
+    """
+
+    def __init__(
+        self,
+        bm25: BM25Index,
+        dense: DenseBackend,
+        *,
+        fusion: str = "convex",
+        alpha: float = DEFAULT_ALPHA,
+        normalization: str = DEFAULT_NORMALIZATION,
+        rrf_k: float = 60.0,
+        weights: Mapping[str, float] | None = None,
+        depth: int | Mapping[str, int] = DEFAULT_DEPTH,
+    ) -> None:
+        self.fusion = fusion_lib.check_fusion(fusion)
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        if normalization not in fusion_lib.NORMALIZATIONS:
+            raise ValueError(
+                f"unknown normalization {normalization!r}; choose one of {list(fusion_lib.NORMALIZATIONS)}"
+            )
+        if rrf_k <= 0:
+            raise ValueError(f"rrf_k must be positive, got {rrf_k}")
+        if not isinstance(dense, DenseBackend):
+            raise TypeError(f"dense must have add/delete/search (a DenseBackend), got {type(dense).__name__}")
+        self.bm25 = bm25
+        self.dense = dense
+        self.alpha = float(alpha)
+        self.normalization = normalization
+        self.rrf_k = float(rrf_k)
+        self.weights = {c: float((weights or {}).get(c, 1.0)) for c in COMPONENTS}
+        unknown = set(weights or {}) - set(COMPONENTS)
+        if unknown:
+            raise ValueError(f"unknown components in weights: {sorted(unknown)}; choose from {list(COMPONENTS)}")
+        depths = dict.fromkeys(COMPONENTS, depth) if isinstance(depth, int) else dict(depth)
+        if set(depths) != set(COMPONENTS) or any(not isinstance(d, int) or d < 1 for d in depths.values()):
+            raise ValueError(f"depth must be a positive int or {{'bm25': int, 'dense': int}}, got {depth!r}")
+        self.depth: dict[str, int] = depths  # type: ignore[assignment]
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Sequence[str],
+        embedder: TextEmbedder,
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        embeddings: np.ndarray | None = None,
+        bm25_kwargs: Mapping[str, Any] | None = None,
+        dense_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> HybridRetriever:
+        """Build BM25 and a FAISS ``DenseIndex`` over the same documents (``embeddings`` skips embedding them)."""
+        retriever = cls(BM25Index(**(bm25_kwargs or {})), DenseIndex(embedder, **(dense_kwargs or {})), **kwargs)
+        retriever.add(texts, ids=ids, metadatas=metadatas, embeddings=embeddings)
+        return retriever
+
+    def __len__(self) -> int:
+        return len(self.bm25)
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "fusion": self.fusion,
+            "alpha": self.alpha,
+            "normalization": self.normalization,
+            "rrf_k": self.rrf_k,
+            "weights": self.weights,
+            "depth": self.depth,
+        }
+
+    # ---------------------------------------------------------------------------------------------------- documents
+    def add(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        embeddings: np.ndarray | None = None,
+    ) -> list[str]:
+        """Add documents to both sides; everything is checked first, so a bad batch changes neither."""
+        ids_, texts_, metas = self.bm25.docs.validate_new(ids, texts, metadatas)
+        if isinstance(self.dense, DenseIndex):
+            batch = self.dense.prepare(texts_, ids_, metas, embeddings)
+            self.dense.commit(*batch)
+        else:
+            if embeddings is not None:
+                raise ValueError("embeddings can only be given with a DenseIndex; vector stores embed themselves")
+            self.dense.add(texts_, ids=ids_, metadatas=metas)
+        self.bm25._add_validated(ids_, texts_, metas)
+        return ids_
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete documents by id from both sides; an unknown id raises ``KeyError`` and nothing changes."""
+        self.bm25.validate_delete(ids)
+        if isinstance(self.dense, DenseIndex):
+            self.dense.docs.rows_of(ids)
+        self.dense.delete(ids)
+        self.bm25.delete(ids)
+
+    # ----------------------------------------------------------------------------------------------------- querying
+    def search(self, query: str, k: int = 10, filter: MetadataFilter | None = None) -> list[HybridHit]:
+        """The top ``k`` fused results; ``filter`` applies inside each component, before any cut."""
+        check_query(query)
+        k = check_k(k)
+        if k == 0 or not len(self.bm25):
+            return []
+        lists = {
+            "bm25": self.bm25.search(query, max(k, self.depth["bm25"]), filter),
+            "dense": self.dense.search(query, max(k, self.depth["dense"]), filter),
+        }
+        return self.fuse(lists, k)
+
+    def fuse(self, lists: Mapping[str, list[SearchHit]], k: int) -> list[HybridHit]:
+        """Fuse per-component hit lists (each best first) into the top ``k``, one result per document id."""
+        rankings: dict[str, dict[str, float]] = {}
+        ranks: dict[str, dict[str, int]] = {}
+        by_id: dict[str, SearchHit] = {}
+        for name, hits in lists.items():
+            ranking: dict[str, float] = {}
+            for hit in hits:
+                if hit.id in ranking:  # a store may return one id twice; keep its best
+                    continue
+                ranking[hit.id] = hit.score
+                by_id.setdefault(hit.id, hit)
+            rankings[name] = ranking
+            ranks[name] = {doc_id: r for r, doc_id in enumerate(ranking, start=1)}
+        if self.fusion == "rrf":
+            fused = fusion_lib.rrf(rankings, self.weights, self.rrf_k)
+        else:
+            fused = fusion_lib.convex(
+                rankings, {"dense": self.alpha, "bm25": 1.0 - self.alpha}, normalization=self.normalization
+            )
+        best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
+        out = []
+        for rank, (doc_id, score) in enumerate(best, start=1):
+            row = self.bm25.docs.row_of.get(doc_id)
+            hit = by_id[doc_id]
+            if row is None:
+                text, meta = hit.text, hit.metadata
+            else:
+                text, meta = self.bm25.docs.texts[row], self.bm25.docs.metadatas[row]
+            out.append(
+                HybridHit(
+                    doc_id,
+                    float(score),
+                    rank,
+                    text,
+                    meta,
+                    {name: rankings[name].get(doc_id) for name in lists},
+                    {name: ranks[name].get(doc_id) for name in lists},
+                )
+            )
+        return out
+
+    # -------------------------------------------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> None:
+        """Save BM25, the FAISS index and the fusion settings atomically into one directory."""
+        if not isinstance(self.dense, DenseIndex):
+            raise TypeError(
+                "only a HybridRetriever over a lorag DenseIndex can be saved; a framework vector store persists "
+                "itself: save its BM25 side with retriever.bm25.save(path)"
+            )
+
+        def write(directory: Path) -> None:
+            (directory / "bm25").mkdir()
+            (directory / "dense").mkdir()
+            self.bm25.write_to(directory / "bm25")
+            self.dense.write_to(directory / "dense")  # type: ignore[union-attr]
+            persistence.write_manifest(directory, KIND, self.settings())
+
+        persistence.save_atomically(path, write)
+
+    @classmethod
+    def load(cls, path: str | Path, embedder: TextEmbedder, tokenizer: TextTokenizer | None = None) -> HybridRetriever:
+        """Load a saved hybrid index; ``embedder`` (and ``tokenizer`` if given) must match the saved settings."""
+        directory = persistence.live_snapshot(path)
+        settings = persistence.read_manifest(directory, KIND)
+        bm25 = BM25Index.read_from(directory / "bm25", tokenizer)
+        dense = DenseIndex.read_from(directory / "dense", embedder)
+        if bm25.docs.ids != dense.docs.ids:
+            raise persistence.IndexFormatError(f"{directory} is inconsistent: BM25 and dense hold different documents")
+        return cls(bm25, dense, **settings)

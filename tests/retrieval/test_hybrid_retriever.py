@@ -1,0 +1,80 @@
+"""HybridRetriever: component scores and ranks on each result, k per call, filters before the cut, dedup by id."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import CORPUS, IDS, METADATAS
+from lorag.retrieval import DenseIndex, HybridRetriever, SearchHit
+
+
+@pytest.fixture(scope="module")
+def hybrid(tiny_embedder) -> HybridRetriever:
+    return HybridRetriever.from_texts(CORPUS, tiny_embedder, ids=IDS, metadatas=METADATAS)
+
+
+@pytest.mark.parametrize("fusion", ["rrf", "convex"])
+def test_results_carry_fused_and_component_scores(hybrid: HybridRetriever, fusion: str) -> None:
+    retriever = HybridRetriever(hybrid.bm25, hybrid.dense, fusion=fusion)
+    hits = retriever.search("Paris capital", k=4)
+    assert [h.rank for h in hits] == [1, 2, 3, 4]
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    bm25 = {h.id: h for h in hybrid.bm25.search("Paris capital", k=100)}
+    dense = {h.id: h for h in hybrid.dense.search("Paris capital", k=100)}
+    for h in hits:
+        assert set(h.component_scores) == set(h.component_ranks) == {"bm25", "dense"}
+        assert h.component_scores["dense"] == pytest.approx(dense[h.id].score)
+        assert h.component_ranks["dense"] == dense[h.id].rank
+        if h.id in bm25:
+            assert h.component_scores["bm25"] == pytest.approx(bm25[h.id].score)
+            assert h.component_ranks["bm25"] == bm25[h.id].rank
+        else:
+            assert h.component_scores["bm25"] is None and h.component_ranks["bm25"] is None
+        assert h.text == CORPUS[IDS.index(h.id)] and h.metadata == METADATAS[IDS.index(h.id)]
+    if fusion == "rrf":
+        top = hits[0]
+        expected = sum(1 / (60 + r) for r in top.component_ranks.values() if r is not None)
+        assert top.score == pytest.approx(expected)
+
+
+def test_k_per_call(hybrid: HybridRetriever) -> None:
+    assert len(hybrid.search("fox", k=1)) == 1
+    assert len(hybrid.search("fox", k=7)) == 7
+    assert len(hybrid.search("fox", k=100)) == len(CORPUS)
+    assert hybrid.search("fox", k=0) == []
+
+
+def test_filters_apply_before_the_cut(hybrid: HybridRetriever) -> None:
+    # Only 3 documents are about computing or from 2001: k=3 must return exactly them, whatever their score.
+    hits = hybrid.search("Paris capital city", k=3, filter={"topic": ["computing", "x"]})
+    assert {h.id for h in hits} == {"doc-4", "doc-7"}
+    hits = hybrid.search("Paris capital city", k=3, filter={"topic": "animals"})
+    assert len(hits) == 3 and all(h.metadata["topic"] == "animals" for h in hits)
+    hits = hybrid.search("Paris", k=5, filter={"topic": "geography", "year": [2003, 2009]})
+    assert {h.id for h in hits} == {"doc-2", "doc-8"}
+    bm25_hits = hybrid.bm25.search("Paris", k=5, filter={"year": 2004})
+    assert [h.id for h in bm25_hits] == []  # doc-3 has no 'Paris': BM25 returns only documents that match
+    assert [h.id for h in hybrid.dense.search("Paris", k=5, filter={"year": 2004})] == ["doc-3"]
+
+
+def test_results_are_unique_by_id_even_when_a_store_repeats_one(hybrid: HybridRetriever) -> None:
+    repeated = [SearchHit("doc-1", 0.9, 1, "t"), SearchHit("doc-1", 0.8, 2, "t"), SearchHit("doc-2", 0.1, 3, "t")]
+    fused = hybrid.fuse({"bm25": repeated, "dense": repeated[::-1]}, k=10)
+    assert sorted(h.id for h in fused) == ["doc-1", "doc-2"]
+
+
+def test_dense_flat_search_is_exact(hybrid: HybridRetriever, tiny_embedder) -> None:
+    query = tiny_embedder.embed_query("wolves")
+    brute = hybrid.dense.vectors() @ query
+    got = hybrid.dense.search("wolves", k=5)
+    np.testing.assert_allclose([h.score for h in got], np.sort(brute)[::-1][:5], rtol=1e-5)
+    for h in got:  # the random tiny model gives tied vectors, so compare each hit's score, not the id order
+        assert h.score == pytest.approx(float(brute[IDS.index(h.id)]), rel=1e-5)
+
+
+@pytest.mark.parametrize("index_type", ["hnsw", "ivf"])
+def test_approximate_indexes_are_selectable(tiny_embedder, index_type: str) -> None:
+    dense = DenseIndex.from_texts(CORPUS, tiny_embedder, ids=IDS, index_type=index_type, ivf_nlist=2, ivf_nprobe=2)
+    assert len(dense.search("fox", k=3)) == 3
+    assert type(dense._index).__name__ == {"hnsw": "IndexHNSWFlat", "ivf": "IndexIVFFlat"}[index_type]
