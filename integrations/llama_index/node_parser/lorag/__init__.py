@@ -1,3 +1,5 @@
 """lorag's LlamaIndex node_parser integration (``llama_index.node_parser.lorag``)."""
 
-__all__: list[str] = []
+from llama_index.node_parser.lorag.base import LoragNodeParser
+
+__all__: list[str] = ["LoragNodeParser"]

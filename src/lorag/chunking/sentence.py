@@ -1,0 +1,79 @@
+"""Sentence packing: whole sentences per chunk, overlap made of whole trailing sentences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lorag.chunking.base import Piece, Splitter
+from lorag.chunking.packing import pack
+from lorag.chunking.recursive import RecursiveSplitter
+from lorag.chunking.sentences import sentence_spans
+
+
+class SentenceSplitter(Splitter):
+    """Pack whole sentences into chunks of at most ``chunk_size``; overlap counts whole sentences.
+
+    A sentence longer than ``chunk_size`` on its own is cut at words (then characters) by the recursive splitter.
+
+    Args:
+        chunk_size: maximum chunk length (characters, or tokens with ``tokenizer``).
+        chunk_overlap: maximum length of the repeated sentences (0: no overlap).
+        tokenizer: ``None`` for characters, else a model reference or tokenizer.
+        overlap_sentences: repeat at most this many trailing sentences; ``None`` repeats as many as fit in
+            ``chunk_overlap``.
+    """
+
+    method = "sentence"
+
+    def __init__(
+        self,
+        chunk_size: int = 1000,
+        chunk_overlap: int = 0,
+        *,
+        tokenizer: Any = None,
+        overlap_sentences: int | None = None,
+    ) -> None:
+        super().__init__(chunk_size, chunk_overlap, tokenizer=tokenizer)
+        if overlap_sentences is not None and (isinstance(overlap_sentences, bool) or overlap_sentences < 0):
+            raise ValueError(f"overlap_sentences must be None or a non-negative integer, got {overlap_sentences!r}")
+        self.overlap_sentences = overlap_sentences
+        self._fallback = RecursiveSplitter(chunk_size, 0, tokenizer=self.length, preset="default")
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "overlap_sentences": self.overlap_sentences}
+
+    def _pieces(self, text: str) -> list[Piece]:
+        starts, ends, lengths = self.units(text)
+        measure = self.length if self.measures_tokens else None
+        groups = pack(
+            text,
+            starts,
+            ends,
+            size=self.chunk_size,
+            overlap=self.chunk_overlap,
+            lengths=lengths,
+            measure=measure,
+            max_overlap_atoms=self.overlap_sentences,
+        )
+        return [(starts[i], ends[j], {}) for i, j in groups]
+
+    def units(self, text: str) -> tuple[list[int], list[int], list[int]]:
+        """Sentence spans that fit ``chunk_size`` (long sentences cut into parts), with their lengths."""
+        spans = sentence_spans(text)
+        texts = [text[s:e] for s, e in spans]
+        sizes = self.length.many(texts) if self.measures_tokens else [len(t) for t in texts]
+        starts: list[int] = []
+        ends: list[int] = []
+        lengths: list[int] = []
+        for (s, e), n in zip(spans, sizes, strict=True):
+            if n <= self.chunk_size:
+                starts.append(s)
+                ends.append(e)
+                lengths.append(n)
+            else:
+                # Skip the paragraph/line levels: a sentence is cut at words first.
+                more = self._fallback.atoms(text, s, e, level=2)
+                starts.extend(more[0])
+                ends.extend(more[1])
+                lengths.extend(more[2])
+        return starts, ends, lengths
