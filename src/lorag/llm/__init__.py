@@ -1,0 +1,46 @@
+"""LLM serving: one (quantized) base model, many LoRA adapters chosen per request, batched across adapters.
+
+- ``loading``: load the base by reference (nf4 / fp4 / int8 / none), report its memory footprint.
+- ``adapters``: ``AdapterRegistry``: validated, versioned, LRU-bounded adapters; weighted compositions.
+- ``generation``: ``SamplingParams``, prompts and chat templates, exact stop strings and UTF-8-safe streaming.
+- ``attention`` + ``scheduler``: ``BatchScheduler`` runs requests for different adapters in one forward pass.
+- ``engine``: ``LoragEngine`` ties them together for the LangChain and LlamaIndex wrappers.
+"""
+
+from __future__ import annotations
+
+from lorag.llm.adapters import (
+    BASE_ADAPTER,
+    AdapterBusyError,
+    AdapterError,
+    AdapterInfo,
+    AdapterRegistry,
+    BaseMismatchWarning,
+    UnknownAdapterError,
+)
+from lorag.llm.engine import LoragEngine
+from lorag.llm.generation import GenerationResult, SamplingParams, TextDelta, Usage
+from lorag.llm.loading import BaseSettings, LoadedBase, MemoryFootprint, load_base, memory_footprint
+from lorag.llm.scheduler import BatchScheduler, RequestHandle
+
+__all__ = [
+    "BASE_ADAPTER",
+    "AdapterBusyError",
+    "AdapterError",
+    "AdapterInfo",
+    "AdapterRegistry",
+    "BaseMismatchWarning",
+    "BaseSettings",
+    "BatchScheduler",
+    "GenerationResult",
+    "LoadedBase",
+    "LoragEngine",
+    "MemoryFootprint",
+    "RequestHandle",
+    "SamplingParams",
+    "TextDelta",
+    "UnknownAdapterError",
+    "Usage",
+    "load_base",
+    "memory_footprint",
+]

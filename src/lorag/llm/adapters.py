@@ -1,0 +1,685 @@
+"""A registry of LoRA adapters on one shared base: lazy registration, validated loading, LRU residency, versions.
+
+Adapters are registered by name -> directory (a standard peft dir: ``adapter_config.json`` +
+``adapter_model.safetensors``, optionally a ``training_metadata.json`` from lorag's QLoRA trainer) and loaded into the
+base on first use. Everything that could be wrong with an adapter is checked *before* the base is touched, from the
+exact bytes that are then loaded (read once, hashed, parsed), so a failed load leaves registry and base as they were:
+
+- the directory and ``adapter_config.json`` exist and describe a LoRA adapter (DoRA and ``modules_to_save`` are
+  refused: peft cannot mix those per row in one batch);
+- the weights are ``adapter_model.safetensors``; a pickle ``adapter_model.bin`` is refused unless ``allow_pickle``;
+- the safetensors file parses (a truncated or corrupted file is named as such);
+- every weight targets a module the base has, with matching shapes (an adapter for another base fails here);
+- the base recorded by the adapter matches: ``training_metadata.json``'s ``base_model_fingerprint`` (content hash of
+  the base directory, ``lorag.fingerprint.directory_fingerprint``) is compared exactly; without it,
+  ``adapter_config.json``'s ``base_model_name_or_path`` is compared by resolved path or name. A mismatch warns
+  (``BaseMismatchWarning``, the default ``on_base_mismatch="warn"``, because the same weights can live under several
+  names and shapes were already checked) or raises (``on_base_mismatch="error"``).
+
+Each adapter carries a content ``version`` (sha256 of its config and weight bytes). Reloading an adapter under the same
+name with other weights changes the version, so any cache keyed by (adapter, version) cannot serve stale output.
+
+Residency is bounded (``max_resident``): loading one more evicts the least recently used adapter that is neither
+pinned nor serving a request; evicted adapters stay registered and come back on the next request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from lorag.llm.loading import LoadedBase
+from lorag.models import ModelNotAvailableError, resolve_model
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+#: The name that selects the bare base model in a request (peft's convention for mixed batches).
+BASE_ADAPTER = "__base__"
+CONFIG_FILE = "adapter_config.json"
+SAFETENSORS_FILE = "adapter_model.safetensors"
+PICKLE_FILE = "adapter_model.bin"
+METADATA_FILE = "training_metadata.json"
+
+
+class AdapterError(ValueError):
+    """An adapter request or adapter directory that cannot be served; the message says what and why."""
+
+
+class UnknownAdapterError(AdapterError, LookupError):
+    """A request named an adapter that is not registered."""
+
+
+class AdapterBusyError(AdapterError):
+    """The adapter is serving requests (or is pinned) and cannot be changed now."""
+
+
+class BaseMismatchWarning(UserWarning):
+    """The adapter records a different base model than the one loaded (shapes matched)."""
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """What the registry knows about one adapter (a snapshot)."""
+
+    name: str
+    path: str | None
+    resident: bool
+    pinned: bool
+    version: str | None
+    rank: int | None = None
+    target_modules: tuple[str, ...] = ()
+    recipe: dict[str, float] | None = None
+    """For a weighted composition: source adapter -> weight."""
+
+
+@dataclass
+class _Validated:
+    """An adapter read and checked from disk, ready to inject."""
+
+    config: Any
+    state_dict: dict[str, torch.Tensor]
+    version: str
+    rank: int
+    target_modules: tuple[str, ...]
+
+
+@dataclass
+class _Entry:
+    name: str
+    path: str | None
+    pinned: bool = False
+    allow_pickle: bool = False
+    resident: bool = False
+    version: str | None = None
+    rank: int | None = None
+    target_modules: tuple[str, ...] = ()
+    recipe: dict[str, float] | None = None
+    combination_type: str = "linear"
+    source_versions: dict[str, str] = field(default_factory=dict)
+    busy: int = 0
+
+    def info(self) -> AdapterInfo:
+        return AdapterInfo(
+            self.name,
+            self.path,
+            self.resident,
+            self.pinned,
+            self.version,
+            self.rank,
+            self.target_modules,
+            dict(self.recipe) if self.recipe else None,
+        )
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise AdapterError(f"adapter name must be a non-empty string, got {name!r}")
+    if name == BASE_ADAPTER:
+        raise AdapterError(f"{BASE_ADAPTER!r} is reserved for the base model")
+    if "." in name:
+        raise AdapterError(f"adapter name {name!r} may not contain '.' (peft uses it in module paths)")
+    return name
+
+
+def _module_path(key: str) -> tuple[str, str]:
+    """Split a saved peft key into (module path in the base, weight kind)."""
+    stripped = key.removeprefix("base_model.model.")
+    for kind in ("lora_A.weight", "lora_B.weight"):
+        if stripped.endswith("." + kind):
+            return stripped[: -len(kind) - 1], kind
+    return stripped, ""
+
+
+class AdapterRegistry:
+    """LoRA adapters by name over one base model; thread-safe.
+
+    Args:
+        base: The loaded base (``lorag.llm.loading.load_base``).
+        max_resident: Most adapters held in memory at once (compositions included); least recently used unpinned,
+            idle adapters are evicted beyond it.
+        on_base_mismatch: ``"warn"`` (default) or ``"error"`` when an adapter records another base model.
+        allow_pickle: Accept ``adapter_model.bin`` (pickle, loaded with ``weights_only=True``) for every adapter;
+            per adapter via ``register(..., allow_pickle=True)``.
+        wait_timeout_s: How long a request waits for a resident slot when all are pinned or busy.
+    """
+
+    def __init__(
+        self,
+        base: LoadedBase,
+        *,
+        max_resident: int = 8,
+        on_base_mismatch: Literal["warn", "error"] = "warn",
+        allow_pickle: bool = False,
+        wait_timeout_s: float = 60.0,
+    ) -> None:
+        if max_resident < 1:
+            raise ValueError(f"max_resident must be >= 1, got {max_resident}")
+        if on_base_mismatch not in ("warn", "error"):
+            raise ValueError(f"on_base_mismatch must be 'warn' or 'error', got {on_base_mismatch!r}")
+        self.base = base
+        self.max_resident = max_resident
+        self.on_base_mismatch = on_base_mismatch
+        self.allow_pickle = allow_pickle
+        self.wait_timeout_s = wait_timeout_s
+        #: Held while the model runs a forward pass or its adapters change; the scheduler shares it.
+        self.model_lock = threading.RLock()
+        self._state = threading.Condition(threading.RLock())
+        self._entries: dict[str, _Entry] = {}
+        self._lru: OrderedDict[str, None] = OrderedDict()
+        self._peft: Any = None
+        self.base_version = hashlib.sha256(
+            json.dumps([base.fingerprint, base.settings.as_dict()], sort_keys=True).encode()
+        ).hexdigest()[:16]
+
+    # ------------------------------------------------------------------ the model to run
+
+    @property
+    def model(self) -> Any:
+        """The module to call: the peft model when any adapter is resident, else the bare base."""
+        return self._peft if self._peft is not None else self.base.model
+
+    @property
+    def has_adapters(self) -> bool:
+        return self._peft is not None
+
+    # ------------------------------------------------------------------ registration
+
+    def register(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        pinned: bool = False,
+        allow_pickle: bool | None = None,
+        load: bool = False,
+    ) -> AdapterInfo:
+        """Register ``name`` -> adapter directory; loads lazily on first use unless ``load=True``.
+
+        The directory layout is checked now (cheap); weights are validated when loaded. Registering the same name
+        with the same path again is a no-op; with another path it is an error (use ``reload``).
+        """
+        _check_name(name)
+        folder = Path(path).expanduser()
+        allow = self.allow_pickle if allow_pickle is None else allow_pickle
+        self._weights_file(folder, allow)
+        resolved = str(folder.resolve())
+        with self._state:
+            existing = self._entries.get(name)
+            if existing is not None:
+                if existing.path == resolved:
+                    return existing.info()
+                raise AdapterError(
+                    f"adapter {name!r} is already registered from {existing.path}; call reload({name!r}, path) "
+                    "to replace it or remove() it first"
+                )
+            self._entries[name] = _Entry(name, resolved, pinned=pinned, allow_pickle=allow)
+        if load:
+            return self.load(name)
+        return self.info(name)
+
+    def remove(self, name: str) -> None:
+        """Unload (if resident) and forget an adapter."""
+        self.unload(name)
+        with self._state:
+            self._entries.pop(name, None)
+
+    def names(self) -> list[str]:
+        with self._state:
+            return sorted(self._entries)
+
+    def list(self) -> list[AdapterInfo]:
+        """Every registered adapter, resident or not, by name."""
+        with self._state:
+            return [self._entries[n].info() for n in sorted(self._entries)]
+
+    def resident(self) -> list[str]:
+        """Resident adapters, least recently used first."""
+        with self._state:
+            return list(self._lru)
+
+    def info(self, name: str) -> AdapterInfo:
+        with self._state:
+            return self._entry(name).info()
+
+    def version(self, name: str | None) -> str:
+        """Content version of an adapter (loads it if needed), or of the base for ``None``/``"__base__"``."""
+        if name in (None, BASE_ADAPTER):
+            return self.base_version
+        with self.use([name]) as versions:
+            return versions[0]
+
+    def pin(self, name: str, pinned: bool = True) -> None:
+        """Keep an adapter resident (never evicted) or release that."""
+        with self._state:
+            self._entry(name).pinned = pinned
+            self._state.notify_all()
+
+    def _entry(self, name: str) -> _Entry:
+        entry = self._entries.get(name)
+        if entry is None:
+            known = ", ".join(sorted(self._entries)) or "none registered"
+            raise UnknownAdapterError(f"unknown adapter {name!r}; registered adapters: {known} (or {BASE_ADAPTER!r})")
+        return entry
+
+    # ------------------------------------------------------------------ loading and unloading
+
+    def load(self, name: str) -> AdapterInfo:
+        """Make ``name`` resident (validating it first); a no-op when it already is."""
+        with self.use([name]):
+            return self.info(name)
+
+    def reload(self, name: str, path: str | os.PathLike[str] | None = None) -> AdapterInfo:
+        """Re-read an adapter from disk (optionally from a new directory); its version follows the new content.
+
+        The new content is validated first; on any error the old adapter stays as it was.
+        """
+        with self._state:
+            entry = self._entry(name)
+            if entry.recipe is not None:
+                raise AdapterError(f"{name!r} is a composition; compose() it again instead")
+            folder = Path(path).expanduser().resolve() if path is not None else Path(str(entry.path))
+            allow = entry.allow_pickle
+        validated = self._read(folder, allow)
+        with self._state:
+            entry = self._entry(name)
+            if entry.busy:
+                raise AdapterBusyError(f"adapter {name!r} is serving {entry.busy} request(s); reload it when idle")
+            with self.model_lock:
+                if entry.resident:
+                    self._delete(name)
+                    entry.resident = False
+                    self._lru.pop(name, None)
+                entry.path = str(folder)
+                self._inject(entry, validated)
+            return entry.info()
+
+    def unload(self, name: str) -> None:
+        """Free an adapter's weights; it stays registered and loads again on next use."""
+        with self._state:
+            entry = self._entry(name)
+            if not entry.resident:
+                return
+            if entry.busy:
+                raise AdapterBusyError(f"adapter {name!r} is serving {entry.busy} request(s); unload it when idle")
+            with self.model_lock:
+                self._delete(name)
+            entry.resident = False
+            self._lru.pop(name, None)
+            self._state.notify_all()
+
+    @contextmanager
+    def use(self, names: Iterable[str | None]) -> Iterator[list[str]]:
+        """Hold adapters resident (not evictable) for the duration; yields their versions in order.
+
+        ``None`` and ``"__base__"`` select the base. Unknown names raise ``UnknownAdapterError`` before anything
+        is loaded.
+        """
+        wanted = [BASE_ADAPTER if n is None else n for n in names]
+        with self._state:
+            for n in wanted:
+                if n != BASE_ADAPTER:
+                    self._entry(n)
+        acquired: list[str] = []
+        try:
+            versions = []
+            for n in wanted:
+                versions.append(self._acquire(n))
+                acquired.append(n)
+            yield versions
+        finally:
+            for n in acquired:
+                self._release(n)
+
+    def acquire(self, name: str | None) -> tuple[str, str]:
+        """Mark an adapter in use (loading it if needed); returns (name, version). Pair with ``release``."""
+        resolved = BASE_ADAPTER if name is None else name
+        return resolved, self._acquire(resolved)
+
+    def release(self, name: str) -> None:
+        self._release(name)
+
+    def _acquire(self, name: str) -> str:
+        if name == BASE_ADAPTER:
+            return self.base_version
+        with self._state:
+            entry = self._entry(name)
+            if entry.recipe is not None:
+                self._refresh_composition(entry)
+            if not entry.resident:
+                validated = None if entry.recipe is not None else self._read(Path(str(entry.path)), entry.allow_pickle)
+                self._make_room(exclude=name)
+                with self.model_lock:
+                    if entry.recipe is not None:
+                        self._compose_into(entry)
+                    else:
+                        assert validated is not None
+                        self._inject(entry, validated)
+            entry.busy += 1
+            self._lru.pop(name, None)
+            self._lru[name] = None
+            assert entry.version is not None
+            return entry.version
+
+    def _release(self, name: str) -> None:
+        if name == BASE_ADAPTER:
+            return
+        with self._state:
+            entry = self._entries.get(name)
+            if entry is not None and entry.busy > 0:
+                entry.busy -= 1
+            self._state.notify_all()
+
+    def _make_room(self, exclude: str) -> None:
+        """Evict LRU adapters until one more fits, waiting for a busy one to finish if all are busy or pinned."""
+        deadline = time.monotonic() + self.wait_timeout_s
+        while len(self._lru) >= self.max_resident:
+            victim = next(
+                (n for n in self._lru if n != exclude and not self._entries[n].pinned and not self._entries[n].busy),
+                None,
+            )
+            if victim is not None:
+                logger.info("evicting adapter %r (max_resident=%d)", victim, self.max_resident)
+                with self.model_lock:
+                    self._delete(victim)
+                self._entries[victim].resident = False
+                self._lru.pop(victim)
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._state.wait(timeout=remaining):
+                raise AdapterBusyError(
+                    f"max_resident={self.max_resident} adapters are resident and all are pinned or serving requests "
+                    f"({', '.join(self._lru)}); raise max_resident or unpin one"
+                )
+
+    # ------------------------------------------------------------------ composition
+
+    def compose(
+        self, name: str, weights: Mapping[str, float], *, combination_type: str = "linear", pinned: bool = False
+    ) -> AdapterInfo:
+        """Register a weighted combination of registered adapters as a named virtual adapter (peft
+        ``add_weighted_adapter``). It is built now, rebuilt after eviction, and rebuilt when a source's version
+        changes, so its own version always reflects the sources it was built from.
+
+        ``combination_type`` is peft's: ``linear`` (all sources need the same rank), ``cat``, ``svd``, ...
+        """
+        _check_name(name)
+        if not weights:
+            raise AdapterError("compose() needs at least one source adapter")
+        with self._state:
+            if name in self._entries:
+                raise AdapterError(f"adapter {name!r} is already registered; remove() it first")
+            for source in weights:
+                if self._entry(source).recipe is not None:
+                    raise AdapterError(f"{source!r} is itself a composition; compose from file adapters")
+            entry = _Entry(name, None, pinned=pinned, recipe=dict(weights), combination_type=combination_type)
+            self._entries[name] = entry
+            try:
+                self._acquire(name)
+                self._release(name)
+            except Exception:
+                self._entries.pop(name, None)
+                raise
+            return entry.info()
+
+    def _refresh_composition(self, entry: _Entry) -> None:
+        assert entry.recipe is not None
+        current = {s: self._entries[s].version for s in entry.recipe if s in self._entries}
+        if entry.resident and current != entry.source_versions:
+            if entry.busy:
+                return  # serve the old build to in-flight requests; rebuild when idle
+            with self.model_lock:
+                self._delete(entry.name)
+            entry.resident = False
+            self._lru.pop(entry.name, None)
+
+    def _compose_into(self, entry: _Entry) -> None:
+        assert entry.recipe is not None
+        sources = list(entry.recipe)
+        for s in sources:
+            self._entry(s)
+        versions: dict[str, str] = {}
+        for s in sources:
+            versions[s] = self._acquire(s)
+        try:
+            self._peft.add_weighted_adapter(
+                adapters=sources,
+                weights=[float(entry.recipe[s]) for s in sources],
+                adapter_name=entry.name,
+                combination_type=entry.combination_type,
+            )
+            self._peft.eval()
+        except Exception as err:
+            if entry.name in getattr(self._peft, "peft_config", {}):
+                self._delete(entry.name)
+            raise AdapterError(f"cannot compose {entry.name!r} from {entry.recipe}: {err}") from err
+        finally:
+            for s in sources:
+                self._release(s)
+        entry.source_versions = versions
+        payload = json.dumps([versions, entry.recipe, entry.combination_type], sort_keys=True)
+        entry.version = hashlib.sha256(payload.encode()).hexdigest()[:16]
+        entry.resident = True
+        self._lru[entry.name] = None
+
+    # ------------------------------------------------------------------ validation (no side effects)
+
+    def _weights_file(self, folder: Path, allow_pickle: bool) -> Path:
+        if not folder.is_dir():
+            raise AdapterError(f"adapter directory {str(folder)!r} does not exist or is not a directory")
+        if not (folder / CONFIG_FILE).is_file():
+            raise AdapterError(f"{str(folder)!r} has no {CONFIG_FILE}; is it a peft adapter directory?")
+        if (folder / SAFETENSORS_FILE).is_file():
+            return folder / SAFETENSORS_FILE
+        if (folder / PICKLE_FILE).is_file():
+            if allow_pickle:
+                return folder / PICKLE_FILE
+            raise AdapterError(
+                f"{str(folder)!r} holds a pickle {PICKLE_FILE}, refused because unpickling can run code; convert it "
+                f"to {SAFETENSORS_FILE} or pass allow_pickle=True if you trust its source"
+            )
+        raise AdapterError(f"{str(folder)!r} has no {SAFETENSORS_FILE}")
+
+    def _read(self, folder: Path, allow_pickle: bool) -> _Validated:
+        """Read, parse and check an adapter directory against the base; no state changes."""
+        import torch
+        from peft import LoraConfig
+
+        weights_path = self._weights_file(folder, allow_pickle)
+        config_bytes = (folder / CONFIG_FILE).read_bytes()
+        weight_bytes = weights_path.read_bytes()
+        try:
+            config_dict = json.loads(config_bytes)
+        except ValueError as err:
+            raise AdapterError(f"{folder / CONFIG_FILE} is not valid JSON: {err}") from err
+        peft_type = str(config_dict.get("peft_type", "")).upper()
+        if peft_type != "LORA":
+            raise AdapterError(f"{folder} is a {peft_type or 'unknown'} adapter; only LoRA adapters are supported")
+        if config_dict.get("use_dora"):
+            raise AdapterError(f"{folder} is a DoRA adapter; peft cannot batch DoRA per request, merge it instead")
+        if config_dict.get("modules_to_save"):
+            raise AdapterError(
+                f"{folder} trains full modules ({config_dict['modules_to_save']}); per-request batching supports "
+                "LoRA weights only"
+            )
+        try:
+            known = set(LoraConfig.__dataclass_fields__)
+            config = LoraConfig(**{k: v for k, v in config_dict.items() if k in known})
+        except (TypeError, ValueError) as err:
+            raise AdapterError(f"{folder / CONFIG_FILE} is not a valid LoRA config: {err}") from err
+        config.inference_mode = True
+        if weights_path.name == SAFETENSORS_FILE:
+            from safetensors import SafetensorError
+            from safetensors.torch import load as load_safetensors
+
+            try:
+                state_dict = load_safetensors(weight_bytes)
+            except (SafetensorError, ValueError, RuntimeError) as err:
+                raise AdapterError(f"{weights_path} is corrupted or not a safetensors file: {err}") from err
+        else:
+            import io
+
+            try:
+                state_dict = torch.load(io.BytesIO(weight_bytes), map_location="cpu", weights_only=True)
+            except Exception as err:
+                raise AdapterError(f"{weights_path} cannot be read as a weights-only torch file: {err}") from err
+        if not state_dict:
+            raise AdapterError(f"{weights_path} holds no tensors")
+        rank = self._check_against_base(folder, config, state_dict)
+        self._check_recorded_base(folder, config_dict)
+        h = hashlib.sha256()
+        h.update(config_bytes)
+        h.update(b"\0")
+        h.update(weight_bytes)
+        targets = config.target_modules
+        target_names = (targets,) if isinstance(targets, str) else tuple(sorted(targets or ()))
+        return _Validated(config, state_dict, h.hexdigest()[:16], rank, target_names)
+
+    def _base_module(self, path: str) -> Any:
+        module = self.base.model
+        try:
+            sub = module.get_submodule(path)
+        except AttributeError:
+            return None
+        return sub.get_base_layer() if hasattr(sub, "get_base_layer") else sub
+
+    def _check_against_base(self, folder: Path, config: Any, state_dict: Mapping[str, torch.Tensor]) -> int:
+        import torch
+
+        missing: list[str] = []
+        problems: list[str] = []
+        ranks: set[int] = set()
+        for key, tensor in state_dict.items():
+            path, kind = _module_path(key)
+            if not kind:
+                problems.append(f"{key}: not a LoRA A/B weight")
+                continue
+            module = self._base_module(path)
+            if module is None:
+                missing.append(path)
+                continue
+            if not isinstance(module, torch.nn.Linear):
+                problems.append(f"{path}: a {type(module).__name__}, only Linear layers are supported")
+                continue
+            if tensor.ndim != 2:
+                problems.append(f"{key}: expected a matrix, got shape {tuple(tensor.shape)}")
+                continue
+            if kind == "lora_A.weight":
+                ranks.add(tensor.shape[0])
+                if tensor.shape[1] != module.in_features:
+                    problems.append(f"{key}: in_features {tensor.shape[1]} != base {module.in_features}")
+            elif tensor.shape[0] != module.out_features:
+                problems.append(f"{key}: out_features {tensor.shape[0]} != base {module.out_features}")
+        if missing:
+            shown = ", ".join(sorted(set(missing))[:5])
+            raise AdapterError(
+                f"{folder} targets modules the base {self.base.settings.model!r} lacks ({len(set(missing))}: "
+                f"{shown}); it was trained for another architecture"
+            )
+        if problems:
+            shown = "; ".join(problems[:5])
+            raise AdapterError(
+                f"{folder} does not fit the base {self.base.settings.model!r} (shape mismatch; trained for another "
+                f"base?): {shown}"
+            )
+        return max(ranks) if ranks else int(config.r)
+
+    def _check_recorded_base(self, folder: Path, config_dict: Mapping[str, Any]) -> None:
+        mismatch = None
+        metadata_file = folder / METADATA_FILE
+        if metadata_file.is_file():
+            try:
+                recorded = json.loads(metadata_file.read_text()).get("base_model_fingerprint")
+            except (OSError, ValueError) as err:
+                raise AdapterError(f"{metadata_file} is not valid JSON: {err}") from err
+            if recorded and recorded != self.base.fingerprint:
+                mismatch = (
+                    f"{folder} was trained on a base with fingerprint {recorded}, the loaded base "
+                    f"{self.base.settings.model!r} has {self.base.fingerprint}"
+                )
+        else:
+            recorded_name = config_dict.get("base_model_name_or_path")
+            if recorded_name and not self._same_base(str(recorded_name)):
+                mismatch = (
+                    f"{folder} records base model {recorded_name!r}, the loaded base is {self.base.settings.model!r} "
+                    f"({self.base.path})"
+                )
+        if mismatch is None:
+            return
+        if self.on_base_mismatch == "error":
+            raise AdapterError(mismatch + " (on_base_mismatch='error')")
+        warnings.warn(mismatch + "; shapes match, loading anyway", BaseMismatchWarning, stacklevel=4)
+
+    def _same_base(self, recorded: str) -> bool:
+        ours = {self.base.settings.model, self.base.path, Path(self.base.path).name}
+        if recorded in ours or Path(recorded).name in ours:
+            return True
+        try:
+            return resolve_model(recorded) == self.base.path
+        except (ModelNotAvailableError, OSError, ValueError):
+            return False
+
+    # ------------------------------------------------------------------ injection (holds model_lock)
+
+    def _inject(self, entry: _Entry, validated: _Validated) -> None:
+        from peft import PeftModel, set_peft_model_state_dict
+
+        name = entry.name
+        created = self._peft is None
+        try:
+            if created:
+                self._peft = PeftModel(self.base.model, validated.config, adapter_name=name)
+            else:
+                self._peft.add_adapter(name, validated.config)
+            result = set_peft_model_state_dict(self._peft, validated.state_dict, adapter_name=name)
+            unexpected = list(getattr(result, "unexpected_keys", []) or [])
+            if unexpected:
+                raise AdapterError(f"adapter {name!r} has weights peft could not place: {unexpected[:5]}")
+            self._peft.eval()
+        except Exception as err:
+            self._rollback(name, created)
+            if isinstance(err, AdapterError):
+                raise
+            raise AdapterError(f"loading adapter {name!r} from {entry.path} failed: {err}") from err
+        entry.version = validated.version
+        entry.rank = validated.rank
+        entry.target_modules = validated.target_modules
+        entry.resident = True
+        self._lru[name] = None
+        logger.info("loaded adapter %r (version %s) from %s", name, entry.version, entry.path)
+
+    def _rollback(self, name: str, created: bool) -> None:
+        if self._peft is None:
+            return
+        if created:
+            self._peft.unload()
+            self._peft = None
+        elif name in self._peft.peft_config:
+            self._delete(name)
+
+    def _delete(self, name: str) -> None:
+        """Remove an adapter's layers; the last one unwraps the base back to plain modules."""
+        if self._peft is None or name not in self._peft.peft_config:
+            return
+        if len(self._peft.peft_config) == 1:
+            self._peft.unload()
+            self._peft = None
+        else:
+            if name in self._peft.active_adapters:
+                other = next(n for n in self._peft.peft_config if n != name)
+                self._peft.set_adapter(other)
+            self._peft.delete_adapter(name)
+        self.base.model.eval()

@@ -1,0 +1,83 @@
+"""Row-wise attention, so a request's output does not depend on what else shares its batch.
+
+Left-padding requests of different lengths into one batch changes the shape of every attention call, and CPU kernels
+(oneDNN/MKL) pick different reduction orders for different shapes: the same request then gets logits that differ in
+the last bits from its solo run, enough to flip a greedy token now and then. The scheduler therefore registers this
+attention function with transformers: while a batch runs, each row attends over exactly its own unpadded keys with
+the same call a solo run makes. Outside the scheduler (no row spans set) it is plain SDPA.
+
+Rows marked as filler (span start ``-1``) are skipped; they only exist to keep matrix shapes on a kernel that gives
+every row the same bits (see ``lorag.llm.scheduler``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+ATTENTION_NAME = "lorag_rowwise"
+_ROW_STARTS: ContextVar[Sequence[int] | None] = ContextVar("lorag_row_starts", default=None)
+_registered = False
+
+
+@contextmanager
+def row_spans(starts: Sequence[int]) -> Iterator[None]:
+    """Within the block, row ``b`` of the batch holds valid keys from index ``starts[b]`` on (``-1``: filler row)."""
+    token = _ROW_STARTS.set(starts)
+    try:
+        yield
+    finally:
+        _ROW_STARTS.reset(token)
+
+
+def rowwise_attention(
+    module: Any,
+    query: Any,
+    key: Any,
+    value: Any,
+    attention_mask: Any,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[Any, None]:
+    """transformers attention interface: ``query`` (B, H, Lq, D), ``key``/``value`` (B, Hkv, Lk, D)."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    starts = _ROW_STARTS.get()
+    if starts is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
+    batch, heads, q_len, head_dim = query.shape
+    k_len = key.shape[2]
+    out = query.new_zeros(batch, q_len, heads, head_dim)
+    for row, start in enumerate(starts):
+        if start < 0:
+            continue
+        q_from = max(0, start - (k_len - q_len))  # query i sits at key position k_len - q_len + i
+        if q_len - q_from > 1 and q_len - q_from != k_len - start:
+            raise RuntimeError("rowwise attention supports whole prefills and one-token decode steps only")
+        attn, _ = sdpa_attention_forward(
+            module,
+            query[row : row + 1, :, q_from:],
+            key[row : row + 1, :, start:],
+            value[row : row + 1, :, start:],
+            None,
+            dropout,
+            scaling,
+        )
+        out[row, q_from:] = attn[0]
+    return out, None
+
+
+def ensure_registered() -> str:
+    """Register the attention function (and SDPA's mask builder) with transformers once; returns its name."""
+    global _registered
+    if not _registered:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+        AttentionInterface.register(ATTENTION_NAME, rowwise_attention)
+        AttentionMaskInterface.register(ATTENTION_NAME, sdpa_mask)
+        _registered = True
+    return ATTENTION_NAME

@@ -1,0 +1,212 @@
+"""``LoragEngine``: one quantized base, many LoRA adapters, chosen per request, batched across adapters.
+
+The engine is what the LangChain and LlamaIndex wrappers talk to. It owns the loaded base, the adapter registry and
+the batching scheduler; all of its methods are safe to call from many threads and event loops at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+from lorag.llm.adapters import BASE_ADAPTER, AdapterInfo, AdapterRegistry
+from lorag.llm.attention import ensure_registered
+from lorag.llm.generation import (
+    GenerationResult,
+    SamplingParams,
+    TextDelta,
+    build_prompt,
+    stop_token_ids,
+)
+from lorag.llm.loading import LoadedBase, MemoryFootprint, Quantization, load_base
+from lorag.llm.scheduler import BatchScheduler, RequestHandle
+
+Message = Mapping[str, Any]
+
+
+class LoragEngine:
+    """Serve one base model with per-request LoRA adapters.
+
+    Args:
+        model: A lorag short name (``smollm2-135m-instruct``), a local directory or a hub id.
+        quantization: ``nf4`` (default), ``fp4``, ``int8`` or ``none``.
+        compute_dtype: ``float32`` / ``bfloat16`` / ``float16``; default float32 on CPU, bfloat16 on CUDA.
+        double_quant: Double-quantize 4-bit scales.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        adapters: Adapters to register now (lazily loaded): name -> peft adapter directory.
+        max_resident_adapters: Bound on adapters in memory; least recently used ones are evicted.
+        on_base_mismatch: ``warn`` or ``error`` when an adapter records another base (see ``AdapterRegistry``).
+        allow_pickle_adapters: Accept pickle ``adapter_model.bin`` files (refused by default).
+        max_batch_size: Most requests decoding in one forward pass.
+        exact_batching: Keep concurrent outputs bit-identical to solo runs (small compute cost, see scheduler).
+        trust_remote_code: Allow modelling code from the model repository.
+        base: An already loaded base (then the loading arguments are ignored).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = "smollm2-135m-instruct",
+        *,
+        quantization: Quantization = "nf4",
+        compute_dtype: str | None = None,
+        double_quant: bool = True,
+        device: str = "auto",
+        adapters: Mapping[str, str | os.PathLike[str]] | None = None,
+        max_resident_adapters: int = 8,
+        on_base_mismatch: Literal["warn", "error"] = "warn",
+        allow_pickle_adapters: bool = False,
+        max_batch_size: int = 16,
+        exact_batching: bool = True,
+        trust_remote_code: bool = False,
+        base: LoadedBase | None = None,
+    ) -> None:
+        self.base = base or load_base(
+            model,
+            quantization=quantization,
+            compute_dtype=compute_dtype,
+            double_quant=double_quant,
+            device=device,
+            trust_remote_code=trust_remote_code,
+        )
+        self.base.model.set_attn_implementation(ensure_registered())
+        self.tokenizer = self.base.tokenizer
+        self.adapters = AdapterRegistry(
+            self.base,
+            max_resident=max_resident_adapters,
+            on_base_mismatch=on_base_mismatch,
+            allow_pickle=allow_pickle_adapters,
+        )
+        for name, path in (adapters or {}).items():
+            self.adapters.register(name, path)
+        config = self.base.model.config
+        self.context_window = int(
+            getattr(config, "max_position_embeddings", 0) or getattr(self.tokenizer, "model_max_length", 2048)
+        )
+        self.scheduler = BatchScheduler(
+            self.adapters,
+            self.tokenizer,
+            stop_ids=stop_token_ids(self.tokenizer, self.base.model),
+            max_length=self.context_window,
+            max_batch_size=max_batch_size,
+            exact=exact_batching,
+        )
+
+    # ------------------------------------------------------------------ shared engines
+
+    _shared: ClassVar[dict[tuple[Any, ...], LoragEngine]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def shared(cls, model: str | os.PathLike[str] = "smollm2-135m-instruct", **kwargs: Any) -> LoragEngine:
+        """One engine per (model, loading settings) in this process, so many wrappers share one base in memory.
+
+        ``adapters`` are registered on the shared engine (same name + same path is fine; another path is an error).
+        """
+        adapters = kwargs.pop("adapters", None) or {}
+        key = (os.fspath(model), tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
+        with cls._shared_lock:
+            engine = cls._shared.get(key)
+            if engine is None:
+                engine = cls(model, **kwargs)
+                cls._shared[key] = engine
+        for name, path in adapters.items():
+            engine.adapters.register(name, path)
+        return engine
+
+    # ------------------------------------------------------------------ info
+
+    @property
+    def footprint(self) -> MemoryFootprint:
+        """Memory held by the base and the resident adapters."""
+        from lorag.llm.loading import memory_footprint
+
+        return memory_footprint(self.adapters.model)
+
+    def register_adapter(self, name: str, path: str | os.PathLike[str], **kwargs: Any) -> AdapterInfo:
+        """Shortcut for ``engine.adapters.register``."""
+        return self.adapters.register(name, path, **kwargs)
+
+    def adapter_version(self, adapter: str | None) -> str:
+        """Content version of an adapter (or of the base for None), for cache keys."""
+        return self.adapters.version(adapter)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # ------------------------------------------------------------------ generation
+
+    def submit(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message] | None = None,
+        adapter: str | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        **sampling: Any,
+    ) -> RequestHandle:
+        """Queue one request; the handle streams ``TextDelta`` pieces and gives the ``GenerationResult``.
+
+        Args:
+            prompt: Plain text to continue (tokenized with the tokenizer's special tokens).
+            messages: A chat (``[{"role": ..., "content": ...}]``) rendered with the model's chat template.
+            adapter: Adapter name, or None / ``"__base__"`` for the bare base.
+            loop: The running event loop, for ``async for`` consumption.
+            **sampling: ``SamplingParams`` fields: max_tokens, temperature, top_p, top_k, seed, stop.
+        """
+        params = sampling.pop("params", None) or SamplingParams(**sampling)
+        ids = build_prompt(self.tokenizer, prompt, messages)
+        return self.scheduler.submit(ids, adapter if adapter is not None else BASE_ADAPTER, params, loop=loop)
+
+    def generate(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message] | None = None,
+        adapter: str | None = None,
+        **sampling: Any,
+    ) -> GenerationResult:
+        """Generate a completion (blocking)."""
+        return self.submit(prompt, messages=messages, adapter=adapter, **sampling).result()
+
+    def stream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message] | None = None,
+        adapter: str | None = None,
+        **sampling: Any,
+    ) -> Iterator[TextDelta]:
+        """Stream text pieces as tokens are generated; the last piece has ``finish_reason`` and ``usage``."""
+        yield from self.submit(prompt, messages=messages, adapter=adapter, **sampling)
+
+    async def agenerate(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message] | None = None,
+        adapter: str | None = None,
+        **sampling: Any,
+    ) -> GenerationResult:
+        """Async ``generate``: awaits without blocking the event loop."""
+        handle = self.submit(prompt, messages=messages, adapter=adapter, loop=asyncio.get_running_loop(), **sampling)
+        return await handle.aresult()
+
+    async def astream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Message] | None = None,
+        adapter: str | None = None,
+        **sampling: Any,
+    ) -> AsyncIterator[TextDelta]:
+        """Async ``stream``."""
+        handle = self.submit(prompt, messages=messages, adapter=adapter, loop=asyncio.get_running_loop(), **sampling)
+        async for delta in handle:
+            yield delta
+
+    def close(self) -> None:
+        """Stop the scheduler's worker thread."""
+        self.scheduler.close()

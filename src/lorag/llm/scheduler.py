@@ -1,0 +1,441 @@
+"""A batching scheduler: concurrent requests for different adapters decode together, one forward pass per step.
+
+Requests arrive from any thread or event loop. One worker thread owns the model: it prefills each new request on
+its own, then runs every active request's next token in ONE forward pass, each row routed to its own LoRA adapter by
+peft's ``adapter_names`` (``"__base__"`` for the bare base). Requests join and leave between steps (continuous
+batching), so a long request does not hold back short ones, and no adapter is ever "switched": there is no global
+active adapter to race on.
+
+Exactness. A request's greedy output under concurrency is bit-for-bit the output it gets alone, by construction:
+
+- prefill always runs alone (batch of one, no padding), as in a solo run;
+- in decode steps each row attends over exactly its own keys (``lorag.llm.attention``), and gets its own position ids;
+- matrix products are row-independent only when every call uses the same kernel: MKL/oneDNN on CPU take other code
+  paths for 1-3 rows (and some other small counts) than for multiples of 4, which changes the last bits. With
+  ``exact=True`` each adapter's group of rows is therefore filled up to a multiple of ``row_quantum`` (4) with filler
+  rows that are computed and thrown away, so the base layers and each adapter's LoRA product always see a multiple
+  of 4 rows. ``tests/llm/test_llm_batch_exactness.py`` checks the result on the machine it runs on.
+
+bitsandbytes int8 (LLM.int8) picks outlier columns over the whole batch, so int8 outputs can depend on batch
+neighbours; nf4/fp4/none do not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from lorag.llm.adapters import BASE_ADAPTER, AdapterRegistry
+from lorag.llm.attention import row_spans
+from lorag.llm.generation import GenerationResult, SamplingParams, TextAssembler, TextDelta, Usage
+
+logger = logging.getLogger(__name__)
+
+_DONE = object()
+
+
+class RequestHandle:
+    """A submitted request: iterate its ``TextDelta`` pieces (sync or async), or wait for the ``GenerationResult``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self._loop = loop
+        self._sync: queue.Queue[Any] = queue.Queue()
+        self._async: asyncio.Queue[Any] | None = asyncio.Queue() if loop is not None else None
+        self._cancelled = threading.Event()
+        self.result_value: GenerationResult | None = None
+
+    def _put(self, item: Any) -> None:
+        if self._loop is not None and self._async is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._async.put_nowait, item)
+            except RuntimeError:  # the loop closed: the consumer is gone
+                self._cancelled.set()
+        else:
+            self._sync.put(item)
+
+    def cancel(self) -> None:
+        """Stop generating for this request (takes effect at the next step)."""
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def __iter__(self) -> Iterator[TextDelta]:
+        if self._async is not None:
+            raise RuntimeError("this request was submitted for async use; iterate it with `async for`")
+        try:
+            while True:
+                item = self._sync.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item is _DONE:
+                    return
+                yield item
+        finally:
+            self.cancel()  # a consumer that stops early frees its batch row
+
+    async def __aiter__(self) -> AsyncIterator[TextDelta]:
+        if self._async is None:
+            raise RuntimeError("this request was submitted for sync use; iterate it with `for`")
+        try:
+            while True:
+                item = await self._async.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item is _DONE:
+                    return
+                yield item
+        finally:
+            self.cancel()
+
+    def result(self) -> GenerationResult:
+        """Consume the stream and return the finished request."""
+        for _ in self:
+            pass
+        assert self.result_value is not None
+        return self.result_value
+
+    async def aresult(self) -> GenerationResult:
+        async for _ in self:
+            pass
+        assert self.result_value is not None
+        return self.result_value
+
+
+@dataclass(eq=False)
+class _Active:
+    prompt_ids: list[int]
+    adapter: str
+    version: str
+    params: SamplingParams
+    handle: RequestHandle
+    assembler: TextAssembler
+    generator: Any = None
+    last_token: int = 0
+    length: int = 0
+    """Tokens in this request's KV cache."""
+    kv: list[tuple[Any, Any]] | None = None
+    """Per-layer (key, value) of shape (1, Hkv, length, D), only between prefill and joining the batch."""
+    completion: int = 0
+    finish: str | None = None
+    logprobs: list[float] = field(default_factory=list)
+
+
+class BatchScheduler:
+    """Runs requests for any mix of adapters in shared forward passes on one worker thread.
+
+    Args:
+        registry: Adapter registry over the base; its ``model_lock`` guards each forward pass.
+        tokenizer: The base's tokenizer.
+        max_batch_size: Most requests decoding together; more wait for a free row.
+        exact: Fill adapter groups to multiples of ``row_quantum`` rows so outputs equal solo runs bit for bit.
+        row_quantum: Row multiple that keeps CPU matmul kernels row-independent (4 for MKL/oneDNN on x86).
+        batch_window_s: How long an idle worker waits after the first arrival to gather concurrent requests.
+        stop_ids: End-of-sequence token ids.
+        max_length: Context window of the model (prompt + generated tokens).
+    """
+
+    def __init__(
+        self,
+        registry: AdapterRegistry,
+        tokenizer: Any,
+        *,
+        stop_ids: frozenset[int],
+        max_length: int,
+        max_batch_size: int = 16,
+        exact: bool = True,
+        row_quantum: int = 4,
+        batch_window_s: float = 0.005,
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        self.registry = registry
+        self.tokenizer = tokenizer
+        self.stop_ids = stop_ids
+        self.max_length = max_length
+        self.max_batch_size = max_batch_size
+        self.row_quantum = row_quantum if exact else 1
+        self.batch_window_s = batch_window_s
+        self._pending: queue.Queue[_Active] = queue.Queue()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        # batch state (worker thread only)
+        self._rows: list[_Active] = []
+        self._layout: list[_Active | None] = []
+        self._starts: list[int] = []
+        self._cache: Any = None
+        self.steps = 0
+        self.max_rows_seen = 0
+
+    # ------------------------------------------------------------------ client side
+
+    def submit(
+        self,
+        prompt_ids: list[int],
+        adapter: str | None,
+        params: SamplingParams,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> RequestHandle:
+        """Queue a request. Unknown adapters and invalid inputs raise here, in the caller's thread."""
+        if self._closed.is_set():
+            raise RuntimeError("the scheduler is closed")
+        if not prompt_ids:
+            raise ValueError("the prompt has no tokens")
+        if len(prompt_ids) >= self.max_length:
+            raise ValueError(f"the prompt has {len(prompt_ids)} tokens; the model's context is {self.max_length}")
+        name, version = self.registry.acquire(adapter)
+        handle = RequestHandle(loop)
+        active = _Active(list(prompt_ids), name, version, params, handle, TextAssembler(self.tokenizer, params.stop))
+        if not params.greedy:
+            import torch
+
+            active.generator = torch.Generator()
+            if params.seed is None:
+                active.generator.seed()
+            else:
+                active.generator.manual_seed(params.seed)
+        self._ensure_worker()
+        self._pending.put(active)
+        return handle
+
+    def close(self) -> None:
+        """Stop the worker after failing any queued requests."""
+        self._closed.set()
+        if self._thread is not None:
+            self._pending.put(None)  # type: ignore[arg-type]  # wake the worker
+            self._thread.join(timeout=30)
+
+    def _ensure_worker(self) -> None:
+        with self._start_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="lorag-scheduler", daemon=True)
+                self._thread.start()
+
+    # ------------------------------------------------------------------ worker
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            try:
+                self._admit(block=not self._rows)
+                if self._rows:
+                    self._step()
+            except Exception as err:  # fail everyone in flight, keep serving new requests
+                logger.exception("scheduler step failed")
+                for row in self._rows:
+                    self._fail(row, err)
+                self._rows, self._layout, self._starts, self._cache = [], [], [], None
+        while True:
+            try:
+                item = self._pending.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self._fail(item, RuntimeError("the scheduler was closed"))
+
+    def _admit(self, *, block: bool) -> None:
+        joined: list[_Active] = []
+        if block:
+            first = self._pending.get()
+            if first is None:
+                return
+            joined.append(first)
+            time.sleep(self.batch_window_s)
+        while len(self._rows) + len(joined) < self.max_batch_size:
+            try:
+                item = self._pending.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                joined.append(item)
+        for active in joined:
+            if active.handle.cancelled:
+                self._release(active)
+                continue
+            try:
+                self._prefill(active)
+            except Exception as err:
+                logger.exception("prefill failed")
+                self._fail(active, err)
+                continue
+            if active.finish is None:
+                self._rows.append(active)
+        if joined:
+            self._relayout()
+
+    def _forward(self, input_ids: Any, position_ids: Any, cache: Any, adapters: list[str], starts: list[int]) -> Any:
+        import torch
+
+        with self.registry.model_lock, torch.inference_mode(), row_spans(starts):
+            model = self.registry.model
+            kwargs: dict[str, Any] = {}
+            if self.registry.has_adapters:
+                kwargs["adapter_names"] = adapters
+            out = model(
+                input_ids=input_ids,
+                position_ids=position_ids,
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=1,
+                **kwargs,
+            )
+        return out.logits[:, -1, :].float()
+
+    def _prefill(self, active: _Active) -> None:
+        import torch
+        from transformers import DynamicCache
+
+        device = self.registry.base.model.device
+        n = len(active.prompt_ids)
+        ids = torch.tensor([active.prompt_ids], device=device)
+        positions = torch.arange(n, device=device).unsqueeze(0)
+        cache = DynamicCache()
+        logits = self._forward(ids, positions, cache, [active.adapter], [0])
+        active.kv = [(layer.keys, layer.values) for layer in cache.layers]
+        active.length = n
+        self._accept(active, logits[0])
+
+    def _relayout(self) -> None:
+        """Rebuild the batched KV cache after requests joined or left: rows grouped by adapter, filled to the
+        row quantum, left-padded to a common length."""
+        from transformers import DynamicCache
+
+        per_row: list[list[tuple[Any, Any]]] = []
+        for row in self._rows:
+            if row.kv is not None:
+                per_row.append(row.kv)
+                row.kv = None
+            else:
+                slot = self._layout.index(row)
+                start = self._starts[slot]
+                per_row.append([(k[slot : slot + 1, :, start:], v[slot : slot + 1, :, start:]) for k, v in self._kv()])
+        by_row = dict(zip(map(id, self._rows), per_row, strict=True))
+        layout: list[_Active | None] = []
+        for adapter in sorted({r.adapter for r in self._rows}):
+            group = [r for r in self._rows if r.adapter == adapter]
+            layout.extend(group)
+            layout.extend([None] * (-len(group) % self.row_quantum))
+        self._layout = layout
+        self.max_rows_seen = max(self.max_rows_seen, len(layout))
+        if not self._rows:
+            self._cache, self._starts = None, []
+            return
+        length = max(r.length for r in self._rows)
+        self._starts = [length - r.length if r is not None else -1 for r in layout]
+        sample = per_row[0]
+        layers = []
+        for layer_idx, (k0, v0) in enumerate(sample):
+            keys = k0.new_zeros(len(layout), k0.shape[1], length, k0.shape[3])
+            values = v0.new_zeros(len(layout), v0.shape[1], length, v0.shape[3])
+            for slot, row in enumerate(layout):
+                if row is None:
+                    continue
+                k, v = by_row[id(row)][layer_idx]
+                keys[slot, :, length - row.length :] = k[0]
+                values[slot, :, length - row.length :] = v[0]
+            layers.append((keys, values))
+        self._cache = DynamicCache(ddp_cache_data=layers)
+
+    def _kv(self) -> list[tuple[Any, Any]]:
+        return [(layer.keys, layer.values) for layer in self._cache.layers]
+
+    def _step(self) -> None:
+        import torch
+
+        device = self.registry.base.model.device
+        pad = self.tokenizer.pad_token_id or 0
+        rows_in_layout = [self._layout_group_adapter(slot) for slot in range(len(self._layout))]
+        ids = torch.tensor([[r.last_token if r is not None else pad] for r in self._layout], device=device)
+        positions = torch.tensor([[r.length if r is not None else 0] for r in self._layout], device=device)
+        logits = self._forward(ids, positions, self._cache, rows_in_layout, self._starts)
+        self.steps += 1
+        finished = False
+        for slot, row in enumerate(self._layout):
+            if row is None:
+                continue
+            row.length += 1
+            if row.handle.cancelled:
+                row.finish = "cancelled"
+            else:
+                self._accept(row, logits[slot])
+            finished = finished or row.finish is not None
+        if finished:
+            done = [r for r in self._rows if r.finish is not None]
+            self._rows = [r for r in self._rows if r.finish is None]
+            self._relayout()
+            for row in done:
+                self._release(row)
+
+    def _layout_group_adapter(self, slot: int) -> str:
+        """The adapter of a slot; filler rows take the adapter of the group they fill."""
+        for row in self._layout[slot::-1]:
+            if row is not None:
+                return row.adapter
+        return BASE_ADAPTER
+
+    def _accept(self, row: _Active, logits: Any) -> None:
+        """Pick the next token from this row's logits and advance its text; sets ``finish`` when done."""
+        token = self._choose(row, logits)
+        row.logprobs.append(float(logits.log_softmax(-1)[token]))
+        row.completion += 1
+        row.last_token = token
+        if token in self.stop_ids:
+            row.finish = "stop"
+        else:
+            text = row.assembler.push(token)
+            if row.assembler.stopped:
+                row.finish = "stop"
+            elif row.completion >= row.params.max_tokens or row.length + 1 >= self.max_length:
+                row.finish = "length"
+            if text:
+                row.handle._put(TextDelta(text, token))
+        if row.finish is not None:
+            tail = row.assembler.finish()
+            usage = Usage(len(row.prompt_ids), row.completion)
+            row.handle.result_value = GenerationResult(
+                text=row.assembler.emitted,
+                token_ids=list(row.assembler.token_ids),
+                finish_reason=row.finish,  # type: ignore[arg-type]
+                usage=usage,
+                adapter=row.adapter,
+                adapter_version=row.version,
+                token_logprobs=list(row.logprobs),
+            )
+            row.handle._put(TextDelta(tail, None, row.finish, usage))  # type: ignore[arg-type]
+            row.handle._put(_DONE)
+            if row.kv is not None:  # finished in prefill: never joins the batch
+                row.kv = None
+                self._release(row)
+
+    def _choose(self, row: _Active, logits: Any) -> int:
+        import torch
+
+        params = row.params
+        if params.greedy:
+            return int(torch.argmax(logits).item())
+        scores = logits / params.temperature
+        if params.top_k:
+            kth = torch.topk(scores, min(params.top_k, scores.shape[-1])).values[-1]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        if params.top_p < 1.0:
+            ordered, order = torch.sort(scores, descending=True)
+            mass = torch.softmax(ordered, dim=-1).cumsum(-1)
+            drop = mass - torch.softmax(ordered, dim=-1) >= params.top_p  # keep the token that crosses top_p
+            scores = scores.scatter(0, order, ordered.masked_fill(drop, float("-inf")))
+        probs = torch.softmax(scores, dim=-1)
+        return int(torch.multinomial(probs, 1, generator=row.generator).item())
+
+    def _release(self, row: _Active) -> None:
+        self.registry.release(row.adapter)
+
+    def _fail(self, row: _Active, err: BaseException) -> None:
+        row.handle._put(err)
+        self._release(row)
