@@ -69,8 +69,8 @@ def ask_command(
     quantization: str = typer.Option("nf4", "--quantization", help="nf4, fp4, int8 or none."),
     adapter: Path | None = typer.Option(None, "--adapter", help="A LoRA adapter directory to answer with."),
     embedder: str = typer.Option("minilm", "--embedder", help="Embedding model reference."),
-    k: int = typer.Option(5, "--k", min=1, help="Passages retrieved."),
-    max_tokens: int = typer.Option(200, "--max-tokens", min=1, help="Longest answer, in tokens."),
+    k: int = typer.Option(3, "--k", min=1, help="Passages retrieved."),
+    max_tokens: int = typer.Option(160, "--max-tokens", min=1, help="Longest answer, in tokens."),
     min_relevance: float = typer.Option(
         0.3, "--min-relevance", help="Say the documents lack the answer when no passage is this similar."
     ),
