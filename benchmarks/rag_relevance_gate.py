@@ -63,7 +63,8 @@ def main() -> None:
     print(
         f"\non-topic min {min(on):.3f}, off-topic max {max(off):.3f}, gate {DEFAULT_MIN_RELEVANCE}: "
         f"{sum(s >= DEFAULT_MIN_RELEVANCE for s in on)}/{len(on)} answered, "
-        f"{sum(s < DEFAULT_MIN_RELEVANCE for s in off)}/{len(off)} abstained; right file first for {hits_at_1}/{len(on)}"
+        f"{sum(s < DEFAULT_MIN_RELEVANCE for s in off)}/{len(off)} abstained; "
+        f"right file first for {hits_at_1}/{len(on)}"
     )
 
 
