@@ -1,7 +1,16 @@
 """lorag's LangChain partner package: native retrievers, splitters, embeddings and chat models."""
 
+from langchain_lorag.chat_models import ChatLorag
+from langchain_lorag.llms import LoragLLM
 from langchain_lorag.retrievers import LoragBM25Retriever, LoragHybridRetriever
 from langchain_lorag.text_splitters import LoragTextSplitter
 from langchain_lorag.vectorstores import LangChainVectorStoreBackend
 
-__all__ = ["LangChainVectorStoreBackend", "LoragBM25Retriever", "LoragHybridRetriever", "LoragTextSplitter"]
+__all__ = [
+    "ChatLorag",
+    "LangChainVectorStoreBackend",
+    "LoragBM25Retriever",
+    "LoragHybridRetriever",
+    "LoragLLM",
+    "LoragTextSplitter",
+]

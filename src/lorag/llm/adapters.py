@@ -209,6 +209,8 @@ class AdapterRegistry:
     ) -> AdapterInfo:
         """Register ``name`` -> adapter directory; loads lazily on first use unless ``load=True``.
 
+        ``pinned=True`` keeps it resident once loaded.
+
         The directory layout is checked now (cheap); weights are validated when loaded. Registering the same name
         with the same path again is a no-op; with another path it is an error (use ``reload``).
         """
@@ -263,9 +265,13 @@ class AdapterRegistry:
             return versions[0]
 
     def pin(self, name: str, pinned: bool = True) -> None:
-        """Keep an adapter resident (never evicted) or release that."""
+        """Load an adapter and keep it resident (never evicted), or with ``pinned=False`` make it evictable."""
+        if pinned:
+            with self.use([name]), self._state:
+                self._entry(name).pinned = True
+            return
         with self._state:
-            self._entry(name).pinned = pinned
+            self._entry(name).pinned = False
             self._state.notify_all()
 
     def _entry(self, name: str) -> _Entry:
@@ -635,19 +641,36 @@ class AdapterRegistry:
     # ------------------------------------------------------------------ injection (holds model_lock)
 
     def _inject(self, entry: _Entry, validated: _Validated) -> None:
-        from peft import PeftModel, set_peft_model_state_dict
+        import torch
+        from peft import PeftModel
 
         name = entry.name
         created = self._peft is None
         try:
+            # low_cpu_mem_usage: peft creates the LoRA layers on the meta device (no random init, no copies) and the
+            # validated tensors are assigned below. peft's set_peft_model_state_dict is avoided on purpose: it calls
+            # state_dict() on the model, which makes bitsandbytes unpack CPU-packed 4-bit weights, and the repack on
+            # the next forward rounds the scales again (bnb 0.50), so the base's outputs would drift.
             if created:
-                self._peft = PeftModel(self.base.model, validated.config, adapter_name=name)
+                self._peft = PeftModel(self.base.model, validated.config, adapter_name=name, low_cpu_mem_usage=True)
             else:
-                self._peft.add_adapter(name, validated.config)
-            result = set_peft_model_state_dict(self._peft, validated.state_dict, adapter_name=name)
-            unexpected = list(getattr(result, "unexpected_keys", []) or [])
-            if unexpected:
-                raise AdapterError(f"adapter {name!r} has weights peft could not place: {unexpected[:5]}")
+                self._peft.add_adapter(name, validated.config, low_cpu_mem_usage=True)
+            filled = set()
+            for key, tensor in validated.state_dict.items():
+                path, kind = _module_path(key)
+                layer = self.base.model.get_submodule(path)
+                holder = (layer.lora_A if kind == "lora_A.weight" else layer.lora_B)[name]
+                if holder.weight.shape != tensor.shape:
+                    raise AdapterError(
+                        f"adapter {name!r}: {key} has shape {tuple(tensor.shape)}, the config makes "
+                        f"{tuple(holder.weight.shape)} (rank or rank_pattern mismatch)"
+                    )
+                device = layer.get_base_layer().weight.device
+                holder.weight = torch.nn.Parameter(tensor.to(device=device, dtype=torch.float32), requires_grad=False)
+                filled.add(id(holder.weight))
+            unfilled = [n for n, p in self._peft.named_parameters() if f".{name}." in n and id(p) not in filled]
+            if unfilled:
+                raise AdapterError(f"adapter {name!r} has no weights for {len(unfilled)} LoRA layers: {unfilled[:3]}")
             self._peft.eval()
         except Exception as err:
             self._rollback(name, created)

@@ -372,7 +372,7 @@ class BatchScheduler:
             self._rows = [r for r in self._rows if r.finish is None]
             self._relayout()
             for row in done:
-                self._release(row)
+                self._complete(row)
 
     def _layout_group_adapter(self, slot: int) -> str:
         """The adapter of a slot; filler rows take the adapter of the group they fill."""
@@ -410,10 +410,9 @@ class BatchScheduler:
                 token_logprobs=list(row.logprobs),
             )
             row.handle._put(TextDelta(tail, None, row.finish, usage))  # type: ignore[arg-type]
-            row.handle._put(_DONE)
             if row.kv is not None:  # finished in prefill: never joins the batch
                 row.kv = None
-                self._release(row)
+                self._complete(row)
 
     def _choose(self, row: _Active, logits: Any) -> int:
         import torch
@@ -432,6 +431,11 @@ class BatchScheduler:
             scores = scores.scatter(0, order, ordered.masked_fill(drop, float("-inf")))
         probs = torch.softmax(scores, dim=-1)
         return int(torch.multinomial(probs, 1, generator=row.generator).item())
+
+    def _complete(self, row: _Active) -> None:
+        """Free the row's adapter, then tell the client: once it sees the end, the adapter is idle again."""
+        self._release(row)
+        row.handle._put(_DONE)
 
     def _release(self, row: _Active) -> None:
         self.registry.release(row.adapter)

@@ -1,3 +1,5 @@
-"""lorag's LlamaIndex llms integration (``llama_index.llms.lorag``)."""
+"""lorag LLM for LlamaIndex: a quantized base with per-request LoRA adapters."""
 
-__all__: list[str] = []
+from llama_index.llms.lorag.base import LoragLLM
+
+__all__ = ["LoragLLM"]

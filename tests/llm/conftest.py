@@ -1,0 +1,50 @@
+"""Fixtures for the LLM tests: tiny bases (hidden 32, and hidden 64 for bitsandbytes' 64-value 4-bit blocks) and
+random LoRA adapters saved with peft (``init_lora_weights=False``, so they really change the outputs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lora_helpers import make_adapter, widen_tiny_llm
+
+
+@pytest.fixture(scope="session")
+def adapter_dirs(tiny_llm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Four random adapters for the tiny base: ``a0``..``a3`` (a3 of rank 8 on attention only)."""
+    root = tmp_path_factory.mktemp("adapters")
+    dirs = {f"a{i}": make_adapter(tiny_llm_dir, root / f"a{i}", seed=100 + i) for i in range(3)}
+    dirs["a3"] = make_adapter(tiny_llm_dir, root / "a3", seed=103, r=8, targets=["q_proj", "v_proj"])
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def tiny_llm64_dir(tiny_llm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return widen_tiny_llm(tiny_llm_dir, tmp_path_factory.mktemp("tiny-llm-64"))
+
+
+@pytest.fixture(scope="session")
+def adapter64_dirs(tiny_llm64_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("adapters64")
+    return {f"b{i}": make_adapter(tiny_llm64_dir, root / f"b{i}", seed=200 + i) for i in range(2)}
+
+
+@pytest.fixture()
+def engine(tiny_llm_dir: Path, adapter_dirs: dict[str, Path]):
+    """A fresh fp32 engine over the tiny base with a0..a3 registered (not yet loaded)."""
+    from lorag.llm import LoragEngine
+
+    eng = LoragEngine(tiny_llm_dir, quantization="none", device="cpu", adapters=adapter_dirs)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models run faster on one intra-op thread, and much faster on a busy shared machine."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
