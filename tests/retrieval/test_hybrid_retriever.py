@@ -29,8 +29,8 @@ def test_results_carry_fused_and_component_scores(hybrid: HybridRetriever, fusio
         if h.id in bm25:
             assert h.component_scores["bm25"] == pytest.approx(bm25[h.id].score)
             assert h.component_ranks["bm25"] == bm25[h.id].rank
-        else:
-            assert h.component_scores["bm25"] is None and h.component_ranks["bm25"] is None
+        else:  # outside BM25's candidates: its exact score (0, no query word) is still reported, without a rank
+            assert h.component_scores["bm25"] == 0.0 and h.component_ranks["bm25"] is None
         assert h.text == CORPUS[IDS.index(h.id)] and h.metadata == METADATAS[IDS.index(h.id)]
     if fusion == "rrf":
         top = hits[0]
@@ -78,3 +78,17 @@ def test_approximate_indexes_are_selectable(tiny_embedder, index_type: str) -> N
     dense = DenseIndex.from_texts(CORPUS, tiny_embedder, ids=IDS, index_type=index_type, ivf_nlist=2, ivf_nprobe=2)
     assert len(dense.search("fox", k=3)) == 3
     assert type(dense._index).__name__ == {"hnsw": "IndexHNSWFlat", "ivf": "IndexIVFFlat"}[index_type]
+
+
+@pytest.mark.parametrize("normalization", ["zscore", "minmax"])
+def test_convex_normalises_exact_scores_over_all_candidates(hybrid: HybridRetriever, normalization: str) -> None:
+    retriever = HybridRetriever(hybrid.bm25, hybrid.dense, fusion="convex", alpha=0.3, normalization=normalization)
+    hits = retriever.search("foxes in Paris", k=len(CORPUS))  # dense returns every document: the union is the corpus
+    assert len(hits) == len(CORPUS)
+    bm25 = np.array([h.component_scores["bm25"] for h in hits])
+    dense = np.array([h.component_scores["dense"] for h in hits])
+
+    def norm(x: np.ndarray) -> np.ndarray:
+        return (x - x.mean()) / x.std() if normalization == "zscore" else (x - x.min()) / (x.max() - x.min())
+
+    np.testing.assert_allclose([h.score for h in hits], 0.3 * norm(dense) + 0.7 * norm(bm25), rtol=1e-6, atol=1e-9)

@@ -13,6 +13,7 @@ non-zeros (milliseconds for thousands of documents).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from lorag.retrieval import persistence, scoring
+from lorag.retrieval._locking import synchronized
 from lorag.retrieval.documents import DocumentStore, MetadataFilter, SearchHit, check_k, check_query
 from lorag.retrieval.tokenization import TextTokenizer, Tokenizer
 
@@ -62,6 +64,7 @@ class BM25Index:
         self.epsilon = float(epsilon)
         self.tokenizer: TextTokenizer = tokenizer if tokenizer is not None else Tokenizer()
         self.docs = DocumentStore()
+        self._lock = threading.RLock()
         self.vocab: dict[str, int] = {}
         # Raw counts, documents x terms, CSR.
         self._doc_indptr = np.zeros(1, dtype=np.int64)
@@ -97,6 +100,7 @@ class BM25Index:
     def __len__(self) -> int:
         return len(self.docs)
 
+    @synchronized
     def add(
         self,
         texts: Sequence[str],
@@ -108,6 +112,7 @@ class BM25Index:
         self._add_validated(ids_, texts_, metas)
         return ids_
 
+    @synchronized
     def _add_validated(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]) -> None:
         vocab = dict(self.vocab)
         terms: list[int] = []
@@ -136,6 +141,7 @@ class BM25Index:
     def validate_delete(self, ids: Sequence[str]) -> np.ndarray:
         return self.docs.rows_of(ids)
 
+    @synchronized
     def delete(self, ids: Sequence[str]) -> None:
         """Delete documents by id; an unknown id raises ``KeyError`` and nothing is deleted."""
         rows = self.docs.rows_of(ids)
@@ -194,6 +200,7 @@ class BM25Index:
         vocab = self.vocab
         return [vocab[t] for t in tokens if t in vocab]
 
+    @synchronized
     def scores_for_tokens(self, tokens: Sequence[str]) -> np.ndarray:
         """The score of every document (row order) for an already tokenized query, as rank-bm25's ``get_scores``."""
         scores = np.zeros(len(self.docs))
@@ -203,6 +210,13 @@ class BM25Index:
             scores += np.bincount(docs, weights=vals, minlength=len(self.docs))
         scores += scoring.query_constant(self.method, self._idf[tids], self.delta)
         return scores
+
+    @synchronized
+    def score_documents(self, query: str, ids: Sequence[str]) -> dict[str, float]:
+        """The exact score of each given document (by id) for ``query``, whether or not it made a top k."""
+        scores = self.get_scores(query)
+        row_of = self.docs.row_of
+        return {doc_id: float(scores[row_of[doc_id]]) for doc_id in ids if doc_id in row_of}
 
     def get_scores(self, query: str) -> np.ndarray:
         """The score of every document (row order) for a query string."""
@@ -217,13 +231,15 @@ class BM25Index:
         vals = np.concatenate([self._post_scores[ptr[t] : ptr[t + 1]] for t in tids])
         return docs, vals
 
+    @synchronized
     def search(self, query: str, k: int = 10, filter: MetadataFilter | None = None) -> list[SearchHit]:
         """The top ``k`` documents containing at least one query token, best first; ``filter`` applies first."""
         check_query(query)
         k = check_k(k)
         rows, scores = self._top_rows(self.tokenizer.tokenize(query), k, self.docs.mask(filter))
-        return [self.docs.hit(r, s, i + 1) for i, (r, s) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True))]
+        return self.docs.hits(rows.tolist(), scores.tolist())
 
+    @synchronized
     def search_batch(
         self, queries: Sequence[str], k: int = 10, filter: MetadataFilter | None = None
     ) -> list[list[SearchHit]]:
@@ -235,12 +251,7 @@ class BM25Index:
         out = []
         for q in queries:
             rows, scores = self._top_rows(self.tokenizer.tokenize(q), k, mask)
-            out.append(
-                [
-                    self.docs.hit(r, s, i + 1)
-                    for i, (r, s) in enumerate(zip(rows.tolist(), scores.tolist(), strict=True))
-                ]
-            )
+            out.append(self.docs.hits(rows.tolist(), scores.tolist()))
         return out
 
     def _top_rows(self, tokens: list[str], k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -249,8 +260,10 @@ class BM25Index:
         if not tids or k == 0:
             return empty
         docs, vals = self._gather(tids)
-        summed = np.bincount(docs, weights=vals, minlength=len(self.docs))
-        candidates = np.unique(docs)
+        n_docs = len(self.docs)
+        summed = np.bincount(docs, weights=vals, minlength=n_docs)
+        # Documents with at least one query token: a count pass is cheaper than sorting when postings are many.
+        candidates = np.flatnonzero(np.bincount(docs, minlength=n_docs)) if 8 * docs.size > n_docs else np.unique(docs)
         if mask is not None:
             candidates = candidates[mask[candidates]]
         if candidates.size == 0:
@@ -268,6 +281,7 @@ class BM25Index:
         """Save to a directory atomically: an interrupted save leaves the previous index there loadable."""
         persistence.save_atomically(path, self.write_to)
 
+    @synchronized
     def write_to(self, directory: Path) -> None:
         """Write this index's files and manifest into an existing empty directory (no atomicity by itself)."""
         persistence.save_arrays(

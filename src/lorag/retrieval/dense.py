@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -22,6 +23,7 @@ import numpy as np
 
 from lorag._imports import require
 from lorag.retrieval import persistence
+from lorag.retrieval._locking import synchronized
 from lorag.retrieval.documents import DocumentStore, MetadataFilter, SearchHit, check_k, check_query
 
 logger = logging.getLogger(__name__)
@@ -94,6 +96,7 @@ class DenseIndex:
         self.ivf_nprobe = ivf_nprobe
         self.dimension = int(embedder.dimension)
         self.docs = DocumentStore()
+        self._lock = threading.RLock()
         self._index: Any = None
 
     @classmethod
@@ -166,6 +169,7 @@ class DenseIndex:
         raw = self.embedder.embed_documents(texts_) if embeddings is None else embeddings
         return ids_, texts_, metas, self.check_embeddings(raw, len(texts_))
 
+    @synchronized
     def add(
         self,
         texts: Sequence[str],
@@ -178,6 +182,7 @@ class DenseIndex:
         self.commit(*batch)
         return batch[0]
 
+    @synchronized
     def commit(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]], vectors: np.ndarray) -> None:
         """Add a batch that ``prepare`` returned."""
         index = self._index
@@ -191,6 +196,7 @@ class DenseIndex:
         self._index = index
         self.docs.add(ids, texts, metadatas)
 
+    @synchronized
     def delete(self, ids: Sequence[str]) -> None:
         """Delete documents by id; an unknown id raises ``KeyError`` and nothing is deleted."""
         rows = self.docs.rows_of(ids)
@@ -208,6 +214,7 @@ class DenseIndex:
         self._index = fresh
         self.docs.delete_rows(rows)
 
+    @synchronized
     def vectors(self) -> np.ndarray:
         """All stored vectors in row order."""
         if self._index is None or self._index.ntotal == 0:
@@ -224,6 +231,7 @@ class DenseIndex:
         vector = self.embedder.embed_query(query)
         return self.search_vectors(np.asarray(vector, dtype=np.float32)[None, :], k, filter)[0]
 
+    @synchronized
     def search_vectors(
         self, vectors: np.ndarray, k: int = 10, filter: MetadataFilter | None = None
     ) -> list[list[SearchHit]]:
@@ -246,9 +254,19 @@ class DenseIndex:
         scores, rows = self._index.search(vectors, k, params=params) if params else self._index.search(vectors, k)
         out = []
         for srow, rrow in zip(scores, rows, strict=True):
-            hits = [(r, s) for r, s in zip(rrow.tolist(), srow.tolist(), strict=True) if r >= 0]
-            out.append([self.docs.hit(r, s, i + 1) for i, (r, s) in enumerate(hits)])
+            pairs = [(r, s) for r, s in zip(rrow.tolist(), srow.tolist(), strict=True) if r >= 0]
+            out.append(self.docs.hits([r for r, _ in pairs], [s for _, s in pairs]))
         return out
+
+    @synchronized
+    def score_documents(self, query_vector: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        """The exact inner product of each given document (by id) with a query vector."""
+        known = [doc_id for doc_id in ids if doc_id in self.docs.row_of]
+        if not known or self._index is None:
+            return {}
+        rows = np.fromiter((self.docs.row_of[i] for i in known), dtype=np.int64, count=len(known))
+        scores = self._index.reconstruct_batch(rows) @ np.asarray(query_vector, dtype=np.float32)
+        return dict(zip(known, scores.tolist(), strict=True))
 
     def _search_params(self, selector: Any) -> Any:
         faiss = self._faiss
@@ -264,6 +282,7 @@ class DenseIndex:
         """Save to a directory atomically (FAISS's own format plus JSON); the previous save survives a crash."""
         persistence.save_atomically(path, self.write_to)
 
+    @synchronized
     def write_to(self, directory: Path) -> None:
         if self._index is not None:
             self._faiss.write_index(self._index, str(directory / "index.faiss"))

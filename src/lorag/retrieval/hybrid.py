@@ -1,12 +1,13 @@
 """``HybridRetriever``: BM25 and a dense backend, fused, with each component's score and rank on every result.
 
-Convex defaults (``alpha=0.5``, z-score, ``depth=200``) were chosen on the SciFact *train* queries with ``minilm``
-(``benchmarks/tune_fusion.py``, table in ``benchmarks/results/tune_fusion.md``; min-max at alpha 0.5 was within 0.0001),
-never on test. RRF keeps the literature's constant 60 and equal weights (Cormack et al. 2009).
+Convex defaults (``alpha=0.5``, z-score, ``depth=200``) were the best of 36 settings on the SciFact *train* queries
+with ``minilm`` (``benchmarks/tune_fusion.py``, table in ``benchmarks/results/tune_fusion.md``), never on test.
+RRF keeps the literature's constant 60 and equal weights (Cormack et al. 2009).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 
 from lorag.retrieval import fusion as fusion_lib
 from lorag.retrieval import persistence
+from lorag.retrieval._locking import synchronized
 from lorag.retrieval.bm25 import BM25Index
 from lorag.retrieval.dense import DenseBackend, DenseIndex, TextEmbedder
 from lorag.retrieval.documents import MetadataFilter, SearchHit, check_k, check_query
@@ -85,6 +87,7 @@ class HybridRetriever:
             raise TypeError(f"dense must have add/delete/search (a DenseBackend), got {type(dense).__name__}")
         self.bm25 = bm25
         self.dense = dense
+        self._lock = threading.RLock()
         self.alpha = float(alpha)
         self.normalization = normalization
         self.rrf_k = float(rrf_k)
@@ -129,6 +132,7 @@ class HybridRetriever:
         }
 
     # ---------------------------------------------------------------------------------------------------- documents
+    @synchronized
     def add(
         self,
         texts: Sequence[str],
@@ -148,6 +152,7 @@ class HybridRetriever:
         self.bm25._add_validated(ids_, texts_, metas)
         return ids_
 
+    @synchronized
     def delete(self, ids: Sequence[str]) -> None:
         """Delete documents by id from both sides; an unknown id raises ``KeyError`` and nothing changes."""
         self.bm25.validate_delete(ids)
@@ -157,20 +162,52 @@ class HybridRetriever:
         self.bm25.delete(ids)
 
     # ----------------------------------------------------------------------------------------------------- querying
-    def search(self, query: str, k: int = 10, filter: MetadataFilter | None = None) -> list[HybridHit]:
-        """The top ``k`` fused results; ``filter`` applies inside each component, before any cut."""
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        filter: MetadataFilter | None = None,
+        *,
+        query_vector: np.ndarray | None = None,
+    ) -> list[HybridHit]:
+        """The top ``k`` fused results; ``filter`` applies inside each component, before any cut.
+
+        ``query_vector`` skips embedding the query (FAISS ``DenseIndex`` only). A document one component returned
+        and the other did not gets the other's exact score when that component can compute it (BM25 always; a FAISS
+        ``DenseIndex`` too): convex normalisation then sees true scores rather than a guessed floor, and every result
+        reports every component's score (its rank stays ``None`` outside that component's candidates).
+        """
         check_query(query)
         k = check_k(k)
         if k == 0 or not len(self.bm25):
             return []
-        lists = {
-            "bm25": self.bm25.search(query, max(k, self.depth["bm25"]), filter),
-            "dense": self.dense.search(query, max(k, self.depth["dense"]), filter),
-        }
-        return self.fuse(lists, k)
+        depth = {name: max(k, d) for name, d in self.depth.items()}
+        if isinstance(self.dense, DenseIndex):
+            if query_vector is None:  # outside the lock: embedding is the slow part and needs no index state
+                query_vector = np.asarray(self.dense.embedder.embed_query(query), dtype=np.float32)
+        elif query_vector is not None:
+            raise ValueError("query_vector can only be given with a DenseIndex; vector stores embed themselves")
+        with self._lock:
+            bm25_hits = self.bm25.search(query, depth["bm25"], filter)
+            if isinstance(self.dense, DenseIndex):
+                dense_hits = self.dense.search_vectors(query_vector[None, :], depth["dense"], filter)[0]
+            else:
+                dense_hits = self.dense.search(query, depth["dense"], filter)
+            lists = {"bm25": bm25_hits, "dense": dense_hits}
+            union = list({h.id: None for hits in lists.values() for h in hits})
+            exact = {"bm25": self.bm25.score_documents(query, union)}
+            if query_vector is not None and isinstance(self.dense, DenseIndex):
+                exact["dense"] = self.dense.score_documents(query_vector, union)
+            return self.fuse(lists, k, exact)
 
-    def fuse(self, lists: Mapping[str, list[SearchHit]], k: int) -> list[HybridHit]:
-        """Fuse per-component hit lists (each best first) into the top ``k``, one result per document id."""
+    def fuse(
+        self, lists: Mapping[str, list[SearchHit]], k: int, exact: Mapping[str, Mapping[str, float]] | None = None
+    ) -> list[HybridHit]:
+        """Fuse per-component hit lists (each best first) into the top ``k``, one result per document id.
+
+        ``exact`` optionally gives, per component, the true score of documents that component did not return; they
+        join its scores for convex fusion and appear in ``component_scores`` (with rank ``None``).
+        """
         rankings: dict[str, dict[str, float]] = {}
         ranks: dict[str, dict[str, int]] = {}
         by_id: dict[str, SearchHit] = {}
@@ -183,11 +220,12 @@ class HybridRetriever:
                 by_id.setdefault(hit.id, hit)
             rankings[name] = ranking
             ranks[name] = {doc_id: r for r, doc_id in enumerate(ranking, start=1)}
+        scores = {name: {**(exact or {}).get(name, {}), **ranking} for name, ranking in rankings.items()}
         if self.fusion == "rrf":
             fused = fusion_lib.rrf(rankings, self.weights, self.rrf_k)
         else:
             fused = fusion_lib.convex(
-                rankings, {"dense": self.alpha, "bm25": 1.0 - self.alpha}, normalization=self.normalization
+                scores, {"dense": self.alpha, "bm25": 1.0 - self.alpha}, normalization=self.normalization
             )
         best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
         out = []
@@ -197,7 +235,7 @@ class HybridRetriever:
             if row is None:
                 text, meta = hit.text, hit.metadata
             else:
-                text, meta = self.bm25.docs.texts[row], self.bm25.docs.metadatas[row]
+                text, meta = self.bm25.docs.texts[row], dict(self.bm25.docs.metadatas[row])
             out.append(
                 HybridHit(
                     doc_id,
@@ -205,7 +243,7 @@ class HybridRetriever:
                     rank,
                     text,
                     meta,
-                    {name: rankings[name].get(doc_id) for name in lists},
+                    {name: scores[name].get(doc_id) for name in lists},
                     {name: ranks[name].get(doc_id) for name in lists},
                 )
             )
@@ -227,7 +265,8 @@ class HybridRetriever:
             self.dense.write_to(directory / "dense")  # type: ignore[union-attr]
             persistence.write_manifest(directory, KIND, self.settings())
 
-        persistence.save_atomically(path, write)
+        with self._lock:  # BM25 and FAISS saved in one consistent state
+            persistence.save_atomically(path, write)
 
     @classmethod
     def load(cls, path: str | Path, embedder: TextEmbedder, tokenizer: TextTokenizer | None = None) -> HybridRetriever:

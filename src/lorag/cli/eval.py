@@ -1,0 +1,85 @@
+"""``lorag eval``: nDCG@10, Recall@100, MRR@10 and per-query latency of a lorag retriever on a BEIR dataset."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from lorag.cli import app
+
+logger = logging.getLogger(__name__)
+
+#: Documents retrieved per query (Recall@100 needs 100).
+DEPTH = 100
+
+
+class RetrieverKind(str, Enum):
+    bm25 = "bm25"
+    dense = "dense"
+    hybrid = "hybrid"
+
+
+class FusionKind(str, Enum):
+    rrf = "rrf"
+    convex = "convex"
+
+
+@app.command("eval")
+def eval_command(
+    data: Annotated[
+        str, typer.Option("--data", help="BEIR dataset directory (corpus.jsonl[.gz], queries.jsonl, qrels/).")
+    ],
+    retriever: Annotated[RetrieverKind, typer.Option("--retriever", help="Which retriever to evaluate.")],
+    fusion: Annotated[FusionKind, typer.Option("--fusion", help="Hybrid fusion.")] = FusionKind.convex,
+    embedder_name: Annotated[
+        str, typer.Option("--embedder", help="Embedding model reference (dense and hybrid).")
+    ] = "minilm",
+    split: Annotated[str, typer.Option("--split", help="Qrels split: qrels/<split>.tsv.")] = "test",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with the metrics.")] = False,
+) -> None:
+    """Evaluate a retriever on a BEIR dataset, queries one at a time (latency includes query embedding)."""
+    from lorag.evaluation import evaluate_retriever, load_beir
+    from lorag.retrieval import BM25Index
+
+    try:
+        dataset = load_beir(data, split=split)
+    except (FileNotFoundError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from err
+    ids = list(dataset.corpus)
+    texts = [dataset.document_text(i) for i in ids]
+    start = time.perf_counter()
+    bm25 = BM25Index.from_texts(texts, ids=ids) if retriever != RetrieverKind.dense else None
+    dense = None
+    if retriever != RetrieverKind.bm25:
+        from lorag.embedding import Embedder, EmbeddingCache
+        from lorag.models import lorag_home
+        from lorag.retrieval import DenseIndex
+
+        embedder = Embedder(embedder_name, cache=EmbeddingCache(lorag_home() / "embeddings.sqlite"), show_progress=True)
+        vectors = embedder.embed_documents(texts)  # cached: an unchanged corpus is embedded once
+        embedder.cache = None  # queries are embedded fresh, so the latency includes embedding them
+        dense = DenseIndex.from_texts(texts, embedder, ids=ids, embeddings=vectors)
+    build_s = time.perf_counter() - start
+
+    if retriever == RetrieverKind.bm25:
+        searcher = bm25
+    elif retriever == RetrieverKind.dense:
+        searcher = dense
+    else:
+        from lorag.retrieval import HybridRetriever
+
+        searcher = HybridRetriever(bm25, dense, fusion=fusion.value)  # type: ignore[arg-type]
+    report = evaluate_retriever(dataset, lambda q: ((h.id, h.score) for h in searcher.search(q, k=DEPTH)))  # type: ignore[union-attr]
+    if as_json:
+        typer.echo(json.dumps(report.to_json()))
+        return
+    name = retriever.value + (f" ({fusion.value})" if retriever == RetrieverKind.hybrid else "")
+    typer.echo(f"{name} on {data} [{split}], {report.queries} queries, {len(ids)} documents, built in {build_s:.1f} s")
+    for key, value in report.to_json().items():
+        typer.echo(f"  {key:<16}{value:.4f}" if not key.startswith("latency") else f"  {key:<16}{value:.2f}")
