@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -9,17 +10,20 @@ from typing import Any, ClassVar
 from lorag.chunking.chunk import Chunk
 from lorag.chunking.length import LengthFunction, TokenLength, make_length
 
+_NON_SPACE = re.compile(r"\S")
+
 #: ``(start, end, metadata)``: one chunk's stripped span in the source and what the splitter says about it.
 Piece = tuple[int, int, dict[str, Any]]
 
 
 def strip_span(text: str, start: int, end: int) -> tuple[int, int]:
     """Shrink ``[start, end)`` to exclude surrounding whitespace; an all-whitespace span becomes empty."""
-    piece = text[start:end]
-    left = len(piece) - len(piece.lstrip())
-    if left == len(piece):
+    first = _NON_SPACE.search(text, start, end)  # no copy of the span, unlike str.strip
+    if first is None:
         return start, start
-    return start + left, start + len(piece.rstrip())
+    while text[end - 1].isspace():
+        end -= 1
+    return first.start(), end
 
 
 def validate_sizes(chunk_size: Any, chunk_overlap: Any, unit: str) -> None:
@@ -68,7 +72,7 @@ class Splitter(ABC):
         """
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
-        if not text.strip():
+        if _NON_SPACE.search(text) is None:
             raise ValueError(f"cannot split empty text (got {text!r}); pass a text with non-whitespace characters")
         pieces = self._pieces(text)
         texts = [text[s:e] for s, e, _ in pieces]

@@ -7,8 +7,10 @@ is what makes offsets exact and the splitter fast.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 from lorag.chunking.base import Piece, Splitter, strip_span
@@ -16,13 +18,15 @@ from lorag.chunking.length import TokenLength
 from lorag.chunking.packing import pack
 from lorag.chunking.token import token_windows
 
-_PARAGRAPH = r"\n[^\S\n]*\n"
-_LINE = r"\n"
+# Built-in separators match whitespace only, start with a literal newline where they can (the regex engine then
+# scans fast) and absorb the whitespace after the cut, so a piece only needs trimming on its right.
+_PARAGRAPH = r"\n[^\S\n]*\n\s*"
+_LINE = r"\n\s*"
 _SENTENCE = r"(?<=[.!?…。！？])\s+"
 _WORD = r"\s+"
 
-#: Separator regexes per preset, coarsest first; each text is cut just before every match. After the last
-#: level comes a hard cut (characters, or token windows when measuring tokens).
+#: Separator regexes per preset, coarsest first. After the last level comes a hard cut (characters, or token
+#: windows when measuring tokens).
 SEPARATORS: dict[str, tuple[str, ...]] = {
     "default": (_PARAGRAPH, _LINE, _SENTENCE, _WORD),
     "markdown": (
@@ -43,6 +47,7 @@ SEPARATORS: dict[str, tuple[str, ...]] = {
         _WORD,
     ),
 }
+_BUILT_IN = frozenset(sep for seps in SEPARATORS.values() for sep in seps)
 
 
 def presets() -> list[str]:
@@ -57,7 +62,8 @@ class RecursiveSplitter(Splitter):
         chunk_overlap: maximum length repeated between consecutive chunks; overlap is made of whole pieces.
         tokenizer: ``None`` for characters, else a model reference or tokenizer (see ``lorag.chunking.length``).
         preset: a key of ``SEPARATORS`` (``default``, ``markdown``, ``python``); ignored when ``separators`` given.
-        separators: custom separator regexes, coarsest first.
+        separators: custom separator regexes, coarsest first; text is cut just before each match (the match
+            stays with the following piece), then pieces are stripped.
     """
 
     method = "recursive"
@@ -78,6 +84,7 @@ class RecursiveSplitter(Splitter):
             separators = SEPARATORS[preset]
         self.preset = preset
         self.separators = tuple(separators)
+        self._absorbing = all(sep in _BUILT_IN for sep in self.separators)
         try:
             self._regexes = [re.compile(s) for s in self.separators]
         except re.error as err:
@@ -92,7 +99,8 @@ class RecursiveSplitter(Splitter):
         groups = pack(
             text, starts, ends, size=self.chunk_size, overlap=self.chunk_overlap, lengths=lengths, measure=measure
         )
-        return [(starts[i], ends[j], {}) for i, j in groups]
+        none: dict[str, Any] = {}  # shared: the base class copies metadata per chunk
+        return [(starts[i], ends[j], none) for i, j in groups]
 
     def atoms(self, text: str, start: int, end: int, level: int = 0) -> tuple[list[int], list[int], list[int]]:
         """Stripped spans covering ``text[start:end]`` that each fit ``chunk_size``, with their lengths."""
@@ -114,17 +122,34 @@ class RecursiveSplitter(Splitter):
         size = self.chunk_size
         tokens = self.measures_tokens
         for lvl in range(level, len(self._regexes)):
-            cuts = [m.start() for m in self._regexes[lvl].finditer(text, start, end)]
-            if not cuts:
+            bounds = [start]
+            bounds += chain.from_iterable(m.span() for m in self._regexes[lvl].finditer(text, start, end))
+            if len(bounds) == 1:
                 continue
-            spans = []
-            prev = start
-            for cut in cuts:
-                if cut > prev:
-                    spans.append(strip_span(text, prev, cut))
-                prev = cut
-            spans.append(strip_span(text, prev, end))
-            spans = [(s, e) for s, e in spans if e > s]
+            bounds.append(end)
+            if self._absorbing:  # pieces lie between matches: (start, m1.start), (m1.end, m2.start), ...
+                lefts = bounds[0::2]
+                rights = bounds[1::2]
+                # Rare: whitespace before a newline separator stays on the piece's right; trim it.
+                for k in [k for k, r in enumerate(rights) if text[r - 1].isspace()]:
+                    rights[k] = lefts[k] + len(text[lefts[k] : rights[k]].rstrip())
+                sizes = list(map(operator.sub, rights, lefts))
+                if not tokens and max(sizes) <= size and min(sizes) > 0:  # the common case: all fit
+                    starts += lefts
+                    ends += rights
+                    lengths += sizes
+                    return
+                spans = [(a, b) for a, b in zip(lefts, rights, strict=True) if b > a]
+            else:  # custom separators may keep text (cut before each match) and leave whitespace: strip
+                cuts = bounds[1:-1:2]
+                spans = []
+                prev = start
+                for cut in cuts:
+                    if cut > prev:
+                        spans.append(strip_span(text, prev, cut))
+                    prev = cut
+                spans.append(strip_span(text, prev, end))
+                spans = [(s, e) for s, e in spans if e > s]
             if tokens:
                 counts = self.length.many([text[s:e] for s, e in spans])
                 for (s, e), count in zip(spans, counts, strict=True):
