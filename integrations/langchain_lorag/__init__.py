@@ -2,6 +2,7 @@
 
 from langchain_lorag.chat_models import ChatLorag
 from langchain_lorag.llms import LoragLLM
+from langchain_lorag.rag import create_rag_chain
 from langchain_lorag.retrievers import LoragBM25Retriever, LoragHybridRetriever
 from langchain_lorag.text_splitters import LoragTextSplitter
 from langchain_lorag.vectorstores import LangChainVectorStoreBackend
@@ -13,4 +14,5 @@ __all__ = [
     "LoragHybridRetriever",
     "LoragLLM",
     "LoragTextSplitter",
+    "create_rag_chain",
 ]
