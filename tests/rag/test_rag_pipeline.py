@@ -1,0 +1,159 @@
+"""RagPipeline mechanics: abstaining, fitting the window, citations, streaming, and the CLI on tiny models."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lorag.embedding import Embedder
+from lorag.rag.index import DocumentIndex
+from lorag.rag.pipeline import RagPipeline, chat_token_counter
+from lorag.rag.prompt import NO_ANSWER
+from lorag.retrieval import HybridHit
+
+
+@dataclass
+class _Usage:
+    prompt_tokens: int = 3
+    completion_tokens: int = 2
+
+
+@dataclass
+class _Result:
+    text: str
+    usage: _Usage = field(default_factory=_Usage)
+
+
+@dataclass
+class _Delta:
+    text: str
+    usage: _Usage | None = None
+
+
+class FakeEngine:
+    """Answers with a fixed text and records what it was asked."""
+
+    def __init__(self, tokenizer: Any, answer: str, context_window: int = 4096) -> None:
+        self.tokenizer = tokenizer
+        self.context_window = context_window
+        self.answer = answer
+        self.calls: list[dict[str, Any]] = []
+
+    def generate(self, prompt: str | None = None, **kw: Any) -> _Result:
+        self.calls.append(kw)
+        return _Result(self.answer)
+
+    def stream(self, prompt: str | None = None, **kw: Any) -> Any:
+        self.calls.append(kw)
+        for word in self.answer.split(" "):
+            yield _Delta(word + " ")
+        yield _Delta("", _Usage())
+
+
+class FakeIndex:
+    def __init__(self, hits: list[HybridHit]) -> None:
+        self.hits = hits
+
+    def search(self, query: str, k: int = 5) -> list[HybridHit]:
+        return self.hits[:k]
+
+
+def _hit(i: int, dense: float, text: str = "passage text " * 30) -> HybridHit:
+    meta = {"source": f"doc{i}.md", "start": 0, "end": len(text), "section": f"S{i}"}
+    return HybridHit(f"doc{i}", 1.0 - i / 10, i + 1, text, meta, {"bm25": 1.0, "dense": dense}, {"bm25": 1, "dense": 1})
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_llm_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_llm_dir)
+
+
+def test_abstains_without_calling_the_model_when_nothing_is_relevant(tokenizer: Any) -> None:
+    engine = FakeEngine(tokenizer, "made up")
+    answer = RagPipeline(FakeIndex([_hit(0, 0.1)]), engine, min_relevance=0.3).ask("What is the moon made of?")
+    assert answer.abstained and answer.answer == NO_ANSWER and answer.sources == [] and engine.calls == []
+
+
+def test_cites_and_numbers_sources(tokenizer: Any) -> None:
+    engine = FakeEngine(tokenizer, "Use the middleware [2].")
+    pipeline = RagPipeline(FakeIndex([_hit(0, 0.8), _hit(1, 0.7), _hit(2, 0.6)]), engine, k=3)
+    answer = pipeline.ask("How?")
+    assert [s.number for s in answer.sources] == [1, 2, 3]
+    assert [s.number for s in answer.cited_sources()] == [2]
+    assert answer.sources[1].source == "doc1.md" and answer.sources[1].section == "S1"
+    assert engine.calls[0]["temperature"] == 0.0
+    assert json.loads(json.dumps(answer.to_json()))["sources"][1]["cited"] is True
+
+
+def test_prompt_fits_the_window(tokenizer: Any) -> None:
+    count = chat_token_counter(tokenizer)
+    one = count([{"role": "user", "content": "passage text " * 30}])
+    window = 50 + 3 * one
+    engine = FakeEngine(tokenizer, "ok", context_window=window)
+    pipeline = RagPipeline(FakeIndex([_hit(i, 0.9) for i in range(5)]), engine, k=5, max_new_tokens=50)
+    answer = pipeline.ask("How?")
+    assert count(engine.calls[0]["messages"]) <= window - 50
+    assert 0 < len(answer.sources) < 5
+    with pytest.raises(ValueError, match="no retrieved passage fits"):
+        small = FakeEngine(tokenizer, "ok", context_window=50 + one)
+        RagPipeline(FakeIndex([_hit(0, 0.9)]), small, max_new_tokens=50).ask("How?")
+
+
+def test_stream_yields_pieces_then_the_answer(tokenizer: Any) -> None:
+    engine = FakeEngine(tokenizer, "streamed words [1]")
+    parts = list(RagPipeline(FakeIndex([_hit(0, 0.9)]), engine).stream("How?"))
+    *pieces, final = parts
+    assert "".join(pieces).strip() == final.answer == "streamed words [1]"
+    assert final.sources[0].cited
+
+
+def test_bad_questions_and_settings(tokenizer: Any) -> None:
+    pipeline = RagPipeline(FakeIndex([_hit(0, 0.9)]), FakeEngine(tokenizer, "x"))
+    for bad in ("", "   "):
+        with pytest.raises(ValueError, match="question is empty"):
+            pipeline.ask(bad)
+    with pytest.raises(ValueError, match="k must be positive"):
+        RagPipeline(FakeIndex([]), FakeEngine(tokenizer, "x"), k=0)
+
+
+def test_end_to_end_on_tiny_models(docs: Path, tmp_path: Path, tiny_st_dir: Path, tiny_llm_dir: Path) -> None:
+    from lorag.llm import LoragEngine
+
+    index = DocumentIndex(tmp_path / "idx", embedder=Embedder(str(tiny_st_dir), device="cpu"), show_progress=False)
+    index.sync(docs)
+    engine = LoragEngine(str(tiny_llm_dir), quantization="none", device="cpu")
+    try:
+        pipeline = RagPipeline(index, engine, k=3, max_new_tokens=8, min_relevance=None)
+        answer = pipeline.ask("Which origins are allowed?")
+        streamed = list(pipeline.stream("Which origins are allowed?"))
+    finally:
+        engine.close()
+    assert answer.usage["completion_tokens"] <= 8 and answer.sources
+    assert streamed[-1].answer == answer.answer  # greedy: streaming gives the same text
+
+
+def test_cli_ask_json_on_tiny_models(docs: Path, tmp_path: Path, tiny_st_dir: Path, tiny_llm_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from lorag.cli import app
+
+    args = ["ask", "--docs", str(docs), "--index-dir", str(tmp_path / "idx"), "--embedder", str(tiny_st_dir)]
+    args += ["--model", str(tiny_llm_dir), "--quantization", "none", "--max-tokens", "6", "--min-relevance", "-1"]
+    result = CliRunner().invoke(app, [*args, "--json", "Which origins are allowed?"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert {"answer", "sources"} <= set(payload)
+    assert payload["sources"] and all({"source", "text"} <= set(s) for s in payload["sources"])
+    empty = CliRunner().invoke(app, [*args, "   "])
+    assert empty.exit_code == 2 and "question is empty" in empty.stderr
+    folder = tmp_path / "nothing"
+    folder.mkdir()
+    none = CliRunner().invoke(app, ["index", "--docs", str(folder), "--index-dir", str(tmp_path / "idx2")])
+    assert none.exit_code == 2 and "no readable documents" in none.stderr
+    assert not (tmp_path / "idx2" / "CURRENT").exists()

@@ -1,0 +1,41 @@
+"""Every cookbook recipe runs at its smoke size and produces the results it promises (CI runs them all)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_recipe(name: str, tmp_path: Path, *extra: str) -> dict[str, Any]:
+    script = ROOT / "cookbook" / f"{name}.py"
+    out = tmp_path / name
+    proc = subprocess.run(
+        [sys.executable, str(script), "--size", "smoke", "--out", str(out), *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.real_model
+def test_01_langchain_rag(tmp_path: Path) -> None:
+    results = run_recipe("01_langchain_rag", tmp_path)
+    (answer,) = results["answers"]
+    assert answer["answer"].strip() and answer["sources"][0] == "tutorial/cors.md"
+
+
+@pytest.mark.real_model
+def test_02_llamaindex_query_engine(tmp_path: Path) -> None:
+    results = run_recipe("02_llamaindex_query_engine", tmp_path)
+    (answer,) = results["answers"]
+    assert answer["answer"].strip() and answer["sources"][0] == "path-params.md"
