@@ -1,27 +1,18 @@
 """lorag's LangChain partner package: native retrievers, splitters, embeddings and chat models."""
 
 from langchain_lorag.chat_models import ChatLorag
+from langchain_lorag.embeddings import LoragEmbeddings
 from langchain_lorag.llms import LoragLLM
 from langchain_lorag.rag import create_rag_chain
 from langchain_lorag.retrievers import LoragBM25Retriever, LoragHybridRetriever
 from langchain_lorag.text_splitters import LoragTextSplitter
 from langchain_lorag.vectorstores import LangChainVectorStoreBackend
 
-__all__ = ["LangChainVectorStoreBackend", "LoragBM25Retriever", "LoragHybridRetriever"]
-from langchain_lorag.text_splitters import LoragTextSplitter
-
-__all__: list[str] = ["LoragTextSplitter"]
-from langchain_lorag.chat_models import ChatLorag
-from langchain_lorag.llms import LoragLLM
-
-__all__: list[str] = ["ChatLorag", "LoragLLM"]
-from langchain_lorag.embeddings import LoragEmbeddings
-
-__all__ = ["LoragEmbeddings"]
 __all__ = [
     "ChatLorag",
     "LangChainVectorStoreBackend",
     "LoragBM25Retriever",
+    "LoragEmbeddings",
     "LoragHybridRetriever",
     "LoragLLM",
     "LoragTextSplitter",
