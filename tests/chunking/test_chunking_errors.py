@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from chunking_fakes import fake_embed
 
-from conftest import fake_embed
 from lorag.chunking import TokenSplitter, make_splitter
 from lorag.models import ModelNotAvailableError
 
