@@ -22,7 +22,7 @@ class LoragTextSplitter(TextSplitter):
     Args:
         method: ``recursive``, ``token``, ``sentence``, ``markdown`` or ``semantic``.
         chunk_size: maximum chunk length; default 256 tokens with a tokenizer, else 1000 characters.
-        chunk_overlap: maximum length repeated between consecutive chunks.
+        chunk_overlap: maximum length repeated between consecutive chunks; default ``chunk_size // 8``.
         tokenizer: ``None`` (characters), a model reference such as ``"minilm"``, or a ``transformers`` tokenizer.
         add_start_index: put each chunk's character offset in ``metadata["start_index"]``.
         **kwargs: the method's options (``preset``, ``overlap_sentences``, ``embedder``, ``threshold``,
@@ -38,7 +38,7 @@ class LoragTextSplitter(TextSplitter):
         self,
         method: str = "recursive",
         chunk_size: int | None = None,
-        chunk_overlap: int = 0,
+        chunk_overlap: int | None = None,
         tokenizer: Any = None,
         *,
         add_start_index: bool = False,

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from chunking_fakes import fake_embed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import fake_embed
 from lorag.chunking import TokenLength, make_splitter
 
 WORDS = st.sampled_from(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from chunking_fakes import fake_embed
 
-from conftest import fake_embed
 from lorag.chunking import TokenSplitter, make_splitter
 from lorag.models import ModelNotAvailableError
 
@@ -50,3 +50,10 @@ def test_wrong_types_and_names() -> None:
         make_splitter("semantic", 100, 10, embedder=fake_embed)
     with pytest.raises(TypeError, match="embedder must be"):
         make_splitter("semantic", 100, embedder=42)
+
+
+def test_default_recipe() -> None:
+    splitter = make_splitter()
+    assert (splitter.method, splitter.chunk_size, splitter.chunk_overlap) == ("recursive", 1000, 125)
+    semantic = make_splitter("semantic", 400, embedder=fake_embed)
+    assert semantic.chunk_overlap == 0

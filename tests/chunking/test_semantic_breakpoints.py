@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from chunking_fakes import fake_embed
 
-from conftest import fake_embed
 from lorag.chunking import THRESHOLDS, SemanticSplitter
 from lorag.chunking.semantic import breakpoints
 

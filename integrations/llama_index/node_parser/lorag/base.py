@@ -27,7 +27,7 @@ class LoragNodeParser(NodeParser):
     Args:
         method: ``recursive``, ``token``, ``sentence``, ``markdown`` or ``semantic``.
         chunk_size: maximum chunk length; default 256 tokens with a tokenizer, else 1000 characters.
-        chunk_overlap: maximum length repeated between consecutive chunks.
+        chunk_overlap: maximum length repeated between consecutive chunks; default ``chunk_size // 8``.
         tokenizer: ``None`` (characters), a model reference such as ``"minilm"``, or a ``transformers`` tokenizer.
         embedder: for ``semantic``: a lorag ``Embedder``, a LlamaIndex ``BaseEmbedding`` or a callable.
         splitter_kwargs: the method's other options (``preset``, ``threshold``, ``min_chunk_size``, ...).
@@ -35,7 +35,9 @@ class LoragNodeParser(NodeParser):
 
     method: str = Field(default="recursive", description="lorag chunking method.")
     chunk_size: int | None = Field(default=None, gt=0, description="Maximum chunk length (characters or tokens).")
-    chunk_overlap: int = Field(default=0, ge=0, description="Maximum length repeated between chunks.")
+    chunk_overlap: int | None = Field(
+        default=None, ge=0, description="Maximum length repeated between chunks; default chunk_size // 8."
+    )
     tokenizer: str | None = Field(
         default=None, description="Model reference whose tokens measure length; None measures characters."
     )
@@ -49,7 +51,7 @@ class LoragNodeParser(NodeParser):
         self,
         method: str = "recursive",
         chunk_size: int | None = None,
-        chunk_overlap: int = 0,
+        chunk_overlap: int | None = None,
         tokenizer: Any = None,
         *,
         embedder: Any = None,
@@ -93,7 +95,9 @@ class LoragNodeParser(NodeParser):
         options = dict(self.splitter_kwargs)
         if self._embedder is not None:
             options["embedder"] = self._embedder
-        overlap = self.chunk_overlap if chunk_size is None else min(self.chunk_overlap, chunk_size - 1)
+        overlap = self.chunk_overlap
+        if overlap is not None and chunk_size is not None:
+            overlap = min(overlap, chunk_size - 1)
         return make_splitter(self.method, chunk_size, overlap, self._tokenizer, **options)
 
     def _splitter_for(self, node: BaseNode) -> Splitter:
