@@ -70,23 +70,35 @@ def build_tiny_causal_lm(out: Path, *, seed: int = 0) -> Path:
     return out
 
 
-def build_tiny_sentence_transformer(out: Path, *, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
-    """A small BERT (WordPiece, 1k vocab) with mean pooling and normalisation, saved as a sentence-transformer."""
+def build_tiny_sentence_transformer(
+    out: Path, *, seed: int = 0, hidden: int = 32, layers: int = 2, vocab_size: int = 1000
+) -> Path:
+    """A small BERT (WordPiece trained on ``CORPUS``), mean pooling and normalisation, saved as a sentence-transformer.
+
+    The tokenizer wraps the trained ``tokenizers`` object itself: under transformers 5,
+    ``BertTokenizerFast(vocab_file=)`` reloads with only its special tokens, and every text would embed the same.
+    """
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
+    wordpiece = BertWordPieceTokenizer(lowercase=True)
+    wordpiece.train_from_iterator(CORPUS, vocab_size=vocab_size)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=wordpiece._tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=128,
+    )
     raw = out / "_raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    wp = BertWordPieceTokenizer(lowercase=True)
-    wp.train_from_iterator(CORPUS, vocab_size=1000)
-    wp.save_model(str(raw))
-    tokenizer = BertTokenizerFast(vocab_file=str(raw / "vocab.txt"), model_max_length=128)
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
+        vocab_size=len(tokenizer),
         hidden_size=hidden,
         num_hidden_layers=layers,
         num_attention_heads=4,
