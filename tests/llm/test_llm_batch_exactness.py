@@ -122,3 +122,20 @@ def test_4bit_base_outputs_survive_adapter_loads(tiny_llm64_dir, adapter64_dirs)
     engine.adapters.unload("b0")
     assert engine.generate(PROMPTS[0], max_tokens=6).token_logprobs == base
     engine.close()
+
+
+def test_loading_and_unloading_adapters_mid_generation(engine) -> None:
+    """Hot-swapping other adapters between decode steps leaves in-flight requests untouched."""
+    alone = solo_runs(engine, [(PROMPTS[0], "a0"), (PROMPTS[1], None)], max_tokens=30)
+    engine.adapters.unload("a0")
+    engine.adapters.load("a2")
+    handles = {key: engine.submit(key[0], adapter=key[1], max_tokens=30) for key in alone}
+    stream = iter(handles[(PROMPTS[0], "a0")])
+    next(stream)  # decoding has started
+    engine.adapters.load("a1")
+    engine.adapters.unload("a2")
+    engine.adapters.load("a3")
+    for _ in stream:
+        pass
+    for key, handle in handles.items():
+        assert handle.result().token_logprobs == alone[key].token_logprobs, key

@@ -48,6 +48,7 @@ class RequestHandle:
         self._sync: queue.Queue[Any] = queue.Queue()
         self._async: asyncio.Queue[Any] | None = asyncio.Queue() if loop is not None else None
         self._cancelled = threading.Event()
+        self._ended: BaseException | bool = False  # True once the end was consumed, or the error raised
         self.result_value: GenerationResult | None = None
 
     def _put(self, item: Any) -> None:
@@ -70,12 +71,17 @@ class RequestHandle:
     def __iter__(self) -> Iterator[TextDelta]:
         if self._async is not None:
             raise RuntimeError("this request was submitted for async use; iterate it with `async for`")
+        self._raise_if_ended()
+        if self._ended:
+            return
         try:
             while True:
                 item = self._sync.get()
                 if isinstance(item, BaseException):
+                    self._ended = item
                     raise item
                 if item is _DONE:
+                    self._ended = True
                     return
                 yield item
         finally:
@@ -84,16 +90,26 @@ class RequestHandle:
     async def __aiter__(self) -> AsyncIterator[TextDelta]:
         if self._async is None:
             raise RuntimeError("this request was submitted for sync use; iterate it with `for`")
+        self._raise_if_ended()
+        if self._ended:
+            return
         try:
             while True:
                 item = await self._async.get()
                 if isinstance(item, BaseException):
+                    self._ended = item
                     raise item
                 if item is _DONE:
+                    self._ended = True
                     return
                 yield item
         finally:
             self.cancel()
+
+    def _raise_if_ended(self) -> None:
+        """A stream is consumed once; iterating again (e.g. ``result()`` after streaming) replays only the end."""
+        if isinstance(self._ended, BaseException):
+            raise self._ended
 
     def result(self) -> GenerationResult:
         """Consume the stream and return the finished request."""
