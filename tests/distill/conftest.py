@@ -9,10 +9,6 @@ import pytest
 from tiny_models import CORPUS, build_tiny_sentence_transformer
 
 
-def build_st(out: Path, *, hidden: int, layers: int, vocab_size: int = 1000, seed: int = 0) -> Path:
-    return build_tiny_sentence_transformer(out, seed=seed, hidden=hidden, layers=layers, vocab_size=vocab_size)
-
-
 @pytest.fixture(scope="session")
 def distill_texts() -> list[str]:
     """40 distinct training texts (the tiny corpus's 10 sentences with variations)."""
@@ -23,16 +19,18 @@ def distill_texts() -> list[str]:
 @pytest.fixture(scope="session")
 def teacher_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny teacher: 2 layers, 32 wide."""
-    return build_st(tmp_path_factory.mktemp("teacher"), hidden=32, layers=2)
+    return build_tiny_sentence_transformer(tmp_path_factory.mktemp("teacher"), hidden=32, layers=2)
 
 
 @pytest.fixture(scope="session")
 def narrow_student_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Another model: 1 layer, 16 wide, the teacher's tokenizer."""
-    return build_st(tmp_path_factory.mktemp("narrow"), hidden=16, layers=1, seed=1)
+    return build_tiny_sentence_transformer(tmp_path_factory.mktemp("narrow"), hidden=16, layers=1, seed=1)
 
 
 @pytest.fixture(scope="session")
 def other_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model with a different (smaller) vocabulary than the teacher's."""
-    return build_st(tmp_path_factory.mktemp("other-tok"), hidden=32, layers=1, vocab_size=300, seed=2)
+    return build_tiny_sentence_transformer(
+        tmp_path_factory.mktemp("other-tok"), hidden=32, layers=1, vocab_size=300, seed=2
+    )

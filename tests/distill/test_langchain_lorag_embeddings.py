@@ -16,9 +16,9 @@ from langchain_lorag import LoragEmbeddings
 
 @functools.cache
 def tiny_model() -> str:
-    from conftest import build_st  # tests/distill/conftest.py
+    from tiny_models import build_tiny_sentence_transformer
 
-    return str(build_st(Path(tempfile.mkdtemp(prefix="lorag-lc-emb-")), hidden=32, layers=1))
+    return str(build_tiny_sentence_transformer(Path(tempfile.mkdtemp(prefix="lorag-lc-emb-")), hidden=32, layers=1))
 
 
 class TestLoragEmbeddingsUnit(EmbeddingsUnitTests):
