@@ -41,7 +41,7 @@ class Row:
     ours: bool
     build_s: float
     report: RetrievalReport
-    qps: float  # queries/s over the whole query set, one query at a time
+    qps: float  # queries/s over the whole query set, one query at a time (BM25 family: best of 3 passes)
 
 
 def _timed_build(build: Callable[[], Search]) -> tuple[Search, float]:
@@ -103,7 +103,8 @@ def main() -> None:
             vec = vector_of.get(text)
             return vec.tolist() if vec is not None else query_embedder.embed_documents([text])[0].tolist()
 
-    tokenizer = Tokenizer()
+    def lorag_tokens() -> Callable[[str], list[str]]:
+        return Tokenizer().tokenize  # a fresh instance (cold stem memo) per system, as each lorag index has
 
     # ---------------------------------------------------------------------------------------------- the systems
     def ours_bm25() -> Search:
@@ -121,13 +122,13 @@ def main() -> None:
 
         return build
 
-    def lc_bm25(preprocess: Callable[[str], list[str]] | None) -> Callable[[], Search]:
+    def lc_bm25(preprocess: Callable[[], Callable[[str], list[str]]] | None) -> Callable[[], Search]:
         from langchain_community.retrievers import BM25Retriever
         from langchain_core.documents import Document
 
         def build() -> Search:
             docs = [Document(page_content=t, metadata={"id": i}) for t, i in zip(texts, ids, strict=True)]
-            kwargs = {"preprocess_func": preprocess} if preprocess else {}
+            kwargs = {"preprocess_func": preprocess()} if preprocess else {}
             retriever = BM25Retriever.from_documents(docs, k=K, **kwargs)
             return lambda q: ((d.metadata["id"], 0.0) for d in retriever.invoke(q))
 
@@ -136,10 +137,11 @@ def main() -> None:
     def rank_bm25_ours_tokens() -> Search:
         from rank_bm25 import BM25Okapi
 
-        bm25 = BM25Okapi([tokenizer.tokenize(t) for t in texts])
+        tokenize = lorag_tokens()
+        bm25 = BM25Okapi([tokenize(t) for t in texts])
 
         def search(q: str) -> Iterable[tuple[str, float]]:
-            scores = bm25.get_scores(tokenizer.tokenize(q))
+            scores = bm25.get_scores(tokenize(q))
             top = np.argsort(-scores)[:K]
             return [(ids[i], float(scores[i])) for i in top]
 
@@ -162,7 +164,7 @@ def main() -> None:
 
         return search
 
-    def lc_ensemble(preprocess: Callable[[str], list[str]] | None) -> Callable[[], Search]:
+    def lc_ensemble(preprocess: Callable[[], Callable[[str], list[str]]] | None) -> Callable[[], Search]:
         from langchain_classic.retrievers import EnsembleRetriever
         from langchain_community.retrievers import BM25Retriever
         from langchain_community.vectorstores import FAISS
@@ -170,7 +172,7 @@ def main() -> None:
 
         def build() -> Search:
             docs = [Document(page_content=t, metadata={"id": i}) for t, i in zip(texts, ids, strict=True)]
-            kwargs = {"preprocess_func": preprocess} if preprocess else {}
+            kwargs = {"preprocess_func": preprocess()} if preprocess else {}
             bm25 = BM25Retriever.from_documents(docs, k=K, **kwargs)
             store = FAISS.from_embeddings(
                 [(t, v.tolist()) for t, v in zip(texts, vectors, strict=True)],
@@ -213,7 +215,7 @@ def main() -> None:
         ("lorag HybridRetriever convex (default)", "hybrid", True, ours_hybrid("convex")),
         ("lorag HybridRetriever rrf", "hybrid", True, ours_hybrid("rrf")),
         ("LangChain BM25Retriever (defaults)", "bm25", False, lc_bm25(None)),
-        ("LangChain BM25Retriever (lorag tokenizer)", "bm25", False, lc_bm25(tokenizer.tokenize)),
+        ("LangChain BM25Retriever (lorag tokenizer)", "bm25", False, lc_bm25(lorag_tokens)),
         ("rank-bm25 BM25Okapi (lorag tokenizer)", "bm25", False, rank_bm25_ours_tokens),
         ("bm25s (en stopwords, Snowball stemmer)", "bm25", False, bm25s_default),
         ("LangChain EnsembleRetriever 0.5/0.5 (BM25Retriever defaults + FAISS)", "hybrid", False, lc_ensemble(None)),
@@ -221,7 +223,7 @@ def main() -> None:
             "LangChain EnsembleRetriever 0.5/0.5 (BM25Retriever lorag tokenizer + FAISS)",
             "hybrid",
             False,
-            lc_ensemble(tokenizer.tokenize),
+            lc_ensemble(lorag_tokens),
         ),
         ("LlamaIndex QueryFusionRetriever reciprocal_rerank", "hybrid", False, li_fusion("reciprocal_rerank")),
         ("LlamaIndex QueryFusionRetriever relative_score", "hybrid", False, li_fusion("relative_score")),
@@ -234,7 +236,15 @@ def main() -> None:
         search, build_s = _timed_build(build)
         run, latencies = run_queries(data, search)
         report = evaluate_run(data.qrels, run, latencies)
-        rows.append(Row(name, family, ours, build_s, report, len(latencies) / sum(latencies)))
+        qps = len(latencies) / sum(latencies)
+        if family == "bm25":  # two more passes; the best of three is robust to the shared machine's preemptions
+            for _ in range(2):
+                gc.collect()
+                start = time.perf_counter()
+                for q in data.queries.values():
+                    list(search(q))
+                qps = max(qps, len(data.queries) / (time.perf_counter() - start))
+        rows.append(Row(name, family, ours, build_s, report, qps))
         print(f"{name}: nDCG@10 {report.ndcg_at_10:.4f}, p50 {report.latency_ms_p50:.2f} ms, build {build_s:.2f} s")
         del search
     batch = bm25_batch_throughput(texts, ids, list(data.queries.values())) if not only else {}
@@ -293,6 +303,8 @@ def write_results(rows: list[Row], batch: dict[str, float], args: Any, n_docs: i
         "- Ratios compare each peer with the lorag system of the same family (BM25 peers with lorag BM25, hybrid "
         "peers with lorag hybrid convex): nDCG ratio = ours / peer; speed-up = peer p50 / our p50; "
         "build = peer / ours.",
+        "- queries/s: all queries one at a time; for the BM25 systems the best of 3 passes (one preempted 0.2 ms query "
+        "otherwise dominates the mean on this oversubscribed machine); for the others, the single timed pass.",
         "",
         "| system | nDCG@10 | Recall@100 | MRR@10 | p50 ms | p95 ms | queries/s | build s | nDCG ours/peer "
         "| p50 speed-up | build peer/ours |",
