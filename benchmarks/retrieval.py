@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from lorag.embedding import Embedder, EmbeddingCache
-from lorag.evaluation import RetrievalReport, evaluate_run, load_beir, run_queries
+from lorag.evaluation import RetrievalReport, evaluate_run, load_beir
 from lorag.models import lorag_home
 from lorag.retrieval import BM25Index, DenseIndex, HybridRetriever, Tokenizer
 
@@ -229,14 +229,27 @@ def main() -> None:
         ("LlamaIndex QueryFusionRetriever relative_score", "hybrid", False, li_fusion("relative_score")),
     ]
     only = [s for s in args.only.split(",") if s]
-    rows: list[Row] = []
-    for name, family, ours, build in systems:
-        if only and not any(s.lower() in name.lower() for s in only):
-            continue
+    chosen = [s for s in systems if not only or any(o.lower() in s[0].lower() for o in only)]
+    built = []
+    for name, _family, _ours, build in chosen:
         search, build_s = _timed_build(build)
-        run, latencies = run_queries(data, search)
-        report = evaluate_run(data.qrels, run, latencies)
-        qps = len(latencies) / sum(latencies)
+        built.append((name, search, build_s))
+        print(f"built {name} in {build_s:.2f} s", flush=True)
+    # Interleaved: each query goes to every system in turn (rotating which goes first), so all systems see the same
+    # load on this shared machine; timing the systems one after another let minutes-apart load swings decide ratios.
+    runs: dict[str, dict[str, dict[str, float]]] = {name: {} for name, _, _ in built}
+    latencies: dict[str, list[float]] = {name: [] for name, _, _ in built}
+    for qi, (qid, text) in enumerate(data.queries.items()):
+        shift = qi % len(built)
+        for name, search, _ in built[shift:] + built[:shift]:
+            start = time.perf_counter()
+            results = list(search(text))
+            latencies[name].append(time.perf_counter() - start)
+            runs[name][qid] = {doc_id: float(len(results) - i) for i, (doc_id, _score) in enumerate(results)}
+    rows: list[Row] = []
+    for (name, family, ours, _), (_, search, build_s) in zip(chosen, built, strict=True):
+        report = evaluate_run(data.qrels, runs[name], latencies[name])
+        qps = len(latencies[name]) / sum(latencies[name])
         if family == "bm25":  # two more passes; the best of three is robust to the shared machine's preemptions
             for _ in range(2):
                 gc.collect()
@@ -246,7 +259,7 @@ def main() -> None:
                 qps = max(qps, len(data.queries) / (time.perf_counter() - start))
         rows.append(Row(name, family, ours, build_s, report, qps))
         print(f"{name}: nDCG@10 {report.ndcg_at_10:.4f}, p50 {report.latency_ms_p50:.2f} ms, build {build_s:.2f} s")
-        del search
+    del built
     batch = bm25_batch_throughput(texts, ids, list(data.queries.values())) if not only else {}
     write_results(rows, batch, args, len(ids), len(data.queries))
 
@@ -292,7 +305,8 @@ def write_results(rows: list[Row], batch: dict[str, float], args: Any, n_docs: i
         f"- Data: {n_docs} documents, {n_queries} test queries; embedder `{args.embedder}` (all-MiniLM-L6-v2) "
         "for every dense and hybrid system.",
         "- Every system: one query at a time, k = 100; latency per query includes tokenizing and (dense/hybrid) "
-        "embedding the query with the same uncached minilm model.",
+        "embedding the query with the same uncached minilm model. Systems are interleaved: each query is sent to "
+        "every system in turn (rotating the order), so all see the same machine load.",
         f"- torch and FAISS ran with {args.threads} thread(s) for every system: on the oversubscribed shared machine, "
         "2 torch threads made one query embedding take seconds.",
         "- Build time excludes corpus embedding for every system: the 5,183 corpus vectors come from lorag's shared "
