@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -67,6 +67,7 @@ def eval_command(
         dense = DenseIndex.from_texts(texts, embedder, ids=ids, embeddings=vectors)
     build_s = time.perf_counter() - start
 
+    searcher: Any
     if retriever == RetrieverKind.bm25:
         searcher = bm25
     elif retriever == RetrieverKind.dense:
@@ -74,8 +75,8 @@ def eval_command(
     else:
         from lorag.retrieval import HybridRetriever
 
-        searcher = HybridRetriever(bm25, dense, fusion=fusion.value)  # type: ignore[arg-type]
-    report = evaluate_retriever(dataset, lambda q: ((h.id, h.score) for h in searcher.search(q, k=DEPTH)))  # type: ignore[union-attr]
+        searcher = HybridRetriever(bm25, dense, fusion=fusion.value)  # type: ignore[arg-type]  # both built above
+    report = evaluate_retriever(dataset, lambda q: ((h.id, h.score) for h in searcher.search(q, k=DEPTH)))
     if as_json:
         typer.echo(json.dumps(report.to_json()))
         return

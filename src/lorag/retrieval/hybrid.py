@@ -251,7 +251,8 @@ class HybridRetriever:
     # -------------------------------------------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:
         """Save BM25, the FAISS index and the fusion settings atomically into one directory."""
-        if not isinstance(self.dense, DenseIndex):
+        dense = self.dense
+        if not isinstance(dense, DenseIndex):
             raise TypeError(
                 "only a HybridRetriever over a lorag DenseIndex can be saved; a framework vector store persists "
                 "itself: save its BM25 side with retriever.bm25.save(path)"
@@ -261,7 +262,7 @@ class HybridRetriever:
             (directory / "bm25").mkdir()
             (directory / "dense").mkdir()
             self.bm25.write_to(directory / "bm25")
-            self.dense.write_to(directory / "dense")  # type: ignore[union-attr]
+            dense.write_to(directory / "dense")
             persistence.write_manifest(directory, KIND, self.settings())
 
         with self._lock:  # BM25 and FAISS saved in one consistent state

@@ -140,7 +140,7 @@ def live_snapshot(path: str | Path) -> Path:
 
 
 def save_arrays(path: Path, **arrays: np.ndarray) -> None:
-    np.savez(path, **arrays)
+    np.savez(path, **arrays)  # type: ignore[arg-type]
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:

@@ -33,7 +33,7 @@ def load_stopwords(language: str) -> frozenset[str]:
     """The stopword list shipped for ``language`` (one of ``LANGUAGES``)."""
     if language not in LANGUAGES:
         raise ValueError(f"no stopword list for language {language!r}; choose one of {list(LANGUAGES)}")
-    text = resources.files("lorag.retrieval").joinpath("stopwords", f"{language}.txt").read_text(encoding="utf-8")
+    text = resources.files("lorag.retrieval").joinpath(f"stopwords/{language}.txt").read_text(encoding="utf-8")
     return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 

@@ -30,7 +30,7 @@ def to_metadata_filters(filter: Mapping[str, Any] | None) -> MetadataFilters | N
     """lorag's ``{key: value}`` / ``{key: [values]}`` filter as LlamaIndex ``MetadataFilters``."""
     if not filter:
         return None
-    filters = [
+    filters: list[MetadataFilter | MetadataFilters] = [
         MetadataFilter(key=key, value=list(value), operator=FilterOperator.IN)
         if isinstance(value, _MEMBERSHIP)
         else MetadataFilter(key=key, value=value, operator=FilterOperator.EQ)
@@ -80,7 +80,7 @@ class LlamaIndexVectorStoreBackend:
         )
         ids = result.ids or [n.node_id for n in (result.nodes or [])]
         sims = result.similarities or [0.0] * len(ids)
-        nodes = result.nodes or [None] * len(ids)
+        nodes: list[Any] = list(result.nodes) if result.nodes else [None] * len(ids)
         hits: list[SearchHit] = []
         for doc_id, score, node in zip(ids, sims, nodes, strict=True):
             text = node.get_content() if node is not None else ""
