@@ -7,8 +7,8 @@ import pytest
 import rank_bm25
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from retrieval_data import WhitespaceTokenizer
 
-from conftest import WhitespaceTokenizer
 from lorag.retrieval import BM25Index
 
 REFERENCE = {"okapi": rank_bm25.BM25Okapi, "bm25l": rank_bm25.BM25L, "bm25plus": rank_bm25.BM25Plus}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from retrieval_data import CORPUS, IDS, METADATAS
 
-from conftest import CORPUS, IDS, METADATAS
 from lorag.retrieval import DenseIndex, HybridRetriever, SearchHit
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from retrieval_data import CORPUS, IDS, METADATAS, WhitespaceTokenizer
 
-from conftest import CORPUS, IDS, METADATAS, WhitespaceTokenizer
 from lorag.retrieval import BM25Index, HybridRetriever
 
 QUERIES = ["fox and dog", "capital city", "programming language", "Paris museum tower"]

@@ -6,8 +6,8 @@ import copy
 
 import numpy as np
 import pytest
+from retrieval_data import CORPUS, IDS, METADATAS
 
-from conftest import CORPUS, IDS, METADATAS
 from lorag.retrieval import BM25Index, DenseIndex, HybridRetriever
 
 

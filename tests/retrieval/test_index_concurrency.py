@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from conftest import CORPUS, IDS, METADATAS
+from retrieval_data import CORPUS, IDS, METADATAS
+
 from lorag.retrieval import HybridRetriever
 
 

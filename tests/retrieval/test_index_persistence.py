@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from retrieval_data import CORPUS, IDS, METADATAS
 
-from conftest import CORPUS, IDS, METADATAS
 from lorag.retrieval import (
     BM25Index,
     DenseIndex,

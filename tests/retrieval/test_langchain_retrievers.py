@@ -6,8 +6,8 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.vectorstores import InMemoryVectorStore
+from retrieval_data import CORPUS, IDS, METADATAS
 
-from conftest import CORPUS, IDS, METADATAS
 from langchain_lorag import LoragBM25Retriever, LoragHybridRetriever
 from lorag.retrieval import BM25Index
 

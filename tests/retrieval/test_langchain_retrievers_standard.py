@@ -7,8 +7,8 @@ from functools import cache
 from pathlib import Path
 
 from langchain_tests.integration_tests import RetrieversIntegrationTests
+from retrieval_data import CORPUS, IDS, METADATAS
 
-from conftest import CORPUS, IDS, METADATAS
 from langchain_lorag import LoragBM25Retriever, LoragHybridRetriever
 from lorag.embedding import Embedder
 from lorag.retrieval import BM25Index, HybridRetriever

@@ -10,8 +10,8 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore
 from llama_index.core.vector_stores import SimpleVectorStore
+from retrieval_data import CORPUS, IDS, METADATAS
 
-from conftest import CORPUS, IDS, METADATAS
 from llama_index.retrievers.lorag import LoragBM25Retriever, LoragHybridRetriever
 
 DOCS = [Document(id_=i, text=t, metadata=m) for i, t, m in zip(IDS, CORPUS, METADATAS, strict=True)]
