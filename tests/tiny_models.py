@@ -82,10 +82,15 @@ def build_tiny_sentence_transformer(
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from tokenizers import BertWordPieceTokenizer
+    from tokenizers.processors import BertProcessing
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     wordpiece = BertWordPieceTokenizer(lowercase=True)
     wordpiece.train_from_iterator(CORPUS, vocab_size=vocab_size)
+    # As BERT does: [CLS] text [SEP] (a tokenizer trained from scratch has no post-processor yet).
+    wordpiece._tokenizer.post_processor = BertProcessing(
+        ("[SEP]", wordpiece.token_to_id("[SEP]")), ("[CLS]", wordpiece.token_to_id("[CLS]"))
+    )
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=wordpiece._tokenizer,
         unk_token="[UNK]",
