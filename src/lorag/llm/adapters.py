@@ -212,7 +212,8 @@ class AdapterRegistry:
 
         ``pinned=True`` keeps it resident once loaded.
 
-        The directory layout is checked now (cheap); weights are validated when loaded. Registering the same name
+        The directory layout is checked now (cheap); weights are validated when loaded (with ``load=True``, a failed
+        load also forgets ``name``). Registering the same name
         with the same path again is a no-op; with another path it is an error (use ``reload``).
         """
         _check_name(name)
@@ -231,7 +232,12 @@ class AdapterRegistry:
                 )
             self._entries[name] = _Entry(name, resolved, pinned=pinned, allow_pickle=allow)
         if load:
-            return self.load(name)
+            try:
+                return self.load(name)
+            except BaseException:
+                with self._state:  # a register that fails to load leaves the registry as it was
+                    self._entries.pop(name, None)
+                raise
         return self.info(name)
 
     def remove(self, name: str) -> None:
