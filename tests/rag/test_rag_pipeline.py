@@ -11,7 +11,7 @@ import pytest
 
 from lorag.embedding import Embedder
 from lorag.rag.index import DocumentIndex
-from lorag.rag.pipeline import RagPipeline, chat_token_counter
+from lorag.rag.pipeline import RagPipeline, chat_token_counter, loop_start
 from lorag.rag.prompt import NO_ANSWER
 from lorag.retrieval import HybridHit
 
@@ -157,3 +157,19 @@ def test_cli_ask_json_on_tiny_models(docs: Path, tmp_path: Path, tiny_st_dir: Pa
     none = CliRunner().invoke(app, ["index", "--docs", str(folder), "--index-dir", str(tmp_path / "idx2")])
     assert none.exit_code == 2 and "no readable documents" in none.stderr
     assert not (tmp_path / "idx2" / "CURRENT").exists()
+
+
+def test_a_looping_answer_is_cut_where_the_loop_began(tokenizer: Any) -> None:
+    looping = "Use the CORS middleware [1].\n  allowOrigin: {\n    allowOrigin: {\n      allowOrigin: {\n"
+    engine = FakeEngine(tokenizer, looping)
+    answer = RagPipeline(FakeIndex([_hit(0, 0.9)]), engine).ask("How?")
+    assert answer.answer == "Use the CORS middleware [1].\n  allowOrigin: {"
+    assert answer.usage["completion_tokens"] > 0
+
+
+def test_loop_start() -> None:
+    assert loop_start("one line here\nanother line\n") is None
+    assert loop_start("same line again\nsame line again") is None  # the last line may still grow
+    text = "intro text here\nsame line again\n  same line again\n"
+    assert loop_start(text) == text.index("  same")
+    assert loop_start("}\n}\n}\n") is None  # short lines repeat legitimately

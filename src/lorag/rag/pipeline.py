@@ -8,6 +8,7 @@ calling the model. The threshold is a cosine similarity for normalised embedders
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -25,10 +26,6 @@ class ChatEngine(Protocol):
 
     tokenizer: Any
     context_window: int
-
-    def generate(
-        self, prompt: str | None = None, *, messages: Any = None, adapter: str | None = None, **kw: Any
-    ) -> Any: ...
 
     def stream(
         self, prompt: str | None = None, *, messages: Any = None, adapter: str | None = None, **kw: Any
@@ -172,32 +169,60 @@ class RagPipeline:
 
     def ask(self, question: str, *, adapter: str | None = None) -> Answer:
         """Answer ``question`` from the index, citing the passages used."""
-        messages, blocks, abstained = self._prepare(question)
-        if messages is None:
-            return Answer(question, NO_ANSWER, [], abstained=True)
-        result = self.engine.generate(
-            messages=messages, adapter=adapter or self.adapter, max_tokens=self.max_new_tokens, temperature=0.0
-        )
-        text = result.text.strip()
-        usage = {"prompt_tokens": result.usage.prompt_tokens, "completion_tokens": result.usage.completion_tokens}
-        return Answer(question, text, self._sources(blocks, text, abstained), usage=usage)
+        *_, answer = self.stream(question, adapter=adapter)
+        assert isinstance(answer, Answer)
+        return answer
 
     def stream(self, question: str, *, adapter: str | None = None) -> Iterator[str | Answer]:
-        """Yield answer text pieces as they are generated, then the finished ``Answer``."""
+        """Yield answer text pieces as they are generated, then the finished ``Answer``.
+
+        Greedy decoding; generation stops early when the answer starts repeating itself (see ``loop_start``), and
+        the answer is cut where the repetition began.
+        """
         messages, blocks, abstained = self._prepare(question)
         if messages is None:
             yield NO_ANSWER
             yield Answer(question, NO_ANSWER, [], abstained=True)
             return
-        pieces: list[str] = []
+        text = ""
         usage: dict[str, int] = {}
-        for delta in self.engine.stream(
+        deltas = self.engine.stream(
             messages=messages, adapter=adapter or self.adapter, max_tokens=self.max_new_tokens, temperature=0.0
-        ):
-            if delta.text:
-                pieces.append(delta.text)
-                yield delta.text
-            if delta.usage is not None:
-                usage = {"prompt_tokens": delta.usage.prompt_tokens, "completion_tokens": delta.usage.completion_tokens}
-        text = "".join(pieces).strip()
+        )
+        with closing(deltas):  # closing the stream early cancels the request and frees its batch row
+            for delta in deltas:
+                if delta.text:
+                    text += delta.text
+                    yield delta.text
+                if delta.usage is not None:
+                    usage = {
+                        "prompt_tokens": delta.usage.prompt_tokens,
+                        "completion_tokens": delta.usage.completion_tokens,
+                    }
+                cut = loop_start(text)
+                if cut is not None:
+                    text = text[:cut]
+                    break
+        if not usage:  # stopped early: count what was kept
+            usage = {
+                "prompt_tokens": self._count(messages),
+                "completion_tokens": len(self.engine.tokenizer(text, add_special_tokens=False)["input_ids"]),
+            }
+        text = text.strip()
         yield Answer(question, text, self._sources(blocks, text, abstained), usage=usage)
+
+
+def loop_start(text: str, min_line: int = 12) -> int | None:
+    """Where a generated text starts looping: the start of the second copy of a finished line (indentation ignored)
+    of at least ``min_line`` characters, or None. Small models fall into such loops under greedy decoding."""
+    seen: set[str] = set()
+    position = 0
+    lines = text.split("\n")
+    for line in lines[:-1]:  # the last line may still be growing
+        key = line.strip()
+        if len(key) >= min_line:
+            if key in seen:
+                return position
+            seen.add(key)
+        position += len(line) + 1
+    return None
