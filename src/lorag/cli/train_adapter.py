@@ -1,0 +1,84 @@
+"""``lorag train-adapter``: train a (Q)LoRA adapter from a JSONL file of chats or prompt/completion pairs."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from lorag.cli import app
+from lorag.models import ModelNotAvailableError
+
+
+@app.command("train-adapter")
+def train_adapter_command(
+    base: str = typer.Option(..., "--base", help="Base model: a lorag short name, a local directory or a hub id."),
+    data: str = typer.Option(..., "--data", help='JSONL of {"messages": [...]} or {"prompt", "completion"} records.'),
+    output: str = typer.Option(..., "--output", help="Directory for the adapter, its metadata and loss curve."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after N optimizer steps."),
+    epochs: float = typer.Option(1.0, "--epochs", help="Passes over the data (when --max-steps is not given)."),
+    quantization: str = typer.Option("nf4", "--quantization", help="How the base is loaded: nf4, int8 or none."),
+    rank: int = typer.Option(16, "--rank", help="LoRA rank."),
+    alpha: int = typer.Option(32, "--alpha", help="LoRA alpha (the update is scaled by alpha/rank)."),
+    dropout: float = typer.Option(0.05, "--dropout", help="LoRA dropout."),
+    target_modules: str = typer.Option(
+        "all-linear", "--target-modules", help="'all-linear' or comma-separated module names (e.g. q_proj,v_proj)."
+    ),
+    lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate."),
+    lr_scheduler: str = typer.Option("cosine", "--lr-scheduler", help="cosine, linear, constant, ..."),
+    warmup_ratio: float = typer.Option(0.03, "--warmup-ratio", help="Share of the steps spent warming up."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Examples per forward pass."),
+    grad_accum: int = typer.Option(1, "--grad-accum", help="Forward passes per optimizer step."),
+    max_length: int | None = typer.Option(None, "--max-length", help="Longest sequence in tokens."),
+    overflow: str = typer.Option("truncate", "--overflow", help="Longer sequences: truncate or skip."),
+    eval_fraction: float = typer.Option(0.1, "--eval-fraction", help="Share held out for the eval loss (0: none)."),
+    eval_steps: int | None = typer.Option(None, "--eval-steps", help="Evaluate and checkpoint every N steps."),
+    patience: int | None = typer.Option(
+        3, "--early-stopping-patience", help="Evaluations without improvement before stopping (0: never stop early)."
+    ),
+    seed: int = typer.Option(42, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in OUTPUT/checkpoints."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an adapter already in OUTPUT."),
+    keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep OUTPUT/checkpoints at the end."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar with the loss."),
+) -> None:
+    """Train a LoRA adapter (4-bit QLoRA by default) and save it as a peft adapter with metadata and a loss curve."""
+    from lorag.training.qlora import OutputExistsError, QLoRAConfig, train_adapter
+    from lorag.training.sft_data import DataFormatError
+
+    modules: str | list[str] = target_modules
+    if target_modules != "all-linear":
+        modules = [m.strip() for m in target_modules.split(",") if m.strip()]
+    config = QLoRAConfig(
+        quantization=quantization,  # type: ignore[arg-type]
+        rank=rank,
+        alpha=alpha,
+        dropout=dropout,
+        target_modules=modules,
+        learning_rate=lr,
+        lr_scheduler=lr_scheduler,
+        warmup_ratio=warmup_ratio,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        max_length=max_length,
+        overflow=overflow,  # type: ignore[arg-type]
+        eval_fraction=eval_fraction,
+        eval_steps=eval_steps,
+        early_stopping_patience=patience or None,
+        seed=seed,
+        keep_checkpoints=keep_checkpoints,
+    )
+    try:
+        result = train_adapter(base, data, output, config, resume=resume, overwrite=overwrite, show_progress=progress)
+    except (OutputExistsError, DataFormatError, FileNotFoundError, ModelNotAvailableError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from err
+    meta = result.metadata
+    summary = {
+        key: meta[key]
+        for key in ("steps", "final_train_loss", "final_eval_loss", "train_time_s", "stopped_early", "data")
+    }
+    typer.echo(f"adapter saved to {result.output_dir}")
+    typer.echo(json.dumps(summary, indent=2))
