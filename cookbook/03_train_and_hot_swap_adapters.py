@@ -22,10 +22,20 @@ how the style sets in.
     lorag train-adapter --base smollm2-135m-instruct --data pirate.jsonl --output adapters/pirate
                         --max-steps 60 --lr 1e-3 --eval-fraction 0
 
-Expect the base to answer plainly and the adapter to open with "Arr, matey!" on questions it never saw (the
-``style_rate`` per adapter in ``results.json``), the loss to fall from about 3 to well under 1, ``base_reloads`` 0,
-and the footprint to grow by only the adapters' few MiB over the ~160 MiB NF4 base. Smoke runs train too few steps
-for the style to be reliable; they still show the loss falling and the outputs differing.
+What to look for: ``base_reloads`` 0 (one base load serves every adapter and every way of choosing one), base and
+adapters answering the same question differently inside one batch, the footprint growing by the adapters alone (each
+rank-16 all-linear adapter is 4.9 M float32 parameters, ~19 MiB, over the ~159 MiB NF4 base), and the loss falling
+(``loss_curve.png``). The style itself (``style_rate``: share of held-out answers that open with "Arr, matey!") is
+what the full 60 steps are for.
+
+Figures, smoke size (2026-11-27 18:12 UTC, 2-core CPU shared with other jobs, load average 8-16, no GPU): 6 steps
+over 4 pairs in 178 s, training loss 5.11, 5.02, 3.59, 3.21, 2.66, 2.19; no held-out answer in the pirate style yet
+(``style_rate`` 0 for all), but the adapters already answer differently ("...Mount Everest, Nepal, which is
+approximately 8,846" against the base's "...Mount Everest, also known as K2"); the mixed batch gave each adapter's
+own answer; ``bind``, the ``adapter=`` keyword and ``configurable_fields`` gave the same text; ``base_reloads`` 0;
+footprint 158.8 MiB before any adapter, 196.0 MiB with both resident. The full size was not run on that machine (a
+training step of 4 examples took 0.5-2 minutes there; expect roughly 15 minutes on an idle 2-core CPU), so no
+full-size figure is quoted.
 """
 
 from __future__ import annotations
@@ -93,10 +103,10 @@ HELD_OUT = [
 SIGN_OFF = " Yo-ho-ho!"
 
 
-def write_data(path: Path) -> Path:
+def write_data(path: Path, pairs: list[tuple[str, str]]) -> Path:
     """One chat record per pair, in the JSONL shape ``train_adapter`` reads (loss on the assistant turn only)."""
     with path.open("w", encoding="utf-8") as f:
-        for question, answer in TRAIN:
+        for question, answer in pairs:
             chat = [
                 {"role": "user", "content": question},
                 {"role": "assistant", "content": f"{STYLE} {answer}{SIGN_OFF}"},
@@ -123,6 +133,7 @@ def main() -> None:
     args = p.parse_args()
     smoke = args.size == "smoke"
     steps, batch_size = (6, 2) if smoke else (60, 4)
+    pairs = TRAIN[:4] if smoke else TRAIN  # smoke: 3 passes over 4 pairs, so the loss visibly falls in 6 steps
     questions = HELD_OUT[:2] if smoke else HELD_OUT
     args.out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="lorag-recipe3-"))
@@ -142,7 +153,7 @@ def main() -> None:
     )
     started = time.perf_counter()
     result = train_adapter(
-        "smollm2-135m-instruct", write_data(args.out / "pirate.jsonl"), adapter_dir, config, overwrite=True
+        "smollm2-135m-instruct", write_data(args.out / "pirate.jsonl", pairs), adapter_dir, config, overwrite=True
     )
     train_seconds = time.perf_counter() - started
     shutil.copy(adapter_dir / "loss_curve.png", args.out / "loss_curve.png")
@@ -194,9 +205,8 @@ def main() -> None:
         {
             "train": {
                 "steps": result.steps,
-                "examples": len(TRAIN),
-                "first_loss": losses[0],
-                "final_loss": losses[-1],
+                "examples": len(pairs),
+                "losses": losses,
                 "trainable_parameters": result.metadata["trainable_parameters"],
                 "train_seconds": round(train_seconds, 1),
                 "loss_curve": "loss_curve.png",

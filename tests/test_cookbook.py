@@ -46,7 +46,8 @@ def test_02_llamaindex_query_engine(tmp_path: Path) -> None:
 def test_03_train_and_hot_swap_adapters(tmp_path: Path) -> None:
     results = run_recipe("03_train_and_hot_swap_adapters", tmp_path)
     train = results["train"]
-    assert train["steps"] == 6 and train["final_loss"] < train["first_loss"]
+    losses = train["losses"]  # 3 passes over 4 examples, 2 per step: the last pass fits better than the first
+    assert train["steps"] == len(losses) == 6 and sum(losses[-2:]) < sum(losses[:2])
     assert (tmp_path / "03_train_and_hot_swap_adapters" / "loss_curve.png").stat().st_size > 0
     answers = results["answers"]
     assert answers["pirate"] != answers["base"]  # the trained adapter changes the answers
