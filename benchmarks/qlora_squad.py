@@ -34,7 +34,7 @@ import sys
 import time
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -154,7 +154,12 @@ def load_nf4(model_path: str) -> Any:
 
 
 def answer_questions(
-    model_path: str, adapter_dir: str | None, questions: list[Question], batch_size: int, max_new_tokens: int
+    model_path: str,
+    adapter_dir: str | None,
+    questions: list[Question],
+    batch_size: int,
+    max_new_tokens: int,
+    threads: int = 0,
 ) -> tuple[dict[str, str], float]:
     """Answers of the NF4 base (plus the adapter, merged) and the seconds they took.
 
@@ -162,9 +167,12 @@ def answer_questions(
     compute with (their compute dtype is float32), without re-dequantizing every layer at every decoding step,
     which is what makes 4-bit generation slow on a CPU. The adapter is merged into those weights.
     """
+    import torch
     from peft import PeftModel
     from transformers import AutoTokenizer
 
+    if threads:
+        torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = load_nf4(model_path)
     model.dequantize()
@@ -250,20 +258,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--test-articles", type=int, default=12)
     parser.add_argument("--eval-questions", type=int, default=300)
-    parser.add_argument("--train-examples", type=int, default=72)
+    parser.add_argument("--train-examples", type=int, default=44)
     parser.add_argument("--max-prompt-tokens", type=int, default=160)
-    parser.add_argument("--max-steps", type=int, default=16)
+    parser.add_argument("--max-steps", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--grad-accum", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--alpha", type=int, default=32)
-    parser.add_argument("--eval-fraction", type=float, default=0.08)
+    parser.add_argument("--eval-fraction", type=float, default=0.09)
     parser.add_argument("--eval-batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process (0: torch's default)")
+    parser.add_argument("--workers", type=int, default=2, help="processes that answer questions in parallel")
     parser.add_argument("--no-write", action="store_true", help="print the table only (for trial runs)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse base answers, adapter and adapter answers already in --work-dir from a run with the same settings",
+    )
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -273,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     from lorag.fingerprint import directory_fingerprint
     from lorag.models import resolve_model
     from lorag.training.qlora import QLoRAConfig, train_adapter
+    from lorag.training.sft_data import file_sha256
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -290,9 +305,38 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     args.work_dir.mkdir(parents=True, exist_ok=True)
 
-    # 1. the base model answers in a second process while the adapter trains (the two are independent)
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-    base_job = pool.submit(answer_questions, model_path, None, eval_qs, args.eval_batch_size, args.max_new_tokens)
+    # 1. the base model answers in worker processes while the adapter trains (the two are independent)
+    def answer_in_workers(adapter: str | None) -> list[Any]:
+        pool = ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn"))
+        chunks = [eval_qs[i :: args.workers] for i in range(args.workers)]
+        jobs = [
+            pool.submit(
+                answer_questions, model_path, adapter, c, args.eval_batch_size, args.max_new_tokens, args.threads
+            )
+            for c in chunks
+        ]
+        pool.shutdown(wait=False)
+        return jobs
+
+    def collect(jobs: list[Any]) -> tuple[dict[str, str], float]:
+        preds: dict[str, str] = {}
+        seconds = 0.0
+        for job in jobs:
+            part, took = job.result()
+            preds.update(part)
+            seconds = max(seconds, took)
+        return preds, seconds
+
+    def saved_answers(name: str) -> dict[str, str] | None:
+        path = args.work_dir / name
+        if not (args.reuse and path.is_file()):
+            return None
+        preds = json.loads(path.read_text())
+        return preds if set(preds) == {q.qid for q in eval_qs} else None
+
+    reused: list[str] = []
+    base_saved = saved_answers("base_predictions.json")
+    base_jobs = answer_in_workers(None) if base_saved is None else []
 
     # 2. train the adapter on the 4-bit base
     data_path = args.work_dir / "squad_train.jsonl"
@@ -313,24 +357,40 @@ def main(argv: list[str] | None = None) -> int:
         max_length=args.max_prompt_tokens + 48,
         seed=args.seed,
     )
-    result = train_adapter(args.model, data_path, adapter_dir, config, overwrite=True)
-    meta = result.metadata
+    meta_path = adapter_dir / "training_metadata.json"
+    meta = json.loads(meta_path.read_text()) if args.reuse and meta_path.is_file() else None
+    if meta is not None and meta["data_sha256"] == file_sha256(data_path) and meta["hyperparameters"] == asdict(config):
+        reused.append("the trained adapter")
+    else:
+        meta = train_adapter(args.model, data_path, adapter_dir, config, overwrite=True).metadata
 
-    base_preds, base_time = base_job.result()
-    pool.shutdown()
-    (args.work_dir / "base_predictions.json").write_text(json.dumps(base_preds, indent=1))
+    # 3. base + adapter answer; the adapter's workers start while the base's may still run
+    tuned_saved = saved_answers("adapter_predictions.json")
+    tuned_jobs = answer_in_workers(str(adapter_dir)) if tuned_saved is None else []
+    if base_saved is None:
+        base_preds, base_time = collect(base_jobs)
+        (args.work_dir / "base_predictions.json").write_text(json.dumps(base_preds, indent=1))
+    else:
+        base_preds, base_time = base_saved, float("nan")
+        reused.append("the base answers")
     base_em, base_f1 = score(base_preds, eval_qs)
     logging.info("base: EM %.1f F1 %.1f (%.0f s)", base_em, base_f1, base_time)
-
-    # 3. base + adapter
-    tuned_preds, tuned_time = answer_questions(
-        model_path, str(adapter_dir), eval_qs, args.eval_batch_size, args.max_new_tokens
-    )
-    (args.work_dir / "adapter_predictions.json").write_text(json.dumps(tuned_preds, indent=1))
+    if tuned_saved is None:
+        tuned_preds, tuned_time = collect(tuned_jobs)
+        (args.work_dir / "adapter_predictions.json").write_text(json.dumps(tuned_preds, indent=1))
+    else:
+        tuned_preds, tuned_time = tuned_saved, float("nan")
+        reused.append("the adapter answers")
     tuned_em, tuned_f1 = score(tuned_preds, eval_qs)
     logging.info("adapter: EM %.1f F1 %.1f (%.0f s)", tuned_em, tuned_f1, tuned_time)
     total = time.perf_counter() - started
 
+    reuse_note = (
+        f"\n\nWith `--reuse`, this invocation took {', '.join(reused)} from an earlier run with the same settings "
+        f"in `{args.work_dir}` (times of reused parts are not re-measured: nan)."
+        if reused
+        else ""
+    )
     ratio = tuned_f1 / base_f1 if base_f1 > 0 else float("inf")
     examples = "\n".join(
         f"| {q.question} | {q.answers[0]} | {base_preds[q.qid]} | {tuned_preds[q.qid]} |" for q in eval_qs[:8]
@@ -346,19 +406,20 @@ def main(argv: list[str] | None = None) -> int:
   `{directory_fingerprint(model_path)}`. Training runs on the NF4 layers. For answering, the NF4 weights are
   dequantized once to float32 (the numbers the 4-bit layers compute with) and the adapter is merged into them, so
   generation does not re-dequantize every layer at every step; base and adapter are answered the same way. The base
-  answers in a second process while the adapter trains.
+  answers in worker processes while the adapter trains.
 - split by article (seed {args.seed}): {len(train_titles)} train articles, {len(test_titles)} test articles; no article
   and no paragraph in both. {len(eval_qs)} test questions sampled from the {len(test_pool)} of the test articles.
 - prompt: the chat template with one user turn: paragraph, `Question: ...`, and "{INSTRUCTION}"; greedy decoding,
   at most {args.max_new_tokens} new tokens, the reply's first line is the answer (same post-processing for both)
 - metric: the official SQuAD v1.1 normalisation, exact match and token F1, max over gold answers
 
-| model | exact match | F1 | answer time (s) |
+| model | exact match | F1 | answer time (s, slowest of {args.workers} workers) |
 | --- | ---: | ---: | ---: |
 | base (NF4) | {base_em:.1f} | {base_f1:.1f} | {base_time:.0f} |
 | base (NF4) + LoRA adapter | {tuned_em:.1f} | {tuned_f1:.1f} | {tuned_time:.0f} |
 
-**adapter F1 / base F1 = {ratio:.2f}x** (target: at least 1.5x)
+**adapter F1 / base F1 = {ratio:.2f}x** (target: at least 1.5x). The base answered while the adapter trained, so
+its answer time is not comparable with the adapter's.
 
 Training (`lorag.training.qlora.train_adapter`): {n_train} chat records from the train articles, each with an
 excerpt of its paragraph (the answer's sentence and one neighbour, to halve the tokens per step on this CPU; prompt
@@ -368,7 +429,7 @@ alpha={args.alpha}, dropout {config.dropout}, all linear layers; lr {args.lr} co
 grad-accum {args.grad_accum}, {meta["steps"]} optimizer steps ({meta["epochs"]:.2f} epochs) in
 **{meta["train_time_s"] / 60:.1f} minutes**; final train loss {meta["final_train_loss"]:.3f}, final eval loss
 {meta["final_eval_loss"]:.3f}. Trainable parameters: {meta["trainable_parameters"]:,} of {meta["total_parameters"]:,}.
-Whole benchmark: {total / 60:.1f} minutes.
+Whole benchmark: {total / 60:.1f} minutes.{reuse_note}
 
 ![loss curve](qlora_squad_loss.png)
 
