@@ -153,7 +153,11 @@ def main() -> None:
     )
     started = time.perf_counter()
     result = train_adapter(
-        "smollm2-135m-instruct", write_data(args.out / "pirate.jsonl", pairs), adapter_dir, config, overwrite=True
+        "smollm2-135m-instruct",
+        write_data(args.out / "pirate.jsonl", pairs),
+        adapter_dir,
+        config,
+        overwrite=args.adapter_dir is None,
     )
     train_seconds = time.perf_counter() - started
     shutil.copy(adapter_dir / "loss_curve.png", args.out / "loss_curve.png")
