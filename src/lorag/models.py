@@ -145,12 +145,17 @@ def _smollm2_gguf() -> Path | None:
     return ggufs[0] if ggufs else None
 
 
-def _source_fingerprint(paths: list[Path]) -> str:
-    """Cheap identity of the packaged source files (name, size, mtime), so a new package version re-prepares."""
+def _source_fingerprint(paths: list[Path], distributions: list[str]) -> str:
+    """Identity of the packaged source files: their names and sizes, and their distributions' versions.
+
+    Not mtimes: every install of the same package (one per virtual environment) has new ones, and two environments
+    sharing ``LORAG_HOME`` would then convert the same model back and forth.
+    """
     h = hashlib.sha256()
     for p in paths:
-        st = p.stat()
-        h.update(f"{p.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+        h.update(f"{p.name}:{p.stat().st_size}\n".encode())
+    for name in distributions:
+        h.update(f"{name}=={importlib.metadata.version(name)}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -261,7 +266,7 @@ def _packaged_status(name: str) -> ModelStatus:
     try:
         prepared = prepared and json.loads((home / "lorag_source.json").read_text())[
             "fingerprint"
-        ] == _source_fingerprint(sources)
+        ] == _source_fingerprint(sources, list(m.packages))
     except (OSError, ValueError, KeyError):
         prepared = False
     return ModelStatus(name, m.kind, True, prepared, home, m.install_command)
@@ -331,8 +336,8 @@ def _resolve_packaged(name: str) -> Path:
         parts = _mpnet_parts()
         if parts is None:
             raise missing
-        return _prepare_atomically(target, _source_fingerprint(parts), _unzip_mpnet(parts))
+        return _prepare_atomically(target, _source_fingerprint(parts, list(m.packages)), _unzip_mpnet(parts))
     gguf = _smollm2_gguf()
     if gguf is None:
         raise missing
-    return _prepare_atomically(target, _source_fingerprint([gguf]), _convert_gguf(gguf))
+    return _prepare_atomically(target, _source_fingerprint([gguf], list(m.packages)), _convert_gguf(gguf))
