@@ -1,6 +1,7 @@
 """lorag's LangChain partner package: native retrievers, splitters, embeddings and chat models."""
 
 from langchain_lorag.chat_models import ChatLorag
+from langchain_lorag.embeddings import LoragEmbeddings
 from langchain_lorag.llms import LoragLLM
 from langchain_lorag.rag import create_rag_chain
 from langchain_lorag.retrievers import LoragBM25Retriever, LoragHybridRetriever
@@ -11,6 +12,7 @@ __all__ = [
     "ChatLorag",
     "LangChainVectorStoreBackend",
     "LoragBM25Retriever",
+    "LoragEmbeddings",
     "LoragHybridRetriever",
     "LoragLLM",
     "LoragTextSplitter",

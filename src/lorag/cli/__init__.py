@@ -32,3 +32,6 @@ def main() -> None:
     """Entry point of the ``lorag`` script."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     app()
+
+
+from lorag.cli import distill as _distill  # noqa: E402,F401

@@ -2,5 +2,16 @@
 
 from lorag.embedding.cache import EmbeddingCache
 from lorag.embedding.encoder import Embedder
+from lorag.embedding.faiss_index import add_to_faiss_index, build_faiss_index, faiss_input, search_faiss_index
+from lorag.embedding.quantization import PRECISIONS, quantize
 
-__all__ = ["Embedder", "EmbeddingCache"]
+__all__ = [
+    "PRECISIONS",
+    "Embedder",
+    "EmbeddingCache",
+    "add_to_faiss_index",
+    "build_faiss_index",
+    "faiss_input",
+    "quantize",
+    "search_faiss_index",
+]

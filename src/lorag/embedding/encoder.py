@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +12,8 @@ import numpy as np
 
 from lorag._imports import require
 from lorag.embedding.cache import EmbeddingCache, text_key
+from lorag.embedding.onnx_backend import Backend, OnnxEncoder, check_backend, onnx_model_path
+from lorag.embedding.quantization import Precision, calibration_ranges, check_precision, quantize, ranges_fingerprint
 from lorag.fingerprint import directory_fingerprint
 from lorag.models import resolve_model
 
@@ -28,6 +32,14 @@ class Embedder:
         cache: an ``EmbeddingCache``; texts already embedded with the same model and settings are not re-embedded.
         trust_remote_code: allow code shipped with the model to run (off by default).
         model_kwargs: passed to ``SentenceTransformer(...)``.
+        precision: ``float32`` (default), ``int8`` or ``binary``: what ``embed_documents`` / ``embed_queries``
+            return (see ``lorag.embedding.quantization.quantize``); match the index with
+            ``lorag.embedding.build_faiss_index``. The cache always holds float32.
+        calibration: for ``int8``: per-dimension ranges (shape ``(2, d)``), float embeddings ``(n, d)``, or texts
+            (embedded as documents) that fix the quantization scale; a sample of the corpus is the usual choice.
+        backend: ``torch`` (default) or ``onnx``: the transformer exported to ONNX with int8 dynamic-quantized
+            weights and run in ONNX Runtime (``pip install "lorag[onnx]"``); faster on CPU, slightly different
+            vectors (cached under their own key).
     """
 
     def __init__(
@@ -43,6 +55,9 @@ class Embedder:
         cache: EmbeddingCache | None = None,
         trust_remote_code: bool = False,
         model_kwargs: dict[str, Any] | None = None,
+        precision: Precision = "float32",
+        calibration: np.ndarray | Sequence[str] | None = None,
+        backend: Backend = "torch",
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -59,6 +74,27 @@ class Embedder:
             self.model_path, device=device, trust_remote_code=trust_remote_code, **(model_kwargs or {})
         )
         self.fingerprint = directory_fingerprint(self.model_path)
+        self.precision = check_precision(precision)
+        self.backend = check_backend(backend)
+        self._onnx: OnnxEncoder | None = None
+        if self.backend == "onnx":
+            self._onnx = OnnxEncoder(self.model, onnx_model_path(self.model, self.fingerprint, quantize=True))
+        self.ranges: np.ndarray | None = None
+        if calibration is not None:
+            self.calibrate(calibration)
+        elif self.precision == "int8":
+            raise ValueError("precision='int8' needs calibration= (ranges, embeddings or texts, e.g. corpus samples)")
+
+    def calibrate(self, calibration: np.ndarray | Sequence[str]) -> np.ndarray:
+        """Fix the int8 scale from ranges ``(2, d)``, float embeddings ``(n, d)`` or texts; returns the ranges."""
+        if isinstance(calibration, np.ndarray) and calibration.dtype.kind == "f":
+            ranges = calibration_ranges(calibration)  # ranges given as (2, d) come back unchanged
+        else:
+            ranges = calibration_ranges(self._embed_cached([str(t) for t in calibration], self.document_prompt))
+        if ranges.shape != (2, self.dimension):
+            raise ValueError(f"calibration has dimension {ranges.shape[1]}, the model gives {self.dimension}")
+        self.ranges = ranges
+        return ranges
 
     @property
     def dimension(self) -> int:
@@ -69,7 +105,9 @@ class Embedder:
 
     @property
     def max_seq_length(self) -> int:
-        return int(self.model.max_seq_length)
+        """Tokens per text the model reads; static-embedding models have no limit (``sys.maxsize``)."""
+        length = self.model.max_seq_length
+        return sys.maxsize if length is None or length == math.inf else int(length)
 
     @property
     def tokenizer(self) -> Any:
@@ -84,20 +122,30 @@ class Embedder:
             "normalize": self.normalize,
             "query_prompt": self.query_prompt,
             "document_prompt": self.document_prompt,
+            "precision": self.precision,
+            "calibration": ranges_fingerprint(self.ranges) if self.precision == "int8" else None,
+            "backend": self.backend,
         }
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed documents, shape ``(len(texts), dimension)``, float32."""
-        return self._embed_cached(list(texts), self.document_prompt)
+        """Embed documents: ``(len(texts), dimension)`` float32 at the default precision (see ``precision``)."""
+        return self.quantize(self._embed_cached(list(texts), self.document_prompt))
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._embed_cached(list(texts), self.query_prompt)
+        return self.quantize(self._embed_cached(list(texts), self.query_prompt))
+
+    def quantize(self, vectors: np.ndarray) -> np.ndarray:
+        """Float32 vectors from this model at this embedder's precision."""
+        return quantize(vectors, self.precision, self.ranges)
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_queries([text])[0]
 
     def _namespace(self, prompt: str) -> str:
-        return json.dumps([self.fingerprint, self.normalize, prompt, self.max_seq_length])
+        key: list[Any] = [self.fingerprint, self.normalize, prompt, self.max_seq_length]
+        if self.backend != "torch":  # torch keys stay as they were, so existing caches keep matching
+            key.append(self.backend)
+        return json.dumps(key)
 
     def _embed_cached(self, texts: list[str], prompt: str) -> np.ndarray:
         if not texts:
@@ -116,6 +164,13 @@ class Embedder:
         return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
 
     def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        if self._onnx is not None:
+            return self._onnx.encode(
+                [prompt + t for t in texts] if prompt else texts,
+                batch_size=self.batch_size,
+                normalize=self.normalize,
+                show_progress=self.show_progress and len(texts) > self.batch_size,
+            )
         vectors = self.model.encode(
             [prompt + t for t in texts] if prompt else texts,
             batch_size=self.batch_size,

@@ -1,3 +1,5 @@
 """lorag's LlamaIndex embeddings integration (``llama_index.embeddings.lorag``)."""
 
-__all__: list[str] = []
+from llama_index.embeddings.lorag.base import LoragEmbedding
+
+__all__ = ["LoragEmbedding"]

@@ -1,0 +1,271 @@
+"""Distilled embedders on BEIR SciFact: teachers, a layer-reduced and a static student, and the int8 ONNX backend.
+
+One run, one table: nDCG@10 (dense retrieval, test split, pytrec_eval), retention vs the minilm teacher, encode
+throughput on one fixed sample of corpus texts (same texts for every model, measured back to back in this run) and
+the speedup over the minilm teacher (torch, float32), and training time. Students train only on corpus texts (a
+random subset, ``--train-docs``), never on queries.
+
+    python benchmarks/distill.py --data ../shared/data/scifact [--max-docs N] [--train-docs N] [--teachers minilm,mpnet]
+
+``--max-docs`` evaluates on a sub-corpus (every document relevant to a test query plus random others) when the
+full 5,183 documents would take too long to embed with every model; the teacher's corpus vectors come from the
+shared embedding cache when present (``$LORAG_HOME/embeddings.sqlite``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src")]
+
+from lorag.embedding import Embedder, EmbeddingCache, add_to_faiss_index, build_faiss_index, search_faiss_index  # noqa: E402
+from lorag.embedding.quantization import calibration_ranges, quantize  # noqa: E402
+from lorag.models import ModelNotAvailableError, lorag_home, resolve_model  # noqa: E402
+from lorag.training.distill import DistillConfig, distill  # noqa: E402
+
+
+@dataclass
+class Row:
+    name: str
+    ndcg: float
+    throughput: float
+    train_seconds: float | None = None
+    note: str = ""
+
+
+def load_scifact(data: Path) -> tuple[list[str], list[str], dict[str, str], dict[str, dict[str, int]]]:
+    ids, texts = [], []
+    with gzip.open(data / "corpus.jsonl.gz", "rt", encoding="utf-8") as f:
+        for line in f:
+            doc = json.loads(line)
+            ids.append(str(doc["_id"]))
+            texts.append((doc.get("title", "") + " " + doc.get("text", "")).strip())
+    qrels: dict[str, dict[str, int]] = {}
+    with open(data / "qrels" / "test.tsv", encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            qid, did, score = line.rstrip("\n").split("\t")
+            qrels.setdefault(qid, {})[did] = int(score)
+    queries = {}
+    with open(data / "queries.jsonl", encoding="utf-8") as f:
+        for line in f:
+            q = json.loads(line)
+            if str(q["_id"]) in qrels:
+                queries[str(q["_id"])] = q["text"]
+    return ids, texts, queries, qrels
+
+
+def ndcg_at_10(
+    doc_vecs: np.ndarray,
+    query_vecs: np.ndarray,
+    precision: str,
+    doc_ids: list[str],
+    qids: list[str],
+    qrels: dict[str, dict[str, int]],
+) -> float:
+    import pytrec_eval
+
+    index = build_faiss_index(precision, doc_vecs.shape[1] * (8 if precision == "binary" else 1))
+    add_to_faiss_index(index, doc_vecs, precision)
+    scores, ids = search_faiss_index(index, query_vecs, 100, precision)
+    run = {
+        qid: {doc_ids[j]: float(s) for s, j in zip(scores[i], ids[i], strict=True) if j >= 0}
+        for i, qid in enumerate(qids)
+    }
+    evaluator = pytrec_eval.RelevanceEvaluator({q: qrels[q] for q in qids}, {"ndcg_cut.10"})
+    return float(np.mean([m["ndcg_cut_10"] for m in evaluator.evaluate(run).values()]))
+
+
+def throughput(embedder: Embedder, texts: list[str]) -> float:
+    """Texts per second embedding ``texts`` without the cache (one warm-up call first)."""
+    cache, embedder.cache = embedder.cache, None
+    try:
+        embedder.embed_documents(texts[:1])
+        started = time.perf_counter()
+        embedder.embed_documents(texts)
+        return len(texts) / (time.perf_counter() - started)
+    finally:
+        embedder.cache = cache
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data" / "scifact")
+    p.add_argument("--teachers", default="minilm,mpnet", help="comma-separated; the first one is distilled")
+    p.add_argument("--max-docs", type=int, default=None, help="evaluate on a sub-corpus of this many documents")
+    p.add_argument("--train-docs", type=int, default=1500, help="corpus texts for the layer-reduced student")
+    p.add_argument("--throughput-texts", type=int, default=500, help="fixed sample for the throughput column")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved throughput rounds; the best is reported")
+    p.add_argument("--layers", type=int, default=3, help="layers the layer-reduced student keeps")
+    p.add_argument("--layer-epochs", type=float, default=1.0)
+    p.add_argument("--layer-max-steps", type=int, default=-1)
+    p.add_argument("--layer-lr", type=float, default=2e-4)
+    p.add_argument("--static-epochs", type=float, default=5.0)
+    p.add_argument("--static-lr", type=float, default=5e-2)
+    p.add_argument("--static-batch-size", type=int, default=128)
+    p.add_argument("--static-dim", type=int, default=None, help="PCA dimensions of the static student")
+    p.add_argument(
+        "--static-train-docs", type=int, default=None, help="corpus texts for the static student (default: all)"
+    )
+    p.add_argument("--train-max-seq-length", type=int, default=128)
+    p.add_argument("--students-dir", type=Path, default=lorag_home() / "bench" / "distill")
+    p.add_argument("--no-cache", action="store_true", help="do not use the shared embedding cache")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    started_all = time.perf_counter()
+
+    ids, texts, queries, qrels = load_scifact(args.data)
+    rng = random.Random(0)
+    relevant = {d for rel in qrels.values() for d in rel}
+    if args.max_docs is not None and args.max_docs < len(ids):
+        keep = {i for i, d in enumerate(ids) if d in relevant}
+        others = [i for i in range(len(ids)) if i not in keep]
+        keep |= set(rng.sample(others, max(0, args.max_docs - len(keep))))
+        eval_idx = sorted(keep)
+    else:
+        eval_idx = list(range(len(ids)))
+    doc_ids = [ids[i] for i in eval_idx]
+    corpus = [texts[i] for i in eval_idx]
+    train_texts = [texts[i] for i in random.Random(1).sample(range(len(texts)), min(args.train_docs, len(texts)))]
+    sample_idx = sorted(random.Random(2).sample(range(len(corpus)), min(args.throughput_texts, len(corpus))))
+    qids = sorted(queries)
+    query_texts = [queries[q] for q in qids]
+    cache = None if args.no_cache else EmbeddingCache(lorag_home() / "embeddings.sqlite")
+    teachers = [t.strip() for t in args.teachers.split(",") if t.strip()]
+    print(
+        f"# SciFact: {len(corpus)} of {len(ids)} docs, {len(qids)} test queries; students train on "
+        f"{len(train_texts)} corpus texts (layer-reduced) / {args.static_train_docs or 'all'} (static); "
+        f"throughput on {len(sample_idx)} fixed corpus texts, best of {args.rounds} interleaved rounds",
+        flush=True,
+    )
+
+    rows: list[Row] = []
+    precision_rows: list[tuple[str, float, int]] = []
+
+    embedders: list[Embedder] = []
+
+    def evaluate(name: str, embedder: Embedder, train_seconds: float | None = None, note: str = "") -> np.ndarray:
+        vecs = embedder.embed_documents(corpus)
+        qvecs = embedder.embed_queries(query_texts)
+        row = Row(name, ndcg_at_10(vecs, qvecs, "float32", doc_ids, qids, qrels), 0.0, train_seconds, note)
+        rows.append(row)
+        embedders.append(embedder)
+        print(f"[{time.strftime('%H:%M:%S')}] {name}: nDCG@10 {row.ndcg:.4f}", flush=True)
+        return vecs
+
+    base = teachers[0]
+    teacher = Embedder(base, cache=cache, show_progress=True)
+    teacher_vecs = evaluate(f"{base} (teacher, torch float32)", teacher)
+    # Embedding precision on the same vectors: int8 calibrated on the throughput sample, binary by sign.
+    teacher_q = teacher.embed_queries(query_texts)
+    ranges = calibration_ranges(teacher_vecs[sample_idx])
+    for precision in ("float32", "int8", "binary"):
+        d_vecs, q_vecs = quantize(teacher_vecs, precision, ranges), quantize(teacher_q, precision, ranges)  # type: ignore[arg-type]
+        precision_rows.append(
+            (precision, ndcg_at_10(d_vecs, q_vecs, precision, doc_ids, qids, qrels), int(d_vecs.nbytes))
+        )
+
+    evaluate(f"{base} ONNX int8 (dynamic quantization)", Embedder(base, backend="onnx", cache=cache))
+
+    args.students_dir.mkdir(parents=True, exist_ok=True)
+    layer_dir = args.students_dir / f"{base}-layers{args.layers}"
+    t0 = time.perf_counter()
+    distill(
+        base,
+        f"layers:{args.layers}",
+        layer_dir,
+        texts=train_texts,
+        cache=cache,
+        overwrite=True,
+        config=DistillConfig(
+            epochs=args.layer_epochs,
+            max_steps=args.layer_max_steps,
+            max_seq_length=args.train_max_seq_length,
+            learning_rate=args.layer_lr,
+        ),
+    )
+    layer_seconds = time.perf_counter() - t0
+    evaluate(
+        f"{base} student layers:{args.layers}", Embedder(str(layer_dir), cache=cache, show_progress=True), layer_seconds
+    )
+
+    static_dir = args.students_dir / f"{base}-static"
+    t0 = time.perf_counter()
+    n_static = len(texts) if args.static_train_docs is None else min(args.static_train_docs, len(texts))
+    static_texts = [texts[i] for i in random.Random(3).sample(range(len(texts)), n_static)]
+    distill(
+        base,
+        "static",
+        static_dir,
+        texts=static_texts,
+        cache=cache,
+        overwrite=True,
+        config=DistillConfig(
+            epochs=args.static_epochs,
+            learning_rate=args.static_lr,
+            batch_size=args.static_batch_size,
+            dimension=args.static_dim,
+        ),
+    )
+    static_seconds = time.perf_counter() - t0
+    evaluate(f"{base} student static", Embedder(str(static_dir), cache=cache), static_seconds)
+
+    for other in teachers[1:]:
+        try:
+            resolve_model(other)
+        except ModelNotAvailableError as err:
+            print(f"  {other}: skipped ({err})", flush=True)
+            continue
+        evaluate(f"{other} (teacher, torch float32)", Embedder(other, cache=cache, show_progress=True))
+
+    sample = [corpus[i] for i in sample_idx]
+    for round_ in range(args.rounds):  # interleaved rounds, best of each: fairer on a shared, noisy machine
+        for row, embedder in zip(rows, embedders, strict=True):
+            row.throughput = max(row.throughput, throughput(embedder, sample))
+            print(
+                f"[{time.strftime('%H:%M:%S')}] round {round_ + 1}: {row.name} {row.throughput:.1f} texts/s", flush=True
+            )
+
+    ref = rows[0]
+    print()
+    print(
+        f"Dense retrieval on BEIR SciFact test ({len(qids)} queries, {len(corpus)} docs), "
+        f"{platform.machine()}, torch CPU. Speedup and retention relative to {ref.name}."
+    )
+    print()
+    print(f"| model | nDCG@10 | retention | texts/s (best of {args.rounds}) | speedup | training |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        train = f"{r.train_seconds / 60:.1f} min" if r.train_seconds is not None else "-"
+        print(
+            f"| {r.name} | {r.ndcg:.4f} | {r.ndcg / ref.ndcg:.1%} | {r.throughput:.1f} | "
+            f"{r.throughput / ref.throughput:.2f}x | {train} |"
+        )
+    print()
+    print(
+        f"Embedding precision ({base} vectors above; int8 calibrated on the {len(sample_idx)}-text sample; "
+        "FAISS index from lorag.embedding.build_faiss_index):"
+    )
+    print()
+    print("| precision | nDCG@10 | retention | corpus vectors |")
+    print("| --- | ---: | ---: | ---: |")
+    for precision, ndcg, nbytes in precision_rows:
+        print(f"| {precision} | {ndcg:.4f} | {ndcg / precision_rows[0][1]:.1%} | {nbytes / 1024:.0f} KiB |")
+    print()
+    print(f"total wall time {(time.perf_counter() - started_all) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

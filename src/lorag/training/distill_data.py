@@ -1,0 +1,91 @@
+"""Training data for embedding distillation: unlabeled texts (the default) or (query, positive) pairs.
+
+Accepted files: ``.txt`` (one text per line), JSONL (``.jsonl`` / ``.jsonl.gz``) whose records carry ``text``
+(a BEIR corpus file: ``title`` is prepended, as lorag's SciFact benchmarks build document texts), or JSONL pairs
+with ``query`` and ``positive``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+_FORMATS = "a .txt file (one text per line), or a .jsonl/.jsonl.gz file with a 'text' field (e.g. a BEIR corpus)"
+
+
+def _open(path: Path) -> IO[str]:
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _records(path: Path) -> Iterator[tuple[int, dict]]:
+    with _open(path) as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}: line {number} is not JSON ({err.msg}); expected {_FORMATS}") from err
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}: line {number} is not a JSON object; expected {_FORMATS}")
+            yield number, record
+
+
+def _is_jsonl(path: Path) -> bool:
+    return path.name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz"))
+
+
+def read_texts(path: str | Path, *, limit: int | None = None) -> list[str]:
+    """The texts of ``path`` (see the module docstring), in file order, at most ``limit``; empty texts skipped.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: an unsupported format, a record without ``text``, or no text at all.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"training data {str(p)!r} does not exist; give {_FORMATS}")
+    texts: list[str] = []
+    if _is_jsonl(p):
+        for number, record in _records(p):
+            if "text" not in record:
+                raise ValueError(f"{p}: line {number} has no 'text' field (keys: {', '.join(record) or 'none'})")
+            text = (str(record.get("title") or "") + " " + str(record["text"] or "")).strip()
+            if text:
+                texts.append(text)
+            if limit is not None and len(texts) >= limit:
+                break
+    elif p.name.endswith((".txt", ".txt.gz")):
+        with _open(p) as f:
+            for line in f:
+                if line.strip():
+                    texts.append(line.rstrip("\n"))
+                if limit is not None and len(texts) >= limit:
+                    break
+    else:
+        raise ValueError(f"unsupported training data {p.name!r}; give {_FORMATS}")
+    if not texts:
+        raise ValueError(f"no texts in {p}: the distiller needs at least 2 non-empty texts")
+    return texts
+
+
+def read_pairs(path: str | Path, *, limit: int | None = None) -> list[tuple[str, str]]:
+    """(query, positive) pairs from a JSONL file with ``query`` and ``positive`` fields."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"pairs file {str(p)!r} does not exist")
+    pairs: list[tuple[str, str]] = []
+    for number, record in _records(p):
+        if not {"query", "positive"} <= set(record):
+            raise ValueError(f"{p}: line {number} needs 'query' and 'positive' fields (keys: {', '.join(record)})")
+        pairs.append((str(record["query"]), str(record["positive"])))
+        if limit is not None and len(pairs) >= limit:
+            break
+    if not pairs:
+        raise ValueError(f"no pairs in {p}")
+    return pairs
