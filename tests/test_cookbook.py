@@ -39,3 +39,14 @@ def test_02_llamaindex_query_engine(tmp_path: Path) -> None:
     results = run_recipe("02_llamaindex_query_engine", tmp_path)
     (answer,) = results["answers"]
     assert answer["answer"].strip() and answer["sources"][0] == "path-params.md"
+
+
+@pytest.mark.real_model
+def test_05_evaluate_retrievers(tmp_path: Path) -> None:
+    results = run_recipe("05_evaluate_retrievers", tmp_path)
+    systems = {row["system"]: row for row in results["systems"]}
+    assert len(systems) == 6 and results["queries"] == 16
+    assert all(0.3 < row["ndcg@10"] <= 1 and row["latency_ms_p50"] > 0 for row in systems.values())
+    # fusion must not lose to lexical retrieval alone on these paraphrased questions
+    assert systems["lorag hybrid convex"]["ndcg@10"] >= systems["lorag BM25"]["ndcg@10"]
+    assert (tmp_path / "05_evaluate_retrievers" / "retrievers.png").stat().st_size > 10_000
