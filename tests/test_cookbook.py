@@ -50,3 +50,18 @@ def test_05_evaluate_retrievers(tmp_path: Path) -> None:
     # fusion must not lose to lexical retrieval alone on these paraphrased questions
     assert systems["lorag hybrid convex"]["ndcg@10"] >= systems["lorag BM25"]["ndcg@10"]
     assert (tmp_path / "05_evaluate_retrievers" / "retrievers.png").stat().st_size > 10_000
+
+
+@pytest.mark.real_model
+def test_07_chunking_strategies(tmp_path: Path) -> None:
+    results = run_recipe("07_chunking_strategies", tmp_path)
+    rows = {(r["splitter"], r["size_tokens"]): r for r in results["splitters"]}
+    assert results["questions"] == 13 and len(rows) == 11
+    langchain = rows[("LangChain RecursiveCharacterTextSplitter (defaults)", None)]
+    for method in ("recursive", "token", "sentence", "markdown", "semantic"):
+        small, large = rows[(f"lorag {method}", 128)], rows[(f"lorag {method}", 256)]
+        assert small["mean_tokens"] <= 128 and large["mean_tokens"] <= 256  # chunk sizes are in minilm tokens
+        assert small["chunks"] > large["chunks"] > langchain["chunks"]
+        assert small["tokens_per_question"] < large["tokens_per_question"] < langchain["tokens_per_question"]
+    assert rows[("lorag recursive", 256)]["answer_recall@5"] >= 0.75  # BM25 finds most answers in 5 small chunks
+    assert (tmp_path / "07_chunking_strategies" / "chunking.png").stat().st_size > 10_000
