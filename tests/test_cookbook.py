@@ -65,3 +65,15 @@ def test_07_chunking_strategies(tmp_path: Path) -> None:
         assert small["tokens_per_question"] < large["tokens_per_question"] < langchain["tokens_per_question"]
     assert rows[("lorag recursive", 256)]["answer_recall@5"] >= 0.75  # BM25 finds most answers in 5 small chunks
     assert (tmp_path / "07_chunking_strategies" / "chunking.png").stat().st_size > 10_000
+
+
+@pytest.mark.real_model
+def test_04_distill_embedder(tmp_path: Path) -> None:
+    results = run_recipe("04_distill_embedder", tmp_path)
+    teacher, student = results["models"]
+    assert teacher["kind"] == "teacher" and student["kind"] == "layers:3" and student["steps"] == 20
+    assert student["parameters"] < teacher["parameters"]  # three of six transformer layers are gone
+    assert all(m["sentences_per_s"] > 0 and 0.3 < m["hybrid_ndcg@10"] <= 1 for m in results["models"])
+    # trained on corpus texts only, the student behind the hybrid retriever keeps most of the teacher's quality
+    assert student["hybrid_retention"] > 0.6
+    assert (tmp_path / "04_distill_embedder" / "retention.png").stat().st_size > 10_000
