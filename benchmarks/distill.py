@@ -122,6 +122,11 @@ def main() -> None:
     p.add_argument("--train-max-seq-length", type=int, default=128)
     p.add_argument("--students-dir", type=Path, default=lorag_home() / "bench" / "distill")
     p.add_argument("--no-cache", action="store_true", help="do not use the shared embedding cache")
+    p.add_argument(
+        "--reuse-students",
+        action="store_true",
+        help="use students already in --students-dir (training time from their lorag_distill.json)",
+    )
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     started_all = time.perf_counter()
@@ -180,46 +185,36 @@ def main() -> None:
     evaluate(f"{base} ONNX int8 (dynamic quantization)", Embedder(base, backend="onnx", cache=cache))
 
     args.students_dir.mkdir(parents=True, exist_ok=True)
+
+    def trained(out: Path, spec: str, texts_: list[str], config: DistillConfig) -> float:
+        """Train (or with --reuse-students, reuse) a student; returns the training seconds."""
+        record = out / "lorag_distill.json"
+        if args.reuse_students and record.is_file():
+            return float(json.loads(record.read_text())["train_seconds"])
+        t0 = time.perf_counter()
+        distill(base, spec, out, texts=texts_, cache=cache, overwrite=True, config=config)
+        return time.perf_counter() - t0
+
     layer_dir = args.students_dir / f"{base}-layers{args.layers}"
-    t0 = time.perf_counter()
-    distill(
-        base,
-        f"layers:{args.layers}",
-        layer_dir,
-        texts=train_texts,
-        cache=cache,
-        overwrite=True,
-        config=DistillConfig(
-            epochs=args.layer_epochs,
-            max_steps=args.layer_max_steps,
-            max_seq_length=args.train_max_seq_length,
-            learning_rate=args.layer_lr,
-        ),
+    layer_config = DistillConfig(
+        epochs=args.layer_epochs,
+        max_steps=args.layer_max_steps,
+        max_seq_length=args.train_max_seq_length,
+        learning_rate=args.layer_lr,
     )
-    layer_seconds = time.perf_counter() - t0
-    evaluate(
-        f"{base} student layers:{args.layers}", Embedder(str(layer_dir), cache=cache, show_progress=True), layer_seconds
-    )
+    layer_seconds = trained(layer_dir, f"layers:{args.layers}", train_texts, layer_config)
+    evaluate(f"{base} student layers:{args.layers}", Embedder(str(layer_dir), cache=cache), layer_seconds)
 
     static_dir = args.students_dir / f"{base}-static"
-    t0 = time.perf_counter()
     n_static = len(texts) if args.static_train_docs is None else min(args.static_train_docs, len(texts))
     static_texts = [texts[i] for i in random.Random(3).sample(range(len(texts)), n_static)]
-    distill(
-        base,
-        "static",
-        static_dir,
-        texts=static_texts,
-        cache=cache,
-        overwrite=True,
-        config=DistillConfig(
-            epochs=args.static_epochs,
-            learning_rate=args.static_lr,
-            batch_size=args.static_batch_size,
-            dimension=args.static_dim,
-        ),
+    static_config = DistillConfig(
+        epochs=args.static_epochs,
+        learning_rate=args.static_lr,
+        batch_size=args.static_batch_size,
+        dimension=args.static_dim,
     )
-    static_seconds = time.perf_counter() - t0
+    static_seconds = trained(static_dir, "static", static_texts, static_config)
     evaluate(f"{base} student static", Embedder(str(static_dir), cache=cache), static_seconds)
 
     for other in teachers[1:]:

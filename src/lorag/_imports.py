@@ -21,6 +21,8 @@ EXTRA_FOR_MODULE: dict[str, str] = {
     "matplotlib": "train",
     "trl": "train",
     "pytrec_eval": "eval",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
     "langchain_core": "langchain",
     "llama_index.core": "llamaindex",
 }

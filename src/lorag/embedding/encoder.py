@@ -98,7 +98,10 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        dim = self.model.get_sentence_embedding_dimension()
+        get_dimension = (
+            getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        )
+        dim = get_dimension()
         if dim is None:  # some static models only know it after one call
             dim = int(self._encode(["dimension probe"], "").shape[1])
         return int(dim)

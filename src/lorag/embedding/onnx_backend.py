@@ -44,7 +44,7 @@ def _export(model: Any, target: Path, quantize: bool) -> None:
     sample = {k: v for k, v in model.preprocess(["an example sentence", "two"]).items() if k in _INPUTS}
     names = [k for k in _INPUTS if k in sample]
 
-    class _Encoder(torch.nn.Module):  # positional inputs in a fixed order, one output
+    class _Encoder(torch.nn.Module):  # type: ignore[name-defined,misc]  # positional inputs, fixed order
         def __init__(self) -> None:
             super().__init__()
             self.hf = hf

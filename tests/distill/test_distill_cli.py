@@ -1,0 +1,44 @@
+"""``lorag distill`` trains from a file and reports; bad input exits 2 with the reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sentence_transformers import SentenceTransformer
+from typer.testing import CliRunner
+
+from lorag.cli import app
+
+
+def test_distill_from_a_text_file(teacher_dir: Path, distill_texts: list[str], tmp_path: Path) -> None:
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(distill_texts) + "\n")
+    out = tmp_path / "student"
+    args = [
+        "distill",
+        "--teacher",
+        str(teacher_dir),
+        "--student",
+        "layers:1",
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+    ]
+    result = CliRunner().invoke(app, [*args, "--max-steps", "2", "--batch-size", "8", "--no-cache", "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{") :])
+    assert summary["steps"] == 2 and summary["student"] == "layers:1"
+    assert SentenceTransformer(str(out), device="cpu").encode(["x"]).shape == (1, 32)
+
+
+def test_bad_student_spec_and_empty_data_exit_2(teacher_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "empty.txt"
+    data.write_text("\n")
+    base = ["distill", "--teacher", str(teacher_dir), "--data", str(data), "--output", str(tmp_path / "o")]
+    bad_spec = CliRunner().invoke(app, [*base, "--student", "layers:x", "--quiet"])
+    assert bad_spec.exit_code == 2 and "does not parse" in bad_spec.output
+    empty = CliRunner().invoke(app, [*base, "--student", "layers:1", "--quiet"])
+    assert empty.exit_code == 2 and "no texts in" in empty.output
+    assert not (tmp_path / "o").exists()
