@@ -7,8 +7,8 @@ sentence-transformers' trainer: the teacher embeds the texts once, the student l
 (MSE) and their in-batch similarity structure (KL). Students:
 
 - ``layers:3``: the teacher with 3 of its 6 transformer layers (spread out), then trained: half the layers;
-- ``static`` (full size only): Model2Vec-style token vectors averaged, no transformer at all: orders of magnitude
-  faster, at a larger quality cost.
+- ``static`` (full size; ``--students static`` at smoke): Model2Vec-style token vectors averaged, no transformer
+  at all: orders of magnitude faster, at a larger quality cost.
 
 Each model then backs a ``HybridRetriever`` (BM25 + FAISS, convex fusion) and a dense-only ``DenseIndex``, scored
 with ``lorag.evaluation`` (pytrec_eval nDCG@10) on a BEIR dataset; encode speed is sentences/s over the same corpus
@@ -32,7 +32,8 @@ Smoke trains on the 153 sections of ``examples/fastapi-docs`` and evaluates on 1
 Figures at full size: this recipe's full run was not made yet (on the shared 2-core machine, one epoch of
 ``layers:3`` over 5,183 texts, the static student and embedding the corpus with every model take over an hour).
 Comparable figures (dense retrieval on a 1,000-document SciFact sub-corpus, students trained on corpus texts
-only, the same static settings) are in ``benchmarks/results/distill.md``, made by ``benchmarks/distill.py``.
+only, the same static settings) are in ``benchmarks/results/distill.md``, made by ``benchmarks/distill.py``:
+``layers:3`` kept 92.2% of minilm's nDCG@10 at 2.4x its encode speed, ``static`` 89.7% at 139x.
 """
 
 from __future__ import annotations
