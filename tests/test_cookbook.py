@@ -72,3 +72,40 @@ def test_06_concurrent_adapters(tmp_path: Path) -> None:
         assert modes[mode]["max_rows_per_pass"] > 4
         assert modes[mode]["completion_tokens"] == modes["sequential"]["completion_tokens"]
     assert (tmp_path / "06_concurrent_adapters" / "throughput.png").stat().st_size > 0
+
+
+def test_05_evaluate_retrievers(tmp_path: Path) -> None:
+    results = run_recipe("05_evaluate_retrievers", tmp_path)
+    systems = {row["system"]: row for row in results["systems"]}
+    assert len(systems) == 6 and results["queries"] == 16
+    assert all(0.3 < row["ndcg@10"] <= 1 and row["latency_ms_p50"] > 0 for row in systems.values())
+    # fusion must not lose to lexical retrieval alone on these paraphrased questions
+    assert systems["lorag hybrid convex"]["ndcg@10"] >= systems["lorag BM25"]["ndcg@10"]
+    assert (tmp_path / "05_evaluate_retrievers" / "retrievers.png").stat().st_size > 10_000
+
+
+@pytest.mark.real_model
+def test_07_chunking_strategies(tmp_path: Path) -> None:
+    results = run_recipe("07_chunking_strategies", tmp_path)
+    rows = {(r["splitter"], r["size_tokens"]): r for r in results["splitters"]}
+    assert results["questions"] == 13 and len(rows) == 11
+    langchain = rows[("LangChain RecursiveCharacterTextSplitter (defaults)", None)]
+    for method in ("recursive", "token", "sentence", "markdown", "semantic"):
+        small, large = rows[(f"lorag {method}", 128)], rows[(f"lorag {method}", 256)]
+        assert small["mean_tokens"] <= 128 and large["mean_tokens"] <= 256  # chunk sizes are in minilm tokens
+        assert small["chunks"] > large["chunks"] > langchain["chunks"]
+        assert small["tokens_per_question"] < large["tokens_per_question"] < langchain["tokens_per_question"]
+    assert rows[("lorag recursive", 256)]["answer_recall@5"] >= 0.75  # BM25 finds most answers in 5 small chunks
+    assert (tmp_path / "07_chunking_strategies" / "chunking.png").stat().st_size > 10_000
+
+
+@pytest.mark.real_model
+def test_04_distill_embedder(tmp_path: Path) -> None:
+    results = run_recipe("04_distill_embedder", tmp_path)
+    teacher, student = results["models"]
+    assert teacher["kind"] == "teacher" and student["kind"] == "layers:3" and student["steps"] == 20
+    assert student["parameters"] < teacher["parameters"]  # three of six transformer layers are gone
+    assert all(m["sentences_per_s"] > 0 and 0.3 < m["hybrid_ndcg@10"] <= 1 for m in results["models"])
+    # trained on corpus texts only, the student behind the hybrid retriever keeps most of the teacher's quality
+    assert student["hybrid_retention"] > 0.6
+    assert (tmp_path / "04_distill_embedder" / "retention.png").stat().st_size > 10_000
