@@ -116,3 +116,20 @@ def build_tiny_sentence_transformer(
     model = SentenceTransformer(modules=[transformer, Pooling(hidden, pooling_mode="mean"), Normalize()], device="cpu")
     model.save(str(out / "model"))
     return out / "model"
+
+
+def widen_tiny_llm(tiny_dir: Path, out: Path, *, hidden: int = 64, seed: int = 1) -> Path:
+    """The tiny Llama with a wider hidden size (same tokenizer), so every weight row fills 4-bit blocks of 64."""
+    import torch
+    from transformers import AutoConfig, AutoTokenizer, LlamaForCausalLM
+
+    config = AutoConfig.from_pretrained(tiny_dir)
+    config.hidden_size = hidden
+    config.intermediate_size = 2 * hidden
+    config.head_dim = hidden // config.num_attention_heads
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = config.pad_token_id
+    model.save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(tiny_dir).save_pretrained(out)
+    return out

@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from lora_helpers import make_adapter, widen_tiny_llm
+from lora_helpers import make_adapter
+
+from tiny_models import widen_tiny_llm
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from lora_helpers import make_adapter, widen_tiny_llm, write_metadata
+from lora_helpers import make_adapter, write_metadata
 
 from lorag.llm import AdapterError, BaseMismatchWarning, LoragEngine, UnknownAdapterError
+from tiny_models import widen_tiny_llm
 
 
 def snapshot(engine: LoragEngine) -> tuple:
