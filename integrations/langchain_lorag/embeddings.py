@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from lorag.embedding.onnx_backend import Backend
+from lorag.embedding.quantization import Precision
 
 
 class LoragEmbeddings(BaseModel, Embeddings):
@@ -35,12 +38,12 @@ class LoragEmbeddings(BaseModel, Embeddings):
     """Prepended to documents."""
     show_progress: bool = False
     """Progress bar while embedding many texts."""
-    precision: Literal["float32", "int8", "binary"] = "float32"
+    precision: Precision = "float32"
     """int8 codes (need ``calibration_texts``) or binary signs as +1/-1 floats; see ``lorag.embedding.as_floats``."""
     calibration_texts: list[str] | None = None
     """Texts fixing the int8 scale (a sample of the corpus)."""
-    backend: Literal["torch", "onnx"] = "torch"
-    """``onnx``: int8 dynamic-quantized ONNX Runtime encoder (``pip install "lorag[onnx]"``)."""
+    backend: Backend = "torch"
+    """``onnx``: int8 ONNX Runtime encoder; ``onnx-fp32``: torch's vectors, lower latency (``lorag[onnx]``)."""
     cache_path: str | None = None
     """SQLite embedding cache file; texts embedded before with the same settings are not embedded again."""
     trust_remote_code: bool = False

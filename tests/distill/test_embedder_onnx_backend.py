@@ -34,3 +34,12 @@ def test_onnx_vectors_are_cached_apart_from_torch(
     onnx_vecs = Embedder(str(teacher_dir), cache=cache, backend="onnx").embed_documents(TEXTS)
     assert len(cache) == 2 * len(TEXTS)
     assert not np.array_equal(torch_vecs, onnx_vecs)
+
+
+def test_onnx_fp32_gives_torchs_vectors(teacher_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LORAG_HOME", str(tmp_path / "home"))
+    torch_vecs = Embedder(str(teacher_dir)).embed_queries(TEXTS)
+    fp32 = Embedder(str(teacher_dir), backend="onnx-fp32", batch_size=3)
+    np.testing.assert_allclose(fp32.embed_queries(TEXTS), torch_vecs, atol=1e-5)
+    assert [p.name for p in (tmp_path / "home" / "onnx").rglob("*.onnx")] == ["model.onnx"]
+    assert fp32.model.transformers_model.config._attn_implementation != "eager"  # the export restored it

@@ -96,3 +96,20 @@ def test_eval_cli_rejects_unknown_retriever_and_missing_data(tmp_path: Path) -> 
     assert result.exit_code != 0 and "bm25" in result.output
     result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path / "nope"), "--retriever", "bm25"])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_eval_cli_onnx_fp32_backend_scores_like_torch(
+    tmp_path: Path, tiny_st_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("LORAG_HOME", str(tmp_path / "home"))
+    root = make_beir(tmp_path / "beir", gz=False, crlf=False)
+    payloads = {}
+    for backend in ("torch", "onnx-fp32"):
+        args = ["eval", "--data", str(root), "--retriever", "dense", "--embedder", str(tiny_st_dir)]
+        result = CliRunner().invoke(app, [*args, "--backend", backend, "--json"])
+        assert result.exit_code == 0, result.output
+        payloads[backend] = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ("ndcg@10", "recall@100", "mrr@10"):
+        assert payloads["onnx-fp32"][key] == pytest.approx(payloads["torch"][key])
+    assert list((tmp_path / "home" / "onnx").rglob("model.onnx"))

@@ -60,3 +60,30 @@ def test_lucene_matches_its_formula() -> None:
     idf = np.log(1 + (n - df + 0.5) / (df + 0.5))
     expected = [idf * tf / (tf + 1.2 * (1 - 0.75 + 0.75 * dl / avgdl)) for tf, dl in [(2, 3), (0, 1), (1, 2)]]
     np.testing.assert_allclose(index.scores_for_tokens(["a"]), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", [*REFERENCE, "lucene"])
+@settings(max_examples=80, deadline=None)
+@given(
+    corpus=CORPORA,
+    queries=st.lists(QUERIES, min_size=1, max_size=5),
+    k=st.integers(1, 8),
+    eps=st.sampled_from([0.0, 0.25]),
+)
+def test_top_k_single_and_batch_equal_a_full_sort(
+    method: str, corpus: list[list[str]], queries: list[list[str]], k: int, eps: float
+) -> None:
+    """search and search_batch (one sparse product) both give the k best documents containing a query token, ties by
+    row: what sorting every score gives. epsilon 0 makes some Okapi IDFs exactly 0 (the batch path's fallback)."""
+    index = BM25Index.from_texts(
+        [" ".join(d) for d in corpus], method=method, epsilon=eps, tokenizer=WhitespaceTokenizer()
+    )
+    texts = [" ".join(q) for q in queries]
+    batch = index.search_batch(texts, k=k)
+    for q, text, hits in zip(queries, texts, batch, strict=True):
+        scores = index.scores_for_tokens(q)
+        containing = [row for row, doc in enumerate(corpus) if set(doc) & set(q)]
+        expected = sorted(containing, key=lambda row: (-scores[row], row))[:k]
+        for found in (hits, index.search(text, k=k)):
+            assert [h.id for h in found] == [index.docs.ids[row] for row in expected]
+            np.testing.assert_allclose([h.score for h in found], scores[expected], rtol=1e-9, atol=1e-12)

@@ -29,6 +29,12 @@ class FusionKind(str, Enum):
     convex = "convex"
 
 
+class BackendKind(str, Enum):
+    torch = "torch"
+    onnx = "onnx"
+    onnx_fp32 = "onnx-fp32"
+
+
 @app.command("eval")
 def eval_command(
     data: Annotated[
@@ -39,6 +45,9 @@ def eval_command(
     embedder_name: Annotated[
         str, typer.Option("--embedder", help="Embedding model reference (dense and hybrid).")
     ] = "minilm",
+    backend: Annotated[
+        BackendKind, typer.Option("--backend", help="Embedder runtime: torch, onnx (int8 weights) or onnx-fp32.")
+    ] = BackendKind.torch,
     split: Annotated[str, typer.Option("--split", help="Qrels split: qrels/<split>.tsv.")] = "test",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with the metrics.")] = False,
 ) -> None:
@@ -61,7 +70,12 @@ def eval_command(
         from lorag.models import lorag_home
         from lorag.retrieval import DenseIndex
 
-        embedder = Embedder(embedder_name, cache=EmbeddingCache(lorag_home() / "embeddings.sqlite"), show_progress=True)
+        embedder = Embedder(
+            embedder_name,
+            cache=EmbeddingCache(lorag_home() / "embeddings.sqlite"),
+            show_progress=True,
+            backend=backend.value,  # type: ignore[arg-type]  # the enum's values are the Backend literals
+        )
         vectors = embedder.embed_documents(texts)  # cached: an unchanged corpus is embedded once
         embedder.cache = None  # queries are embedded fresh, so the latency includes embedding them
         dense = DenseIndex.from_texts(texts, embedder, ids=ids, embeddings=vectors)

@@ -29,6 +29,7 @@ from lorag.retrieval.tokenization import TextTokenizer, Tokenizer
 logger = logging.getLogger(__name__)
 
 KIND = "lorag.bm25"
+_EMPTY = np.zeros(0, dtype=np.int64), np.zeros(0)
 
 
 class BM25Index:
@@ -173,8 +174,11 @@ class BM25Index:
         if n_docs == 0 or n_terms == 0:
             self._idf = np.zeros(n_terms)
             self._term_indptr = np.zeros(n_terms + 1, dtype=np.int64)
+            self._term_bounds = self._term_indptr.tolist()
             self._post_docs = np.zeros(0, dtype=np.int32)
             self._post_scores = np.zeros(0)
+            self._by_term = sp.csr_matrix((n_terms, n_docs))
+            self._positive = True
             return
         by_term = self._counts().tocsc()
         by_term.sort_indices()
@@ -194,6 +198,11 @@ class BM25Index:
             delta=self.delta,
         )
         self._term_indptr = by_term.indptr.astype(np.int64)
+        self._term_bounds: list[int] = self._term_indptr.tolist()  # Python ints slice arrays faster than numpy's
+        # The same postings as a terms x documents matrix, for scoring many queries in one sparse product.
+        self._by_term = sp.csr_matrix((self._post_scores, self._post_docs, self._term_indptr), shape=(n_terms, n_docs))
+        # With every posting positive (all IDFs > 0), "score > 0" is exactly "contains a query token".
+        self._positive = bool((self._post_scores > 0).all())
 
     # ----------------------------------------------------------------------------------------------------- querying
     def _token_ids(self, tokens: Sequence[str]) -> list[int]:
@@ -223,7 +232,7 @@ class BM25Index:
         return self.scores_for_tokens(self.tokenizer.tokenize(check_query(query)))
 
     def _gather(self, tids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        ptr = self._term_indptr
+        ptr = self._term_bounds
         if len(tids) == 1:
             lo, hi = ptr[tids[0]], ptr[tids[0] + 1]
             return self._post_docs[lo:hi], self._post_scores[lo:hi]
@@ -261,53 +270,85 @@ class BM25Index:
     def search_batch(
         self, queries: Sequence[str], k: int = 10, filter: MetadataFilter | None = None
     ) -> list[list[SearchHit]]:
-        """``search`` for many queries (the filter mask is computed once)."""
-        for q in queries:
-            check_query(q)
-        k = check_k(k)
-        mask = self.docs.mask(filter)
-        out = []
-        for q in queries:
-            rows, scores = self._top_rows(self.tokenizer.tokenize(q), k, mask)
-            out.append(self.docs.hits(rows.tolist(), scores.tolist()))
-        return out
+        """``search`` for many queries, scored together in one sparse matrix product."""
+        rows, scores = self._top_rows_many(queries, check_k(k), self.docs.mask(filter))
+        return [self.docs.hits(r.tolist(), s.tolist()) for r, s in zip(rows, scores, strict=True)]
 
     @synchronized
     def retrieve_rows(self, queries: Sequence[str], k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The low layer under ``search_batch``: row indices ``(n, k)`` (-1 where fewer match) and scores ``(n, k)``
         (-inf there), without building hit objects; map rows to ids with ``index.docs.ids``."""
-        for q in queries:
-            check_query(q)
         k = check_k(k)
         rows_out = np.full((len(queries), k), -1, dtype=np.int64)
         scores_out = np.full((len(queries), k), -np.inf)
-        for i, q in enumerate(queries):
-            rows, scores = self._top_rows(self.tokenizer.tokenize(q), k, None)
+        for i, (rows, scores) in enumerate(zip(*self._top_rows_many(queries, k, None), strict=True)):
             rows_out[i, : rows.size] = rows
             scores_out[i, : scores.size] = scores
         return rows_out, scores_out
 
+    def _top_rows_many(
+        self, queries: Sequence[str], k: int, mask: np.ndarray | None
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Top rows and scores per query: one (queries x terms) @ (terms x documents) product, then a top k per row."""
+        for q in queries:
+            check_query(q)
+        token_ids = [self._token_ids(self.tokenizer.tokenize(q)) for q in queries]
+        if not self._positive:  # the product drops exact zeros, which a zero IDF makes real scores
+            pairs = [self._top_ids(tids, k, mask) for tids in token_ids]
+            return [p[0] for p in pairs], [p[1] for p in pairs]
+        lengths = [len(t) for t in token_ids]
+        indptr = np.zeros(len(queries) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        cols = np.fromiter((t for tids in token_ids for t in tids), dtype=np.int64, count=int(indptr[-1]))
+        # A repeated query token counts twice (as rank-bm25 sums over query tokens): csr_matrix sums duplicates.
+        query_terms = sp.csr_matrix((np.ones(cols.size), cols, indptr), shape=(len(queries), len(self.vocab)))
+        summed = (query_terms @ self._by_term).tocsr()
+        rows_out, scores_out = [], []
+        for i, tids in enumerate(token_ids):
+            lo, hi = summed.indptr[i], summed.indptr[i + 1]
+            rows, scores = self._top_k(summed.indices[lo:hi], summed.data[lo:hi], k, mask, tids)
+            rows_out.append(rows)
+            scores_out.append(scores)
+        return rows_out, scores_out
+
     def _top_rows(self, tokens: list[str], k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        tids = self._token_ids(tokens)
-        empty = np.zeros(0, dtype=np.int64), np.zeros(0)
+        return self._top_ids(self._token_ids(tokens), k, mask)
+
+    def _top_ids(self, tids: list[int], k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         if not tids or k == 0:
-            return empty
+            return _EMPTY
         docs, vals = self._gather(tids)
         n_docs = len(self.docs)
         summed = np.bincount(docs, weights=vals, minlength=n_docs)
-        # Documents with at least one query token: a count pass is cheaper than sorting when postings are many.
-        candidates = np.flatnonzero(np.bincount(docs, minlength=n_docs)) if 8 * docs.size > n_docs else np.unique(docs)
+        # Documents with at least one query token are the candidates.
+        if self._positive:
+            candidates = np.flatnonzero(summed > 0)  # faster than nonzero() on floats
+        elif 8 * docs.size > n_docs:  # a count pass is cheaper than sorting when postings are many
+            candidates = np.flatnonzero(np.bincount(docs, minlength=n_docs))
+        else:
+            candidates = np.unique(docs)
+        return self._top_k(candidates, summed[candidates], k, mask, tids)
+
+    def _top_k(
+        self, candidates: np.ndarray, scores: np.ndarray, k: int, mask: np.ndarray | None, tids: list[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``k`` of the candidate rows (those ``mask`` keeps), best first, ties by row."""
         if mask is not None:
-            candidates = candidates[mask[candidates]]
-        if candidates.size == 0:
-            return empty
-        cand_scores = summed[candidates]
+            keep = mask[candidates]
+            candidates, scores = candidates[keep], scores[keep]
+        if candidates.size == 0 or k == 0:
+            return _EMPTY
         if candidates.size > k:
-            part = np.argpartition(-cand_scores, k - 1)[:k]
-            candidates, cand_scores = candidates[part], cand_scores[part]
-        order = np.lexsort((candidates, -cand_scores))  # best score first, ties by row
-        constant = scoring.query_constant(self.method, self._idf[tids], self.delta)
-        return candidates[order].astype(np.int64), cand_scores[order] + constant
+            kth = candidates.size - k
+            threshold = scores[np.argpartition(scores, kth)[kth]]
+            # Everything at or above the k-th best score, so ties at the cut are broken by row like the rest.
+            keep = np.flatnonzero(scores >= threshold)
+            candidates, scores = candidates[keep], scores[keep]
+        order = np.lexsort((candidates, -scores))[:k]
+        scores = scores[order]
+        if self.method == "bm25plus":
+            scores += scoring.query_constant(self.method, self._idf[tids], self.delta)
+        return candidates[order].astype(np.int64), scores
 
     # -------------------------------------------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:

@@ -148,7 +148,7 @@ class DocumentStore:
         ids, texts, metas = self.ids, self.texts, self.metadatas
         new = tuple.__new__  # skips the NamedTuple's generated __new__: same object, a third of the cost
         return [
-            new(SearchHit, (ids[r], s, rank, texts[r], dict(metas[r])))
+            new(SearchHit, (ids[r], s, rank, texts[r], dict(metas[r]) if metas[r] else {}))
             for rank, (r, s) in enumerate(zip(rows, scores, strict=True), start=1)
         ]
 

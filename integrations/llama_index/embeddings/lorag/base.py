@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from pydantic import ConfigDict, Field, PrivateAttr
+
+from lorag.embedding.onnx_backend import Backend
+from lorag.embedding.quantization import Precision
 
 
 class LoragEmbedding(BaseEmbedding):
@@ -31,11 +34,13 @@ class LoragEmbedding(BaseEmbedding):
     query_prompt: str | None = Field(default=None, description="Prepended to queries.")
     document_prompt: str | None = Field(default=None, description="Prepended to documents (texts).")
     show_progress: bool = Field(default=False, description="Progress bar while embedding many texts.")
-    precision: Literal["float32", "int8", "binary"] = Field(
+    precision: Precision = Field(
         default="float32", description="int8 codes (need calibration_texts) or binary signs as +1/-1 floats."
     )
     calibration_texts: list[str] | None = Field(default=None, description="Texts fixing the int8 scale.")
-    backend: Literal["torch", "onnx"] = Field(default="torch", description="onnx: int8 ONNX Runtime encoder.")
+    backend: Backend = Field(
+        default="torch", description="onnx: int8 ONNX Runtime encoder; onnx-fp32: torch's vectors, lower latency."
+    )
     cache_path: str | None = Field(default=None, description="SQLite embedding cache file.")
     trust_remote_code: bool = Field(default=False, description="Allow code shipped with hub models to run.")
 
