@@ -279,7 +279,7 @@ def main() -> None:
 
 
 def bm25_batch_throughput(texts: list[str], ids: list[str], queries: list[str]) -> dict[str, float]:
-    """Queries/s with all queries given at once, results as arrays (no per-hit objects) for both libraries:
+    """Queries/s (best of 3 passes) with all queries given at once, results as arrays (no per-hit objects) for both libraries:
     lorag ``BM25Index.retrieve_rows`` vs bm25s ``tokenize`` + ``retrieve`` (1 thread). Plus ``search_batch``, which
     also builds one hit object (id, score, rank, text, metadata copy) per result."""
     import bm25s
@@ -300,10 +300,13 @@ def bm25_batch_throughput(texts: list[str], ids: list[str], queries: list[str]) 
         ("bm25s tokenize + retrieve (arrays, 1 thread)", bm25s_batch),
         ("lorag BM25Index.search_batch (hit objects)", lambda: index.search_batch(queries, k=K)),
     ]:
-        gc.collect()
-        start = time.perf_counter()
-        run()
-        out[name] = len(queries) / (time.perf_counter() - start)
+        best = float("inf")
+        for _ in range(3):  # best of 3, as for the one-at-a-time BM25 rates
+            gc.collect()
+            start = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - start)
+        out[name] = len(queries) / best
     return out
 
 
@@ -352,7 +355,7 @@ def write_results(rows: list[Row], batch: dict[str, float], args: Any, n_docs: i
             f"| {r.name} | {rep.ndcg_at_10:.4f} | {rep.recall_at_100:.4f} | {rep.mrr_at_10:.4f} "
             f"| {rep.latency_ms_p50:.2f} | {rep.latency_ms_p95:.2f} | {qps} | {r.build_s:.2f} | {ratios} |"
         )
-    lines += ["", "BM25 throughput with all 300 queries given at once, k = 100 (queries/s, after `gc.collect()`):", ""]
+    lines += ["", "BM25 throughput with all 300 queries given at once, k = 100 (queries/s, best of 3 passes):", ""]
     lines += [f"- {name}: {qps:.0f}" for name, qps in batch.items()]
     lines += ["", *targets(rows, batch)]
     text = "\n".join(lines) + "\n"

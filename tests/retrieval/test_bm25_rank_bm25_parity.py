@@ -73,8 +73,8 @@ def test_lucene_matches_its_formula() -> None:
 def test_top_k_single_and_batch_equal_a_full_sort(
     method: str, corpus: list[list[str]], queries: list[list[str]], k: int, eps: float
 ) -> None:
-    """search and search_batch (one sparse product) both give the k best documents containing a query token, ties by
-    row: what sorting every score gives. epsilon 0 makes some Okapi IDFs exactly 0 (the batch path's fallback)."""
+    """search and search_batch both give the k best documents containing a query token, ties by
+    row: what sorting every score gives. epsilon 0 makes some Okapi IDFs exactly 0 (zero-score candidates)."""
     index = BM25Index.from_texts(
         [" ".join(d) for d in corpus], method=method, epsilon=eps, tokenizer=WhitespaceTokenizer()
     )

@@ -177,7 +177,6 @@ class BM25Index:
             self._term_bounds = self._term_indptr.tolist()
             self._post_docs = np.zeros(0, dtype=np.int32)
             self._post_scores = np.zeros(0)
-            self._by_term = sp.csr_matrix((n_terms, n_docs))
             self._positive = True
             return
         by_term = self._counts().tocsc()
@@ -199,8 +198,6 @@ class BM25Index:
         )
         self._term_indptr = by_term.indptr.astype(np.int64)
         self._term_bounds: list[int] = self._term_indptr.tolist()  # Python ints slice arrays faster than numpy's
-        # The same postings as a terms x documents matrix, for scoring many queries in one sparse product.
-        self._by_term = sp.csr_matrix((self._post_scores, self._post_docs, self._term_indptr), shape=(n_terms, n_docs))
         # With every posting positive (all IDFs > 0), "score > 0" is exactly "contains a query token".
         self._positive = bool((self._post_scores > 0).all())
 
@@ -270,7 +267,7 @@ class BM25Index:
     def search_batch(
         self, queries: Sequence[str], k: int = 10, filter: MetadataFilter | None = None
     ) -> list[list[SearchHit]]:
-        """``search`` for many queries, scored together in one sparse matrix product."""
+        """``search`` for many queries (all checked first; the filter mask is computed once)."""
         rows, scores = self._top_rows_many(queries, check_k(k), self.docs.mask(filter))
         return [self.docs.hits(r.tolist(), s.tolist()) for r, s in zip(rows, scores, strict=True)]
 
@@ -289,24 +286,13 @@ class BM25Index:
     def _top_rows_many(
         self, queries: Sequence[str], k: int, mask: np.ndarray | None
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Top rows and scores per query: one (queries x terms) @ (terms x documents) product, then a top k per row."""
+        """Top rows and scores per query, every query checked before any is scored. One bincount per query: a
+        (queries x terms) @ (terms x documents) sparse product was measured slower on SciFact (12k vs 14k q/s)."""
         for q in queries:
             check_query(q)
-        token_ids = [self._token_ids(self.tokenizer.tokenize(q)) for q in queries]
-        if not self._positive:  # the product drops exact zeros, which a zero IDF makes real scores
-            pairs = [self._top_ids(tids, k, mask) for tids in token_ids]
-            return [p[0] for p in pairs], [p[1] for p in pairs]
-        lengths = [len(t) for t in token_ids]
-        indptr = np.zeros(len(queries) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=indptr[1:])
-        cols = np.fromiter((t for tids in token_ids for t in tids), dtype=np.int64, count=int(indptr[-1]))
-        # A repeated query token counts twice (as rank-bm25 sums over query tokens): csr_matrix sums duplicates.
-        query_terms = sp.csr_matrix((np.ones(cols.size), cols, indptr), shape=(len(queries), len(self.vocab)))
-        summed = (query_terms @ self._by_term).tocsr()
-        rows_out, scores_out = [], []
-        for i, tids in enumerate(token_ids):
-            lo, hi = summed.indptr[i], summed.indptr[i + 1]
-            rows, scores = self._top_k(summed.indices[lo:hi], summed.data[lo:hi], k, mask, tids)
+        tokenize, rows_out, scores_out = self.tokenizer.tokenize, [], []
+        for q in queries:
+            rows, scores = self._top_ids(self._token_ids(tokenize(q)), k, mask)
             rows_out.append(rows)
             scores_out.append(scores)
         return rows_out, scores_out
