@@ -279,7 +279,7 @@ def main() -> None:
 
 
 def bm25_batch_throughput(texts: list[str], ids: list[str], queries: list[str]) -> dict[str, float]:
-    """Queries/s (best of 3 passes) with all queries given at once, results as arrays (no per-hit objects) for both libraries:
+    """Queries/s (best of 3 passes) with all queries given at once, results as arrays (no per-hit objects) for both:
     lorag ``BM25Index.retrieve_rows`` vs bm25s ``tokenize`` + ``retrieve`` (1 thread). Plus ``search_batch``, which
     also builds one hit object (id, score, rank, text, metadata copy) per result."""
     import bm25s
