@@ -51,3 +51,39 @@ def test_base_rows_are_untouched_by_loaded_adapters(tiny_llm_dir: Path, adapter_
     assert plain.adapters.model is plain.base.model
     assert plain.generate(PROMPTS[1], max_tokens=12).token_logprobs == expected.token_logprobs
     plain.close()
+
+
+def test_adapter_added_to_existing_lora_layers_equals_peft_add_adapter(
+    tiny_llm_dir: Path, adapter_dirs: dict[str, Path], tmp_path: Path, monkeypatch
+) -> None:
+    """With a0 resident, a1 (same targets) is added straight to a0's LoRA layers; a3 (attention only) goes through
+    peft's add_adapter; a rank-8 copy of a1's targets takes the direct path with its own rank. Each generates exactly
+    what it generates when loaded alone (through peft's PeftModel)."""
+    from lora_helpers import make_adapter
+
+    from lorag.llm import LoragEngine
+    from lorag.llm.adapters import AdapterRegistry
+
+    direct: list[str] = []
+    add_direct = AdapterRegistry._add_to_existing_layers
+
+    def spy(self, name, validated):  # type: ignore[no-untyped-def]
+        direct.append(name)
+        return add_direct(self, name, validated)
+
+    monkeypatch.setattr(AdapterRegistry, "_add_to_existing_layers", spy)
+    dirs = {**adapter_dirs, "r8": make_adapter(tiny_llm_dir, tmp_path / "r8", seed=7, r=8)}
+    alone = {}
+    for name in ("a1", "a3", "r8"):
+        eng = LoragEngine(tiny_llm_dir, quantization="none", device="cpu", adapters={name: dirs[name]})
+        alone[name] = [eng.generate(p, adapter=name, max_tokens=10).token_logprobs for p in PROMPTS]
+        eng.close()
+    shared = LoragEngine(tiny_llm_dir, quantization="none", device="cpu", adapters=dirs)
+    shared.adapters.load("a0")
+    for name in ("a1", "a3", "r8"):
+        shared.adapters.load(name)
+        got = [shared.generate(p, adapter=name, max_tokens=10).token_logprobs for p in PROMPTS]
+        assert got == alone[name], name
+    assert shared.adapters.info("r8").rank == 8
+    assert direct == ["a1", "r8"]
+    shared.close()

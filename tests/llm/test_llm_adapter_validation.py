@@ -167,6 +167,26 @@ def test_recorded_base_name_mismatch_warns(engine, adapter_dirs, tmp_path: Path)
 def test_reserved_and_duplicate_names(engine, adapter_dirs) -> None:
     with pytest.raises(AdapterError, match="reserved"):
         engine.adapters.register("__base__", adapter_dirs["a0"])
+    with pytest.raises(AdapterError, match="'half' is taken by torch.nn.Module"):
+        engine.adapters.register("half", adapter_dirs["a0"])  # peft would fail deep inside a ModuleDict
     with pytest.raises(AdapterError, match="already registered"):
         engine.adapters.register("a0", adapter_dirs["a1"])
     engine.adapters.register("a0", adapter_dirs["a0"])  # same path: a no-op
+
+
+@pytest.mark.parametrize("dropped", ["lora_A", "lora_B"])
+def test_adapter_missing_half_of_a_layer_is_refused(loaded, adapter_dirs, tmp_path: Path, dropped: str) -> None:
+    """a1 targets a0's modules, so it is added straight to a0's LoRA layers; one matrix missing is still refused."""
+    engine, reference = loaded
+    from safetensors.torch import load_file, save_file
+
+    bad = tmp_path / "partial"
+    shutil.copytree(adapter_dirs["a1"], bad)
+    weights = load_file(bad / "adapter_model.safetensors")
+    victim = next(k for k in sorted(weights) if f"o_proj.{dropped}" in k)
+    save_file({k: v for k, v in weights.items() if k != victim}, bad / "adapter_model.safetensors")
+    engine.adapters.register("partial", bad)
+    before = snapshot(engine)
+    with pytest.raises(AdapterError, match="no weights for 1 LoRA layers"):
+        engine.adapters.load("partial")
+    assert_unchanged(engine, before, reference)

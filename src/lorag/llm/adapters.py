@@ -96,6 +96,7 @@ class _Validated:
     version: str
     rank: int
     target_modules: tuple[str, ...]
+    module_paths: frozenset[str]
 
 
 @dataclass
@@ -112,6 +113,7 @@ class _Entry:
     combination_type: str = "linear"
     source_versions: dict[str, str] = field(default_factory=dict)
     busy: int = 0
+    module_paths: frozenset[str] = frozenset()
 
     def info(self) -> AdapterInfo:
         return AdapterInfo(
@@ -133,6 +135,10 @@ def _check_name(name: str) -> str:
         raise AdapterError(f"{BASE_ADAPTER!r} is reserved for the base model")
     if "." in name:
         raise AdapterError(f"adapter name {name!r} may not contain '.' (peft uses it in module paths)")
+    import torch
+
+    if hasattr(torch.nn.ModuleDict(), name):  # peft keys each adapter's layers by name in ModuleDicts
+        raise AdapterError(f"adapter name {name!r} is taken by torch.nn.Module (an attribute); choose another name")
     return name
 
 
@@ -559,7 +565,8 @@ class AdapterRegistry:
         h.update(weight_bytes)
         targets = config.target_modules
         target_names = (targets,) if isinstance(targets, str) else tuple(sorted(targets or ()))
-        return _Validated(config, state_dict, h.hexdigest()[:16], rank, target_names)
+        paths = frozenset(_module_path(key)[0] for key in state_dict)
+        return _Validated(config, state_dict, h.hexdigest()[:16], rank, target_names, paths)
 
     def _base_module(self, path: str) -> Any:
         module: Any = self.base.model
@@ -660,6 +667,8 @@ class AdapterRegistry:
             # the next forward rounds the scales again (bnb 0.50), so the base's outputs would drift.
             if created:
                 self._peft = PeftModel(self.base.model, validated.config, adapter_name=name, low_cpu_mem_usage=True)
+            elif self._fits_existing_layers(validated):
+                self._add_to_existing_layers(name, validated)
             else:
                 self._peft.add_adapter(name, validated.config, low_cpu_mem_usage=True)
             filled = set()
@@ -675,7 +684,10 @@ class AdapterRegistry:
                 device = layer.get_base_layer().weight.device
                 holder.weight = torch.nn.Parameter(tensor.to(device=device, dtype=torch.float32), requires_grad=False)
                 filled.add(id(holder.weight))
-            unfilled = [n for n, p in self._peft.named_parameters() if f".{name}." in n and id(p) not in filled]
+            if len(filled) != 2 * len(validated.module_paths):  # an A without its B (or the reverse)
+                unfilled = [p for p in validated.module_paths if len(self._lora_weights(p, name) & filled) != 2]
+            else:  # peft may also have created layers for targets the weights do not cover
+                unfilled = [n for n, p in self._peft.named_parameters() if f".{name}." in n and id(p) not in filled]
             if unfilled:
                 raise AdapterError(f"adapter {name!r} has no weights for {len(unfilled)} LoRA layers: {unfilled[:3]}")
             self._peft.eval()
@@ -687,9 +699,39 @@ class AdapterRegistry:
         entry.version = validated.version
         entry.rank = validated.rank
         entry.target_modules = validated.target_modules
+        entry.module_paths = validated.module_paths
         entry.resident = True
         self._lru[name] = None
         logger.info("loaded adapter %r (version %s) from %s", name, entry.version, entry.path)
+
+    def _lora_weights(self, path: str, name: str) -> set[int]:
+        layer: Any = self.base.model.get_submodule(path)
+        return {id(m[name].weight) for m in (layer.lora_A, layer.lora_B) if name in m}
+
+    def _fits_existing_layers(self, validated: _Validated) -> bool:
+        """True when a resident adapter with the same targets already wrapped exactly these modules in LoRA layers,
+        so the new adapter can be added to them directly. peft's ``add_adapter`` would match every module name of the
+        model against the targets again (most of a cold load's time); patterns and layer selections take that path."""
+        config = validated.config
+        if config.rank_pattern or config.alpha_pattern or config.layers_to_transform is not None:
+            return False
+        if getattr(config, "exclude_modules", None) or getattr(config, "target_parameters", None):
+            return False
+        return any(
+            e.resident and e.target_modules == validated.target_modules and e.module_paths == validated.module_paths
+            for e in self._entries.values()
+        )
+
+    def _add_to_existing_layers(self, name: str, validated: _Validated) -> None:
+        """peft's own per-layer step (``LoraLayer.update_layer``) on each module, weights created empty (meta)."""
+        from peft.utils.integrations import init_empty_weights
+
+        config = validated.config
+        self._peft.peft_config[name] = config
+        with init_empty_weights():
+            for path in sorted(validated.module_paths):
+                layer: Any = self.base.model.get_submodule(path)
+                layer.update_layer(name, config.r, lora_alpha=config.lora_alpha, config=config, target_name=path)
 
     def _rollback(self, name: str, created: bool) -> None:
         if self._peft is None:
