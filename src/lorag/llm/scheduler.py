@@ -290,19 +290,9 @@ class BatchScheduler:
     def _forward(self, input_ids: Any, position_ids: Any, cache: Any, adapters: list[str], starts: list[int]) -> Any:
         import torch
 
-        with self.registry.model_lock, torch.inference_mode(), row_spans(starts):
-            model = self.registry.model
-            kwargs: dict[str, Any] = {}
-            if self.registry.has_adapters:
-                kwargs["adapter_names"] = adapters
-            out = model(
-                input_ids=input_ids,
-                position_ids=position_ids,
-                cache=cache,
-                use_cache=True,
-                logits_to_keep=1,
-                **kwargs,
-            )
+        registry = self.registry
+        with registry.model_lock, torch.inference_mode(), row_spans(starts), registry.routed(adapters) as model:
+            out = model(input_ids=input_ids, position_ids=position_ids, cache=cache, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1, :].float()
 
     def _prefill(self, active: _Active) -> None:
