@@ -34,6 +34,7 @@ from lorag.embedding import Embedder, EmbeddingCache, add_to_faiss_index, build_
 from lorag.embedding.quantization import calibration_ranges, quantize  # noqa: E402
 from lorag.models import ModelNotAvailableError, lorag_home, resolve_model  # noqa: E402
 from lorag.training.distill import DistillConfig, distill  # noqa: E402
+from lorag.training.distill_data import add_sentences  # noqa: E402
 
 
 @dataclass
@@ -109,6 +110,9 @@ def main() -> None:
     p.add_argument("--throughput-texts", type=int, default=500, help="fixed sample for the throughput column")
     p.add_argument("--rounds", type=int, default=2, help="interleaved throughput rounds; the best is reported")
     p.add_argument("--layers", type=int, default=3, help="layers the layer-reduced student keeps")
+    p.add_argument(
+        "--train-sentences", type=int, default=0, help="sentences per training text added (lorag distill --sentences)"
+    )
     p.add_argument("--layer-epochs", type=float, default=1.0)
     p.add_argument("--layer-max-steps", type=int, default=-1)
     p.add_argument("--layer-lr", type=float, default=2e-4)
@@ -144,6 +148,7 @@ def main() -> None:
     doc_ids = [ids[i] for i in eval_idx]
     corpus = [texts[i] for i in eval_idx]
     train_texts = [texts[i] for i in random.Random(1).sample(range(len(texts)), min(args.train_docs, len(texts)))]
+    train_texts = add_sentences(train_texts, args.train_sentences)
     sample_idx = sorted(random.Random(2).sample(range(len(corpus)), min(args.throughput_texts, len(corpus))))
     qids = sorted(queries)
     query_texts = [queries[q] for q in qids]

@@ -6,6 +6,8 @@ import gzip
 import json
 from pathlib import Path
 
+import pytest
+
 from lorag.training.distill_data import read_pairs, read_texts
 
 
@@ -30,3 +32,20 @@ def test_beir_corpus_gz_joins_title_and_text(tmp_path: Path) -> None:
 def test_pairs(tmp_path: Path) -> None:
     (tmp_path / "p.jsonl").write_text(json.dumps({"query": "q1", "positive": "p1"}) + "\n")
     assert read_pairs(tmp_path / "p.jsonl") == [("q1", "p1")]
+
+
+def test_add_sentences_appends_sentences_of_each_text() -> None:
+    from lorag.training.distill_data import add_sentences
+
+    docs = [
+        "Aspirin lowers the risk of stroke. It was tested in 2,000 adults over five years. Side effects were rare.",
+        "Short heading",
+    ]
+    out = add_sentences(docs, 2, seed=1)
+    assert out[:2] == docs
+    extra = out[2:]
+    assert len(extra) == 2 and all(s in docs[0] for s in extra)  # the heading has no sentence of 4+ words
+    assert all(s.endswith(".") and len(s.split()) >= 4 for s in extra)
+    assert add_sentences(docs, 0) == docs
+    with pytest.raises(ValueError, match="per_text"):
+        add_sentences(docs, -1)

@@ -167,7 +167,7 @@ def test_recorded_base_name_mismatch_warns(engine, adapter_dirs, tmp_path: Path)
 def test_reserved_and_duplicate_names(engine, adapter_dirs) -> None:
     with pytest.raises(AdapterError, match="reserved"):
         engine.adapters.register("__base__", adapter_dirs["a0"])
-    with pytest.raises(AdapterError, match="'half' is taken by torch.nn.Module"):
+    with pytest.raises(AdapterError, match=r"'half' is taken by torch\.nn\.Module"):
         engine.adapters.register("half", adapter_dirs["a0"])  # peft would fail deep inside a ModuleDict
     with pytest.raises(AdapterError, match="already registered"):
         engine.adapters.register("a0", adapter_dirs["a1"])

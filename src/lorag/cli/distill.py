@@ -33,6 +33,9 @@ def distill_command(
     max_steps: int = typer.Option(-1, "--max-steps", help="Stop after N optimizer steps (-1: whole epochs)."),
     epochs: float = typer.Option(1.0, "--epochs", help="Passes over the data."),
     max_texts: int | None = typer.Option(None, "--max-texts", help="Use only the first N texts of --data."),
+    sentences: int = typer.Option(
+        0, "--sentences", min=0, help="Also train on N sentences drawn from each text (short, query-like inputs)."
+    ),
     batch_size: int = typer.Option(32, "--batch-size", help="Texts per step (the in-batch candidates)."),
     learning_rate: float | None = typer.Option(None, "--lr", help="Default: 1e-4 (transformers), 1e-2 (static)."),
     alpha: float = typer.Option(DEFAULT_ALPHA, "--alpha", help="CE weight a in a*CE + (1-a)*KL (pairs only)."),
@@ -54,7 +57,7 @@ def distill_command(
     from lorag.embedding import EmbeddingCache
     from lorag.models import ModelNotAvailableError, lorag_home
     from lorag.training.distill import DistillConfig, distill
-    from lorag.training.distill_data import read_pairs, read_texts
+    from lorag.training.distill_data import add_sentences, read_pairs, read_texts
     from lorag.training.students import parse_student_spec
 
     try:
@@ -76,6 +79,8 @@ def distill_command(
             raise ValueError("give --data TEXTS (unlabeled texts) or --pairs PAIRS, exactly one of them")
         train_pairs = read_pairs(pairs, limit=max_texts) if pairs is not None else None
         texts = read_texts(data, limit=max_texts) if data is not None else None
+        if texts is not None and sentences:
+            texts = add_sentences(texts, sentences)
         result = distill(
             teacher,
             spec,

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
+import random
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
+
+from lorag.chunking.sentences import sentence_spans
 
 _FORMATS = "a .txt file (one text per line), or a .jsonl/.jsonl.gz file with a 'text' field (e.g. a BEIR corpus)"
 
@@ -89,3 +92,21 @@ def read_pairs(path: str | Path, *, limit: int | None = None) -> list[tuple[str,
     if not pairs:
         raise ValueError(f"no pairs in {p}")
     return pairs
+
+
+def add_sentences(texts: Sequence[str], per_text: int, *, min_words: int = 4, seed: int = 0) -> list[str]:
+    """``texts`` followed by up to ``per_text`` sentences drawn from each of them.
+
+    Queries are short; a student distilled on whole documents alone learns their long inputs better than one-line
+    questions. Sentences of the same corpus are short inputs from the texts the user already gave (no labels, no test
+    queries). Sentences under ``min_words`` words (headings, fragments) are skipped.
+    """
+    if per_text < 0:
+        raise ValueError(f"per_text must be >= 0, got {per_text}")
+    rng = random.Random(seed)
+    extra: list[str] = []
+    for text in texts:
+        sentences = [text[a:b] for a, b in sentence_spans(text)]
+        sentences = [s for s in sentences if len(s.split()) >= min_words and s != text]
+        extra.extend(rng.sample(sentences, min(per_text, len(sentences))))
+    return [*texts, *extra]
