@@ -324,8 +324,11 @@ def write_results(rows: list[Row], batch: dict[str, float], args: Any, n_docs: i
         "- Every system: one query at a time, k = 100; latency per query includes tokenizing and (dense/hybrid) "
         "embedding the query with the same uncached minilm model. Systems are interleaved: each query is sent to "
         "every system in turn (rotating the order), so all see the same machine load.",
-        f"- torch and FAISS ran with {args.threads} thread(s) for every system: on the oversubscribed shared machine, "
-        "2 torch threads made one query embedding take seconds.",
+        f"- torch, ONNX Runtime and FAISS ran with {args.threads} thread(s) for every system (a shared machine: 2 "
+        "torch threads once made one query embedding take seconds).",
+        "- Rows marked *onnx-fp32 query encoder* embed each query with the same minilm weights run by ONNX Runtime "
+        "(`Embedder(backend=\"onnx-fp32\")`, float32, vectors equal to torch's within 1e-5), lorag's low-latency "
+        "query path; the corpus vectors are the same cached torch vectors as everywhere else.",
         "- Build time excludes corpus embedding for every system: the 5,183 corpus vectors come from lorag's shared "
         "embedding cache and are handed to each vector store (FAISS for LangChain, VectorStoreIndex for LlamaIndex) "
         "through a small embeddings wrapper; nothing re-embeds the corpus.",
