@@ -43,3 +43,4 @@ def test_onnx_fp32_gives_torchs_vectors(teacher_dir: Path, tmp_path: Path, monke
     np.testing.assert_allclose(fp32.embed_queries(TEXTS), torch_vecs, atol=1e-5)
     assert [p.name for p in (tmp_path / "home" / "onnx").rglob("*.onnx")] == ["model.onnx"]
     assert fp32.model.transformers_model.config._attn_implementation != "eager"  # the export restored it
+    assert fp32.settings() == Embedder(str(teacher_dir)).settings()  # indexes built with torch load with onnx-fp32

@@ -129,7 +129,8 @@ class Embedder:
             "document_prompt": self.document_prompt,
             "precision": self.precision,
             "calibration": ranges_fingerprint(self.ranges) if self.precision == "int8" else None,
-            "backend": self.backend,
+            # onnx-fp32 gives torch's vectors (to float rounding): an index built with one serves queries from the other
+            "backend": "torch" if self.backend == "onnx-fp32" else self.backend,
         }
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
