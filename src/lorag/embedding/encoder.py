@@ -12,7 +12,7 @@ import numpy as np
 
 from lorag._imports import require
 from lorag.embedding.cache import EmbeddingCache, text_key
-from lorag.embedding.onnx_backend import Backend, OnnxEncoder, check_backend, onnx_model_path
+from lorag.embedding.onnx_backend import EXPORT_VERSION, Backend, OnnxEncoder, check_backend, onnx_model_path
 from lorag.embedding.quantization import Precision, calibration_ranges, check_precision, quantize, ranges_fingerprint
 from lorag.fingerprint import directory_fingerprint
 from lorag.models import resolve_model
@@ -150,7 +150,7 @@ class Embedder:
     def _namespace(self, prompt: str) -> str:
         key: list[Any] = [self.fingerprint, self.normalize, prompt, self.max_seq_length]
         if self.backend != "torch":  # torch keys stay as they were, so existing caches keep matching
-            key.append(self.backend)
+            key += [self.backend, EXPORT_VERSION]  # a new export (other graph, other int8 rounding) is a new key
         return json.dumps(key)
 
     def _embed_cached(self, texts: list[str], prompt: str) -> np.ndarray:
