@@ -139,3 +139,11 @@ def test_loading_and_unloading_adapters_mid_generation(engine) -> None:
         pass
     for key, handle in handles.items():
         assert handle.result().token_logprobs == alone[key].token_logprobs, key
+
+
+def test_row_groups_are_runs_of_one_adapter() -> None:
+    from lorag.llm.mixed_batch import row_groups
+
+    names = ["a", "a", "a", "a", "__base__", "b", "b", "b", "b", "a"]
+    assert row_groups(names) == (("a", 0, 4), ("__base__", 4, 5), ("b", 5, 9), ("a", 9, 10))
+    assert row_groups([]) == ()

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from lorag.llm.loading import LoadedBase
+from lorag.llm.mixed_batch import add_group_deltas, grouped_rows
 from lorag.models import ModelNotAvailableError, resolve_model
 
 if TYPE_CHECKING:
@@ -142,12 +143,6 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _pass_adapter_names(
-    layer: Any, args: tuple[Any, ...], kwargs: dict[str, Any], adapter_names: list[str]
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    return args, {**kwargs, "adapter_names": adapter_names}
-
-
 def _module_path(key: str) -> tuple[str, str]:
     """Split a saved peft key into (module path in the base, weight kind)."""
     stripped = key.removeprefix("base_model.model.")
@@ -195,6 +190,7 @@ class AdapterRegistry:
         self._lru: OrderedDict[str, None] = OrderedDict()
         self._peft: Any = None
         self._lora_layers: tuple[Any, ...] | None = None  # peft's LoRA layers, found again after any change
+        self._lora_hooks: builtins.list[Any] = []
         self.base_version = hashlib.sha256(
             json.dumps([base.fingerprint, base.settings.as_dict()], sort_keys=True).encode()
         ).hexdigest()[:16]
@@ -212,27 +208,33 @@ class AdapterRegistry:
 
     @contextmanager
     def routed(self, adapter_names: builtins.list[str]) -> Iterator[Any]:
-        """The module to call with row ``i`` of the batch routed to ``adapter_names[i]`` (``"__base__"``: none).
+        """The module to call with row ``i`` of the batch going through ``adapter_names[i]`` (``"__base__"``: none).
 
-        What ``PeftModel.forward(adapter_names=...)`` does, a pre-forward hook per LoRA layer that passes the names,
-        minus its two walks over every module of the model on each call (a tenth of a decode step on a 135M model):
-        the LoRA layers are listed once per change of adapters. Call with ``model_lock`` held."""
+        Rows grouped by adapter (as the scheduler lays them out) run each group's LoRA product on a slice
+        (``lorag.llm.mixed_batch``) instead of peft's ``adapter_names`` path, which also walks every module of the
+        model twice per call; the LoRA layers are listed once per change of adapters. Call with ``model_lock`` held.
+        """
         if self._peft is None:
             yield self.base.model
             return
-        from functools import partial
-
-        from peft.tuners.lora import LoraLayer
-
-        if self._lora_layers is None:
-            self._lora_layers = tuple(m for m in self.base.model.modules() if isinstance(m, LoraLayer))
-        hook = partial(_pass_adapter_names, adapter_names=adapter_names)
-        handles = [layer.register_forward_pre_hook(hook, with_kwargs=True) for layer in self._lora_layers]
-        try:
+        with grouped_rows(self._hooked_lora_layers(), adapter_names):
             yield self.base.model  # peft wrapped its modules in place: the base model now holds the LoRA layers
-        finally:
-            for handle in handles:
-                handle.remove()
+
+    def _hooked_lora_layers(self) -> tuple[Any, ...]:
+        if self._lora_layers is None:
+            from peft.tuners.lora import LoraLayer
+
+            layers = tuple(m for m in self.base.model.modules() if isinstance(m, LoraLayer))
+            self._lora_hooks = [layer.register_forward_hook(add_group_deltas) for layer in layers]
+            self._lora_layers = layers
+        return self._lora_layers
+
+    def _forget_lora_layers(self) -> None:
+        """Before the adapters change: drop the hooks; the next routed call lists the layers again."""
+        for handle in self._lora_hooks:
+            handle.remove()
+        self._lora_hooks = []
+        self._lora_layers = None
 
     # ------------------------------------------------------------------ registration
 
@@ -504,7 +506,7 @@ class AdapterRegistry:
         versions: dict[str, str] = {}
         for s in sources:
             versions[s] = self._acquire(s)
-        self._lora_layers = None
+        self._forget_lora_layers()
         try:
             self._peft.add_weighted_adapter(
                 adapters=sources,
@@ -692,7 +694,7 @@ class AdapterRegistry:
 
         name = entry.name
         created = self._peft is None
-        self._lora_layers = None
+        self._forget_lora_layers()
         try:
             # low_cpu_mem_usage: peft creates the LoRA layers on the meta device (no random init, no copies) and the
             # validated tensors are assigned below. peft's set_peft_model_state_dict is avoided on purpose: it calls
@@ -767,7 +769,7 @@ class AdapterRegistry:
                 layer.update_layer(name, config.r, lora_alpha=config.lora_alpha, config=config, target_name=path)
 
     def _rollback(self, name: str, created: bool) -> None:
-        self._lora_layers = None
+        self._forget_lora_layers()
         if self._peft is None:
             return
         if created:
@@ -780,7 +782,7 @@ class AdapterRegistry:
         """Remove an adapter's layers; the last one unwraps the base back to plain modules."""
         if self._peft is None or name not in self._peft.peft_config:
             return
-        self._lora_layers = None
+        self._forget_lora_layers()
         if len(self._peft.peft_config) == 1:
             self._peft.unload()
             self._peft = None
