@@ -26,7 +26,9 @@ pinned nor serving a request; evicted adapters stay registered and come back on 
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -141,6 +143,14 @@ def _check_name(name: str) -> str:
     if hasattr(torch.nn.ModuleDict(), name):  # peft keys each adapter's layers by name in ModuleDicts
         raise AdapterError(f"adapter name {name!r} is taken by torch.nn.Module (an attribute); choose another name")
     return name
+
+
+@functools.cache
+def _update_layer_takes_config() -> bool:
+    """peft releases before the config-based ``LoraLayer.update_layer`` (``config=``) always take ``add_adapter``."""
+    from peft.tuners.lora import LoraLayer
+
+    return "config" in inspect.signature(LoraLayer.update_layer).parameters
 
 
 def _module_path(key: str) -> tuple[str, str]:
@@ -748,6 +758,8 @@ class AdapterRegistry:
         so the new adapter can be added to them directly. peft's ``add_adapter`` would match every module name of the
         model against the targets again (most of a cold load's time); patterns and layer selections take that path."""
         config = validated.config
+        if not _update_layer_takes_config():
+            return False
         if config.rank_pattern or config.alpha_pattern or config.layers_to_transform is not None:
             return False
         if getattr(config, "exclude_modules", None) or getattr(config, "target_parameters", None):
