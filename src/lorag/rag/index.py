@@ -157,11 +157,11 @@ class DocumentIndex:
                 stale_ids.extend(entry["chunk_ids"])
         fresh: list[SourceDocument] = []
         for source, doc in current.items():
-            entry = self.files.get(source)
-            if entry is None:
+            known = self.files.get(source)
+            if known is None:
                 report.added.append(source)
                 fresh.append(doc)
-            elif entry["sha256"] != doc.sha256:
+            elif known["sha256"] != doc.sha256:
                 report.changed.append(source)
                 fresh.append(doc)
             else:

@@ -174,7 +174,7 @@ class BM25Index:
         if n_docs == 0 or n_terms == 0:
             self._idf = np.zeros(n_terms)
             self._term_indptr = np.zeros(n_terms + 1, dtype=np.int64)
-            self._term_bounds = self._term_indptr.tolist()
+            self._term_bounds: list[int] = self._term_indptr.tolist()
             self._post_docs = np.zeros(0, dtype=np.int32)
             self._post_scores = np.zeros(0)
             self._positive = True
@@ -197,7 +197,7 @@ class BM25Index:
             delta=self.delta,
         )
         self._term_indptr = by_term.indptr.astype(np.int64)
-        self._term_bounds: list[int] = self._term_indptr.tolist()  # Python ints slice arrays faster than numpy's
+        self._term_bounds = self._term_indptr.tolist()  # Python ints slice arrays faster than numpy's
         # With every posting positive (all IDFs > 0), "score > 0" is exactly "contains a query token".
         self._positive = bool((self._post_scores > 0).all())
 

@@ -39,7 +39,7 @@ class NumberedSources(BaseNodePostprocessor):
             node.excluded_llm_metadata_keys = [k for k in node.metadata if k not in _LLM_KEYS]
             node.metadata_template = "{value}"
             node.metadata_separator = "\n"
-            node.text_template = "{metadata_str}\n{content}"
+            node.text_template = "{metadata_str}\n{content}"  # type: ignore[attr-defined]  # TextNode's field
         return nodes
 
 
