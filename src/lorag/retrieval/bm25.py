@@ -301,29 +301,21 @@ class BM25Index:
         return self._top_ids(self._token_ids(tokens), k, mask)
 
     def _top_ids(self, tids: list[int], k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``k`` rows containing a query token (those ``mask`` keeps), best first, ties by row."""
         if not tids or k == 0:
             return _EMPTY
         docs, vals = self._gather(tids)
         n_docs = len(self.docs)
         summed = np.bincount(docs, weights=vals, minlength=n_docs)
-        # Documents with at least one query token are the candidates.
         if self._positive:
             candidates = np.flatnonzero(summed > 0)  # faster than nonzero() on floats
         elif 8 * docs.size > n_docs:  # a count pass is cheaper than sorting when postings are many
             candidates = np.flatnonzero(np.bincount(docs, minlength=n_docs))
         else:
             candidates = np.unique(docs)
-        return self._top_k(candidates, summed[candidates], k, mask, tids)
-
-    def _top_k(
-        self, candidates: np.ndarray, scores: np.ndarray, k: int, mask: np.ndarray | None, tids: list[int]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The best ``k`` of the candidate rows (those ``mask`` keeps), best first, ties by row."""
         if mask is not None:
-            keep = mask[candidates]
-            candidates, scores = candidates[keep], scores[keep]
-        if candidates.size == 0 or k == 0:
-            return _EMPTY
+            candidates = candidates[mask[candidates]]
+        scores = summed[candidates]
         if candidates.size > k:
             kth = candidates.size - k
             threshold = scores[np.argpartition(scores, kth)[kth]]
@@ -332,7 +324,7 @@ class BM25Index:
             candidates, scores = candidates[keep], scores[keep]
         order = np.lexsort((candidates, -scores))[:k]
         scores = scores[order]
-        if self.method == "bm25plus":
+        if self.method == "bm25plus":  # the only variant with a per-query constant
             scores += scoring.query_constant(self.method, self._idf[tids], self.delta)
         return candidates[order].astype(np.int64), scores
 
