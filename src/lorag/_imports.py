@@ -23,6 +23,7 @@ EXTRA_FOR_MODULE: dict[str, str] = {
     "pytrec_eval": "eval",
     "onnx": "onnx",
     "onnxruntime": "onnx",
+    "numba": "fast",
     "langchain_core": "langchain",
     "llama_index.core": "llamaindex",
 }

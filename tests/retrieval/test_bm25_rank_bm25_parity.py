@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 import rank_bm25
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 from retrieval_data import WhitespaceTokenizer
 
 from lorag.retrieval import BM25Index
+from lorag.retrieval import bm25 as bm25_module
 
 REFERENCE = {"okapi": rank_bm25.BM25Okapi, "bm25l": rank_bm25.BM25L, "bm25plus": rank_bm25.BM25Plus}
 WORDS = st.sampled_from([f"w{i}" for i in range(12)])
@@ -62,6 +65,7 @@ def test_lucene_matches_its_formula() -> None:
     np.testing.assert_allclose(index.scores_for_tokens(["a"]), expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("path", ["numpy", "compiled"])
 @pytest.mark.parametrize("method", [*REFERENCE, "lucene"])
 @settings(max_examples=80, deadline=None)
 @given(
@@ -69,21 +73,32 @@ def test_lucene_matches_its_formula() -> None:
     queries=st.lists(QUERIES, min_size=1, max_size=5),
     k=st.integers(1, 8),
     eps=st.sampled_from([0.0, 0.25]),
+    filtered=st.booleans(),
 )
 def test_top_k_single_and_batch_equal_a_full_sort(
-    method: str, corpus: list[list[str]], queries: list[list[str]], k: int, eps: float
+    path: str, method: str, corpus: list[list[str]], queries: list[list[str]], k: int, eps: float, filtered: bool
 ) -> None:
-    """search and search_batch both give the k best documents containing a query token, ties by
-    row: what sorting every score gives. epsilon 0 makes some Okapi IDFs exactly 0 (zero-score candidates)."""
+    """search and search_batch, on the numpy path and the compiled one (numba), give the k best documents containing
+    a query token, ties by row: what sorting every score gives. epsilon 0 makes some Okapi IDFs exactly 0 (zero-score
+    candidates); the filter keeps even rows."""
+    if path == "compiled" and bm25_module.compiled is None:
+        pytest.skip("numba is not installed (lorag[fast])")
     index = BM25Index.from_texts(
-        [" ".join(d) for d in corpus], method=method, epsilon=eps, tokenizer=WhitespaceTokenizer()
+        [" ".join(d) for d in corpus],
+        method=method,
+        epsilon=eps,
+        tokenizer=WhitespaceTokenizer(),
+        metadatas=[{"even": row % 2 == 0} for row in range(len(corpus))],
     )
     texts = [" ".join(q) for q in queries]
-    batch = index.search_batch(texts, k=k)
-    for q, text, hits in zip(queries, texts, batch, strict=True):
+    where = {"even": True} if filtered else None
+    with patch.object(bm25_module, "compiled", None if path == "numpy" else bm25_module.compiled):
+        batch = index.search_batch(texts, k=k, filter=where)
+        singles = [index.search(text, k=k, filter=where) for text in texts]
+    for q, hits, single in zip(queries, batch, singles, strict=True):
         scores = index.scores_for_tokens(q)
-        containing = [row for row, doc in enumerate(corpus) if set(doc) & set(q)]
+        containing = [r for r, doc in enumerate(corpus) if set(doc) & set(q) and (not filtered or r % 2 == 0)]
         expected = sorted(containing, key=lambda row: (-scores[row], row))[:k]
-        for found in (hits, index.search(text, k=k)):
+        for found in (hits, single):
             assert [h.id for h in found] == [index.docs.ids[row] for row in expected]
             np.testing.assert_allclose([h.score for h in found], scores[expected], rtol=1e-9, atol=1e-12)

@@ -30,6 +30,12 @@ logger = logging.getLogger(__name__)
 
 KIND = "lorag.bm25"
 _EMPTY = np.zeros(0, dtype=np.int64), np.zeros(0)
+_NO_MASK = np.zeros(0, dtype=bool)
+
+try:  # the compiled query loop when numba is installed (lorag[fast]); the numpy path below gives the same results
+    from lorag.retrieval import compiled
+except ImportError:
+    compiled = None  # type: ignore[assignment]
 
 
 class BM25Index:
@@ -304,8 +310,16 @@ class BM25Index:
         """The best ``k`` rows containing a query token (those ``mask`` keeps), best first, ties by row."""
         if not tids or k == 0:
             return _EMPTY
-        docs, vals = self._gather(tids)
         n_docs = len(self.docs)
+        if compiled is not None:
+            term_ids = np.asarray(tids, dtype=np.int64)
+            use_mask = mask is not None
+            rows, scores = compiled.top_k(
+                self._term_indptr, self._post_docs, self._post_scores, term_ids, n_docs, k,
+                mask if use_mask else _NO_MASK, use_mask,
+            )  # fmt: skip
+            return self._with_constant(rows, scores, tids)
+        docs, vals = self._gather(tids)
         summed = np.bincount(docs, weights=vals, minlength=n_docs)
         if self._positive:
             candidates = np.flatnonzero(summed > 0)  # faster than nonzero() on floats
@@ -323,10 +337,12 @@ class BM25Index:
             keep = np.flatnonzero(scores >= threshold)
             candidates, scores = candidates[keep], scores[keep]
         order = np.lexsort((candidates, -scores))[:k]
-        scores = scores[order]
+        return self._with_constant(candidates[order].astype(np.int64), scores[order], tids)
+
+    def _with_constant(self, rows: np.ndarray, scores: np.ndarray, tids: list[int]) -> tuple[np.ndarray, np.ndarray]:
         if self.method == "bm25plus":  # the only variant with a per-query constant
-            scores += scoring.query_constant(self.method, self._idf[tids], self.delta)
-        return candidates[order].astype(np.int64), scores
+            scores = scores + scoring.query_constant(self.method, self._idf[tids], self.delta)
+        return rows, scores
 
     # -------------------------------------------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:
