@@ -28,6 +28,7 @@ from lorag.embedding import Embedder, EmbeddingCache
 from lorag.evaluation import RetrievalReport, evaluate_run, load_beir
 from lorag.models import lorag_home
 from lorag.retrieval import BM25Index, DenseIndex, HybridRetriever, Tokenizer
+from lorag.retrieval.bm25 import compiled as bm25_compiled
 
 REPO = Path(__file__).resolve().parents[1]
 K = 100
@@ -326,6 +327,9 @@ def write_results(rows: list[Row], batch: dict[str, float], args: Any, n_docs: i
         "every system in turn (rotating the order), so all see the same machine load.",
         f"- torch, ONNX Runtime and FAISS ran with {args.threads} thread(s) for every system (a shared machine: 2 "
         "torch threads once made one query embedding take seconds).",
+        "- lorag BM25's query loop: "
+        + ("numba-compiled (`lorag[fast]`)" if bm25_compiled is not None else "numpy (numba not installed)")
+        + ".",
         "- Rows marked *onnx-fp32 query encoder* embed each query with the same minilm weights run by ONNX Runtime "
         "(`Embedder(backend=\"onnx-fp32\")`, float32, vectors equal to torch's within 1e-5), lorag's low-latency "
         "query path; the corpus vectors are the same cached torch vectors as everywhere else.",
