@@ -3,7 +3,8 @@
 As in bm25s, every (term, document) score is computed at build time and stored term-major (CSC-like arrays
 ``term_indptr`` / ``post_docs`` / ``post_scores``); a query concatenates the postings of its tokens and sums them per
 document with ``np.bincount``. Repeated query tokens are summed twice, as rank-bm25 does. Only documents that contain at
-least one query token are candidates, then ``np.argpartition`` takes the top k among them.
+least one query token are candidates, then ``np.argpartition`` takes the top k among them. With numba installed
+(``lorag[fast]``) the same steps run compiled in ``lorag.retrieval.compiled``, with the same results.
 
 Adding or deleting documents changes the corpus statistics (N, average length, document frequencies) and so every
 score: the raw term counts are kept and the postings are recomputed, which is a few vectorised passes over the
