@@ -38,7 +38,7 @@ class Embedder:
         calibration: for ``int8``: per-dimension ranges (shape ``(2, d)``), float embeddings ``(n, d)``, or texts
             (embedded as documents) that fix the quantization scale; a sample of the corpus is the usual choice.
         backend: ``torch`` (default), ``onnx`` or ``onnx-fp32`` (``pip install "lorag[onnx]"``): the transformer
-            exported once to ONNX and run in ONNX Runtime. ``onnx`` quantizes its weights to int8 (over 2x torch's
+            exported once to ONNX and run in ONNX Runtime. ``onnx`` quantizes its weights to int8 (about 2x torch's
             throughput on CPU, cosine ~0.99 to torch's vectors); ``onnx-fp32`` keeps them (torch's vectors, about
             half the latency for a single query). Vectors of each backend are cached under their own key.
     """
