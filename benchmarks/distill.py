@@ -1,11 +1,11 @@
-"""Distilled embedders on BEIR SciFact: teachers, a layer-reduced and a static student, and the int8 ONNX backend.
+"""Distilled embedders on BEIR SciFact: teachers, layer-reduced and static students, int8 ONNX and OpenVINO.
 
-One run, one table: nDCG@10 (dense retrieval, test split, pytrec_eval), retention vs the minilm teacher, encode
+One run, one table: nDCG@10 (dense retrieval, test split, pytrec_eval), retention vs each row's teacher, encode
 throughput on one fixed sample of corpus texts (same texts for every model, measured back to back in this run) and
-the speedup over the minilm teacher (torch, float32): after one untimed pass per model, interleaved rounds, the
+the speedup over the row's teacher (torch, float32): after one untimed pass per model, interleaved rounds, the
 median over rounds of each round's ratio (paired, so a load swing between rounds does not decide it), and training
 time. Students train only on corpus texts (a
-random subset, ``--train-docs``), never on queries.
+random subset, ``--train-docs``), never on queries; the OpenVINO int8 model is calibrated on 128 corpus documents.
 
     python benchmarks/distill.py --data ../shared/data/scifact [--max-docs N] [--train-docs N] [--teachers minilm,mpnet]
 
@@ -27,13 +27,22 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src")]
 
-from lorag.embedding import Embedder, EmbeddingCache, add_to_faiss_index, build_faiss_index, search_faiss_index  # noqa: E402
+from lorag._imports import is_available  # noqa: E402
+from lorag.embedding import (  # noqa: E402
+    Embedder,
+    EmbeddingCache,
+    add_to_faiss_index,
+    build_faiss_index,
+    calibration_sample,
+    search_faiss_index,
+)
 from lorag.embedding.quantization import calibration_ranges, quantize  # noqa: E402
 from lorag.models import ModelNotAvailableError, lorag_home, resolve_model  # noqa: E402
 from lorag.training.distill import DistillConfig, distill  # noqa: E402
@@ -45,8 +54,10 @@ class Row:
     name: str
     ndcg: float
     throughput: float
-    train_seconds: float | None = None
+    train_seconds: float | None = None  # optimisation steps
+    total_seconds: float | None = None  # the whole distill run: teacher targets, student build, training
     speedup: float = 0.0
+    reference: int = 0  # row of this model's teacher
     note: str = ""
 
 
@@ -105,15 +116,28 @@ def throughput(embedder: Embedder, texts: list[str]) -> float:
         embedder.cache = cache
 
 
+def per_teacher(value: str, teachers: list[str], option: str) -> list[str]:
+    """One comma-separated value for all teachers, or one per teacher."""
+    values = [v.strip() for v in value.split(",")]
+    if len(values) == 1:
+        return values * len(teachers)
+    if len(values) != len(teachers):
+        raise SystemExit(f"{option}: give one value or one per teacher ({len(teachers)}), got {value!r}")
+    return values
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data" / "scifact")
-    p.add_argument("--teachers", default="minilm,mpnet", help="comma-separated; the first one is distilled")
+    p.add_argument("--teachers", default="minilm,mpnet", help="comma-separated teachers, evaluated in this order")
+    p.add_argument("--distill", default=None, help="comma-separated teachers to distill (default: the first)")
     p.add_argument("--max-docs", type=int, default=None, help="evaluate on a sub-corpus of this many documents")
-    p.add_argument("--train-docs", type=int, default=1500, help="corpus texts for the layer-reduced student")
+    p.add_argument(
+        "--train-docs", default="1500", help="corpus texts for the layer-reduced student (one, or one per teacher)"
+    )
     p.add_argument("--throughput-texts", type=int, default=500, help="fixed sample for the throughput column")
     p.add_argument("--rounds", type=int, default=2, help="interleaved throughput rounds; the best is reported")
-    p.add_argument("--layers", type=int, default=3, help="layers the layer-reduced student keeps")
+    p.add_argument("--layers", default="3", help="layers the layer-reduced student keeps (one, or one per teacher)")
     p.add_argument(
         "--train-sentences", type=int, default=0, help="sentences per training text added (lorag distill --sentences)"
     )
@@ -125,7 +149,9 @@ def main() -> None:
     p.add_argument("--static-batch-size", type=int, default=128)
     p.add_argument("--static-dim", type=int, default=None, help="PCA dimensions of the static student")
     p.add_argument(
-        "--static-train-docs", type=int, default=None, help="corpus texts for the static student (default: all)"
+        "--static-train-docs",
+        default="all",
+        help="corpus texts for the static student: all, or N of the layer student's documents (one, or per teacher)",
     )
     p.add_argument("--train-max-seq-length", type=int, default=128)
     p.add_argument("--students-dir", type=Path, default=lorag_home() / "bench" / "distill")
@@ -151,88 +177,99 @@ def main() -> None:
         eval_idx = list(range(len(ids)))
     doc_ids = [ids[i] for i in eval_idx]
     corpus = [texts[i] for i in eval_idx]
-    train_texts = [texts[i] for i in random.Random(1).sample(range(len(texts)), min(args.train_docs, len(texts)))]
-    train_texts = add_sentences(train_texts, args.train_sentences)
     sample_idx = sorted(random.Random(2).sample(range(len(corpus)), min(args.throughput_texts, len(corpus))))
     qids = sorted(queries)
     query_texts = [queries[q] for q in qids]
     cache = None if args.no_cache else EmbeddingCache(lorag_home() / "embeddings.sqlite")
     teachers = [t.strip() for t in args.teachers.split(",") if t.strip()]
+    distilled = set(args.distill.split(",")) if args.distill else set(teachers[:1])
+    layers = [int(v) for v in per_teacher(args.layers, teachers, "--layers")]
+    train_docs = [int(v) for v in per_teacher(args.train_docs, teachers, "--train-docs")]
+    static_docs = [
+        None if v == "all" else int(v) for v in per_teacher(args.static_train_docs, teachers, "--static-train-docs")
+    ]
     print(
-        f"# SciFact: {len(corpus)} of {len(ids)} docs, {len(qids)} test queries; students train on "
-        f"{len(train_texts)} corpus texts (layer-reduced) / {args.static_train_docs or 'all'} (static); "
-        f"throughput on {len(sample_idx)} fixed corpus texts, best of {args.rounds} interleaved rounds",
+        f"# SciFact: {len(corpus)} of {len(ids)} docs, {len(qids)} test queries; students train on corpus texts only; "
+        f"throughput on {len(sample_idx)} fixed corpus texts, {args.rounds} interleaved rounds",
         flush=True,
     )
 
     rows: list[Row] = []
     precision_rows: list[tuple[str, float, int]] = []
-
     embedders: list[Embedder] = []
 
-    def evaluate(name: str, embedder: Embedder, train_seconds: float | None = None, note: str = "") -> np.ndarray:
+    def evaluate(
+        name: str, embedder: Embedder, reference: int, record: dict[str, Any] | None = None, note: str = ""
+    ) -> np.ndarray:
         vecs = embedder.embed_documents(corpus)
         qvecs = embedder.embed_queries(query_texts)
-        row = Row(name, ndcg_at_10(vecs, qvecs, "float32", doc_ids, qids, qrels), 0.0, train_seconds, note)
+        ndcg = ndcg_at_10(vecs, qvecs, "float32", doc_ids, qids, qrels)
+        row = Row(name, ndcg, 0.0, reference=reference, note=note)
+        if record is not None:
+            row.train_seconds, row.total_seconds = record["train_seconds"], record.get("total_seconds")
         rows.append(row)
         embedders.append(embedder)
-        print(f"[{time.strftime('%H:%M:%S')}] {name}: nDCG@10 {row.ndcg:.4f}", flush=True)
+        print(f"[{time.strftime('%H:%M:%S')}] {name}: nDCG@10 {ndcg:.4f}", flush=True)
         return vecs
 
-    base = teachers[0]
-    teacher = Embedder(base, cache=cache, show_progress=True)
-    teacher_vecs = evaluate(f"{base} (teacher, torch float32)", teacher)
-    # Embedding precision on the same vectors: int8 calibrated on the throughput sample, binary by sign.
-    teacher_q = teacher.embed_queries(query_texts)
-    ranges = calibration_ranges(teacher_vecs[sample_idx])
-    for precision in ("float32", "int8", "binary"):
-        d_vecs, q_vecs = quantize(teacher_vecs, precision, ranges), quantize(teacher_q, precision, ranges)  # type: ignore[arg-type]
-        precision_rows.append(
-            (precision, ndcg_at_10(d_vecs, q_vecs, precision, doc_ids, qids, qrels), int(d_vecs.nbytes))
-        )
-
-    evaluate(f"{base} ONNX int8 (dynamic quantization)", Embedder(base, backend="onnx", cache=cache))
+    def trained(base: str, out: Path, spec: str, texts_: list[str], config: DistillConfig) -> dict[str, Any]:
+        """Train (or with --reuse-students, reuse) a student; returns its record (``lorag_distill.json``)."""
+        record = out / "lorag_distill.json"
+        if not (args.reuse_students and record.is_file()):
+            distill(base, spec, out, texts=texts_, cache=cache, overwrite=True, config=config)
+        return dict(json.loads(record.read_text()))
 
     args.students_dir.mkdir(parents=True, exist_ok=True)
-
-    def trained(out: Path, spec: str, texts_: list[str], config: DistillConfig) -> float:
-        """Train (or with --reuse-students, reuse) a student; returns the training seconds."""
-        record = out / "lorag_distill.json"
-        if args.reuse_students and record.is_file():
-            return float(json.loads(record.read_text())["train_seconds"])
-        t0 = time.perf_counter()
-        distill(base, spec, out, texts=texts_, cache=cache, overwrite=True, config=config)
-        return time.perf_counter() - t0
-
-    layer_dir = args.students_dir / f"{base}-layers{args.layers}"
-    layer_config = DistillConfig(
-        epochs=args.layer_epochs,
-        max_steps=args.layer_max_steps,
-        max_seq_length=args.train_max_seq_length,
-        learning_rate=args.layer_lr,
-    )
-    layer_seconds = trained(layer_dir, f"layers:{args.layers}", train_texts, layer_config)
-    evaluate(f"{base} student layers:{args.layers}", Embedder(str(layer_dir), cache=cache), layer_seconds)
-
-    static_dir = args.students_dir / f"{base}-static"
-    n_static = len(texts) if args.static_train_docs is None else min(args.static_train_docs, len(texts))
-    static_texts = [texts[i] for i in random.Random(3).sample(range(len(texts)), n_static)]
-    static_config = DistillConfig(
-        epochs=args.static_epochs,
-        learning_rate=args.static_lr,
-        batch_size=args.static_batch_size,
-        dimension=args.static_dim,
-    )
-    static_seconds = trained(static_dir, "static", static_texts, static_config)
-    evaluate(f"{base} student static", Embedder(str(static_dir), cache=cache), static_seconds)
-
-    for other in teachers[1:]:
+    for t, base in enumerate(teachers):
         try:
-            resolve_model(other)
+            resolve_model(base)
         except ModelNotAvailableError as err:
-            print(f"  {other}: skipped ({err})", flush=True)
+            print(f"  {base}: skipped ({err})", flush=True)
             continue
-        evaluate(f"{other} (teacher, torch float32)", Embedder(other, cache=cache, show_progress=True))
+        ref = len(rows)
+        teacher = Embedder(base, cache=cache, show_progress=True)
+        teacher_vecs = evaluate(f"{base} (teacher, torch float32)", teacher, ref)
+        if t == 0:
+            # Embedding precision on the same vectors: int8 calibrated on the throughput sample, binary by sign.
+            teacher_q = teacher.embed_queries(query_texts)
+            ranges = calibration_ranges(teacher_vecs[sample_idx])
+            for precision in ("float32", "int8", "binary"):
+                d_vecs, q_vecs = quantize(teacher_vecs, precision, ranges), quantize(teacher_q, precision, ranges)  # type: ignore[arg-type]
+                precision_rows.append(
+                    (precision, ndcg_at_10(d_vecs, q_vecs, precision, doc_ids, qids, qrels), int(d_vecs.nbytes))
+                )
+            evaluate(f"{base} ONNX int8 (dynamic quantization)", Embedder(base, backend="onnx", cache=cache), ref)
+            if is_available("openvino") and is_available("nncf"):
+                calibration = calibration_sample(texts)  # corpus documents, never queries
+                openvino = Embedder(base, backend="openvino", calibration=calibration, cache=cache)
+                evaluate(f"{base} OpenVINO int8 (static, {len(calibration)} corpus texts)", openvino, ref)
+        if base not in distilled:
+            continue
+        doc_sample = [texts[i] for i in random.Random(1).sample(range(len(texts)), min(train_docs[t], len(texts)))]
+        layer_dir = args.students_dir / f"{base}-layers{layers[t]}"
+        layer_config = DistillConfig(
+            epochs=args.layer_epochs,
+            max_steps=args.layer_max_steps,
+            max_seq_length=args.train_max_seq_length,
+            learning_rate=args.layer_lr,
+        )
+        layer_texts = add_sentences(doc_sample, args.train_sentences)
+        record = trained(base, layer_dir, f"layers:{layers[t]}", layer_texts, layer_config)
+        student = Embedder(str(layer_dir), cache=cache)
+        evaluate(f"{base} student layers:{layers[t]}", student, ref, record, f"{len(layer_texts)} texts")
+
+        static_dir = args.students_dir / f"{base}-static"
+        # all documents, or the layer student's documents (whose teacher vectors are cached)
+        static_texts = texts if static_docs[t] is None else doc_sample[: static_docs[t]]
+        static_config = DistillConfig(
+            epochs=args.static_epochs,
+            learning_rate=args.static_lr,
+            batch_size=args.static_batch_size,
+            dimension=args.static_dim,
+        )
+        record = trained(base, static_dir, "static", static_texts, static_config)
+        student = Embedder(str(static_dir), cache=cache)
+        evaluate(f"{base} student static", student, ref, record, f"{len(static_texts)} texts")
 
     sample = [corpus[i] for i in sample_idx]
     for embedder in embedders:  # a whole untimed pass: torch (oneDNN) builds kernels per new input shape
@@ -243,22 +280,26 @@ def main() -> None:
         for row, rate in zip(rows, per_round[-1], strict=True):
             row.throughput = max(row.throughput, rate)
             print(f"[{time.strftime('%H:%M:%S')}] round {round_ + 1}: {row.name} {rate:.1f} texts/s", flush=True)
-    for i, row in enumerate(rows):  # paired: each round's rate over the reference's rate in the same round
-        row.speedup = statistics.median(rates[i] / rates[0] for rates in per_round)
+    for i, row in enumerate(rows):  # paired: each round's rate over its teacher's rate in the same round
+        row.speedup = statistics.median(rates[i] / rates[row.reference] for rates in per_round)
 
-    ref = rows[0]
     print()
     print(
         f"Dense retrieval on BEIR SciFact test ({len(qids)} queries, {len(corpus)} docs), "
-        f"{platform.machine()}, torch CPU. Speedup and retention relative to {ref.name}."
+        f"{platform.machine()}, torch CPU. Speedup and retention relative to each row's teacher (torch float32)."
     )
     print()
-    print(f"| model | nDCG@10 | retention | texts/s (best of {args.rounds}) | speedup (median per round) | training |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        f"| model | nDCG@10 | retention | texts/s (best of {args.rounds}) | speedup (median per round) | training | "
+        "whole distill run | trained on |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for r in rows:
-        train = f"{r.train_seconds / 60:.1f} min" if r.train_seconds is not None else "-"
+        train, total = (f"{s / 60:.1f} min" if s is not None else "-" for s in (r.train_seconds, r.total_seconds))
+        retention = r.ndcg / rows[r.reference].ndcg
         print(
-            f"| {r.name} | {r.ndcg:.4f} | {r.ndcg / ref.ndcg:.1%} | {r.throughput:.1f} | {r.speedup:.2f}x | {train} |"
+            f"| {r.name} | {r.ndcg:.4f} | {retention:.1%} | {r.throughput:.1f} | {r.speedup:.2f}x | {train} | "
+            f"{total} | {r.note or '-'} |"
         )
     print()
     print(

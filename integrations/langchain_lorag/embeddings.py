@@ -41,9 +41,10 @@ class LoragEmbeddings(BaseModel, Embeddings):
     precision: Precision = "float32"
     """int8 codes (need ``calibration_texts``) or binary signs as +1/-1 floats; see ``lorag.embedding.as_floats``."""
     calibration_texts: list[str] | None = None
-    """Texts fixing the int8 scale (a sample of the corpus)."""
+    """Texts fixing the int8 scales (a sample of the corpus): of ``precision="int8"`` and ``backend="openvino"``."""
     backend: Backend = "torch"
-    """``onnx``: int8 ONNX Runtime encoder; ``onnx-fp32``: torch's vectors, lower latency (``lorag[onnx]``)."""
+    """``onnx``: int8 ONNX Runtime encoder; ``onnx-fp32``: torch's vectors, lower latency (``lorag[onnx]``);
+    ``openvino``: int8 calibrated on ``calibration_texts``, fastest on CPU (``lorag[openvino]``)."""
     cache_path: str | None = None
     """SQLite embedding cache file; texts embedded before with the same settings are not embedded again."""
     trust_remote_code: bool = False

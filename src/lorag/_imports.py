@@ -23,6 +23,8 @@ EXTRA_FOR_MODULE: dict[str, str] = {
     "pytrec_eval": "eval",
     "onnx": "onnx",
     "onnxruntime": "onnx",
+    "openvino": "openvino",
+    "nncf": "openvino",
     "numba": "fast",
     "langchain_core": "langchain",
     "llama_index.core": "llamaindex",

@@ -37,3 +37,4 @@ def test_save_and_reload_give_identical_embeddings(
     assert after.shape == (7, expected_dim)
     record = json.loads((out / "lorag_distill.json").read_text())
     assert record["steps"] == 3 and record["config"]["batch_size"] == 8
+    assert record["total_seconds"] >= record["teacher_seconds"] + record["train_seconds"] > 0

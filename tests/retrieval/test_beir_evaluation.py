@@ -113,3 +113,18 @@ def test_eval_cli_onnx_fp32_backend_scores_like_torch(
     for key in ("ndcg@10", "recall@100", "mrr@10"):
         assert payloads["onnx-fp32"][key] == pytest.approx(payloads["torch"][key])
     assert list((tmp_path / "home" / "onnx").rglob("model.onnx"))
+
+
+def test_eval_cli_openvino_backend_calibrates_on_the_corpus(
+    tmp_path: Path, tiny_st_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    monkeypatch.setenv("LORAG_HOME", str(tmp_path / "home"))
+    root = make_beir(tmp_path / "beir", gz=False, crlf=False)
+    args = ["eval", "--data", str(root), "--retriever", "dense", "--embedder", str(tiny_st_dir), "--json"]
+    result = CliRunner().invoke(app, [*args, "--backend", "openvino"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    assert 0.0 <= payload["ndcg@10"] <= 1.0
+    assert len(list((tmp_path / "home" / "openvino").rglob("model.xml"))) == 1

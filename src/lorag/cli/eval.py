@@ -33,6 +33,7 @@ class BackendKind(str, Enum):
     torch = "torch"
     onnx = "onnx"
     onnx_fp32 = "onnx-fp32"
+    openvino = "openvino"
 
 
 @app.command("eval")
@@ -46,7 +47,12 @@ def eval_command(
         str, typer.Option("--embedder", help="Embedding model reference (dense and hybrid).")
     ] = "minilm",
     backend: Annotated[
-        BackendKind, typer.Option("--backend", help="Embedder runtime: torch, onnx (int8 weights) or onnx-fp32.")
+        BackendKind,
+        typer.Option(
+            "--backend",
+            help="Embedder runtime: torch, onnx (int8 weights), onnx-fp32 or openvino (int8 calibrated on a corpus "
+            "sample).",
+        ),
     ] = BackendKind.torch,
     split: Annotated[str, typer.Option("--split", help="Qrels split: qrels/<split>.tsv.")] = "test",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with the metrics.")] = False,
@@ -66,7 +72,7 @@ def eval_command(
     bm25 = BM25Index.from_texts(texts, ids=ids) if retriever != RetrieverKind.dense else None
     dense = None
     if retriever != RetrieverKind.bm25:
-        from lorag.embedding import Embedder, EmbeddingCache
+        from lorag.embedding import Embedder, EmbeddingCache, calibration_sample
         from lorag.models import lorag_home
         from lorag.retrieval import DenseIndex
 
@@ -75,6 +81,7 @@ def eval_command(
             cache=EmbeddingCache(lorag_home() / "embeddings.sqlite"),
             show_progress=True,
             backend=backend.value,  # type: ignore[arg-type]  # the enum's values are the Backend literals
+            calibration=calibration_sample(texts) if backend == BackendKind.openvino else None,
         )
         vectors = embedder.embed_documents(texts)  # cached: an unchanged corpus is embedded once
         embedder.cache = None  # queries are embedded fresh, so the latency includes embedding them

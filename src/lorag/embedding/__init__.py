@@ -3,6 +3,7 @@
 from lorag.embedding.cache import EmbeddingCache
 from lorag.embedding.encoder import Embedder
 from lorag.embedding.faiss_index import add_to_faiss_index, build_faiss_index, faiss_input, search_faiss_index
+from lorag.embedding.openvino_backend import calibration_sample
 from lorag.embedding.quantization import PRECISIONS, quantize
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "EmbeddingCache",
     "add_to_faiss_index",
     "build_faiss_index",
+    "calibration_sample",
     "faiss_input",
     "quantize",
     "search_faiss_index",

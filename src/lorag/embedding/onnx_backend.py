@@ -32,7 +32,7 @@ from lorag.models import lorag_home
 
 logger = logging.getLogger(__name__)
 
-Backend = Literal["torch", "onnx", "onnx-fp32"]
+Backend = Literal["torch", "onnx", "onnx-fp32", "openvino"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: Bumped when the export changes, so files exported by an older lorag are not reused.
@@ -109,20 +109,18 @@ def onnx_model_path(model: Any, fingerprint: str, *, quantize: bool = True) -> P
     return target
 
 
-class OnnxEncoder:
-    """Runs the exported encoder in ONNX Runtime and the model's remaining modules (pooling, Dense) in torch."""
+class ExportedEncoder:
+    """Runs an exported encoder (``_run``) and the model's remaining modules (pooling, Dense) in torch."""
 
-    def __init__(self, model: Any, onnx_path: Path) -> None:
-        ort = require("onnxruntime", purpose="the ONNX backend")
-        torch = require("torch", purpose="the ONNX backend")
+    def __init__(self, model: Any) -> None:
         self.model = model
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()  # one thread budget, set once with torch's
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        self.input_names = {i.name for i in self.session.get_inputs()}
+
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """Token embeddings ``(batch, sequence, hidden)`` for the tokenizer's output."""
+        raise NotImplementedError
 
     def encode(self, texts: list[str], *, batch_size: int, normalize: bool, show_progress: bool) -> np.ndarray:
-        torch = require("torch", purpose="the ONNX backend")
+        torch = require("torch", purpose="exported encoders")
         from tqdm.auto import tqdm
 
         order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths together: less padding
@@ -132,8 +130,7 @@ class OnnxEncoder:
         for start in tqdm(starts, desc="Batches", disable=not show_progress):
             idx = order[start : start + batch_size]
             features = self.model.preprocess([texts[i] for i in idx])
-            feed = {k: v.numpy() for k, v in features.items() if k in self.input_names}
-            tokens = self.session.run(None, feed)[0]
+            tokens = self._run({k: v.numpy() for k, v in features.items() if k in _INPUTS})
             features["token_embeddings"] = torch.from_numpy(tokens)
             with torch.no_grad():
                 for module in tail:
@@ -144,3 +141,20 @@ class OnnxEncoder:
             for row, i in zip(emb.numpy(), idx, strict=True):
                 out[i] = row
         return np.stack(out).astype(np.float32, copy=False)
+
+
+class OnnxEncoder(ExportedEncoder):
+    """The exported encoder in ONNX Runtime."""
+
+    def __init__(self, model: Any, onnx_path: Path) -> None:
+        super().__init__(model)
+        ort = require("onnxruntime", purpose="the ONNX backend")
+        torch = require("torch", purpose="the ONNX backend")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()  # one thread budget, set once with torch's
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        self.input_names = {i.name for i in self.session.get_inputs()}
+
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        result: np.ndarray = self.session.run(None, {k: v for k, v in feed.items() if k in self.input_names})[0]
+        return result

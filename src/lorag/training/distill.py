@@ -101,8 +101,9 @@ class DistillResult:
     output_dir: Path
     student: str
     steps: int
-    teacher_seconds: float
-    train_seconds: float
+    teacher_seconds: float  # the teacher's targets for the training texts (cached ones cost nothing)
+    train_seconds: float  # the optimisation steps
+    total_seconds: float  # the whole run: teacher targets, building the student, training, saving
     train_loss: float
     eval_losses: list[tuple[int, float]] = field(default_factory=list)
     model: Any = field(default=None, repr=False)
@@ -267,6 +268,7 @@ def distill(
         steps=int(trainer.state.global_step),
         teacher_seconds=teacher_seconds,
         train_seconds=train_seconds,
+        total_seconds=time.perf_counter() - started,
         train_loss=float(output.training_loss),
         eval_losses=eval_losses,
         model=model,
@@ -279,7 +281,9 @@ def distill(
         "examples": len(rows),
         "config": asdict(cfg),
         "steps": result.steps,
+        "teacher_seconds": round(teacher_seconds, 2),
         "train_seconds": round(train_seconds, 2),
+        "total_seconds": round(result.total_seconds, 2),
         "train_loss": result.train_loss,
         "eval_losses": eval_losses,
     }

@@ -37,9 +37,13 @@ class LoragEmbedding(BaseEmbedding):
     precision: Precision = Field(
         default="float32", description="int8 codes (need calibration_texts) or binary signs as +1/-1 floats."
     )
-    calibration_texts: list[str] | None = Field(default=None, description="Texts fixing the int8 scale.")
+    calibration_texts: list[str] | None = Field(
+        default=None, description="Corpus sample fixing the int8 scales (precision int8, backend openvino)."
+    )
     backend: Backend = Field(
-        default="torch", description="onnx: int8 ONNX Runtime encoder; onnx-fp32: torch's vectors, lower latency."
+        default="torch",
+        description="onnx: int8 ONNX Runtime encoder; onnx-fp32: torch's vectors, lower latency; "
+        "openvino: int8 calibrated on calibration_texts, fastest on CPU.",
     )
     cache_path: str | None = Field(default=None, description="SQLite embedding cache file.")
     trust_remote_code: bool = Field(default=False, description="Allow code shipped with hub models to run.")
