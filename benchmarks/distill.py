@@ -238,11 +238,11 @@ def main() -> None:
                 precision_rows.append(
                     (precision, ndcg_at_10(d_vecs, q_vecs, precision, doc_ids, qids, qrels), int(d_vecs.nbytes))
                 )
-            evaluate(f"{base} ONNX int8 (dynamic quantization)", Embedder(base, backend="onnx", cache=cache), ref)
-            if is_available("openvino") and is_available("nncf"):
-                calibration = calibration_sample(texts)  # corpus documents, never queries
-                openvino = Embedder(base, backend="openvino", calibration=calibration, cache=cache)
-                evaluate(f"{base} OpenVINO int8 (static, {len(calibration)} corpus texts)", openvino, ref)
+        evaluate(f"{base} ONNX int8 (dynamic quantization)", Embedder(base, backend="onnx", cache=cache), ref)
+        if is_available("openvino") and is_available("nncf"):
+            calibration = calibration_sample(texts)  # corpus documents, never queries
+            openvino = Embedder(base, backend="openvino", calibration=calibration, cache=cache)
+            evaluate(f"{base} OpenVINO int8 (static, {len(calibration)} corpus texts)", openvino, ref)
         if base not in distilled:
             continue
         doc_sample = [texts[i] for i in random.Random(1).sample(range(len(texts)), min(train_docs[t], len(texts)))]
