@@ -71,3 +71,20 @@ def test_calibration_sample_is_reproducible_and_capped() -> None:
     assert sample == calibration_sample(corpus) and len(sample) == CALIBRATION_SIZE
     assert sample == sorted(sample, key=corpus.index)  # corpus order
     assert calibration_sample(corpus[:5]) == corpus[:5]
+
+
+def test_nncf_sends_no_telemetry_unless_the_user_opted_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    telemetry = pytest.importorskip("openvino_telemetry")
+    import nncf  # noqa: F401  # configures the telemetry instance
+
+    instance = telemetry.Telemetry()
+    monkeypatch.setattr(instance, "consent", True)  # as NNCF sets it when no consent file exists
+    monkeypatch.setenv("HOME", str(tmp_path))  # no consent file here
+    openvino_backend.keep_telemetry_off()
+    assert instance.consent is False
+
+    (tmp_path / "intel").mkdir()
+    (tmp_path / "intel" / "openvino_telemetry").write_text("1")  # `opt_in_out --opt_in`
+    monkeypatch.setattr(instance, "consent", True)
+    openvino_backend.keep_telemetry_off()
+    assert instance.consent is True

@@ -13,6 +13,7 @@ The quantized model depends on the calibration texts, so it is stored under thei
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -58,10 +59,29 @@ def openvino_model_dir(model: Any, fingerprint: str, calibration_texts: Sequence
     return target
 
 
+def keep_telemetry_off() -> None:
+    """Send no usage events through NNCF unless the user opted in to OpenVINO telemetry.
+
+    NNCF reports its calls to Google Analytics unless its user opted out (openvino-telemetry's consent file,
+    ``opt_in_out --opt_out``). lorag runs NNCF on its users' behalf, so it sends nothing unless they opted in
+    (``opt_in_out --opt_in``).
+    """
+    try:
+        from openvino_telemetry import Telemetry
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:  # NNCF sends nothing without it
+        return
+    if OptInChecker().check(enable_opt_in_dialog=False) == ConsentCheckResult.ACCEPTED:
+        return
+    with contextlib.suppress(RuntimeError):  # raised when no instance is configured: nothing to send through
+        Telemetry().consent = False  # the instance NNCF configured at import
+
+
 def _quantize(model: Any, onnx_path: Path, texts: list[str], target: Path) -> None:
     ov = require("openvino", purpose="the OpenVINO backend")
     nncf = require("nncf", purpose="the OpenVINO backend")
     nncf.set_log_level(logging.ERROR)
+    keep_telemetry_off()
     float_model = ov.Core().read_model(str(onnx_path))
     names = {port.get_any_name() for port in float_model.inputs}
     # one text per sample: calibration sees each text's own length, no padding
