@@ -173,3 +173,24 @@ def test_loop_start() -> None:
     text = "intro text here\nsame line again\n  same line again\n"
     assert loop_start(text) == text.index("  same")
     assert loop_start("}\n}\n}\n") is None  # short lines repeat legitimately
+
+
+def test_cli_index_backend_is_recorded_and_checked(
+    docs: Path, tmp_path: Path, tiny_st_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    from typer.testing import CliRunner
+
+    from lorag.cli import app
+
+    monkeypatch.setenv("LORAG_HOME", str(tmp_path / "home"))
+    args = ["index", "--docs", str(docs), "--index-dir", str(tmp_path / "idx"), "--embedder", str(tiny_st_dir)]
+    built = CliRunner().invoke(app, [*args, "--backend", "onnx"])
+    assert built.exit_code == 0, built.output
+    assert list((tmp_path / "home" / "onnx").rglob("model_qint8.onnx"))
+    again = CliRunner().invoke(app, [*args, "--backend", "onnx"])
+    assert again.exit_code == 0 and "0 chunks embedded" in again.stderr
+    other = CliRunner().invoke(app, args)  # torch vectors would not match the index's int8-encoder vectors
+    assert other.exit_code == 2 and "backend: saved 'onnx', given 'torch'" in other.stderr
+    unknown = CliRunner().invoke(app, [*args, "--backend", "openvino"])
+    assert unknown.exit_code == 2 and "openvino" in unknown.output

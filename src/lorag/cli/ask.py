@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -12,6 +13,17 @@ import typer
 from lorag.cli import app
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+class IndexBackend(str, Enum):
+    """Embedder runtimes for ``lorag index`` / ``ask`` (``openvino`` needs a calibration sample: Python API)."""
+
+    torch = "torch"
+    onnx = "onnx"
+    onnx_fp32 = "onnx-fp32"
+
+
+BACKEND_HELP = "Embedder runtime: torch, onnx (int8, about 2x faster indexing) or onnx-fp32; ask with the index's."
 
 
 def default_index_dir(docs: Path) -> Path:
@@ -26,14 +38,16 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _open_index(docs: Path | None, index_dir: Path | None, embedder: str, quiet: bool = False):  # type: ignore[no-untyped-def]
+def _open_index(  # type: ignore[no-untyped-def]
+    docs: Path | None, index_dir: Path | None, embedder: str, backend: IndexBackend, quiet: bool = False
+):
     from lorag.rag.index import DocumentIndex
 
     if docs is None and index_dir is None:
         raise _fail("give --docs DIR (and optionally --index-dir), or --index-dir of an existing index")
     target = index_dir or default_index_dir(docs)  # type: ignore[arg-type]
     try:
-        index = DocumentIndex(target, embedder=embedder)
+        index = DocumentIndex(target, embedder=embedder, backend=backend.value)  # type: ignore[arg-type]
         if docs is not None:
             report = index.sync(docs)
             if not quiet:  # skipped files were already logged by the loader
@@ -55,9 +69,10 @@ def index_command(
     docs: Path = typer.Option(..., "--docs", help="Folder of .md, .txt and .pdf files."),
     index_dir: Path | None = typer.Option(None, "--index-dir", help="Where the index lives (default .lorag/...)."),
     embedder: str = typer.Option("minilm", "--embedder", help="Embedding model reference."),
+    backend: IndexBackend = typer.Option(IndexBackend.torch, "--backend", help=BACKEND_HELP),
 ) -> None:
     """Build or update the hybrid index of a folder; unchanged files are not re-embedded."""
-    _open_index(docs, index_dir, embedder)
+    _open_index(docs, index_dir, embedder, backend)
 
 
 @app.command("ask")
@@ -69,6 +84,7 @@ def ask_command(
     quantization: str = typer.Option("nf4", "--quantization", help="nf4, fp4, int8 or none."),
     adapter: Path | None = typer.Option(None, "--adapter", help="A LoRA adapter directory to answer with."),
     embedder: str = typer.Option("minilm", "--embedder", help="Embedding model reference."),
+    backend: IndexBackend = typer.Option(IndexBackend.torch, "--backend", help=BACKEND_HELP),
     k: int = typer.Option(3, "--k", min=1, help="Passages retrieved."),
     max_tokens: int = typer.Option(160, "--max-tokens", min=1, help="Longest answer, in tokens."),
     min_relevance: float = typer.Option(
@@ -85,7 +101,7 @@ def ask_command(
     from lorag.llm import LoragEngine
     from lorag.rag.pipeline import Answer, RagPipeline
 
-    index = _open_index(docs, index_dir, embedder, quiet=as_json)
+    index = _open_index(docs, index_dir, embedder, backend, quiet=as_json)
     adapters = {}
     if adapter is not None:
         if not adapter.is_dir():

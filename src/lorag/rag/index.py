@@ -17,6 +17,7 @@ from typing import Any
 
 from lorag.chunking import Splitter, make_splitter
 from lorag.embedding import Embedder, EmbeddingCache
+from lorag.embedding.onnx_backend import Backend
 from lorag.rag.loaders import LoadReport, SourceDocument, load_folder
 from lorag.retrieval import HybridHit, HybridRetriever, persistence
 
@@ -72,6 +73,8 @@ class DocumentIndex:
     Args:
         index_dir: where the index lives; created on first sync, reused afterwards.
         embedder: a model reference (``"minilm"``) or an ``Embedder``; it must match the one the index was built with.
+        backend: the runtime of an embedder given by reference (``torch``, ``onnx``, ``onnx-fp32``; see ``Embedder``).
+            ``openvino`` needs calibration texts: pass an ``Embedder`` for it.
         splitters: splitters by document kind (``"markdown"``, ``"text"``); defaults to ``default_splitters``.
         show_progress: progress bars while embedding.
     """
@@ -81,6 +84,7 @@ class DocumentIndex:
         index_dir: str | Path,
         *,
         embedder: str | Embedder = "minilm",
+        backend: Backend = "torch",
         splitters: dict[str, Splitter] | None = None,
         show_progress: bool = True,
     ) -> None:
@@ -91,7 +95,7 @@ class DocumentIndex:
         if isinstance(embedder, str):
             self.index_dir.mkdir(parents=True, exist_ok=True)
             self._cache = EmbeddingCache(self.index_dir / CACHE_FILE)
-            embedder = Embedder(embedder, cache=self._cache, show_progress=show_progress, device="cpu")
+            embedder = Embedder(embedder, cache=self._cache, show_progress=show_progress, device="cpu", backend=backend)
         self.embedder = embedder
         self.splitters = splitters or default_splitters(embedder)
         self.files: dict[str, dict[str, Any]] = {}
