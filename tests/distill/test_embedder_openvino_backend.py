@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,13 @@ def test_nncf_sends_no_telemetry_unless_the_user_opted_in(tmp_path: Path, monkey
     monkeypatch.setattr(instance, "consent", True)
     openvino_backend.keep_telemetry_off()
     assert instance.consent is True
+
+
+def test_concurrent_calls_each_get_their_own_vectors(teacher_dir: Path) -> None:
+    ov = Embedder(str(teacher_dir), backend="openvino", calibration=SAMPLE, batch_size=2)
+    groups = [[f"thread {g} text {i} " + "word " * (g * 3 + i) for i in range(6)] for g in range(4)]
+    alone = [ov.embed_documents(texts) for texts in groups]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(ov.embed_documents, groups * 3))
+    for i, vectors in enumerate(together):
+        np.testing.assert_array_equal(vectors, alone[i % 4])

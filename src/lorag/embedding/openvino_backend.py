@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,11 @@ class OpenVinoEncoder(ExportedEncoder):
             config["INFERENCE_PRECISION_HINT"] = "bf16"
         self.compiled = core.compile_model(str(model_dir / "model.xml"), "CPU", config)
         self.input_names = {port.get_any_name() for port in self.compiled.inputs}
+        self._requests = threading.local()  # one infer request per thread: a request is not safe to share
 
     def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        result = self.compiled({k: v for k, v in feed.items() if k in self.input_names})
-        return np.asarray(result[self.compiled.output(0)])
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.compiled.create_infer_request()
+        result = request.infer({k: v for k, v in feed.items() if k in self.input_names})
+        return np.array(result[self.compiled.output(0)])  # a copy: the request reuses its output buffer
