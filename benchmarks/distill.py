@@ -303,7 +303,7 @@ def main() -> None:
         )
     print()
     print(
-        f"Embedding precision ({base} vectors above; int8 calibrated on the {len(sample_idx)}-text sample; "
+        f"Embedding precision ({teachers[0]} vectors above; int8 calibrated on the {len(sample_idx)}-text sample; "
         "FAISS index from lorag.embedding.build_faiss_index):"
     )
     print()
