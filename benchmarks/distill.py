@@ -141,7 +141,7 @@ def main() -> None:
     p.add_argument(
         "--train-sentences", type=int, default=0, help="sentences per training text added (lorag distill --sentences)"
     )
-    p.add_argument("--layer-epochs", type=float, default=1.0)
+    p.add_argument("--layer-epochs", default="1", help="epochs of the layer-reduced student (one, or one per teacher)")
     p.add_argument("--layer-max-steps", type=int, default=-1)
     p.add_argument("--layer-lr", type=float, default=2e-4)
     p.add_argument("--static-epochs", type=float, default=5.0)
@@ -185,6 +185,7 @@ def main() -> None:
     distilled = set(args.distill.split(",")) if args.distill else set(teachers[:1])
     layers = [int(v) for v in per_teacher(args.layers, teachers, "--layers")]
     train_docs = [int(v) for v in per_teacher(args.train_docs, teachers, "--train-docs")]
+    layer_epochs = [float(v) for v in per_teacher(args.layer_epochs, teachers, "--layer-epochs")]
     static_docs = [
         None if v == "all" else int(v) for v in per_teacher(args.static_train_docs, teachers, "--static-train-docs")
     ]
@@ -248,7 +249,7 @@ def main() -> None:
         doc_sample = [texts[i] for i in random.Random(1).sample(range(len(texts)), min(train_docs[t], len(texts)))]
         layer_dir = args.students_dir / f"{base}-layers{layers[t]}"
         layer_config = DistillConfig(
-            epochs=args.layer_epochs,
+            epochs=layer_epochs[t],
             max_steps=args.layer_max_steps,
             max_seq_length=args.train_max_seq_length,
             learning_rate=args.layer_lr,
