@@ -6,7 +6,7 @@ ONNX export (``onnx_backend``), then OpenVINO's CPU runtime. Unlike the dynamic 
 activation scales are fixed once from calibration texts (a sample of the user's corpus), so no batch pays for
 measuring and re-scaling its activations. On this project's 2-core CPU (SciFact, 256-token documents;
 ``benchmarks/results/distill.md``) all-MiniLM-L6-v2 encodes 2.9x as many texts per second as in torch and
-all-mpnet-base-v2 4.5x, with nDCG@10 unchanged, against 1.8x and 3.0x for the dynamic int8 of ``backend="onnx"``.
+all-mpnet-base-v2 4.5-4.8x, nDCG@10 unchanged, against about 2x and 3x for the dynamic int8 of ``backend="onnx"``.
 
 The quantized model depends on the calibration texts, so it is stored under their digest
 (``$LORAG_HOME/openvino/<fingerprint>/export-v<N>/<digest>/``) and built once per model and sample.
