@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -99,3 +100,12 @@ def test_concurrent_calls_each_get_their_own_vectors(teacher_dir: Path) -> None:
         together = list(pool.map(ov.embed_documents, groups * 3))
     for i, vectors in enumerate(together):
         np.testing.assert_array_equal(vectors, alone[i % 4])
+
+
+def test_missing_nncf_fails_before_any_export(
+    teacher_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "nncf", None)  # import nncf now raises ImportError
+    with pytest.raises(ImportError, match=r"lorag\[openvino\]"):
+        Embedder(str(teacher_dir), backend="openvino", calibration=SAMPLE)
+    assert not (tmp_path / "home").exists()  # no ONNX export, no partial model

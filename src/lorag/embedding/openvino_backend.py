@@ -54,8 +54,10 @@ def openvino_model_dir(model: Any, fingerprint: str, calibration_texts: Sequence
     texts = [str(t) for t in calibration_texts]
     if not texts or not any(t.strip() for t in texts):
         raise ValueError("backend='openvino' needs calibration texts (a sample of your corpus, e.g. 100-300 texts)")
+    require("openvino", purpose="the OpenVINO backend")  # before any export: a missing extra fails at once
     target = lorag_home() / "openvino" / fingerprint / f"export-v{EXPORT_VERSION}" / calibration_digest(texts)
     if not (target / "model.xml").is_file():
+        require("nncf", purpose="quantizing for the OpenVINO backend")
         logger.info("lorag: quantizing %s with OpenVINO/NNCF on %d texts (once)", fingerprint, len(texts))
         _quantize(model, onnx_model_path(model, fingerprint, quantize=False), texts, target)
     return target
