@@ -183,6 +183,8 @@ def main() -> None:
     cache = None if args.no_cache else EmbeddingCache(lorag_home() / "embeddings.sqlite")
     teachers = [t.strip() for t in args.teachers.split(",") if t.strip()]
     distilled = set(args.distill.split(",")) if args.distill else set(teachers[:1])
+    if distilled - set(teachers):
+        raise SystemExit(f"--distill names teachers not in --teachers: {', '.join(sorted(distilled - set(teachers)))}")
     layers = [int(v) for v in per_teacher(args.layers, teachers, "--layers")]
     train_docs = [int(v) for v in per_teacher(args.train_docs, teachers, "--train-docs")]
     layer_epochs = [float(v) for v in per_teacher(args.layer_epochs, teachers, "--layer-epochs")]
