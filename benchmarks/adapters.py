@@ -1,9 +1,9 @@
 """Adapters on one quantized base: memory, switch latency, cold load, tokens/s, and batched vs naive serving.
 
-One run on ``smollm2-135m-instruct`` (CPU by default) prints one markdown table, and writes it with the date,
-machine and exact command to ``--out``. The naive baseline is what a framework integration without adapter support
-would do: one lock around the model, ``set_adapter`` and ``generate`` per request. Adapters are random LoRA weights
-saved with peft (rank 16 on every linear layer), which is all the timing needs.
+One run on ``smollm2-135m-instruct`` (CPU by default, ``--device cuda`` on a GPU) prints one markdown table, and
+writes it with the date, machine and exact command to ``--out``. The naive baseline is what a framework integration
+without adapter support would do: one lock around the model, ``set_adapter`` and ``generate`` per request. Adapters
+are random LoRA weights saved with peft (rank 16 on every linear layer), which is all the timing needs.
 
     PYTHONPATH=src:integrations python benchmarks/adapters.py --out benchmarks/results/adapters.md
 """
@@ -58,29 +58,24 @@ def p50_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-def footprints(model: str) -> dict[str, float]:
+# (label, quantization, compute dtype): the quantized bases compute in the device's default (float32 on CPU, bfloat16
+# on CUDA); the unquantized rows are the bf16 and fp32 bases themselves.
+VARIANTS = [("nf4", "nf4", None), ("int8", "int8", None), ("bf16", "none", "bfloat16"), ("fp32", "none", "float32")]
+
+
+def footprints(model: str, device: str) -> dict[str, float]:
     sizes = {}
-    for label, quantization, dtype in [
-        ("nf4", "nf4", "float32"),
-        ("int8", "int8", "float32"),
-        ("bf16", "none", "bfloat16"),
-        ("fp32", "none", "float32"),
-    ]:
-        base = load_base(model, quantization=quantization, compute_dtype=dtype, device="cpu")  # type: ignore[arg-type]
+    for label, quantization, dtype in VARIANTS:
+        base = load_base(model, quantization=quantization, compute_dtype=dtype, device=device)  # type: ignore[arg-type]
         sizes[label] = memory_footprint(base.model).total_bytes / 2**20
         del base
     return sizes
 
 
-def tokens_per_second(model: str, max_tokens: int) -> dict[str, float]:
+def tokens_per_second(model: str, max_tokens: int, device: str) -> dict[str, float]:
     rates = {}
-    for label, quantization, dtype in [
-        ("nf4", "nf4", "float32"),
-        ("int8", "int8", "float32"),
-        ("bf16", "none", "bfloat16"),
-        ("fp32", "none", "float32"),
-    ]:
-        engine = LoragEngine(model, quantization=quantization, compute_dtype=dtype, device="cpu")  # type: ignore[arg-type]
+    for label, quantization, dtype in VARIANTS:
+        engine = LoragEngine(model, quantization=quantization, compute_dtype=dtype, device=device)  # type: ignore[arg-type]
         engine.generate(PROMPTS[0], max_tokens=4)  # warm-up (bnb packs 4-bit weights on the first forward)
         start = time.perf_counter()
         result = engine.generate(PROMPTS[1], max_tokens=max_tokens)
@@ -105,7 +100,7 @@ def switch_latency(engine: LoragEngine, names: list[str], rounds: int) -> tuple[
     return p50_ms(set_samples), p50_ms(select_samples)
 
 
-def cold_load(engine: LoragEngine, name: str, model: str, rounds: int) -> tuple[float, float]:
+def cold_load(engine: LoragEngine, name: str, model: str, rounds: int, device: str) -> tuple[float, float]:
     """Median seconds to load an adapter from disk (read, validate, inject) vs. to load the nf4 base again."""
     adapter_samples = []
     for _ in range(rounds):
@@ -116,7 +111,7 @@ def cold_load(engine: LoragEngine, name: str, model: str, rounds: int) -> tuple[
     base_samples = []
     for _ in range(2):
         start = time.perf_counter()
-        base = load_base(model, quantization="nf4", device="cpu")
+        base = load_base(model, quantization="nf4", device=device)
         base_samples.append(time.perf_counter() - start)
         del base
     return statistics.median(adapter_samples), statistics.median(base_samples)
@@ -132,6 +127,7 @@ def naive_throughput(engine: LoragEngine, names: list[str], max_tokens: int) -> 
     def request(i: int) -> None:
         chat = [{"role": "user", "content": PROMPTS[i]}]
         ids = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        ids = ids.to(peft_model.device)
         with lock, torch.inference_mode():
             peft_model.set_adapter(names[i % len(names)])
             out = peft_model.generate(**ids, max_new_tokens=max_tokens, do_sample=False)
@@ -184,6 +180,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--switch-rounds", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved throughput rounds (best kept)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch default)")
     parser.add_argument("--out", type=Path, default=None, help="write the table (with date, machine, command) here")
     args = parser.parse_args()
@@ -198,14 +195,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         dirs = make_adapters(model_path, Path(tmp), args.adapters, args.rank)
         names = list(dirs)
-        sizes = footprints(args.model)
-        rates = tokens_per_second(args.model, args.max_tokens)
-        engine = LoragEngine(args.model, quantization="nf4", device="cpu", adapters=dirs)
+        sizes = footprints(args.model, args.device)
+        rates = tokens_per_second(args.model, args.max_tokens, args.device)
+        engine = LoragEngine(args.model, quantization="nf4", device=args.device, adapters=dirs)
         for name in names:
             engine.adapters.load(name)
         engine.generate(PROMPTS[0], adapter=names[0], max_tokens=2)  # warm-up
         set_ms, select_ms = switch_latency(engine, names, args.switch_rounds)
-        adapter_s, base_s = cold_load(engine, names[0], args.model, rounds=5)
+        adapter_s, base_s = cold_load(engine, names[0], args.model, rounds=5, device=args.device)
         # The machine is shared: run naive / scheduler / scheduler-without-fillers interleaved, twice, and keep
         # each one's faster round, so a burst of someone else's load does not decide the ratio.
         naive_runs, batched_runs, loose_runs = [], [], []
@@ -251,7 +248,7 @@ def main() -> None:
         command = "PYTHONPATH=src:integrations python " + " ".join(["benchmarks/adapters.py", *sys.argv[1:]])
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(
-            f"# Adapters on one quantized base ({args.model}, CPU)\n\n"
+            f"# Adapters on one quantized base ({args.model}, {args.device})\n\n"
             f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
             f"- machine: {machine()} ({platform.processor() or platform.machine()})\n"
             f"- command: `{command}`\n"

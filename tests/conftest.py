@@ -1,10 +1,18 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tiny_models import build_tiny_causal_lm, build_tiny_sentence_transformer
+
+
+@pytest.fixture(scope="session")
+def llm_device() -> str:
+    """Where the engine and adapter tests run the LLM: ``cpu``, or ``LORAG_TEST_DEVICE`` (``cuda``) on a GPU machine,
+    so the same exactness and isolation checks cover bitsandbytes' CUDA kernels."""
+    return os.environ.get("LORAG_TEST_DEVICE", "cpu")
 
 
 @pytest.fixture(scope="session")

@@ -28,11 +28,13 @@ def test_outputs_match_peft_reference(engine, tiny_llm_dir: Path, adapter_dirs: 
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llm_dir), adapter_dirs["a1"])
+    base_model = engine.base.model
+    plain = AutoModelForCausalLM.from_pretrained(tiny_llm_dir, dtype=base_model.dtype).to(base_model.device)
+    reference = PeftModel.from_pretrained(plain, adapter_dirs["a1"])
     reference.eval()
     tokenizer = engine.tokenizer
     for prompt in PROMPTS:
-        ids = tokenizer(prompt, return_tensors="pt")
+        ids = tokenizer(prompt, return_tensors="pt").to(base_model.device)
         with torch.no_grad():
             out = reference.generate(**ids, max_new_tokens=12, do_sample=False, eos_token_id=None)
         expected = out[0, ids["input_ids"].shape[1] :].tolist()
@@ -40,10 +42,10 @@ def test_outputs_match_peft_reference(engine, tiny_llm_dir: Path, adapter_dirs: 
         assert got == expected[: len(got)] and len(got) >= 1
 
 
-def test_base_rows_are_untouched_by_loaded_adapters(tiny_llm_dir: Path, adapter_dirs) -> None:
+def test_base_rows_are_untouched_by_loaded_adapters(tiny_llm_dir: Path, adapter_dirs, llm_device: str) -> None:
     from lorag.llm import LoragEngine
 
-    plain = LoragEngine(tiny_llm_dir, quantization="none", device="cpu")
+    plain = LoragEngine(tiny_llm_dir, quantization="none", device=llm_device)
     expected = plain.generate(PROMPTS[1], max_tokens=12)
     plain.adapters.register("a2", adapter_dirs["a2"], load=True)
     assert plain.generate(PROMPTS[1], max_tokens=12).token_logprobs == expected.token_logprobs
@@ -54,7 +56,7 @@ def test_base_rows_are_untouched_by_loaded_adapters(tiny_llm_dir: Path, adapter_
 
 
 def test_adapter_added_to_existing_lora_layers_equals_peft_add_adapter(
-    tiny_llm_dir: Path, adapter_dirs: dict[str, Path], tmp_path: Path, monkeypatch
+    tiny_llm_dir: Path, adapter_dirs: dict[str, Path], tmp_path: Path, monkeypatch, llm_device: str
 ) -> None:
     """With a0 resident, a1 (same targets) is added straight to a0's LoRA layers; a3 (attention only) goes through
     peft's add_adapter; a rank-8 copy of a1's targets takes the direct path with its own rank. Each generates exactly
@@ -75,10 +77,10 @@ def test_adapter_added_to_existing_lora_layers_equals_peft_add_adapter(
     dirs = {**adapter_dirs, "r8": make_adapter(tiny_llm_dir, tmp_path / "r8", seed=7, r=8)}
     alone = {}
     for name in ("a1", "a3", "r8"):
-        eng = LoragEngine(tiny_llm_dir, quantization="none", device="cpu", adapters={name: dirs[name]})
+        eng = LoragEngine(tiny_llm_dir, quantization="none", device=llm_device, adapters={name: dirs[name]})
         alone[name] = [eng.generate(p, adapter=name, max_tokens=10).token_logprobs for p in PROMPTS]
         eng.close()
-    shared = LoragEngine(tiny_llm_dir, quantization="none", device="cpu", adapters=dirs)
+    shared = LoragEngine(tiny_llm_dir, quantization="none", device=llm_device, adapters=dirs)
     shared.adapters.load("a0")
     for name in ("a1", "a3", "r8"):
         shared.adapters.load(name)

@@ -11,11 +11,12 @@ from lorag.models import ModelNotAvailableError
 
 
 @pytest.mark.parametrize("quantization", ["nf4", "fp4", "int8"])
-def test_quantized_bases_are_smaller_and_generate(tiny_llm64_dir: Path, quantization: str) -> None:
-    full = load_base(tiny_llm64_dir, quantization="none", device="cpu")
-    quant = load_base(tiny_llm64_dir, quantization=quantization, device="cpu", double_quant=False)
-    assert quant.settings.quantization == quantization and quant.settings.device == "cpu"
-    assert quant.settings.compute_dtype == "float32" and not quant.settings.trust_remote_code
+def test_quantized_bases_are_smaller_and_generate(tiny_llm64_dir: Path, quantization: str, llm_device: str) -> None:
+    full = load_base(tiny_llm64_dir, quantization="none", device=llm_device)
+    quant = load_base(tiny_llm64_dir, quantization=quantization, device=llm_device, double_quant=False)
+    assert quant.settings.quantization == quantization and quant.settings.device == llm_device
+    expected_dtype = "float32" if llm_device == "cpu" else "bfloat16"
+    assert quant.settings.compute_dtype == expected_dtype and not quant.settings.trust_remote_code
     layer = quant.model.model.layers[0].self_attn.q_proj
     expected = {"nf4": "Linear4bit", "fp4": "Linear4bit", "int8": "Linear8bitLt"}[quantization]
     assert type(layer).__name__ == expected
@@ -27,8 +28,8 @@ def test_quantized_bases_are_smaller_and_generate(tiny_llm64_dir: Path, quantiza
     engine.close()
 
 
-def test_nf4_is_four_bits_per_quantized_weight(tiny_llm64_dir: Path) -> None:
-    base = load_base(tiny_llm64_dir, quantization="nf4", device="cpu", double_quant=False)
+def test_nf4_is_four_bits_per_quantized_weight(tiny_llm64_dir: Path, llm_device: str) -> None:
+    base = load_base(tiny_llm64_dir, quantization="nf4", device=llm_device, double_quant=False)
     packed = sum(
         m.weight.numel() for m in base.model.modules() if type(m).__name__ == "Linear4bit"
     )  # bytes: two weights per byte

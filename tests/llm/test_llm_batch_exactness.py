@@ -97,10 +97,10 @@ def test_requests_join_a_running_batch(engine) -> None:
 
 
 @pytest.mark.parametrize("quantization", ["nf4"])
-def test_mixed_batch_exact_on_4bit_base(tiny_llm64_dir, adapter64_dirs, quantization: str) -> None:
+def test_mixed_batch_exact_on_4bit_base(tiny_llm64_dir, adapter64_dirs, quantization: str, llm_device: str) -> None:
     from lorag.llm import LoragEngine
 
-    engine = LoragEngine(tiny_llm64_dir, quantization=quantization, device="cpu", adapters=adapter64_dirs)
+    engine = LoragEngine(tiny_llm64_dir, quantization=quantization, device=llm_device, adapters=adapter64_dirs)
     requests = [(PROMPTS[i], ["b0", "b1", None][i % 3]) for i in range(6)]
     alone = solo_runs(engine, requests, max_tokens=8)
     handles = {key: engine.submit(key[0], adapter=key[1], max_tokens=8) for key in requests}
@@ -109,11 +109,11 @@ def test_mixed_batch_exact_on_4bit_base(tiny_llm64_dir, adapter64_dirs, quantiza
     engine.close()
 
 
-def test_4bit_base_outputs_survive_adapter_loads(tiny_llm64_dir, adapter64_dirs) -> None:
+def test_4bit_base_outputs_survive_adapter_loads(tiny_llm64_dir, adapter64_dirs, llm_device: str) -> None:
     """bitsandbytes repacks CPU 4-bit weights lossily when state_dict() is called; loading adapters must not."""
     from lorag.llm import LoragEngine
 
-    engine = LoragEngine(tiny_llm64_dir, quantization="nf4", device="cpu", adapters=adapter64_dirs)
+    engine = LoragEngine(tiny_llm64_dir, quantization="nf4", device=llm_device, adapters=adapter64_dirs)
     base = engine.generate(PROMPTS[0], max_tokens=6).token_logprobs
     b0 = engine.generate(PROMPTS[0], adapter="b0", max_tokens=6).token_logprobs
     engine.adapters.load("b1")

@@ -11,8 +11,8 @@ from lorag.llm import AdapterBusyError, AdapterError, LoragEngine
 
 
 @pytest.fixture()
-def small(tiny_llm_dir: Path, adapter_dirs) -> LoragEngine:
-    engine = LoragEngine(tiny_llm_dir, quantization="none", device="cpu", max_resident_adapters=2)
+def small(tiny_llm_dir: Path, adapter_dirs, llm_device: str) -> LoragEngine:
+    engine = LoragEngine(tiny_llm_dir, quantization="none", device=llm_device, max_resident_adapters=2)
     for name, path in adapter_dirs.items():
         engine.adapters.register(name, path)
     yield engine
@@ -90,8 +90,8 @@ def test_failed_reload_keeps_the_old_adapter(small: LoragEngine, adapter_dirs, t
     assert again.token_logprobs == good.token_logprobs and again.adapter_version == good.adapter_version
 
 
-def test_weighted_composition_is_a_named_virtual_adapter(tiny_llm_dir: Path, adapter_dirs) -> None:
-    engine = LoragEngine(tiny_llm_dir, quantization="none", device="cpu", adapters=adapter_dirs)
+def test_weighted_composition_is_a_named_virtual_adapter(tiny_llm_dir: Path, adapter_dirs, llm_device: str) -> None:
+    engine = LoragEngine(tiny_llm_dir, quantization="none", device=llm_device, adapters=adapter_dirs)
     reg = engine.adapters
     info = reg.compose("mix", {"a0": 0.5, "a1": 0.5})
     assert info.recipe == {"a0": 0.5, "a1": 0.5} and info.resident

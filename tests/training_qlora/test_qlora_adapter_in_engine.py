@@ -23,8 +23,8 @@ def trained(tiny_llm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return folder / "adapter"
 
 
-def test_engine_serves_the_trained_adapter(tiny_llm_dir: Path, trained: Path) -> None:
-    engine = LoragEngine(str(tiny_llm_dir), quantization="none", device="cpu", on_base_mismatch="error")
+def test_engine_serves_the_trained_adapter(tiny_llm_dir: Path, trained: Path, llm_device: str) -> None:
+    engine = LoragEngine(str(tiny_llm_dir), quantization="none", device=llm_device, on_base_mismatch="error")
     try:
         engine.register_adapter("echo", trained)
         messages = [{"role": "user", "content": "word fox"}]
