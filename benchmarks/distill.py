@@ -116,6 +116,12 @@ def throughput(embedder: Embedder, texts: list[str]) -> float:
         embedder.cache = cache
 
 
+def trained_on(record: dict[str, Any]) -> str:
+    """The training-data column: how many texts, and the teacher backend when it was not torch."""
+    backend = record["config"].get("teacher_backend", "torch")
+    return f"{record['examples']} texts" + ("" if backend == "torch" else f", teacher targets by {backend}")
+
+
 def per_teacher(value: str, teachers: list[str], option: str) -> list[str]:
     """One comma-separated value for all teachers, or one per teacher."""
     values = [v.strip() for v in value.split(",")]
@@ -142,6 +148,11 @@ def main() -> None:
         "--train-sentences", type=int, default=0, help="sentences per training text added (lorag distill --sentences)"
     )
     p.add_argument("--layer-epochs", default="1", help="epochs of the layer-reduced student (one, or one per teacher)")
+    p.add_argument(
+        "--teacher-backend",
+        default="torch",
+        help="what computes the students' targets: torch or openvino (int8), one or one per teacher",
+    )
     p.add_argument("--layer-max-steps", type=int, default=-1)
     p.add_argument("--layer-lr", type=float, default=2e-4)
     p.add_argument("--static-epochs", type=float, default=5.0)
@@ -188,6 +199,7 @@ def main() -> None:
     layers = [int(v) for v in per_teacher(args.layers, teachers, "--layers")]
     train_docs = [int(v) for v in per_teacher(args.train_docs, teachers, "--train-docs")]
     layer_epochs = [float(v) for v in per_teacher(args.layer_epochs, teachers, "--layer-epochs")]
+    teacher_backends = per_teacher(args.teacher_backend, teachers, "--teacher-backend")
     static_docs = [
         None if v == "all" else int(v) for v in per_teacher(args.static_train_docs, teachers, "--static-train-docs")
     ]
@@ -255,11 +267,12 @@ def main() -> None:
             max_steps=args.layer_max_steps,
             max_seq_length=args.train_max_seq_length,
             learning_rate=args.layer_lr,
+            teacher_backend=teacher_backends[t],  # type: ignore[arg-type]
         )
         layer_texts = add_sentences(doc_sample, args.train_sentences)
         record = trained(base, layer_dir, f"layers:{layers[t]}", layer_texts, layer_config)
         student = Embedder(str(layer_dir), cache=cache)
-        evaluate(f"{base} student layers:{layers[t]}", student, ref, record, f"{len(layer_texts)} texts")
+        evaluate(f"{base} student layers:{layers[t]}", student, ref, record, trained_on(record))
 
         static_dir = args.students_dir / f"{base}-static"
         # all documents, or the layer student's documents (whose teacher vectors are cached)
@@ -269,10 +282,11 @@ def main() -> None:
             learning_rate=args.static_lr,
             batch_size=args.static_batch_size,
             dimension=args.static_dim,
+            teacher_backend=teacher_backends[t],  # type: ignore[arg-type]
         )
         record = trained(base, static_dir, "static", static_texts, static_config)
         student = Embedder(str(static_dir), cache=cache)
-        evaluate(f"{base} student static", student, ref, record, f"{len(static_texts)} texts")
+        evaluate(f"{base} student static", student, ref, record, trained_on(record))
 
     sample = [corpus[i] for i in sample_idx]
     for embedder in embedders:  # a whole untimed pass: torch (oneDNN) builds kernels per new input shape

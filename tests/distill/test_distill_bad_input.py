@@ -82,6 +82,7 @@ def test_non_empty_output_is_left_intact(teacher_dir: Path, distill_texts: list[
         ({"epochs": 0}, "epochs"),
         ({"eval_fraction": 1.0}, "eval_fraction"),
         ({"dimension": 0}, "dimension"),
+        ({"teacher_backend": "tensorrt"}, r"unknown teacher_backend 'tensorrt'.*openvino"),
     ],
 )
 def test_bad_config(kwargs: dict, match: str) -> None:

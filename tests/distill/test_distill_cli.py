@@ -26,10 +26,13 @@ def test_distill_from_a_text_file(teacher_dir: Path, distill_texts: list[str], t
         "--output",
         str(out),
     ]
-    result = CliRunner().invoke(app, [*args, "--max-steps", "2", "--batch-size", "8", "--no-cache", "--quiet"])
+    options = ["--max-steps", "2", "--batch-size", "8", "--no-bf16", "--no-group-by-length", "--no-cache", "--quiet"]
+    result = CliRunner().invoke(app, [*args, *options])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout[result.stdout.index("{") :])
     assert summary["steps"] == 2 and summary["student"] == "layers:1"
+    config = json.loads((out / "lorag_distill.json").read_text())["config"]
+    assert config["bf16"] is False and config["group_by_length"] is False
     assert SentenceTransformer(str(out), device="cpu").encode(["x"]).shape == (1, 32)
 
 

@@ -14,12 +14,14 @@ from lorag.training.distill import DistillConfig, distill
 QUICK = DistillConfig(max_steps=3, batch_size=8, learning_rate=1e-3, show_progress=False)
 
 
-@pytest.mark.parametrize("variant", ["layers", "static", "narrow-model", "reduced-dim"])
+@pytest.mark.parametrize("variant", ["layers", "layers-bf16", "static", "narrow-model", "reduced-dim"])
 def test_save_and_reload_give_identical_embeddings(
     teacher_dir: Path, narrow_student_dir: Path, distill_texts: list[str], tmp_path: Path, variant: str
 ) -> None:
     spec, config = {
         "layers": ("layers:1", QUICK),
+        # trained under bf16 autocast (forced, whatever the CPU): the returned model still embeds in float32
+        "layers-bf16": ("layers:1", DistillConfig(max_steps=3, batch_size=8, bf16=True, show_progress=False)),
         "static": ("static", QUICK),
         "narrow-model": (str(narrow_student_dir), QUICK),
         "reduced-dim": ("layers:1", DistillConfig(max_steps=3, batch_size=8, dimension=8, show_progress=False)),

@@ -109,3 +109,18 @@ def test_missing_nncf_fails_before_any_export(
     with pytest.raises(ImportError, match=r"lorag\[openvino\]"):
         Embedder(str(teacher_dir), backend="openvino", calibration=SAMPLE)
     assert not (tmp_path / "home").exists()  # no ONNX export, no partial model
+
+
+def test_distill_with_openvino_teacher_targets(teacher_dir: Path, distill_texts: list[str], tmp_path: Path) -> None:
+    """The int8 teacher computes the targets, calibrated on the training texts; the student trains on them."""
+    import json
+
+    from lorag.training.distill import DistillConfig, distill
+
+    config = DistillConfig(max_steps=2, batch_size=8, teacher_backend="openvino", show_progress=False)
+    result = distill(str(teacher_dir), "layers:1", tmp_path / "student", texts=distill_texts, config=config)
+    assert result.steps == 2
+    record = json.loads((tmp_path / "student" / "lorag_distill.json").read_text())
+    assert record["config"]["teacher_backend"] == "openvino"
+    digest = openvino_backend.calibration_digest(calibration_sample(distill_texts))
+    assert list((tmp_path / "home" / "openvino").rglob(f"{digest}/model.xml"))

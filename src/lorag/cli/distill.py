@@ -43,6 +43,15 @@ def distill_command(
     mse_weight: float = typer.Option(DEFAULT_MSE_WEIGHT, "--mse-weight", help="Weight of the embedding MSE."),
     dimension: int | None = typer.Option(None, "--dim", help="Reduce the output to D dimensions (PCA-aligned)."),
     max_seq_length: int | None = typer.Option(None, "--max-seq-length", help="Truncate training texts (tokens)."),
+    bf16: bool | None = typer.Option(
+        None, "--bf16/--no-bf16", help="bfloat16 autocast for transformer students (default: where native)."
+    ),
+    group_by_length: bool = typer.Option(
+        True, "--group-by-length/--no-group-by-length", help="Batch texts of similar length (less padding)."
+    ),
+    teacher_backend: str = typer.Option(
+        "torch", "--teacher-backend", help="What computes the targets: torch, onnx, onnx-fp32 or openvino (int8)."
+    ),
     init_from_teacher: bool = typer.Option(
         False, "--init-from-teacher", help="Model students: start token embeddings from the teacher's."
     ),
@@ -72,6 +81,9 @@ def distill_command(
             batch_size=batch_size,
             learning_rate=learning_rate,
             max_seq_length=max_seq_length,
+            bf16=bf16,
+            group_by_length=group_by_length,
+            teacher_backend=teacher_backend,  # type: ignore[arg-type]  # checked by DistillConfig
             keep_checkpoints=keep_checkpoints,
             show_progress=not quiet,
         )

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from lorag._imports import require
-from lorag.embedding import Embedder, EmbeddingCache
+from lorag.embedding import Embedder, EmbeddingCache, calibration_sample
+from lorag.embedding.onnx_backend import BACKENDS, Backend
 from lorag.losses.distillation import DEFAULT_ALPHA, DEFAULT_MSE_WEIGHT, DEFAULT_TEMPERATURE
 from lorag.training.students import StudentSpec, build_student, parse_student_spec, pca_projection
 
@@ -51,6 +52,11 @@ class DistillConfig:
         warmup_ratio: share of the steps with a linearly rising learning rate.
         max_seq_length: truncate training texts to this many tokens (faster steps); the saved student keeps the
             teacher's limit for inference.
+        bf16: train a transformer student under bfloat16 autocast (weights stay float32). None: on where the
+            hardware multiplies bf16 natively (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), where it
+            makes steps about twice as fast; off for static students, whose steps are lookups.
+        group_by_length: batch texts of similar length together (``LengthGroupedBatchSampler``), so short texts
+            mixed into long documents (sentences, queries) do not pay for padding to the longest of their batch.
         eval_fraction: share of the texts held out to report the distillation loss during training (at least
             one batch; none when there are fewer than 20 texts).
         eval_steps: evaluate every this many steps; None: four times per run.
@@ -59,6 +65,9 @@ class DistillConfig:
         keep_checkpoints: keep ``OUTPUT/checkpoints`` after a successful run (otherwise removed).
         seed: shuffling, the held-out split and initialisation.
         teacher_batch_size: batch size for embedding the texts with the teacher.
+        teacher_backend: what computes the teacher's targets (``Embedder`` backends). ``openvino`` (int8, calibrated
+            on a sample of the training texts) is 3-5x faster than ``torch`` on a CPU, with the float teacher's
+            retrieval quality in ``benchmarks/distill.py``, so the same time teaches the student on more texts.
         show_progress: progress bars (teacher pass and training).
     """
 
@@ -72,6 +81,8 @@ class DistillConfig:
     learning_rate: float | None = None
     warmup_ratio: float = 0.1
     max_seq_length: int | None = None
+    bf16: bool | None = None
+    group_by_length: bool = True
     eval_fraction: float = 0.05
     eval_steps: int | None = None
     save_steps: int | None = None
@@ -79,6 +90,7 @@ class DistillConfig:
     keep_checkpoints: bool = False
     seed: int = 42
     teacher_batch_size: int = 32
+    teacher_backend: Backend = "torch"
     show_progress: bool = True
 
     def __post_init__(self) -> None:
@@ -92,6 +104,8 @@ class DistillConfig:
             raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if self.dimension is not None and self.dimension <= 0:
             raise ValueError(f"dimension must be positive, got {self.dimension}")
+        if self.teacher_backend not in BACKENDS:
+            raise ValueError(f"unknown teacher_backend {self.teacher_backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
 @dataclass
@@ -107,6 +121,16 @@ class DistillResult:
     train_loss: float
     eval_losses: list[tuple[int, float]] = field(default_factory=list)
     model: Any = field(default=None, repr=False)
+
+
+def bf16_is_native(device: str) -> bool:
+    """Whether ``device`` multiplies bfloat16 in hardware (else autocast to bf16 emulates it and only slows down)."""
+    torch = require("torch")
+    if device.startswith("cuda"):
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    cpu = torch.cpu
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so looked up defensively
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
 
 
 def _check_output(output_dir: Path, overwrite: bool, resume: bool) -> None:
@@ -167,20 +191,19 @@ def distill(
     from lorag.losses import EmbeddingDistillationLoss
 
     started = time.perf_counter()
+    corpus_texts = [text for pair in rows for text in pair] if pairs is not None else rows
     teacher_embedder = Embedder(
         teacher,
         batch_size=cfg.teacher_batch_size,
         cache=cache,
         show_progress=cfg.show_progress,
         trust_remote_code=trust_remote_code,
+        backend=cfg.teacher_backend,
+        calibration=calibration_sample(corpus_texts) if cfg.teacher_backend == "openvino" else None,
     )
+    targets = teacher_embedder.embed_documents(corpus_texts)
     if pairs is not None:
-        flat = [text for pair in rows for text in pair]
-        targets = teacher_embedder.embed_documents(flat).reshape(len(rows), 2, -1)
-        corpus_texts = flat
-    else:
-        targets = teacher_embedder.embed_documents(rows)
-        corpus_texts = rows
+        targets = targets.reshape(len(rows), 2, -1)
     teacher_seconds = time.perf_counter() - started
 
     projection = None
@@ -222,6 +245,11 @@ def distill(
     save_steps = cfg.save_steps or eval_steps
     has_eval = eval_set is not None or evaluator is not None
     checkpoints = out / "checkpoints"
+    sampler: Any = "batch_sampler"
+    if cfg.group_by_length:
+        from lorag.training.length_batches import LengthGroupedBatchSampler
+
+        sampler = LengthGroupedBatchSampler
     args = st.SentenceTransformerTrainingArguments(
         output_dir=str(checkpoints),
         num_train_epochs=cfg.epochs,
@@ -240,6 +268,8 @@ def distill(
         disable_tqdm=not cfg.show_progress,
         report_to="none",
         use_cpu=str(model.device) == "cpu",
+        bf16=cfg.bf16 if cfg.bf16 is not None else spec.kind != "static" and bf16_is_native(str(model.device)),
+        batch_sampler=sampler,
     )
     loss = EmbeddingDistillationLoss(model, alpha=cfg.alpha, temperature=cfg.temperature, mse_weight=cfg.mse_weight)
     trainer = st.SentenceTransformerTrainer(
@@ -253,6 +283,8 @@ def distill(
     train_started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=True if resume_from else None)
     train_seconds = time.perf_counter() - train_started
+    # Mixed precision wraps the model's forward in autocast; the returned student must embed in float32 as saved.
+    model = trainer.accelerator.unwrap_model(model, keep_fp32_wrapper=False)
 
     if spec.kind != "static":
         model.max_seq_length = inference_length
