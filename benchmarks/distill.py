@@ -145,7 +145,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="interleaved throughput rounds; the best is reported")
     p.add_argument("--layers", default="3", help="layers the layer-reduced student keeps (one, or one per teacher)")
     p.add_argument(
-        "--train-sentences", type=int, default=0, help="sentences per training text added (lorag distill --sentences)"
+        "--train-sentences",
+        default="0",
+        help="sentences of each training document added as texts (lorag distill --sentences; one, or one per teacher)",
     )
     p.add_argument("--layer-epochs", default="1", help="epochs of the layer-reduced student (one, or one per teacher)")
     p.add_argument(
@@ -154,15 +156,16 @@ def main() -> None:
         help="what computes the students' targets: torch or openvino (int8), one or one per teacher",
     )
     p.add_argument("--layer-max-steps", type=int, default=-1)
-    p.add_argument("--layer-lr", type=float, default=2e-4)
-    p.add_argument("--static-epochs", type=float, default=5.0)
+    p.add_argument("--layer-lr", default="2e-4", help="learning rate of the layer student (one, or one per teacher)")
+    p.add_argument("--static-epochs", default="5", help="epochs of the static student (one, or one per teacher)")
     p.add_argument("--static-lr", type=float, default=5e-2)
     p.add_argument("--static-batch-size", type=int, default=128)
     p.add_argument("--static-dim", type=int, default=None, help="PCA dimensions of the static student")
     p.add_argument(
         "--static-train-docs",
         default="all",
-        help="corpus texts for the static student: all, or N of the layer student's documents (one, or per teacher)",
+        help="corpus texts for the static student: all, layer (the layer student's texts, whose targets are cached), "
+        "or N of the layer student's documents (one, or per teacher)",
     )
     p.add_argument("--train-max-seq-length", type=int, default=128)
     p.add_argument("--students-dir", type=Path, default=lorag_home() / "bench" / "distill")
@@ -200,9 +203,12 @@ def main() -> None:
     train_docs = [int(v) for v in per_teacher(args.train_docs, teachers, "--train-docs")]
     layer_epochs = [float(v) for v in per_teacher(args.layer_epochs, teachers, "--layer-epochs")]
     teacher_backends = per_teacher(args.teacher_backend, teachers, "--teacher-backend")
-    static_docs = [
-        None if v == "all" else int(v) for v in per_teacher(args.static_train_docs, teachers, "--static-train-docs")
-    ]
+    static_epochs = [float(v) for v in per_teacher(args.static_epochs, teachers, "--static-epochs")]
+    train_sentences = [int(v) for v in per_teacher(args.train_sentences, teachers, "--train-sentences")]
+    layer_lrs = [float(v) for v in per_teacher(args.layer_lr, teachers, "--layer-lr")]
+    static_docs = per_teacher(args.static_train_docs, teachers, "--static-train-docs")
+    if bad := [v for v in static_docs if v not in ("all", "layer") and not v.isdigit()]:
+        raise SystemExit(f"--static-train-docs takes all, layer or a number, not {', '.join(bad)}")
     print(
         f"# SciFact: {len(corpus)} of {len(ids)} docs, {len(qids)} test queries; students train on corpus texts only; "
         f"throughput on {len(sample_idx)} fixed corpus texts, {args.rounds} interleaved rounds",
@@ -266,19 +272,20 @@ def main() -> None:
             epochs=layer_epochs[t],
             max_steps=args.layer_max_steps,
             max_seq_length=args.train_max_seq_length,
-            learning_rate=args.layer_lr,
+            learning_rate=layer_lrs[t],
             teacher_backend=teacher_backends[t],  # type: ignore[arg-type]
         )
-        layer_texts = add_sentences(doc_sample, args.train_sentences)
+        layer_texts = add_sentences(doc_sample, train_sentences[t])
         record = trained(base, layer_dir, f"layers:{layers[t]}", layer_texts, layer_config)
         student = Embedder(str(layer_dir), cache=cache)
         evaluate(f"{base} student layers:{layers[t]}", student, ref, record, trained_on(record))
 
         static_dir = args.students_dir / f"{base}-static"
-        # all documents, or the layer student's documents (whose teacher vectors are cached)
-        static_texts = texts if static_docs[t] is None else doc_sample[: static_docs[t]]
+        # all documents, or the layer student's texts or documents (whose teacher vectors are cached)
+        choice = static_docs[t]
+        static_texts = texts if choice == "all" else layer_texts if choice == "layer" else doc_sample[: int(choice)]
         static_config = DistillConfig(
-            epochs=args.static_epochs,
+            epochs=static_epochs[t],
             learning_rate=args.static_lr,
             batch_size=args.static_batch_size,
             dimension=args.static_dim,

@@ -46,8 +46,8 @@ def distill_command(
     bf16: bool | None = typer.Option(
         None, "--bf16/--no-bf16", help="bfloat16 autocast for transformer students (default: where native)."
     ),
-    group_by_length: bool = typer.Option(
-        True, "--group-by-length/--no-group-by-length", help="Batch texts of similar length (less padding)."
+    group_by_length: bool | None = typer.Option(
+        None, "--group-by-length/--no-group-by-length", help="Batch texts of similar length (default: transformers)."
     ),
     teacher_backend: str = typer.Option(
         "torch", "--teacher-backend", help="What computes the targets: torch, onnx, onnx-fp32 or openvino (int8)."

@@ -57,6 +57,7 @@ class DistillConfig:
             makes steps about twice as fast; off for static students, whose steps are lookups.
         group_by_length: batch texts of similar length together (``LengthGroupedBatchSampler``), so short texts
             mixed into long documents (sentences, queries) do not pay for padding to the longest of their batch.
+            None: on for transformer students; off for static ones, which pad nothing.
         eval_fraction: share of the texts held out to report the distillation loss during training (at least
             one batch; none when there are fewer than 20 texts).
         eval_steps: evaluate every this many steps; None: four times per run.
@@ -82,7 +83,7 @@ class DistillConfig:
     warmup_ratio: float = 0.1
     max_seq_length: int | None = None
     bf16: bool | None = None
-    group_by_length: bool = True
+    group_by_length: bool | None = None
     eval_fraction: float = 0.05
     eval_steps: int | None = None
     save_steps: int | None = None
@@ -246,7 +247,7 @@ def distill(
     has_eval = eval_set is not None or evaluator is not None
     checkpoints = out / "checkpoints"
     sampler: Any = "batch_sampler"
-    if cfg.group_by_length:
+    if cfg.group_by_length if cfg.group_by_length is not None else spec.kind != "static":
         from lorag.training.length_batches import LengthGroupedBatchSampler
 
         sampler = LengthGroupedBatchSampler
