@@ -45,3 +45,20 @@ def test_bad_student_spec_and_empty_data_exit_2(teacher_dir: Path, tmp_path: Pat
     empty = CliRunner().invoke(app, [*base, "--student", "layers:1", "--quiet"])
     assert empty.exit_code == 2 and "no texts in" in empty.output
     assert not (tmp_path / "o").exists()
+
+
+def test_bad_or_missing_teacher_backend_exits_2_and_writes_nothing(
+    teacher_dir: Path, distill_texts: list[str], tmp_path: Path, monkeypatch
+) -> None:
+    import sys
+
+    data = tmp_path / "texts.txt"
+    data.write_text("\n".join(distill_texts) + "\n")
+    base = ["distill", "--teacher", str(teacher_dir), "--student", "layers:1", "--data", str(data)]
+    base += ["--output", str(tmp_path / "o"), "--no-cache", "--quiet"]
+    unknown = CliRunner().invoke(app, [*base, "--teacher-backend", "tensorrt"])
+    assert unknown.exit_code == 2 and "unknown teacher_backend 'tensorrt'" in unknown.output
+    monkeypatch.setitem(sys.modules, "openvino", None)  # the openvino extra is not installed
+    missing = CliRunner().invoke(app, [*base, "--teacher-backend", "openvino"])
+    assert missing.exit_code == 2 and "lorag[openvino]" in missing.output
+    assert not (tmp_path / "o").exists()

@@ -106,7 +106,7 @@ def distill_command(
             resume=resume,
             trust_remote_code=trust_remote_code,
         )
-    except (ValueError, FileNotFoundError, ModelNotAvailableError) as err:
+    except (ValueError, FileNotFoundError, ModelNotAvailableError, ImportError) as err:  # ImportError: an extra
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from err
     summary = {
