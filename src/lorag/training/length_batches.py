@@ -12,7 +12,11 @@ import math
 from typing import Any
 
 import numpy as np
-from sentence_transformers.sampler import DefaultBatchSampler  # imported only where training runs
+
+try:  # imported only where training runs; sentence-transformers 6 moved the samplers
+    from sentence_transformers.base.sampler import DefaultBatchSampler
+except ImportError:  # sentence-transformers < 6
+    from sentence_transformers.sampler import DefaultBatchSampler  # type: ignore[no-redef]
 
 #: Texts are sorted by length within windows of this many batches: wide enough to group well, narrow enough that
 #: a window is still a random draw from the data.
