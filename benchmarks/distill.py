@@ -116,10 +116,11 @@ def throughput(embedder: Embedder, texts: list[str]) -> float:
         embedder.cache = cache
 
 
-def trained_on(record: dict[str, Any]) -> str:
-    """The training-data column: how many texts, and the teacher backend when it was not torch."""
+def trained_on(record: dict[str, Any], what: str = "") -> str:
+    """The training-data column: how many texts (and of what), and the teacher backend when it was not torch."""
     backend = record["config"].get("teacher_backend", "torch")
-    return f"{record['examples']} texts" + ("" if backend == "torch" else f", teacher targets by {backend}")
+    texts = f"{record['examples']} texts" + (f" ({what})" if what else "")
+    return texts + ("" if backend == "torch" else f", teacher targets by {backend}")
 
 
 def per_teacher(value: str, teachers: list[str], option: str) -> list[str]:
@@ -148,6 +149,12 @@ def main() -> None:
         "--train-sentences",
         default="0",
         help="sentences of each training document added as texts (lorag distill --sentences; one, or one per teacher)",
+    )
+    p.add_argument(
+        "--whole-docs",
+        default="all",
+        help="of the training documents, how many train whole (all, or N: the rest give only their sentences; "
+        "lorag distill --whole-texts; one, or one per teacher)",
     )
     p.add_argument("--layer-epochs", default="1", help="epochs of the layer-reduced student (one, or one per teacher)")
     p.add_argument(
@@ -206,6 +213,9 @@ def main() -> None:
     static_epochs = [float(v) for v in per_teacher(args.static_epochs, teachers, "--static-epochs")]
     train_sentences = [int(v) for v in per_teacher(args.train_sentences, teachers, "--train-sentences")]
     layer_lrs = [float(v) for v in per_teacher(args.layer_lr, teachers, "--layer-lr")]
+    whole_docs = per_teacher(args.whole_docs, teachers, "--whole-docs")
+    if bad := [v for v in whole_docs if v != "all" and not v.isdigit()]:
+        raise SystemExit(f"--whole-docs takes all or a number, not {', '.join(bad)}")
     static_docs = per_teacher(args.static_train_docs, teachers, "--static-train-docs")
     if bad := [v for v in static_docs if v not in ("all", "layer") and not v.isdigit()]:
         raise SystemExit(f"--static-train-docs takes all, layer or a number, not {', '.join(bad)}")
@@ -275,10 +285,13 @@ def main() -> None:
             learning_rate=layer_lrs[t],
             teacher_backend=teacher_backends[t],  # type: ignore[arg-type]
         )
-        layer_texts = add_sentences(doc_sample, train_sentences[t])
+        whole = None if whole_docs[t] == "all" else int(whole_docs[t])
+        layer_texts = add_sentences(doc_sample, train_sentences[t], whole_texts=whole)
+        n_whole = len(doc_sample) if whole is None else min(whole, len(doc_sample))
+        layer_what = f"{n_whole} docs + {len(layer_texts) - n_whole} sentences of {len(doc_sample)} docs"
         record = trained(base, layer_dir, f"layers:{layers[t]}", layer_texts, layer_config)
         student = Embedder(str(layer_dir), cache=cache)
-        evaluate(f"{base} student layers:{layers[t]}", student, ref, record, trained_on(record))
+        evaluate(f"{base} student layers:{layers[t]}", student, ref, record, trained_on(record, layer_what))
 
         static_dir = args.students_dir / f"{base}-static"
         # all documents, or the layer student's texts or documents (whose teacher vectors are cached)
@@ -293,7 +306,8 @@ def main() -> None:
         )
         record = trained(base, static_dir, "static", static_texts, static_config)
         student = Embedder(str(static_dir), cache=cache)
-        evaluate(f"{base} student static", student, ref, record, trained_on(record))
+        static_what = "all docs" if choice == "all" else "the layer student's" if choice == "layer" else "docs"
+        evaluate(f"{base} student static", student, ref, record, trained_on(record, static_what))
 
     sample = [corpus[i] for i in sample_idx]
     for embedder in embedders:  # a whole untimed pass: torch (oneDNN) builds kernels per new input shape

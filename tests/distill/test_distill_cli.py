@@ -62,3 +62,25 @@ def test_bad_or_missing_teacher_backend_exits_2_and_writes_nothing(
     missing = CliRunner().invoke(app, [*base, "--teacher-backend", "openvino"])
     assert missing.exit_code == 2 and "lorag[openvino]" in missing.output
     assert not (tmp_path / "o").exists()
+
+
+def test_whole_texts_keeps_the_first_texts_whole_and_needs_sentences(
+    teacher_dir: Path, distill_texts: list[str], tmp_path: Path
+) -> None:
+    from lorag.training.distill_data import add_sentences
+
+    lines = [" ".join(t.split()) for t in distill_texts]  # one text per line
+    docs = [f"{a} {b}" for a, b in zip(lines[::2], lines[1::2], strict=True)]  # 2+ sentences each
+    data = tmp_path / "docs.txt"
+    data.write_text("\n".join(docs) + "\n")
+    base = ["distill", "--teacher", str(teacher_dir), "--student", "layers:1", "--data", str(data)]
+    base += ["--max-steps", "1", "--batch-size", "8", "--no-cache", "--quiet"]
+    alone = CliRunner().invoke(app, [*base, "--output", str(tmp_path / "alone"), "--whole-texts", "5"])
+    assert alone.exit_code == 2 and "--whole-texts N needs --sentences" in alone.output
+    assert not (tmp_path / "alone").exists()
+    out = tmp_path / "student"
+    result = CliRunner().invoke(app, [*base, "--output", str(out), "--sentences", "1", "--whole-texts", "5"])
+    assert result.exit_code == 0, result.output
+    expected = add_sentences(docs, 1, whole_texts=5)
+    assert expected[:5] == docs[:5] and len(expected) > 5 and docs[5] not in expected  # 5 whole, sentences of all
+    assert json.loads((out / "lorag_distill.json").read_text())["examples"] == len(expected)

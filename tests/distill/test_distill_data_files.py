@@ -49,3 +49,20 @@ def test_add_sentences_appends_sentences_of_each_text() -> None:
     assert add_sentences(docs, 0) == docs
     with pytest.raises(ValueError, match="per_text"):
         add_sentences(docs, -1)
+
+
+def test_add_sentences_whole_texts_keeps_the_first_whole_and_sentences_of_all() -> None:
+    from lorag.training.distill_data import add_sentences
+
+    docs = [
+        "Aspirin lowers the risk of stroke. It was tested in 2,000 adults over five years.",
+        "Statins lower cholesterol in most patients. Muscle pain is the common side effect.",
+    ]
+    everything = add_sentences(docs, 2)
+    out = add_sentences(docs, 2, whole_texts=1)
+    assert out == [docs[0], *everything[2:]]  # the same sentences, drawn from both documents
+    assert any(s in docs[1] for s in out[1:]) and docs[1] not in out
+    assert add_sentences(docs, 2, whole_texts=0) == everything[2:]
+    assert add_sentences(docs, 2, whole_texts=5) == everything
+    with pytest.raises(ValueError, match="whole_texts"):
+        add_sentences(docs, 2, whole_texts=-1)

@@ -36,6 +36,12 @@ def distill_command(
     sentences: int = typer.Option(
         0, "--sentences", min=0, help="Also train on N sentences drawn from each text (short, query-like inputs)."
     ),
+    whole_texts: int | None = typer.Option(
+        None,
+        "--whole-texts",
+        min=0,
+        help="With --sentences: train on only the first N texts whole, sentences from all (cheaper steps).",
+    ),
     batch_size: int = typer.Option(32, "--batch-size", help="Texts per step (the in-batch candidates)."),
     learning_rate: float | None = typer.Option(None, "--lr", help="Default: 1e-4 (transformers), 1e-2 (static)."),
     alpha: float = typer.Option(DEFAULT_ALPHA, "--alpha", help="CE weight a in a*CE + (1-a)*KL (pairs only)."),
@@ -91,8 +97,10 @@ def distill_command(
             raise ValueError("give --data TEXTS (unlabeled texts) or --pairs PAIRS, exactly one of them")
         train_pairs = read_pairs(pairs, limit=max_texts) if pairs is not None else None
         texts = read_texts(data, limit=max_texts) if data is not None else None
+        if whole_texts is not None and not sentences:
+            raise ValueError("--whole-texts N needs --sentences M: the texts not kept whole give only sentences")
         if texts is not None and sentences:
-            texts = add_sentences(texts, sentences)
+            texts = add_sentences(texts, sentences, whole_texts=whole_texts)
         result = distill(
             teacher,
             spec,
