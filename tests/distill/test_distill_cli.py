@@ -78,6 +78,12 @@ def test_whole_texts_keeps_the_first_texts_whole_and_needs_sentences(
     alone = CliRunner().invoke(app, [*base, "--output", str(tmp_path / "alone"), "--whole-texts", "5"])
     assert alone.exit_code == 2 and "--whole-texts N needs --sentences" in alone.output
     assert not (tmp_path / "alone").exists()
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"query": "q", "positive": "p"}) + "\n")
+    pair_args = [a if a != str(data) else str(pairs) for a in base]
+    pair_args[pair_args.index("--data")] = "--pairs"
+    with_pairs = CliRunner().invoke(app, [*pair_args, "--output", str(tmp_path / "p"), "--sentences", "1"])
+    assert with_pairs.exit_code == 2 and "not to --pairs" in with_pairs.output
     out = tmp_path / "student"
     result = CliRunner().invoke(app, [*base, "--output", str(out), "--sentences", "1", "--whole-texts", "5"])
     assert result.exit_code == 0, result.output

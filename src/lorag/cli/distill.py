@@ -97,6 +97,8 @@ def distill_command(
             raise ValueError("give --data TEXTS (unlabeled texts) or --pairs PAIRS, exactly one of them")
         train_pairs = read_pairs(pairs, limit=max_texts) if pairs is not None else None
         texts = read_texts(data, limit=max_texts) if data is not None else None
+        if pairs is not None and (sentences or whole_texts is not None):
+            raise ValueError("--sentences and --whole-texts apply to --data texts, not to --pairs")
         if whole_texts is not None and not sentences:
             raise ValueError("--whole-texts N needs --sentences M: the texts not kept whole give only sentences")
         if texts is not None and sentences:

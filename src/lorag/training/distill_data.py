@@ -104,7 +104,7 @@ def add_sentences(
     queries). Sentences under ``min_words`` words (headings, fragments) are skipped.
 
     ``whole_texts`` keeps only that many texts whole while every text still gives its sentences: a 256-token
-    document costs a training step about five times what a sentence does, so in a fixed time more, cheaper
+    document costs a training step four to five times what a sentence does, so in a fixed time more, cheaper
     sentences teach more than more documents (mpnet ``layers:6`` on SciFact, one epoch: 400 documents + 7 sentences
     of each of 2,000 kept 95.5% of the teacher's nDCG@10 in 15.5 min; 1,600 documents + 5 sentences of each, 94.6%
     in 16.6 min; see ``benchmarks/results/distill.md``).
