@@ -41,9 +41,14 @@ def test_binary_packs_sign_bits(teacher_dir: Path) -> None:
 def test_matching_faiss_index_finds_each_text_first(teacher_dir: Path, precision: str) -> None:
     emb = Embedder(str(teacher_dir), precision=precision, calibration=TEXTS if precision == "int8" else None)
     index = build_faiss_index(precision, emb.dimension)
-    add_to_faiss_index(index, emb.embed_documents(TEXTS), precision)
+    docs = emb.embed_documents(TEXTS)
+    add_to_faiss_index(index, docs, precision)
     scores, ids = search_faiss_index(index, emb.embed_queries(TEXTS), 3, precision)
-    assert ids[:, 0].tolist() == list(range(len(TEXTS)))
+    if precision == "binary":  # the tiny model's 32 sign bits can coincide: then any text with the same code ties
+        assert all(np.array_equal(docs[top], docs[i]) for i, top in enumerate(ids[:, 0]))
+        assert np.all(scores[:, 0] == 0)  # Hamming distance 0 to the text itself (or its exact twin)
+    else:
+        assert ids[:, 0].tolist() == list(range(len(TEXTS)))
     assert np.all(np.diff(scores, axis=1) <= 0)  # larger is better at every precision
     _, empty_ids = search_faiss_index(index, emb.embed_queries(TEXTS[:1]), 0, precision)
     assert empty_ids.shape == (1, 0)
