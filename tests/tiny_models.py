@@ -73,20 +73,29 @@ def build_tiny_causal_lm(out: Path, *, seed: int = 0) -> Path:
 def build_tiny_sentence_transformer(
     out: Path, *, seed: int = 0, hidden: int = 32, layers: int = 2, vocab_size: int = 1000
 ) -> Path:
-    """A small BERT (WordPiece trained on ``CORPUS``), mean pooling and normalisation, saved as a sentence-transformer.
+    """A small BERT (WordPiece over ``CORPUS``'s words), mean pooling and normalisation, as a sentence-transformer.
 
-    The tokenizer wraps the trained ``tokenizers`` object itself: under transformers 5,
-    ``BertTokenizerFast(vocab_file=)`` reloads with only its special tokens, and every text would embed the same.
+    The vocabulary is built, not trained: ``tokenizers``' WordPiece trainer breaks ties by hash order, so each process
+    got another vocabulary (324 or 325 tokens), hence another ``vocab_size`` and other random weights, and tests on
+    exact values flaked. ``vocab_size`` truncates the vocabulary (specials, characters, ``##`` characters, words).
+    The tokenizer wraps the ``tokenizers`` object itself: under transformers 5, ``BertTokenizerFast(vocab_file=)``
+    reloads with only its special tokens, and every text would embed the same.
     """
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from tokenizers import BertWordPieceTokenizer
+    from tokenizers.normalizers import BertNormalizer
+    from tokenizers.pre_tokenizers import BertPreTokenizer
     from tokenizers.processors import BertProcessing
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    wordpiece = BertWordPieceTokenizer(lowercase=True)
-    wordpiece.train_from_iterator(CORPUS, vocab_size=vocab_size)
+    normalizer, pre_tokenizer = BertNormalizer(lowercase=True), BertPreTokenizer()
+    words = sorted({w for text in CORPUS for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))})
+    chars = sorted({c for word in words for c in word})
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars), *words]
+    vocab = {token: i for i, token in enumerate(dict.fromkeys(tokens)) if i < vocab_size}
+    wordpiece = BertWordPieceTokenizer(vocab, lowercase=True)
     # As BERT does: [CLS] text [SEP] (a tokenizer trained from scratch has no post-processor yet).
     wordpiece._tokenizer.post_processor = BertProcessing(
         ("[SEP]", wordpiece.token_to_id("[SEP]")), ("[CLS]", wordpiece.token_to_id("[CLS]"))

@@ -32,5 +32,5 @@ def narrow_student_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def other_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model with a different (smaller) vocabulary than the teacher's."""
     return build_tiny_sentence_transformer(
-        tmp_path_factory.mktemp("other-tok"), hidden=32, layers=1, vocab_size=300, seed=2
+        tmp_path_factory.mktemp("other-tok"), hidden=32, layers=1, vocab_size=150, seed=2
     )
