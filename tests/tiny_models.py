@@ -87,7 +87,6 @@ def build_tiny_sentence_transformer(
     from tokenizers import BertWordPieceTokenizer
     from tokenizers.normalizers import BertNormalizer
     from tokenizers.pre_tokenizers import BertPreTokenizer
-    from tokenizers.processors import BertProcessing
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     normalizer, pre_tokenizer = BertNormalizer(lowercase=True), BertPreTokenizer()
@@ -95,11 +94,7 @@ def build_tiny_sentence_transformer(
     chars = sorted({c for word in words for c in word})
     tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars), *words]
     vocab = {token: i for i, token in enumerate(dict.fromkeys(tokens)) if i < vocab_size}
-    wordpiece = BertWordPieceTokenizer(vocab, lowercase=True)
-    # As BERT does: [CLS] text [SEP] (a tokenizer trained from scratch has no post-processor yet).
-    wordpiece._tokenizer.post_processor = BertProcessing(
-        ("[SEP]", wordpiece.token_to_id("[SEP]")), ("[CLS]", wordpiece.token_to_id("[CLS]"))
-    )
+    wordpiece = BertWordPieceTokenizer(vocab, lowercase=True)  # given a vocabulary, it adds [CLS] text [SEP] itself
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=wordpiece._tokenizer,
         unk_token="[UNK]",

@@ -80,10 +80,11 @@ def test_whole_texts_keeps_the_first_texts_whole_and_needs_sentences(
     assert not (tmp_path / "alone").exists()
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(json.dumps({"query": "q", "positive": "p"}) + "\n")
-    pair_args = [a if a != str(data) else str(pairs) for a in base]
-    pair_args[pair_args.index("--data")] = "--pairs"
-    with_pairs = CliRunner().invoke(app, [*pair_args, "--output", str(tmp_path / "p"), "--sentences", "1"])
+    pair_args = ["distill", "--teacher", str(teacher_dir), "--student", "layers:1", "--pairs", str(pairs)]
+    pair_args += ["--output", str(tmp_path / "p"), "--sentences", "1", "--no-cache", "--quiet"]
+    with_pairs = CliRunner().invoke(app, pair_args)
     assert with_pairs.exit_code == 2 and "not to --pairs" in with_pairs.output
+    assert not (tmp_path / "p").exists()
     out = tmp_path / "student"
     result = CliRunner().invoke(app, [*base, "--output", str(out), "--sentences", "1", "--whole-texts", "5"])
     assert result.exit_code == 0, result.output
