@@ -11,7 +11,8 @@ import pytest
 
 from lorag.embedding import Embedder
 from lorag.rag.index import DocumentIndex
-from lorag.rag.pipeline import RagPipeline, chat_token_counter, loop_start
+from lorag.rag.answer_guard import loop_start
+from lorag.rag.pipeline import RagPipeline, chat_token_counter
 from lorag.rag.prompt import NO_ANSWER
 from lorag.retrieval import HybridHit
 
@@ -32,15 +33,17 @@ class _Result:
 class _Delta:
     text: str
     usage: _Usage | None = None
+    finish_reason: str | None = None
 
 
 class FakeEngine:
     """Answers with a fixed text and records what it was asked."""
 
-    def __init__(self, tokenizer: Any, answer: str, context_window: int = 4096) -> None:
+    def __init__(self, tokenizer: Any, answer: str, context_window: int = 4096, finish: str = "stop") -> None:
         self.tokenizer = tokenizer
         self.context_window = context_window
         self.answer = answer
+        self.finish = finish
         self.calls: list[dict[str, Any]] = []
 
     def generate(self, prompt: str | None = None, **kw: Any) -> _Result:
@@ -51,7 +54,7 @@ class FakeEngine:
         self.calls.append(kw)
         for word in self.answer.split(" "):
             yield _Delta(word + " ")
-        yield _Delta("", _Usage())
+        yield _Delta("", _Usage(), self.finish)
 
 
 class FakeIndex:
@@ -171,7 +174,7 @@ def test_loop_start() -> None:
     assert loop_start("one line here\nanother line\n") is None
     assert loop_start("same line again\nsame line again") is None  # the last line may still grow
     text = "intro text here\nsame line again\n  same line again\n"
-    assert loop_start(text) == text.index("  same")
+    assert loop_start(text) == text.index("same line again", 20)  # the second copy, its indentation aside
     assert loop_start("}\n}\n}\n") is None  # short lines repeat legitimately
 
 

@@ -38,9 +38,10 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _open_index(  # type: ignore[no-untyped-def]
+def open_index(  # type: ignore[no-untyped-def]
     docs: Path | None, index_dir: Path | None, embedder: str, backend: IndexBackend, quiet: bool = False
 ):
+    """Open (and with ``docs``, sync) the index as ``lorag index`` does; a bad folder or index exits 2."""
     from lorag.rag.index import DocumentIndex
 
     if docs is None and index_dir is None:
@@ -64,6 +65,79 @@ def _open_index(  # type: ignore[no-untyped-def]
     return index
 
 
+# Options shared by every command that answers questions (``ask``, ``eval-rag``): same names, same defaults.
+MODEL_OPTION = typer.Option(DEFAULT_MODEL, "--model", help="Chat model reference.")
+QUANTIZATION_OPTION = typer.Option("nf4", "--quantization", help="nf4, fp4, int8 or none.")
+ADAPTER_OPTION = typer.Option(
+    None,
+    "--adapter",
+    help="A LoRA adapter directory to answer with, or 'none'. Default: lorag's grounded-answer adapter for "
+    f"{DEFAULT_MODEL}, none for other models.",
+)
+EMBEDDER_OPTION = typer.Option("minilm", "--embedder", help="Embedding model reference.")
+BACKEND_OPTION = typer.Option(IndexBackend.torch, "--backend", help=BACKEND_HELP)
+K_OPTION = typer.Option(3, "--k", min=1, help="Passages retrieved.")
+MAX_TOKENS_OPTION = typer.Option(160, "--max-tokens", min=1, help="Longest answer, in tokens.")
+MIN_RELEVANCE_OPTION = typer.Option(
+    0.3, "--min-relevance", help="Say the documents lack the answer when no passage is this similar."
+)
+REPETITION_PENALTY_OPTION = typer.Option(
+    1.0, "--repetition-penalty", min=0.01, help="Penalise tokens already in the prompt or answer (1.0: off)."
+)
+NO_REPEAT_NGRAM_OPTION = typer.Option(
+    0, "--no-repeat-ngram-size", min=0, help="Never repeat an n-gram of this many tokens (0: off)."
+)
+
+
+def build_pipeline(  # type: ignore[no-untyped-def]
+    index,
+    *,
+    model: str,
+    quantization: str,
+    adapter: str | None,
+    k: int,
+    max_tokens: int,
+    min_relevance: float,
+    repetition_penalty: float = 1.0,
+    no_repeat_ngram_size: int = 0,
+):
+    """Load the model and build the pipeline exactly as ``lorag ask`` answers; returns ``(pipeline, engine)``.
+
+    ``adapter`` is a directory, ``"none"``, or None for the default (the shipped grounded adapter where it
+    applies). Bad options exit 2 with the reason.
+    """
+    from lorag.llm import LoragEngine
+    from lorag.rag.grounded import GroundedAdapterError, use_grounded_adapter
+    from lorag.rag.pipeline import RagPipeline
+
+    folder = None if adapter in (None, "none") else Path(adapter)  # type: ignore[arg-type]
+    if folder is not None and not folder.is_dir():
+        raise _fail(f"adapter {str(folder)!r} is not a directory")
+    adapters = {folder.name: str(folder)} if folder is not None else {}
+    try:
+        engine = LoragEngine(model, quantization=quantization, adapters=adapters)  # type: ignore[arg-type]
+        name = folder.name if folder is not None else None
+        if adapter is None:
+            name = use_grounded_adapter(engine)
+    except (ValueError, LookupError, ImportError, GroundedAdapterError) as err:
+        raise _fail(str(err)) from err
+    generation: dict[str, float | int] = {}
+    if repetition_penalty != 1.0:
+        generation["repetition_penalty"] = repetition_penalty
+    if no_repeat_ngram_size:
+        generation["no_repeat_ngram_size"] = no_repeat_ngram_size
+    pipeline = RagPipeline(
+        index,
+        engine,
+        k=k,
+        max_new_tokens=max_tokens,
+        min_relevance=min_relevance,
+        adapter=name,
+        generation=generation,
+    )
+    return pipeline, engine
+
+
 @app.command("index")
 def index_command(
     docs: Path = typer.Option(..., "--docs", help="Folder of .md, .txt and .pdf files."),
@@ -72,7 +146,7 @@ def index_command(
     backend: IndexBackend = typer.Option(IndexBackend.torch, "--backend", help=BACKEND_HELP),
 ) -> None:
     """Build or update the hybrid index of a folder; unchanged files are not re-embedded."""
-    _open_index(docs, index_dir, embedder, backend)
+    open_index(docs, index_dir, embedder, backend)
 
 
 @app.command("ask")
@@ -80,16 +154,16 @@ def ask_command(
     question: str = typer.Argument(..., help="The question to answer from the documents."),
     docs: Path | None = typer.Option(None, "--docs", help="Folder of .md, .txt and .pdf files (indexed first)."),
     index_dir: Path | None = typer.Option(None, "--index-dir", help="Where the index lives (default .lorag/...)."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", help="Chat model reference."),
-    quantization: str = typer.Option("nf4", "--quantization", help="nf4, fp4, int8 or none."),
-    adapter: Path | None = typer.Option(None, "--adapter", help="A LoRA adapter directory to answer with."),
-    embedder: str = typer.Option("minilm", "--embedder", help="Embedding model reference."),
-    backend: IndexBackend = typer.Option(IndexBackend.torch, "--backend", help=BACKEND_HELP),
-    k: int = typer.Option(3, "--k", min=1, help="Passages retrieved."),
-    max_tokens: int = typer.Option(160, "--max-tokens", min=1, help="Longest answer, in tokens."),
-    min_relevance: float = typer.Option(
-        0.3, "--min-relevance", help="Say the documents lack the answer when no passage is this similar."
-    ),
+    model: str = MODEL_OPTION,
+    quantization: str = QUANTIZATION_OPTION,
+    adapter: str | None = ADAPTER_OPTION,
+    embedder: str = EMBEDDER_OPTION,
+    backend: IndexBackend = BACKEND_OPTION,
+    k: int = K_OPTION,
+    max_tokens: int = MAX_TOKENS_OPTION,
+    min_relevance: float = MIN_RELEVANCE_OPTION,
+    repetition_penalty: float = REPETITION_PENALTY_OPTION,
+    no_repeat_ngram_size: int = NO_REPEAT_NGRAM_OPTION,
     stream: bool = typer.Option(False, "--stream", help="Print the answer as it is generated."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with answer and sources."),
 ) -> None:
@@ -98,25 +172,24 @@ def ask_command(
         raise _fail("the question is empty: ask something about your documents")
     if stream and as_json:
         raise _fail("--stream and --json exclude each other")
-    from lorag.llm import LoragEngine
-    from lorag.rag.pipeline import Answer, RagPipeline
+    from lorag.rag.pipeline import Answer
 
-    index = _open_index(docs, index_dir, embedder, backend, quiet=as_json)
-    adapters = {}
-    if adapter is not None:
-        if not adapter.is_dir():
-            raise _fail(f"adapter {str(adapter)!r} is not a directory")
-        adapters[adapter.name] = str(adapter)
-    try:
-        engine = LoragEngine(model, quantization=quantization, adapters=adapters)  # type: ignore[arg-type]
-    except (ValueError, LookupError, ImportError) as err:
-        raise _fail(str(err)) from err
-    pipeline = RagPipeline(index, engine, k=k, max_new_tokens=max_tokens, min_relevance=min_relevance)
-    name = adapter.name if adapter is not None else None
+    index = open_index(docs, index_dir, embedder, backend, quiet=as_json)
+    pipeline, engine = build_pipeline(
+        index,
+        model=model,
+        quantization=quantization,
+        adapter=adapter,
+        k=k,
+        max_tokens=max_tokens,
+        min_relevance=min_relevance,
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+    )
     try:
         if stream:
             answer: Answer | None = None
-            for piece in pipeline.stream(question, adapter=name):
+            for piece in pipeline.stream(question):
                 if isinstance(piece, Answer):
                     answer = piece
                 else:
@@ -125,7 +198,7 @@ def ask_command(
             typer.echo("")
             assert answer is not None
         else:
-            answer = pipeline.ask(question, adapter=name)
+            answer = pipeline.ask(question)
     except ValueError as err:
         raise _fail(str(err)) from err
     finally:
@@ -135,9 +208,9 @@ def ask_command(
         return
     if not stream:
         typer.echo(answer.answer)
-    shown = answer.cited_sources()
-    if shown:
-        typer.echo("\nSources:")
-        for s in shown:
+    if answer.sources:
+        cited = answer.cited
+        typer.echo("\nSources:" if cited else "\nPassages given (the answer cites none):")
+        for s in answer.cited_sources() if cited else answer.sources:
             where = s.source + (f" > {s.section}" if s.section else "") + (f", page {s.page}" if s.page else "")
             typer.echo(f"[{s.number}] {where} (chars {s.start}-{s.end})")

@@ -3,6 +3,8 @@
 Small models answer from irrelevant context rather than admit they cannot. So before generating, the pipeline
 checks the best passage's dense similarity against ``min_relevance``; below it, it answers ``NO_ANSWER`` without
 calling the model. The threshold is a cosine similarity for normalised embedders (see ``DEFAULT_MIN_RELEVANCE``).
+Generated text goes through an ``AnswerGuard`` before it is streamed, so loops and mid-phrase endings are cut
+before anyone sees them and the streamed text is the final answer.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from lorag.rag.prompt import NO_ANSWER, ContextBlock, build_prompt, cited_numbers
+from lorag.rag.answer_guard import AnswerGuard
+from lorag.rag.prompt import NO_ANSWER, ContextBlock, build_prompt, cited_numbers, says_no_answer
 from lorag.retrieval import HybridHit
 
 #: Below this cosine similarity between the question and the best passage, the documents are taken not to hold the
@@ -38,7 +41,11 @@ class Searchable(Protocol):
 
 @dataclass(frozen=True)
 class Source:
-    """A passage given to the model, numbered as in the prompt; ``cited`` when the answer cites its number."""
+    """A passage given to the model, numbered as in the prompt; ``cited`` when the answer cites its number.
+
+    ``score`` is the fused retrieval score; ``relevance`` the dense cosine similarity to the question (what the
+    relevance gate compares with ``min_relevance``), None when the passage was found by BM25 alone.
+    """
 
     number: int
     source: str
@@ -49,11 +56,16 @@ class Source:
     cited: bool
     section: str | None = None
     page: int | None = None
+    relevance: float | None = None
 
 
 @dataclass
 class Answer:
-    """The answer text and its sources; ``abstained`` when retrieval found nothing relevant enough."""
+    """The answer text and the passages the model was given.
+
+    ``abstained`` when the documents were judged not to hold the answer: retrieval found nothing relevant enough,
+    or the model said so. ``cited`` when the answer cites at least one passage.
+    """
 
     question: str
     answer: str
@@ -61,16 +73,20 @@ class Answer:
     abstained: bool = False
     usage: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def cited(self) -> bool:
+        return any(s.cited for s in self.sources)
+
     def cited_sources(self) -> list[Source]:
-        """The cited passages, or every passage given when the model cited none (small models often don't)."""
-        cited = [s for s in self.sources if s.cited]
-        return cited or self.sources
+        """The passages the answer cites (none when the model cited none)."""
+        return [s for s in self.sources if s.cited]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "answer": self.answer,
             "abstained": self.abstained,
+            "cited": self.cited,
             "sources": [asdict(s) for s in self.sources],
             "usage": self.usage,
         }
@@ -89,7 +105,16 @@ def chat_token_counter(tokenizer: Any) -> Any:
 
 
 def blocks_from_hits(hits: Sequence[HybridHit]) -> list[ContextBlock]:
-    return [ContextBlock(h.text, str(h.metadata.get("source", h.id)), h.score, dict(h.metadata)) for h in hits]
+    """Prompt blocks from hits; each block's metadata also keeps the hit's dense score as ``relevance``."""
+    return [
+        ContextBlock(
+            h.text,
+            str(h.metadata.get("source", h.id)),
+            h.score,
+            {**h.metadata, "relevance": h.component_scores.get("dense")},
+        )
+        for h in hits
+    ]
 
 
 class RagPipeline:
@@ -102,6 +127,7 @@ class RagPipeline:
         max_new_tokens: answer length limit, kept free in the window.
         min_relevance: abstain when the best passage's dense score is below this; ``None`` never abstains.
         adapter: default LoRA adapter for answers (per call overrides).
+        generation: further sampling options for the engine (``repetition_penalty``, ``no_repeat_ngram_size``, ...).
     """
 
     def __init__(
@@ -113,6 +139,7 @@ class RagPipeline:
         max_new_tokens: int = 160,
         min_relevance: float | None = DEFAULT_MIN_RELEVANCE,
         adapter: str | None = None,
+        generation: dict[str, Any] | None = None,
     ) -> None:
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
@@ -124,6 +151,7 @@ class RagPipeline:
         self.max_new_tokens = max_new_tokens
         self.min_relevance = min_relevance
         self.adapter = adapter
+        self.generation = dict(generation or {})
         self._count = chat_token_counter(engine.tokenizer)
 
     def _prepare(self, question: str) -> tuple[list[dict[str, str]] | None, list[ContextBlock], bool]:
@@ -163,6 +191,7 @@ class RagPipeline:
                 cited=i in cited,
                 section=b.metadata.get("section"),
                 page=b.metadata.get("page"),
+                relevance=b.metadata.get("relevance"),
             )
             for i, b in enumerate(blocks, start=1)
         ]
@@ -174,55 +203,45 @@ class RagPipeline:
         return answer
 
     def stream(self, question: str, *, adapter: str | None = None) -> Iterator[str | Answer]:
-        """Yield answer text pieces as they are generated, then the finished ``Answer``.
+        """Yield answer text pieces as they become final, then the finished ``Answer``.
 
-        Greedy decoding; generation stops early when the answer starts repeating itself (see ``loop_start``), and
-        the answer is cut where the repetition began.
+        Greedy decoding. Text passes through an ``AnswerGuard``: generation stops when the answer starts repeating
+        itself (cut where the repetition began), and an answer that hits the token cap ends at its last sentence
+        end. The pieces yielded add up exactly to ``Answer.answer``.
         """
         messages, blocks, abstained = self._prepare(question)
         if messages is None:
             yield NO_ANSWER
             yield Answer(question, NO_ANSWER, [], abstained=True)
             return
-        text = ""
+        guard = AnswerGuard()
         usage: dict[str, int] = {}
-        deltas = self.engine.stream(
-            messages=messages, adapter=adapter or self.adapter, max_tokens=self.max_new_tokens, temperature=0.0
-        )
+        truncated = False
+        options = {"max_tokens": self.max_new_tokens, "temperature": 0.0, **self.generation}
+        deltas = self.engine.stream(messages=messages, adapter=adapter or self.adapter, **options)
         with closing(deltas):  # closing the stream early cancels the request and frees its batch row
             for delta in deltas:
-                if delta.text:
-                    text += delta.text
-                    yield delta.text
+                if delta.text and (piece := guard.push(delta.text)):
+                    yield piece
                 if delta.usage is not None:
                     usage = {
                         "prompt_tokens": delta.usage.prompt_tokens,
                         "completion_tokens": delta.usage.completion_tokens,
                     }
-                cut = loop_start(text)
-                if cut is not None:
-                    text = text[:cut]
+                truncated = delta.finish_reason == "length"
+                if guard.looped:
                     break
-        if not usage:  # stopped early: count what was kept
+        if piece := guard.finish(truncated=truncated):
+            yield piece
+        text = guard.answer
+        if not usage:  # stopped early: count what was generated
             usage = {
                 "prompt_tokens": self._count(messages),
-                "completion_tokens": len(self.engine.tokenizer(text, add_special_tokens=False)["input_ids"]),
+                "completion_tokens": len(self.engine.tokenizer(guard.text, add_special_tokens=False)["input_ids"]),
             }
-        text = text.strip()
+        if not text or says_no_answer(text):
+            if not text:
+                yield NO_ANSWER
+            yield Answer(question, text or NO_ANSWER, self._sources(blocks, "", False), abstained=True, usage=usage)
+            return
         yield Answer(question, text, self._sources(blocks, text, abstained), usage=usage)
-
-
-def loop_start(text: str, min_line: int = 12) -> int | None:
-    """Where a generated text starts looping: the start of the second copy of a finished line (indentation ignored)
-    of at least ``min_line`` characters, or None. Small models fall into such loops under greedy decoding."""
-    seen: set[str] = set()
-    position = 0
-    lines = text.split("\n")
-    for line in lines[:-1]:  # the last line may still be growing
-        key = line.strip()
-        if len(key) >= min_line:
-            if key in seen:
-                return position
-            seen.add(key)
-        position += len(line) + 1
-    return None

@@ -19,6 +19,7 @@ SYSTEM_PROMPT = (
 )
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
+_NO_ANSWER_KEY = "documents do not contain the answer"
 
 
 @dataclass(frozen=True)
@@ -103,3 +104,10 @@ def cited_numbers(answer: str, n_blocks: int) -> list[int]:
         if 1 <= n <= n_blocks and n not in seen:
             seen.append(n)
     return seen
+
+
+def says_no_answer(answer: str) -> bool:
+    """Whether an answer is the no-answer reply (case, punctuation and a leading "The" aside)."""
+    words = re.sub(r"[^\w\s]", " ", answer.lower()).split()
+    key = _NO_ANSWER_KEY.split()
+    return words[: len(key)] == key or words[1 : len(key) + 1] == key
