@@ -62,6 +62,7 @@ def test_predictions_and_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
 
     payload = json.loads(json.dumps(report.to_json()))
     assert [q["id"] for q in payload["questions"]] == ["q1", "q2"]  # the list, not the count
+    assert list(payload)[-1] == "questions"  # metrics first, readable at the top of a long output
     assert {"id", "answer", "abstained", "sources"} <= set(payload["questions"][0])
     assert {"source", "text", "cited"} <= set(payload["questions"][0]["sources"][0])
     assert {k: payload[k] for k in ("answerable", "unanswerable", "citation_precision")} == {

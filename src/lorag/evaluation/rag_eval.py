@@ -31,7 +31,8 @@ class RagEvalReport:
     def to_json(self) -> dict[str, Any]:
         """``lorag eval-rag --json``: the metrics as top-level keys, and ``"questions"`` the per-question list
         (it takes the place of the ``questions`` count, which is its length)."""
-        return {**self.metrics, "questions": [asdict(p) for p in self.predictions]}
+        metrics = {key: value for key, value in self.metrics.items() if key != "questions"}
+        return {**metrics, "questions": [asdict(p) for p in self.predictions]}
 
 
 def predict(pipeline: Asker, question: QAQuestion) -> QAPrediction:
