@@ -1,0 +1,112 @@
+"""``lorag eval-rag``: answer a questions file over a folder exactly as ``lorag ask`` would, and score the answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from lorag.cli import app
+from lorag.cli.ask import (
+    ADAPTER_OPTION,
+    BACKEND_OPTION,
+    EMBEDDER_OPTION,
+    K_OPTION,
+    MAX_TOKENS_OPTION,
+    MIN_RELEVANCE_OPTION,
+    MODEL_OPTION,
+    NO_REPEAT_NGRAM_OPTION,
+    QUANTIZATION_OPTION,
+    REPETITION_PENALTY_OPTION,
+    IndexBackend,
+    _fail,
+    build_pipeline,
+    open_index,
+)
+
+#: Metrics printed as rates (4 decimals); the rest are seconds or tokens per second.
+_RATES = (
+    "exact_match",
+    "f1",
+    "contains_gold",
+    "answered_rate",
+    "cited_rate",
+    "citation_precision",
+    "citation_recall",
+    "supporting_in_prompt",
+    "abstention_precision",
+    "abstention_recall",
+)
+
+
+def _table(metrics: dict[str, float | int | None]) -> list[str]:
+    """The metrics as aligned lines; an unmeasured rate (empty denominator) shows as n/a."""
+
+    def show(value: float | int | None, digits: int) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    lines = [
+        f"{metrics['questions']} questions: {metrics['answerable']} answerable, {metrics['unanswerable']} unanswerable"
+    ]
+    lines += [f"  {key:<22}{show(metrics[key], 4)}" for key in _RATES]
+    lines += [f"  {key:<22}{show(metrics[key], 2)}" for key in ("latency_p50_s", "latency_p95_s", "tokens_per_s")]
+    return lines
+
+
+@app.command("eval-rag")
+def eval_rag_command(
+    docs: Path = typer.Option(..., "--docs", help="Folder of .md, .txt and .pdf files (indexed first)."),
+    questions: Path = typer.Option(
+        ...,
+        "--questions",
+        help='JSONL, one {"id", "question", "answers": [...], "supporting": [files in DOCS]} a line; '
+        "answers [] for questions the documents do not answer.",
+    ),
+    index_dir: Path | None = typer.Option(None, "--index-dir", help="Where the index lives (default .lorag/...)."),
+    model: str = MODEL_OPTION,
+    quantization: str = QUANTIZATION_OPTION,
+    adapter: str | None = ADAPTER_OPTION,
+    embedder: str = EMBEDDER_OPTION,
+    backend: IndexBackend = BACKEND_OPTION,
+    k: int = K_OPTION,
+    max_tokens: int = MAX_TOKENS_OPTION,
+    min_relevance: float = MIN_RELEVANCE_OPTION,
+    repetition_penalty: float = REPETITION_PENALTY_OPTION,
+    no_repeat_ngram_size: int = NO_REPEAT_NGRAM_OPTION,
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: the metrics and every answer."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="A progress bar on stderr."),
+) -> None:
+    """Score answers to a questions file: exact match, F1, citations, abstention, latency and tokens/s.
+
+    The file is checked (with DOCS, for supporting files) before anything is indexed or loaded.
+    """
+    from lorag.evaluation import evaluate_rag, load_questions
+
+    try:
+        checked = load_questions(questions, docs)
+    except (FileNotFoundError, ValueError) as err:
+        raise _fail(str(err)) from err
+    index = open_index(docs, index_dir, embedder, backend, quiet=as_json)
+    pipeline, engine = build_pipeline(
+        index,
+        model=model,
+        quantization=quantization,
+        adapter=adapter,
+        k=k,
+        max_tokens=max_tokens,
+        min_relevance=min_relevance,
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+    )
+    try:
+        report = evaluate_rag(pipeline, checked, progress=progress)
+    except ValueError as err:
+        raise _fail(str(err)) from err
+    finally:
+        engine.close()
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+        return
+    for line in _table(report.metrics):
+        typer.echo(line)
