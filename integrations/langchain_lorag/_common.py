@@ -9,8 +9,21 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from lorag.llm import LoragEngine
 
+#: ``SamplingParams`` fields that are also fields here: defaults for every call, overridable per call.
+SAMPLING_FIELDS = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "seed",
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "presence_penalty",
+    "frequency_penalty",
+    "min_tokens",
+)
 #: Keyword arguments a call may pass (``invoke(..., adapter="legal")``, ``.bind(...)``); anything else is an error.
-CALL_OPTIONS = frozenset({"adapter", "max_tokens", "temperature", "top_p", "top_k", "seed"})
+CALL_OPTIONS = frozenset({"adapter", *SAMPLING_FIELDS})
 
 
 class LoragParams(BaseModel):
@@ -35,6 +48,16 @@ class LoragParams(BaseModel):
     top_p: float = 1.0
     top_k: int = 0
     seed: int | None = None
+    repetition_penalty: float = 1.0
+    """transformers' repetition penalty over prompt and output (> 0; 1.0 = off)."""
+    no_repeat_ngram_size: int = 0
+    """No n-gram of this size twice in prompt + output (0 = off)."""
+    presence_penalty: float = 0.0
+    """OpenAI's presence penalty over the output ([-2, 2]; 0 = off)."""
+    frequency_penalty: float = 0.0
+    """OpenAI's frequency penalty over the output ([-2, 2]; 0 = off)."""
+    min_tokens: int = 0
+    """End-of-sequence is suppressed until this many tokens are generated."""
     stop: list[str] | None = None
     max_resident_adapters: int = 8
     trust_remote_code: bool = False
@@ -67,11 +90,7 @@ class LoragParams(BaseModel):
             raise TypeError(f"unsupported option(s) {sorted(unknown)}; valid: {sorted(CALL_OPTIONS)} and stop")
         options: dict[str, Any] = {
             "adapter": self.adapter,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "top_k": self.top_k,
-            "seed": self.seed,
+            **{name: getattr(self, name) for name in SAMPLING_FIELDS},
             "stop": stop if stop is not None else self.stop,
         }
         options.update(kwargs)
@@ -86,11 +105,7 @@ class LoragParams(BaseModel):
             "compute_dtype": self.compute_dtype,
             "double_quant": self.double_quant,
             "adapter": self.adapter,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "top_k": self.top_k,
-            "seed": self.seed,
+            **{name: getattr(self, name) for name in SAMPLING_FIELDS},
         }
 
     def versioned(self, params: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:

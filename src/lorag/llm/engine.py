@@ -158,7 +158,9 @@ class LoragEngine:
             messages: A chat (``[{"role": ..., "content": ...}]``) rendered with the model's chat template.
             adapter: Adapter name, or None / ``"__base__"`` for the bare base.
             loop: The running event loop, for ``async for`` consumption.
-            **sampling: ``SamplingParams`` fields: max_tokens, temperature, top_p, top_k, seed, stop.
+            **sampling: ``SamplingParams`` fields: max_tokens, temperature, top_p, top_k, seed, stop,
+                repetition_penalty, no_repeat_ngram_size, presence_penalty, frequency_penalty, min_tokens (or
+                ``params=SamplingParams(...)``); a bad value raises ``ValueError`` naming it.
         """
         params = sampling.pop("params", None) or SamplingParams(**sampling)
         ids = build_prompt(self.tokenizer, prompt, messages)

@@ -9,7 +9,7 @@ string) and cuts exactly where a stop string begins.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,6 +28,19 @@ class SamplingParams:
         top_k: Sample among the k most likely tokens; 0 means all.
         seed: Seed of this request's own random generator, so a sampled output is reproducible under concurrency.
         stop: Strings that end the output; the output is cut right before the first one.
+        repetition_penalty: transformers' repetition penalty over the prompt and the output (> 0; 1.0 = off): the
+            logit of every token already seen is divided by it (multiplied when negative).
+        no_repeat_ngram_size: No n-gram of this size occurs twice in prompt + output, as in transformers (0 = off).
+        presence_penalty: OpenAI's: subtracted once from the logit of every token the output already holds
+            ([-2, 2]; the prompt does not count).
+        frequency_penalty: OpenAI's: subtracted from a token's logit once per time the output already holds it
+            ([-2, 2]; the prompt does not count).
+        min_tokens: End-of-sequence tokens are suppressed until this many tokens are generated (stop strings still
+            end the output).
+
+    The last five change the logits before greedy choice or sampling (see ``logits_processors``).
+    ``repetition_penalty``, ``no_repeat_ngram_size`` and ``min_tokens`` run transformers' own logits processors, so
+    they mean exactly what they mean in ``model.generate``; transformers has none for the OpenAI penalties.
     """
 
     max_tokens: int = 256
@@ -36,6 +49,11 @@ class SamplingParams:
     top_k: int = 0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    min_tokens: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1:
@@ -50,10 +68,92 @@ class SamplingParams:
         if any(not isinstance(s, str) or not s for s in stop):
             raise ValueError(f"stop strings must be non-empty strings, got {stop!r}")
         object.__setattr__(self, "stop", stop)
+        if not _is_number(self.repetition_penalty) or self.repetition_penalty <= 0:
+            raise ValueError(f"repetition_penalty must be > 0 (1.0 = off), got {self.repetition_penalty!r}")
+        if not _is_count(self.no_repeat_ngram_size):
+            raise ValueError(
+                f"no_repeat_ngram_size must be an integer >= 0 (0 = off), got {self.no_repeat_ngram_size!r}"
+            )
+        for name in ("presence_penalty", "frequency_penalty"):
+            value = getattr(self, name)
+            if not _is_number(value) or not -2 <= value <= 2:
+                raise ValueError(f"{name} must be in [-2, 2] (0 = off), got {value!r}")
+        if not _is_count(self.min_tokens) or self.min_tokens > self.max_tokens:
+            raise ValueError(
+                f"min_tokens must be an integer in [0, max_tokens={self.max_tokens}], got {self.min_tokens!r}"
+            )
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
+
+    @property
+    def shapes_logits(self) -> bool:
+        """Whether a penalty or ``min_tokens`` is on (then each step runs logits processors)."""
+        return (
+            self.repetition_penalty != 1.0
+            or self.no_repeat_ngram_size > 0
+            or self.presence_penalty != 0
+            or self.frequency_penalty != 0
+            or self.min_tokens > 0
+        )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+class _OpenAIPenalties:
+    """Presence and frequency penalties as OpenAI defines them, counted over the generated tokens only; it has a
+    transformers logits processor's call signature, so it sits in a ``LogitsProcessorList``."""
+
+    def __init__(self, prompt_length: int, presence: float, frequency: float) -> None:
+        self.prompt_length = prompt_length
+        self.presence = presence
+        self.frequency = frequency
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        generated = input_ids[:, self.prompt_length :]
+        counts = scores.new_zeros(scores.shape).scatter_add_(
+            1, generated, generated.new_ones(generated.shape).to(scores)
+        )
+        return scores - counts * self.frequency - (counts > 0).to(scores) * self.presence
+
+
+def logits_processors(
+    params: SamplingParams, prompt_length: int, eos_ids: Collection[int], device: Any = "cpu"
+) -> Any | None:
+    """The ``LogitsProcessorList`` for one request's penalties, or None when they are all off (no per-step cost).
+
+    The processors take the request's own ids (prompt + generated so far) and its own logits row, so a request gets
+    the same scores alone or in a batch. The order is ``model.generate``'s, with the OpenAI penalties (which it lacks)
+    right after the repetition penalty.
+    """
+    if not params.shapes_logits:
+        return None
+    from transformers import LogitsProcessorList
+    from transformers.generation.logits_process import (
+        MinNewTokensLengthLogitsProcessor,
+        NoRepeatNGramLogitsProcessor,
+        RepetitionPenaltyLogitsProcessor,
+    )
+
+    processors: list[Any] = []
+    if params.repetition_penalty != 1.0:
+        processors.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty))
+    if params.presence_penalty or params.frequency_penalty:
+        processors.append(_OpenAIPenalties(prompt_length, params.presence_penalty, params.frequency_penalty))
+    if params.no_repeat_ngram_size:
+        processors.append(NoRepeatNGramLogitsProcessor(params.no_repeat_ngram_size))
+    if params.min_tokens and eos_ids:
+        processors.append(
+            MinNewTokensLengthLogitsProcessor(prompt_length, params.min_tokens, sorted(eos_ids), device=str(device))
+        )
+    return LogitsProcessorList(processors) if processors else None
 
 
 @dataclass(frozen=True)
@@ -89,7 +189,8 @@ class GenerationResult:
     adapter: str
     adapter_version: str
     token_logprobs: list[float] = field(default_factory=list)
-    """Log-probability of each generated token under the adapter that produced it (bit-exact under batching)."""
+    """Log-probability of each generated token under the adapter that produced it (bit-exact under batching): the
+    model's raw distribution, before penalties, temperature, top-k/top-p, so it stays comparable across settings."""
 
 
 def build_prompt(

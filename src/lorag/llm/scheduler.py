@@ -33,7 +33,14 @@ from typing import Any
 
 from lorag.llm.adapters import BASE_ADAPTER, AdapterRegistry
 from lorag.llm.attention import row_spans
-from lorag.llm.generation import GenerationResult, SamplingParams, TextAssembler, TextDelta, Usage
+from lorag.llm.generation import (
+    GenerationResult,
+    SamplingParams,
+    TextAssembler,
+    TextDelta,
+    Usage,
+    logits_processors,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +141,8 @@ class _Active:
     handle: RequestHandle
     assembler: TextAssembler
     generator: Any = None
+    processors: Any = None
+    """This request's ``LogitsProcessorList`` (penalties, ``min_tokens``), None when it has none."""
     last_token: int = 0
     length: int = 0
     """Tokens in this request's KV cache."""
@@ -208,9 +217,11 @@ class BatchScheduler:
             raise ValueError("the prompt has no tokens")
         if len(prompt_ids) >= self.max_length:
             raise ValueError(f"the prompt has {len(prompt_ids)} tokens; the model's context is {self.max_length}")
+        processors = logits_processors(params, len(prompt_ids), self.stop_ids, self.registry.base.model.device)
         name, version = self.registry.acquire(adapter)
         handle = RequestHandle(loop)
         active = _Active(list(prompt_ids), name, version, params, handle, TextAssembler(self.tokenizer, params.stop))
+        active.processors = processors
         if not params.greedy:
             import torch
 
@@ -423,12 +434,18 @@ class BatchScheduler:
                 self._complete(row)
 
     def _choose(self, row: _Active, logits: Any) -> int:
+        """Greedy or sampled token from this row's logits, after its own logits processors, if any (they see its
+        prompt and generated ids only, so batch neighbours cannot change its choice)."""
         import torch
 
         params = row.params
+        scores = logits
+        if row.processors is not None:
+            ids = torch.tensor([row.prompt_ids + row.assembler.token_ids], device=logits.device)
+            scores = row.processors(ids, logits.unsqueeze(0).clone())[0]  # a copy: the raw logits give the log-prob
         if params.greedy:
-            return int(torch.argmax(logits).item())
-        scores = logits / params.temperature
+            return int(torch.argmax(scores).item())
+        scores = scores / params.temperature
         if params.top_k:
             kth = torch.topk(scores, min(params.top_k, scores.shape[-1])).values[-1]
             scores = scores.masked_fill(scores < kth, float("-inf"))

@@ -28,7 +28,21 @@ from llama_index.core.llms.custom import CustomLLM
 
 from lorag.llm import GenerationResult, LoragEngine
 
-_OPTIONS = ("adapter", "max_tokens", "temperature", "top_p", "top_k", "seed", "stop")
+#: Fields a call may override (``complete(..., adapter="legal", min_tokens=8)``); all but adapter are sampling settings.
+_OPTIONS = (
+    "adapter",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "seed",
+    "stop",
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "presence_penalty",
+    "frequency_penalty",
+    "min_tokens",
+)
 
 
 class LoragLLM(CustomLLM):
@@ -47,6 +61,11 @@ class LoragLLM(CustomLLM):
     top_k: int = Field(default=0, ge=0)
     seed: int | None = Field(default=None)
     stop: list[str] | None = Field(default=None, description="Stop strings (output cut right before).")
+    repetition_penalty: float = Field(default=1.0, gt=0.0, description="Over prompt and output, as transformers'.")
+    no_repeat_ngram_size: int = Field(default=0, ge=0, description="No n-gram of this size twice (0 = off).")
+    presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0, description="OpenAI's, over the output.")
+    frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0, description="OpenAI's, over the output.")
+    min_tokens: int = Field(default=0, ge=0, description="End-of-sequence suppressed until this many tokens.")
     context_window: int | None = Field(default=None, description="Override the model's context window.")
 
     _engine: LoragEngine | None = PrivateAttr(default=None)
