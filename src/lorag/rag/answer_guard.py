@@ -75,9 +75,11 @@ def loop_start(text: str) -> int | None:
     return min(cuts) if cuts else None
 
 
-def last_sentence_end(text: str) -> int | None:
-    """The end of the last finished sentence or line in ``text``, or None when there is none."""
-    ends = [e for e in _unit_ends(text + " ") if text[:e].strip()]
+def last_sentence_end(text: str, *, complete: bool = True) -> int | None:
+    """The end of the last finished sentence or line in ``text``, or None when there is none. With ``complete``
+    the text has ended, so a final "." ends a sentence; otherwise only one followed by white space does (as in
+    ``loop_start``, so nothing is released before it could be seen to repeat)."""
+    ends = [e for e in _unit_ends(text + " " if complete else text) if text[:e].strip()]
     return ends[-1] if ends else None
 
 
@@ -123,7 +125,7 @@ class AnswerGuard:
             dangling = _DANGLING_MARKER.search(kept)  # "... 2." left by a cut list
             self.text = kept[: max(dangling.start() if dangling else cut, self._released)]
             return ""
-        end = last_sentence_end(self.text)
+        end = last_sentence_end(self.text, complete=False)
         if end is None:
             return ""
         return self._release_to(tidy_end(self.text[:end]))

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from lorag.rag.answer_guard import AnswerGuard
-from lorag.rag.prompt import NO_ANSWER, ContextBlock, build_prompt, cited_numbers, says_no_answer
+from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock, build_prompt, cited_numbers, says_no_answer
 from lorag.retrieval import HybridHit
 
 #: Below this cosine similarity between the question and the best passage, the documents are taken not to hold the
@@ -128,6 +128,7 @@ class RagPipeline:
         min_relevance: abstain when the best passage's dense score is below this; ``None`` never abstains.
         adapter: default LoRA adapter for answers (per call overrides).
         generation: further sampling options for the engine (``repetition_penalty``, ``no_repeat_ngram_size``, ...).
+        system_prompt: the instruction (the shipped grounded adapter was trained with the default).
     """
 
     def __init__(
@@ -140,6 +141,7 @@ class RagPipeline:
         min_relevance: float | None = DEFAULT_MIN_RELEVANCE,
         adapter: str | None = None,
         generation: dict[str, Any] | None = None,
+        system_prompt: str = SYSTEM_PROMPT,
     ) -> None:
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
@@ -152,6 +154,7 @@ class RagPipeline:
         self.min_relevance = min_relevance
         self.adapter = adapter
         self.generation = dict(generation or {})
+        self.system_prompt = system_prompt
         self._count = chat_token_counter(engine.tokenizer)
 
     def _prepare(self, question: str) -> tuple[list[dict[str, str]] | None, list[ContextBlock], bool]:
@@ -167,6 +170,7 @@ class RagPipeline:
             count_tokens=self._count,
             context_window=self.engine.context_window,
             max_new_tokens=self.max_new_tokens,
+            system_prompt=self.system_prompt,
         )
         if not prompt.blocks:
             raise ValueError(

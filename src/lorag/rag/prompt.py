@@ -18,8 +18,9 @@ SYSTEM_PROMPT = (
     f'If the context does not contain the answer, reply exactly: "{NO_ANSWER}"'
 )
 
-_CITATION = re.compile(r"\[(\d{1,3})\]")
-_NO_ANSWER_KEY = "documents do not contain the answer"
+_CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+# The no-answer reply as small models vary it: "document(s)"/"context", "do(es) not"/"doesn't", "the"/"an" answer.
+_NO_ANSWER_REPLY = re.compile(r"\b(?:documents?|context) (?:do|does) ?n[o']?t contain (?:the|an|any) answer\b")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,12 @@ def format_block(number: int, block: ContextBlock) -> str:
     return f"[{number}] {block.label()}\n{block.text.strip()}"
 
 
+def user_message(question: str, blocks: Sequence[ContextBlock]) -> str:
+    """The user turn: the numbered passages, then the question."""
+    context = "\n\n".join(format_block(i + 1, b) for i, b in enumerate(blocks))
+    return f"Context:\n{context}\n\nQuestion: {question.strip()}" if blocks else f"Question: {question.strip()}"
+
+
 def build_prompt(
     question: str,
     blocks: Sequence[ContextBlock],
@@ -80,9 +87,7 @@ def build_prompt(
     budget = context_window - max_new_tokens
 
     def messages_for(chosen: list[ContextBlock]) -> list[dict[str, str]]:
-        context = "\n\n".join(format_block(i + 1, b) for i, b in enumerate(chosen))
-        user = f"Context:\n{context}\n\nQuestion: {question.strip()}" if chosen else f"Question: {question.strip()}"
-        return [{"role": "system", "content": system_prompt}, {"role": "user", "content": user}]
+        return [{"role": "system", "content": system_prompt}, {"role": "user", "content": user_message(question, chosen)}]
 
     if count_tokens(messages_for([])) > budget:
         raise ValueError(
@@ -97,17 +102,18 @@ def build_prompt(
 
 
 def cited_numbers(answer: str, n_blocks: int) -> list[int]:
-    """The block numbers an answer cites as ``[n]``, in first-cited order, ignoring numbers out of range."""
+    """The block numbers an answer cites as ``[n]`` or ``[n, m]``, in first-cited order, ignoring numbers out of
+    range."""
     seen: list[int] = []
     for match in _CITATION.finditer(answer):
-        n = int(match.group(1))
-        if 1 <= n <= n_blocks and n not in seen:
-            seen.append(n)
+        for number in match.group(1).split(","):
+            n = int(number)
+            if 1 <= n <= n_blocks and n not in seen:
+                seen.append(n)
     return seen
 
 
 def says_no_answer(answer: str) -> bool:
-    """Whether an answer is the no-answer reply (case, punctuation and a leading "The" aside)."""
-    words = re.sub(r"[^\w\s]", " ", answer.lower()).split()
-    key = _NO_ANSWER_KEY.split()
-    return words[: len(key)] == key or words[1 : len(key) + 1] == key
+    """Whether an answer says the documents lack the answer (``NO_ANSWER`` or a small model's variant of it)."""
+    text = " ".join(re.sub(r"[^\w\s']", " ", answer.lower()).split())
+    return _NO_ANSWER_REPLY.search(text.replace("doesn't", "does not").replace("don't", "do not")) is not None

@@ -94,6 +94,8 @@ class QLoRAConfig:
         seed: Seed for the split, LoRA initialisation, dropout and data order.
         keep_checkpoints: Keep ``checkpoints/`` after a successful run (they hold optimizer state for resuming).
         trust_remote_code: Allow the base model's own Python code; off unless you trust the model.
+        bf16: Train under bfloat16 autocast (weights and LoRA stay float32). Fast only where the hardware
+            multiplies bf16 natively (CUDA, CPUs with AVX512-BF16 or AMX); meant for ``quantization="none"``.
     """
 
     quantization: Quantization = "nf4"
@@ -123,6 +125,7 @@ class QLoRAConfig:
     seed: int = 42
     keep_checkpoints: bool = False
     trust_remote_code: bool = False
+    bf16: bool = False
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting out of range (and the valid choices)."""
@@ -497,6 +500,7 @@ def train_adapter(
         data_seed=config.seed,
         remove_unused_columns=False,
         use_cpu=not torch.cuda.is_available(),
+        bf16=config.bf16,
         dataloader_num_workers=0,
     )
     all_callbacks: list[Any] = list(callbacks)
