@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from lorag.embedding import Embedder
-from lorag.rag.index import DocumentIndex
 from lorag.rag.answer_guard import loop_start
+from lorag.rag.index import DocumentIndex
 from lorag.rag.pipeline import RagPipeline, chat_token_counter
 from lorag.rag.prompt import NO_ANSWER
 from lorag.retrieval import HybridHit

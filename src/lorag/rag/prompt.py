@@ -87,7 +87,10 @@ def build_prompt(
     budget = context_window - max_new_tokens
 
     def messages_for(chosen: list[ContextBlock]) -> list[dict[str, str]]:
-        return [{"role": "system", "content": system_prompt}, {"role": "user", "content": user_message(question, chosen)}]
+        return [
+            {"role": "system", "content": system_prompt},
+            {"role": "user", "content": user_message(question, chosen)},
+        ]
 
     if count_tokens(messages_for([])) > budget:
         raise ValueError(
