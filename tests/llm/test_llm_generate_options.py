@@ -210,3 +210,31 @@ def test_llamaindex_llm_passes_options_per_call_and_as_fields(engine) -> None:
         LoragLLM(engine=engine, presence_penalty=3.0)
     with pytest.raises(ValueError, match="presence_penalty"):
         llm.complete(PROMPT, presence_penalty=3.0)
+
+
+# ---------------------------------------------------------------------------------------------------- threads
+
+
+def test_num_threads_applies_to_the_worker_only(tiny_llm_dir, llm_device: str) -> None:
+    """The worker runs every forward pass with ``num_threads``; the caller's thread keeps its own count (1 here,
+    from the module's fixture)."""
+    import torch
+
+    engine = LoragEngine(tiny_llm_dir, quantization="none", device=llm_device, num_threads=2)
+    seen: list[int] = []
+    forward = engine.scheduler._forward
+
+    def recording_forward(*args: object) -> object:
+        seen.append(torch.get_num_threads())
+        return forward(*args)
+
+    engine.scheduler._forward = recording_forward  # type: ignore[method-assign]
+    try:
+        engine.generate(PROMPT, max_tokens=3)
+        assert torch.get_num_threads() == 1
+    finally:
+        engine.close()
+        torch.set_num_threads(1)  # torch made 2 the default of threads started later: back to the fixture's 1
+    assert seen and set(seen) == {2}
+    with pytest.raises(ValueError, match="num_threads"):
+        LoragEngine(base=engine.base, num_threads=0)

@@ -165,6 +165,9 @@ class BatchScheduler:
         batch_window_s: How long an idle worker waits after the first arrival to gather concurrent requests.
         stop_ids: End-of-sequence token ids.
         max_length: Context window of the model (prompt + generated tokens).
+        num_threads: CPU intra-op threads of the worker, which runs every forward pass (None: torch's setting).
+            Set in the worker thread, so other threads keep theirs, but torch also makes it the default of threads
+            that have not run torch code yet.
     """
 
     def __init__(
@@ -178,9 +181,12 @@ class BatchScheduler:
         exact: bool = True,
         row_quantum: int = 4,
         batch_window_s: float = 0.005,
+        num_threads: int | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        if num_threads is not None and (type(num_threads) is not int or num_threads < 1):
+            raise ValueError(f"num_threads must be an integer >= 1 or None, got {num_threads!r}")
         self.registry = registry
         self.tokenizer = tokenizer
         self.stop_ids = stop_ids
@@ -188,6 +194,7 @@ class BatchScheduler:
         self.max_batch_size = max_batch_size
         self.row_quantum = row_quantum if exact else 1
         self.batch_window_s = batch_window_s
+        self.num_threads = num_threads
         self._pending: queue.Queue[_Active] = queue.Queue()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
@@ -250,6 +257,10 @@ class BatchScheduler:
     # ------------------------------------------------------------------ worker
 
     def _run(self) -> None:
+        if self.num_threads is not None:
+            import torch
+
+            torch.set_num_threads(self.num_threads)
         while not self._closed.is_set():
             try:
                 self._admit(block=not self._rows)
