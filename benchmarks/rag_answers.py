@@ -90,7 +90,6 @@ def langchain_row(data: Path, out: Path) -> None:
     """The LangChain tutorial's answers to ``data``, scored like ``lorag eval-rag --json`` reports."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     from langchain_tutorial_rag import answer_questions
-
     from lorag.evaluation import QAPrediction, load_questions, score_answers
 
     questions = load_questions(data / "questions.jsonl", data / "docs")
