@@ -3,6 +3,8 @@ and the numbered sources it was given, each marked ``cited`` when the answer cit
 
 The prompt is lorag's core RAG prompt (``lorag.rag.prompt``), fitted to the chat model's context window in tokens:
 exactly for ``ChatLorag`` (its tokenizer and chat template), by a 4-characters-per-token estimate for other models.
+A ``ChatLorag`` over SmolLM2-135M-Instruct with no adapter chosen answers with lorag's shipped grounded-answer
+adapter (``lorag.rag.grounded``), as ``lorag ask`` does.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel
 
+from lorag.rag.grounded import use_grounded_adapter
 from lorag.rag.pipeline import chat_token_counter
 from lorag.rag.prompt import SYSTEM_PROMPT, ContextBlock, build_prompt, cited_numbers
 
@@ -28,11 +31,28 @@ def _estimate_tokens(messages: list[dict[str, str]]) -> int:
     return sum(len(m["content"]) // 4 + 4 for m in messages)
 
 
+def _unwrap(llm: Runnable[Any, Any]) -> tuple[Any, bool]:
+    """The model under ``.bind``/``configurable_fields``, and whether a binding already names an adapter."""
+    target: Any = llm
+    adapter_bound = False
+    while hasattr(target, "bound") or hasattr(target, "default"):
+        adapter_bound = adapter_bound or "adapter" in (getattr(target, "kwargs", None) or {})
+        target = getattr(target, "bound", None) or target.default
+    return target, adapter_bound
+
+
+def _with_grounded_adapter(llm: Runnable[Any, Any]) -> Runnable[Any, Any]:
+    """Bind the shipped grounded-answer adapter to a ChatLorag over its base when no adapter was chosen."""
+    target, adapter_bound = _unwrap(llm)
+    if adapter_bound or not hasattr(target, "get_engine") or getattr(target, "adapter", None) is not None:
+        return llm
+    name = use_grounded_adapter(target.get_engine())
+    return llm if name is None else llm.bind(adapter=name)
+
+
 def _window_of(llm: Runnable[Any, Any], context_window: int | None) -> tuple[CountTokens, int]:
     """Exact counting for ChatLorag (also through ``.bind``/``configurable_fields``), an estimate otherwise."""
-    target: Any = llm
-    while hasattr(target, "bound") or hasattr(target, "default"):
-        target = getattr(target, "bound", None) or target.default
+    target, _ = _unwrap(llm)
     if hasattr(target, "get_engine"):
         engine = target.get_engine()
         return chat_token_counter(engine.tokenizer), context_window or engine.context_window
@@ -46,6 +66,7 @@ def create_rag_chain(
     context_window: int | None = None,
     max_new_tokens: int = 160,
     system_prompt: str = SYSTEM_PROMPT,
+    grounded: bool = True,
 ) -> Runnable[Any, dict[str, Any]]:
     """Build ``question -> {"answer": str, "sources": [Document]}`` from any retriever and chat model.
 
@@ -55,6 +76,8 @@ def create_rag_chain(
         context_window: the model's window in tokens; read from ``ChatLorag``, else 4096 unless given.
         max_new_tokens: room kept for the answer.
         system_prompt: the instruction; the default asks for ``[n]`` citations and an explicit "not in context".
+        grounded: answer with lorag's grounded-answer adapter when ``llm`` is a ``ChatLorag`` over the model it was
+            trained for and no adapter is chosen (``False``: the bare model).
 
     The input is a question string or ``{"question": ...}``. Each source ``Document`` carries ``metadata["number"]``
     (its ``[n]`` in the prompt) and ``metadata["cited"]``.
@@ -67,6 +90,8 @@ def create_rag_chain(
             result["answer"], [d.metadata["source"] for d in result["sources"] if d.metadata["cited"]]
     """
     count_tokens, window = _window_of(llm, context_window)
+    if grounded:
+        llm = _with_grounded_adapter(llm)
 
     def question_of(inputs: Any) -> str:
         question = inputs.get("question") if isinstance(inputs, dict) else inputs

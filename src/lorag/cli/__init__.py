@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import typer
 
@@ -32,6 +33,10 @@ from lorag.cli import train_adapter as _train_adapter  # noqa: E402,F401
 
 def main() -> None:
     """Entry point of the ``lorag`` script."""
+    # OpenMP threads that spin while they wait starve each other on a busy machine: on 2 shared cores an unquantized
+    # model decoded under 1 token/s with 2 threads, and one of its linear layers took 15.6 ms spinning vs 0.19 ms
+    # waiting passively. Set before torch is imported (the CLI imports it lazily).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     app()
 

@@ -115,7 +115,13 @@ def build_pipeline(  # type: ignore[no-untyped-def]
         raise _fail(f"adapter {str(folder)!r} is not a directory")
     adapters = {folder.name: str(folder)} if folder is not None else {}
     try:
-        engine = LoragEngine(model, quantization=quantization, adapters=adapters)  # type: ignore[arg-type]
+        # One request at a time: padding rows for bit-exact concurrent batching would only slow decoding.
+        engine = LoragEngine(
+            model,
+            quantization=quantization,  # type: ignore[arg-type]
+            adapters=adapters,
+            exact_batching=False,
+        )
         name = folder.name if folder is not None else None
         if adapter is None:
             name = use_grounded_adapter(engine)

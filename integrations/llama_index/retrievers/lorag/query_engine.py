@@ -1,20 +1,29 @@
 """``create_query_engine``: a lorag retriever and LLM in a LlamaIndex ``RetrieverQueryEngine``, with lorag's
-cited RAG instruction and numbered sources; the response's ``source_nodes`` carry each number in metadata."""
+cited RAG prompt (the same system and user messages as ``lorag.rag.prompt``) and numbered sources; the response's
+``source_nodes`` carry each number in metadata. A ``LoragLLM`` over SmolLM2-135M-Instruct with no adapter chosen
+answers with lorag's shipped grounded-answer adapter, as ``lorag ask`` does."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from llama_index.core import PromptTemplate
+from llama_index.core import ChatPromptTemplate
 from llama_index.core.base.base_retriever import BaseRetriever
-from llama_index.core.llms import LLM
+from llama_index.core.llms import LLM, ChatMessage, MessageRole
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
+from lorag.rag.grounded import use_grounded_adapter
 from lorag.rag.prompt import SYSTEM_PROMPT
 
-QA_TEMPLATE = SYSTEM_PROMPT + "\n\nContext:\n{context_str}\n\nQuestion: {query_str}\nAnswer: "
+#: lorag's RAG prompt as LlamaIndex messages: the context is the numbered nodes, formatted as ``format_block`` does.
+QA_TEMPLATE = ChatPromptTemplate(
+    [
+        ChatMessage(role=MessageRole.SYSTEM, content=SYSTEM_PROMPT),
+        ChatMessage(role=MessageRole.USER, content="Context:\n{context_str}\n\nQuestion: {query_str}"),
+    ]
+)
 
 #: Metadata the LLM sees for each node; everything else (offsets, scores) stays out of the prompt.
 _LLM_KEYS = ("citation",)
@@ -32,8 +41,9 @@ class NumberedSources(BaseNodePostprocessor):
     ) -> list[NodeWithScore]:
         for number, item in enumerate(nodes, start=1):
             node = item.node
-            source = node.metadata.get("source", node.node_id)
-            section = node.metadata.get("section")
+            meta = node.metadata  # lorag's loaders set source/section; LlamaIndex readers and node parsers do not
+            source = meta.get("source") or meta.get("file_name") or meta.get("file_path") or node.node_id
+            section = meta.get("section") or meta.get("header_path")
             node.metadata["number"] = number
             node.metadata["citation"] = f"[{number}] {source}" + (f" > {section}" if section else "")
             node.excluded_llm_metadata_keys = [k for k in node.metadata if k not in _LLM_KEYS]
@@ -43,16 +53,24 @@ class NumberedSources(BaseNodePostprocessor):
         return nodes
 
 
-def create_query_engine(retriever: BaseRetriever, llm: LLM, **kwargs: Any) -> RetrieverQueryEngine:
+def create_query_engine(
+    retriever: BaseRetriever, llm: LLM, *, grounded: bool = True, **kwargs: Any
+) -> RetrieverQueryEngine:
     """A ``RetrieverQueryEngine`` over ``retriever`` answering with ``llm`` and citing numbered sources.
 
-    ``kwargs`` go to ``RetrieverQueryEngine.from_args`` (e.g. ``response_mode``, ``streaming``).
+    ``grounded``: answer with lorag's grounded-answer adapter when ``llm`` is a ``LoragLLM`` over the model it was
+    trained for and has no adapter (``False``: the bare model). ``kwargs`` go to
+    ``RetrieverQueryEngine.from_args`` (e.g. ``response_mode``, ``streaming``).
     """
     kwargs.setdefault("response_mode", "compact")
+    if grounded and getattr(llm, "adapter", "") is None and hasattr(llm, "with_adapter"):
+        name = use_grounded_adapter(llm.engine)
+        if name is not None:
+            llm = llm.with_adapter(name)
     return RetrieverQueryEngine.from_args(
         retriever,
         llm=llm,
-        text_qa_template=PromptTemplate(QA_TEMPLATE),
+        text_qa_template=QA_TEMPLATE,
         node_postprocessors=[NumberedSources(), *kwargs.pop("node_postprocessors", [])],
         **kwargs,
     )
