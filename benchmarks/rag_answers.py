@@ -1,7 +1,7 @@
 """The main job, end to end: answers to questions over documents, lorag vs the LangChain tutorial RAG (issue #15).
 
 Rows, all on the same SmolLM2-135M-Instruct weights, scored by the same scorer (``lorag.evaluation.score_answers``)
-in one run, one after another, each single-threaded:
+in one run, each single-threaded, two rows at a time (one per core):
 
 - ``lorag``: ``lorag eval-rag`` with every default (the shipped grounded-answer adapter included);
 - ``lorag --adapter none``: the same without the adapter;
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hotpot", type=Path, help="folder of make_hotpot_extract.py")
     parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated rows to run")
     parser.add_argument("--work", type=Path, default=Path("/tmp/lorag-rag-answers"))
-    parser.add_argument("--parallel", type=int, default=1, help="data sets answered at once (1 per core at most)")
+    parser.add_argument("--parallel", type=int, default=2, help="rows answered at once, each on one core")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "rag_answers.md")
     parser.add_argument("--langchain-row", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -155,16 +155,17 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     started, load_before = datetime.now(timezone.utc), os.getloadavg()
 
-    def run_dataset(data: Path) -> tuple[Path, dict[str, dict[str, Any]]]:
-        scored = {}
-        for row in rows:
-            report = run_row(row, data, args.work)
-            scored[row] = rescore(data, report)
-            print(f"[{data.name}] {row}: {json.dumps(scored[row])}", file=sys.stderr, flush=True)
-        return data, scored
-
+    for data in datasets:  # build each index once, before rows share it
+        if any(ROWS[row] is not None for row in rows):
+            index = ["--docs", str(data / "docs"), "--index-dir", str(args.work / f"index-{data.name}")]
+            subprocess.run([sys.executable, "-m", "lorag", "index", *index], env=single_threaded_env(), check=True)
+    jobs = [(data, row) for data in datasets for row in rows]
     with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        results = list(pool.map(run_dataset, datasets))
+        reports = list(pool.map(lambda job: run_row(job[1], job[0], args.work), jobs))
+    results: list[tuple[Path, dict[str, dict[str, Any]]]] = []
+    for data in datasets:
+        scored = {row: rescore(data, r) for (d, row), r in zip(jobs, reports, strict=True) if d == data}
+        results.append((data, scored))
     finished, load_after = datetime.now(timezone.utc), os.getloadavg()
     command = "PYTHONPATH=src:integrations python benchmarks/rag_answers.py " + shlex.join(sys.argv[1:])
     lines = [
@@ -172,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"- date: {started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC ({(finished - started).total_seconds() / 60:.0f} min)",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, no GPU; every row single-threaded, "
-        f"{args.parallel} data set(s) at a time; load average {load_before[0]:.1f} at the start, "
-        f"{load_after[0]:.1f} at the end",
+        f"{args.parallel} rows at a time (so each row ran beside another, alike for all); load average "
+        f"{load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end",
         f"- command: `{command}`",
         "- model: SmolLM2-135M-Instruct for every row (lorag: NF4 unless its defaults say otherwise; tutorial: fp32)",
         "- scorer: `lorag.evaluation.score_answers` (SQuAD normalisation after removing [n] citations; EM, F1 and "
