@@ -33,7 +33,8 @@ def default_index_dir(docs: Path) -> Path:
     return Path(".lorag") / f"{resolved.name or 'docs'}-{digest}"
 
 
-def _fail(message: str) -> typer.Exit:
+def usage_error(message: str) -> typer.Exit:
+    """Print ``error: message`` and return the exit (status 2) to raise: bad input, never a traceback."""
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(2)
 
@@ -45,7 +46,7 @@ def open_index(  # type: ignore[no-untyped-def]
     from lorag.rag.index import DocumentIndex
 
     if docs is None and index_dir is None:
-        raise _fail("give --docs DIR (and optionally --index-dir), or --index-dir of an existing index")
+        raise usage_error("give --docs DIR (and optionally --index-dir), or --index-dir of an existing index")
     target = index_dir or default_index_dir(docs)  # type: ignore[arg-type]
     try:
         index = DocumentIndex(target, embedder=embedder, backend=backend.value)  # type: ignore[arg-type]
@@ -59,9 +60,9 @@ def open_index(  # type: ignore[no-untyped-def]
                     err=True,
                 )
         elif len(index) == 0:
-            raise _fail(f"no index at {target}: run `lorag index --docs DIR --index-dir {target}` first")
+            raise usage_error(f"no index at {target}: run `lorag index --docs DIR --index-dir {target}` first")
     except (FileNotFoundError, NotADirectoryError, ValueError) as err:
-        raise _fail(str(err)) from err
+        raise usage_error(str(err)) from err
     return index
 
 
@@ -112,7 +113,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
 
     folder = None if adapter in (None, "none") else Path(adapter)  # type: ignore[arg-type]
     if folder is not None and not folder.is_dir():
-        raise _fail(f"adapter {str(folder)!r} is not a directory")
+        raise usage_error(f"adapter {str(folder)!r} is not a directory")
     adapters = {folder.name: str(folder)} if folder is not None else {}
     try:
         # One request at a time: padding rows for bit-exact concurrent batching would only slow decoding.
@@ -126,7 +127,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
         if adapter is None:
             name = use_grounded_adapter(engine)
     except (ValueError, LookupError, ImportError, GroundedAdapterError) as err:
-        raise _fail(str(err)) from err
+        raise usage_error(str(err)) from err
     generation: dict[str, float | int] = {}
     if repetition_penalty != 1.0:
         generation["repetition_penalty"] = repetition_penalty
@@ -175,9 +176,9 @@ def ask_command(
 ) -> None:
     """Answer a question from your documents and cite the passages used."""
     if not question.strip():
-        raise _fail("the question is empty: ask something about your documents")
+        raise usage_error("the question is empty: ask something about your documents")
     if stream and as_json:
-        raise _fail("--stream and --json exclude each other")
+        raise usage_error("--stream and --json exclude each other")
     from lorag.rag.pipeline import Answer
 
     index = open_index(docs, index_dir, embedder, backend, quiet=as_json)
@@ -206,7 +207,7 @@ def ask_command(
         else:
             answer = pipeline.ask(question)
     except ValueError as err:
-        raise _fail(str(err)) from err
+        raise usage_error(str(err)) from err
     finally:
         engine.close()
     if as_json:

@@ -20,9 +20,9 @@ from lorag.cli.ask import (
     QUANTIZATION_OPTION,
     REPETITION_PENALTY_OPTION,
     IndexBackend,
-    _fail,
     build_pipeline,
     open_index,
+    usage_error,
 )
 
 #: Metrics printed as rates (4 decimals); the rest are seconds or tokens per second.
@@ -86,7 +86,7 @@ def eval_rag_command(
     try:
         checked = load_questions(questions, docs)
     except (FileNotFoundError, ValueError) as err:
-        raise _fail(str(err)) from err
+        raise usage_error(str(err)) from err
     index = open_index(docs, index_dir, embedder, backend, quiet=as_json)
     pipeline, engine = build_pipeline(
         index,
@@ -102,7 +102,7 @@ def eval_rag_command(
     try:
         report = evaluate_rag(pipeline, checked, progress=progress)
     except ValueError as err:
-        raise _fail(str(err)) from err
+        raise usage_error(str(err)) from err
     finally:
         engine.close()
     if as_json:
