@@ -51,6 +51,11 @@ def to_bfloat16(folder: Path) -> None:
     save_file(tensors, path, metadata={"format": "pt"})
 
 
+def relative(command: str) -> str:
+    """A recorded command without this checkout's absolute path."""
+    return command.replace(f"{REPO}/", "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="folder with SQuAD's dev-v1.1.json.zip")
@@ -87,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         "weights_dtype": "bfloat16",
         "rebuild": "PYTHONPATH=src python benchmarks/grounded_adapter.py --data ../shared/data/squad-v1.1"
         + (f" --records {args.records}" if args.records != 360 else ""),
-        "commands": [shlex.join(prepare[1:]), "lorag " + shlex.join(train[3:])],
+        "commands": [relative("python " + shlex.join(prepare[1:])), relative("lorag " + shlex.join(train[3:]))],
     }
     metadata_file.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
     print(f"adapter written to {args.output}", file=sys.stderr)
