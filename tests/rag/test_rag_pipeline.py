@@ -50,8 +50,18 @@ class FakeEngine:
         self.calls.append(kw)
         return _Result(self.answer)
 
-    def stream(self, prompt: str | None = None, **kw: Any) -> Any:
+    def submit(self, prompt: str | None = None, **kw: Any) -> Any:
         self.calls.append(kw)
+        return _Handle(self.answer, self.finish)
+
+
+class _Handle:
+    """Like ``RequestHandle``: iterate the deltas, then ``result_value`` (here without log-probs)."""
+
+    def __init__(self, answer: str, finish: str) -> None:
+        self.answer, self.finish, self.result_value = answer, finish, None
+
+    def __iter__(self) -> Any:
         for word in self.answer.split(" "):
             yield _Delta(word + " ")
         yield _Delta("", _Usage(), self.finish)

@@ -13,6 +13,8 @@ import typer
 from lorag.cli import app
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
+#: Chosen on the SQuAD dev split with benchmarks/rag_defaults.py (see README, "Measuring answers").
+DEFAULT_ABSTAIN_CONFIDENCE = 0.5
 
 
 class IndexBackend(str, Enum):
@@ -85,6 +87,13 @@ MIN_RELEVANCE_OPTION = typer.Option(
 REPETITION_PENALTY_OPTION = typer.Option(
     1.0, "--repetition-penalty", min=0.01, help="Penalise tokens already in the prompt or answer (1.0: off)."
 )
+ABSTAIN_CONFIDENCE_OPTION = typer.Option(
+    DEFAULT_ABSTAIN_CONFIDENCE,
+    "--abstain-confidence",
+    min=0.0,
+    max=1.0,
+    help="Keep the model's 'not in the documents' reply only when it is this sure of it; below, it answers anyway.",
+)
 NO_REPEAT_NGRAM_OPTION = typer.Option(
     0, "--no-repeat-ngram-size", min=0, help="Never repeat an n-gram of this many tokens (0: off)."
 )
@@ -101,6 +110,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
     min_relevance: float,
     repetition_penalty: float = 1.0,
     no_repeat_ngram_size: int = 0,
+    abstain_confidence: float | None = DEFAULT_ABSTAIN_CONFIDENCE,
 ):
     """Load the model and build the pipeline exactly as ``lorag ask`` answers; returns ``(pipeline, engine)``.
 
@@ -141,6 +151,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
         min_relevance=min_relevance,
         adapter=name,
         generation=generation,
+        abstain_confidence=abstain_confidence,
     )
     return pipeline, engine
 
@@ -171,6 +182,7 @@ def ask_command(
     min_relevance: float = MIN_RELEVANCE_OPTION,
     repetition_penalty: float = REPETITION_PENALTY_OPTION,
     no_repeat_ngram_size: int = NO_REPEAT_NGRAM_OPTION,
+    abstain_confidence: float = ABSTAIN_CONFIDENCE_OPTION,
     stream: bool = typer.Option(False, "--stream", help="Print the answer as it is generated."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with answer and sources."),
 ) -> None:
@@ -192,6 +204,7 @@ def ask_command(
         min_relevance=min_relevance,
         repetition_penalty=repetition_penalty,
         no_repeat_ngram_size=no_repeat_ngram_size,
+        abstain_confidence=abstain_confidence,
     )
     try:
         if stream:

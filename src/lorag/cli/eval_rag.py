@@ -9,6 +9,7 @@ import typer
 
 from lorag.cli import app
 from lorag.cli.ask import (
+    ABSTAIN_CONFIDENCE_OPTION,
     ADAPTER_OPTION,
     BACKEND_OPTION,
     EMBEDDER_OPTION,
@@ -74,6 +75,7 @@ def eval_rag_command(
     min_relevance: float = MIN_RELEVANCE_OPTION,
     repetition_penalty: float = REPETITION_PENALTY_OPTION,
     no_repeat_ngram_size: int = NO_REPEAT_NGRAM_OPTION,
+    abstain_confidence: float = ABSTAIN_CONFIDENCE_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: the metrics and every answer."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="A progress bar on stderr."),
 ) -> None:
@@ -98,6 +100,7 @@ def eval_rag_command(
         min_relevance=min_relevance,
         repetition_penalty=repetition_penalty,
         no_repeat_ngram_size=no_repeat_ngram_size,
+        abstain_confidence=abstain_confidence,
     )
     try:
         report = evaluate_rag(pipeline, checked, progress=progress)

@@ -64,6 +64,8 @@ class QAPrediction:
     sources: list[dict[str, Any]]
     seconds: float
     completion_tokens: int
+    abstain_probability: float | None = None
+    """lorag only: the model's confidence in a no-answer reply it began (``Answer.abstain_probability``)."""
 
 
 def normalize_answer(text: str) -> str:

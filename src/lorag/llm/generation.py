@@ -37,8 +37,11 @@ class SamplingParams:
             ([-2, 2]; the prompt does not count).
         min_tokens: End-of-sequence tokens are suppressed until this many tokens are generated (stop strings still
             end the output).
+        sequence_bias: transformers' ``sequence_bias``: pairs of (token ids, bias); the bias is added to the last
+            token's logit wherever the ids before it were just generated (a single id: everywhere). E.g. a large
+            negative bias on (``The``, ``documents``) forbids a reply from starting "The documents".
 
-    The last five change the logits before greedy choice or sampling (see ``logits_processors``).
+    The last six change the logits before greedy choice or sampling (see ``logits_processors``).
     ``repetition_penalty``, ``no_repeat_ngram_size`` and ``min_tokens`` run transformers' own logits processors, so
     they mean exactly what they mean in ``model.generate``; transformers has none for the OpenAI penalties.
     """
@@ -54,6 +57,7 @@ class SamplingParams:
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     min_tokens: int = 0
+    sequence_bias: tuple[tuple[tuple[int, ...], float], ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1:
@@ -82,6 +86,10 @@ class SamplingParams:
             raise ValueError(
                 f"min_tokens must be an integer in [0, max_tokens={self.max_tokens}], got {self.min_tokens!r}"
             )
+        bias = tuple((tuple(ids), value) for ids, value in (self.sequence_bias or ()))
+        if any(not ids or not all(_is_count(i) for i in ids) or not _is_number(value) for ids, value in bias):
+            raise ValueError(f"sequence_bias must be pairs of (non-empty token ids, finite bias), got {bias!r}")
+        object.__setattr__(self, "sequence_bias", bias)
 
     @property
     def greedy(self) -> bool:
@@ -89,13 +97,14 @@ class SamplingParams:
 
     @property
     def shapes_logits(self) -> bool:
-        """Whether a penalty or ``min_tokens`` is on (then each step runs logits processors)."""
+        """Whether a penalty, ``min_tokens`` or ``sequence_bias`` is on (then each step runs logits processors)."""
         return (
             self.repetition_penalty != 1.0
             or self.no_repeat_ngram_size > 0
             or self.presence_penalty != 0
             or self.frequency_penalty != 0
             or self.min_tokens > 0
+            or bool(self.sequence_bias)
         )
 
 
@@ -140,6 +149,7 @@ def logits_processors(
         MinNewTokensLengthLogitsProcessor,
         NoRepeatNGramLogitsProcessor,
         RepetitionPenaltyLogitsProcessor,
+        SequenceBiasLogitsProcessor,
     )
 
     processors: list[Any] = []
@@ -153,6 +163,8 @@ def logits_processors(
         processors.append(
             MinNewTokensLengthLogitsProcessor(prompt_length, params.min_tokens, sorted(eos_ids), device=str(device))
         )
+    if params.sequence_bias:
+        processors.append(SequenceBiasLogitsProcessor([[list(ids), bias] for ids, bias in params.sequence_bias]))
     return LogitsProcessorList(processors) if processors else None
 
 

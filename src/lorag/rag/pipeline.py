@@ -9,7 +9,8 @@ before anyone sees them and the streamed text is the final answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -30,9 +31,9 @@ class ChatEngine(Protocol):
     tokenizer: Any
     context_window: int
 
-    def stream(
-        self, prompt: str | None = None, *, messages: Any = None, adapter: str | None = None, **kw: Any
-    ) -> Any: ...
+    def submit(self, prompt: str | None = None, *, messages: Any = None, adapter: str | None = None, **kw: Any) -> Any:
+        """A request handle: iterating it gives text deltas; then ``result_value`` has the token log-probs."""
+        ...
 
 
 class Searchable(Protocol):
@@ -72,6 +73,8 @@ class Answer:
     sources: list[Source] = field(default_factory=list)
     abstained: bool = False
     usage: dict[str, int] = field(default_factory=dict)
+    abstain_probability: float | None = None
+    """When the model began the no-answer reply: the probability of its first token (see ``abstain_confidence``)."""
 
     @property
     def cited(self) -> bool:
@@ -87,6 +90,7 @@ class Answer:
             "answer": self.answer,
             "abstained": self.abstained,
             "cited": self.cited,
+            "abstain_probability": self.abstain_probability,
             "sources": [asdict(s) for s in self.sources],
             "usage": self.usage,
         }
@@ -129,6 +133,8 @@ class RagPipeline:
         adapter: default LoRA adapter for answers (per call overrides).
         generation: further sampling options for the engine (``repetition_penalty``, ``no_repeat_ngram_size``, ...).
         system_prompt: the instruction (the shipped grounded adapter was trained with the default).
+        abstain_confidence: keep the model's "not in the documents" reply only when the probability of its first
+            token is at least this; below it, answer with that reply forbidden. ``None`` always keeps it.
     """
 
     def __init__(
@@ -142,6 +148,7 @@ class RagPipeline:
         adapter: str | None = None,
         generation: dict[str, Any] | None = None,
         system_prompt: str = SYSTEM_PROMPT,
+        abstain_confidence: float | None = None,
     ) -> None:
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
@@ -155,6 +162,9 @@ class RagPipeline:
         self.adapter = adapter
         self.generation = dict(generation or {})
         self.system_prompt = system_prompt
+        if abstain_confidence is not None and not 0.0 <= abstain_confidence <= 1.0:
+            raise ValueError(f"abstain_confidence must be in [0, 1], got {abstain_confidence}")
+        self.abstain_confidence = abstain_confidence
         self._count = chat_token_counter(engine.tokenizer)
 
     def _prepare(self, question: str) -> tuple[list[dict[str, str]] | None, list[ContextBlock], bool]:
@@ -211,18 +221,52 @@ class RagPipeline:
 
         Greedy decoding. Text passes through an ``AnswerGuard``: generation stops when the answer starts repeating
         itself (cut where the repetition began), and an answer that hits the token cap ends at its last sentence
-        end. The pieces yielded add up exactly to ``Answer.answer``.
+        end. A no-answer reply the model was not confident of (see ``abstain_confidence``) is replaced, before
+        anything is shown, by its answer with that reply forbidden. The pieces yielded add up to ``Answer.answer``.
         """
         messages, blocks, abstained = self._prepare(question)
         if messages is None:
             yield NO_ANSWER
             yield Answer(question, NO_ANSWER, [], abstained=True)
             return
-        guard = AnswerGuard()
+        abstain_probability = None
+        for attempt in range(2):
+            guard = AnswerGuard()
+            options: dict[str, Any] = {"max_tokens": self.max_new_tokens, "temperature": 0.0, **self.generation}
+            if attempt:
+                options["sequence_bias"] = self._no_answer_ban()
+            handle = self.engine.submit(messages=messages, adapter=adapter or self.adapter, **options)
+            usage, truncated = yield from self._generate(handle, guard)
+            result = handle.result_value
+            if attempt or self.abstain_confidence is None or guard.answer or not says_no_answer(guard.text):
+                break
+            if result is None or not result.token_logprobs:
+                break
+            abstain_probability = math.exp(result.token_logprobs[0])
+            if abstain_probability >= self.abstain_confidence:
+                break
+        if piece := guard.finish(truncated=truncated):
+            yield piece
+        text = guard.answer
+        if not usage:  # stopped early: count what was generated
+            usage = {
+                "prompt_tokens": self._count(messages),
+                "completion_tokens": len(self.engine.tokenizer(guard.text, add_special_tokens=False)["input_ids"]),
+            }
+        if not text or says_no_answer(text):
+            if not text:
+                yield NO_ANSWER
+            sources = self._sources(blocks, "", False)
+            yield Answer(question, text or NO_ANSWER, sources, True, usage, abstain_probability)
+            return
+        yield Answer(question, text, self._sources(blocks, text, abstained), False, usage, abstain_probability)
+
+    @staticmethod
+    def _generate(handle: Any, guard: AnswerGuard) -> Generator[str, None, tuple[dict[str, int], bool]]:
+        """Feed the request's text through ``guard``, yielding what is final; returns (usage, hit the cap)."""
         usage: dict[str, int] = {}
         truncated = False
-        options = {"max_tokens": self.max_new_tokens, "temperature": 0.0, **self.generation}
-        deltas = self.engine.stream(messages=messages, adapter=adapter or self.adapter, **options)
+        deltas = iter(handle)
         with closing(deltas):  # closing the stream early cancels the request and frees its batch row
             for delta in deltas:
                 if delta.text and (piece := guard.push(delta.text)):
@@ -235,17 +279,10 @@ class RagPipeline:
                 truncated = delta.finish_reason == "length"
                 if guard.looped:
                     break
-        if piece := guard.finish(truncated=truncated):
-            yield piece
-        text = guard.answer
-        if not usage:  # stopped early: count what was generated
-            usage = {
-                "prompt_tokens": self._count(messages),
-                "completion_tokens": len(self.engine.tokenizer(guard.text, add_special_tokens=False)["input_ids"]),
-            }
-        if not text or says_no_answer(text):
-            if not text:
-                yield NO_ANSWER
-            yield Answer(question, text or NO_ANSWER, self._sources(blocks, "", False), abstained=True, usage=usage)
-            return
-        yield Answer(question, text, self._sources(blocks, text, abstained), usage=usage)
+        return usage, truncated
+
+    def _no_answer_ban(self) -> tuple[tuple[tuple[int, ...], float], ...]:
+        """Forbid the no-answer reply's opening ("The documents", "The document") as the model would write it."""
+        openings = {NO_ANSWER, NO_ANSWER.replace("documents do", "document does")}
+        ids = {tuple(self.engine.tokenizer(o, add_special_tokens=False)["input_ids"][:2]) for o in openings}
+        return tuple((opening, -100.0) for opening in sorted(ids))
