@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,3 +208,47 @@ def test_cli_index_backend_is_recorded_and_checked(
     assert other.exit_code == 2 and "backend: saved 'onnx', given 'torch'" in other.stderr
     unknown = CliRunner().invoke(app, [*args, "--backend", "openvino"])
     assert unknown.exit_code == 2 and "openvino" in unknown.output
+
+
+class _Result:
+    def __init__(self, first_logprob: float) -> None:
+        self.token_logprobs = [first_logprob]
+
+
+class UnsureEngine(FakeEngine):
+    """Replies the no-answer sentence with a given first-token probability; with it forbidden, answers."""
+
+    def __init__(self, tokenizer: Any, probability: float) -> None:
+        super().__init__(tokenizer, NO_ANSWER)
+        self.probability = probability
+
+    def submit(self, prompt: str | None = None, **kw: Any) -> Any:
+        self.calls.append(kw)
+        if "sequence_bias" in kw:
+            return _Handle("Paris [1].", "stop")
+        handle = _Handle(NO_ANSWER, "stop")
+        handle.result_value = _Result(math.log(self.probability))
+        return handle
+
+
+@pytest.mark.parametrize(
+    ("probability", "confidence", "abstains"), [(0.3, 0.5, False), (0.9, 0.5, True), (0.3, None, True)]
+)
+def test_an_unsure_no_answer_reply_is_answered_anyway(
+    tokenizer: Any, probability: float, confidence: float | None, abstains: bool
+) -> None:
+    engine = UnsureEngine(tokenizer, probability)
+    pipeline = RagPipeline(FakeIndex([_hit(0, 0.9)]), engine, abstain_confidence=confidence)
+    pieces = list(pipeline.stream("Capital of France?"))
+    answer = pieces[-1]
+    assert answer.abstained is abstains
+    assert "".join(pieces[:-1]) == answer.answer  # the first reply was never shown when it was replaced
+    if abstains:
+        assert answer.answer == NO_ANSWER and len(engine.calls) == 1
+    else:
+        assert answer.answer == "Paris [1]." and answer.sources[0].cited
+        banned = engine.calls[1]["sequence_bias"]
+        opening = tuple(tokenizer(NO_ANSWER, add_special_tokens=False)["input_ids"][:2])
+        assert (opening, -100.0) in banned
+    if confidence is not None:
+        assert answer.abstain_probability == pytest.approx(probability)

@@ -236,15 +236,15 @@ class RagPipeline:
             if attempt:
                 options["sequence_bias"] = self._no_answer_ban()
             handle = self.engine.submit(messages=messages, adapter=adapter or self.adapter, **options)
-            usage, truncated = yield from self._generate(handle, guard)
+            hold = self.abstain_confidence is not None and not attempt  # a no-answer reply may yet be replaced
+            usage, truncated, held = yield from self._generate(handle, guard, hold)
             result = handle.result_value
-            if attempt or self.abstain_confidence is None or guard.answer or not says_no_answer(guard.text):
-                break
-            if result is None or not result.token_logprobs:
-                break
-            abstain_probability = math.exp(result.token_logprobs[0])
-            if abstain_probability >= self.abstain_confidence:
-                break
+            if hold and says_no_answer(guard.text) and result is not None and result.token_logprobs:
+                abstain_probability = math.exp(result.token_logprobs[0])
+                if abstain_probability < self.abstain_confidence:  # type: ignore[operator]
+                    continue
+            yield from held
+            break
         if piece := guard.finish(truncated=truncated):
             yield piece
         text = guard.answer
@@ -262,15 +262,24 @@ class RagPipeline:
         yield Answer(question, text, self._sources(blocks, text, abstained), False, usage, abstain_probability)
 
     @staticmethod
-    def _generate(handle: Any, guard: AnswerGuard) -> Generator[str, None, tuple[dict[str, int], bool]]:
-        """Feed the request's text through ``guard``, yielding what is final; returns (usage, hit the cap)."""
+    def _generate(
+        handle: Any, guard: AnswerGuard, hold: bool
+    ) -> Generator[str, None, tuple[dict[str, int], bool, list[str]]]:
+        """Feed the request's text through ``guard``, yielding what is final; returns (usage, hit the cap, held).
+
+        With ``hold``, final text that is a no-answer reply is held back (returned, not yielded) so that it can
+        still be replaced."""
         usage: dict[str, int] = {}
         truncated = False
+        held: list[str] = []
         deltas = iter(handle)
         with closing(deltas):  # closing the stream early cancels the request and frees its batch row
             for delta in deltas:
                 if delta.text and (piece := guard.push(delta.text)):
-                    yield piece
+                    if held or (hold and says_no_answer(guard.answer)):
+                        held.append(piece)
+                    else:
+                        yield piece
                 if delta.usage is not None:
                     usage = {
                         "prompt_tokens": delta.usage.prompt_tokens,
@@ -279,7 +288,7 @@ class RagPipeline:
                 truncated = delta.finish_reason == "length"
                 if guard.looped:
                     break
-        return usage, truncated
+        return usage, truncated, held
 
     def _no_answer_ban(self) -> tuple[tuple[tuple[int, ...], float], ...]:
         """Forbid the no-answer reply's opening ("The documents", "The document") as the model would write it."""
