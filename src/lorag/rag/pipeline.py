@@ -234,7 +234,7 @@ class RagPipeline:
             guard = AnswerGuard()
             options: dict[str, Any] = {"max_tokens": self.max_new_tokens, "temperature": 0.0, **self.generation}
             if attempt:
-                options["sequence_bias"] = self._no_answer_ban()
+                options["sequence_bias"] = self._no_answer_ban(messages)
             handle = self.engine.submit(messages=messages, adapter=adapter or self.adapter, **options)
             hold = self.abstain_confidence is not None and not attempt  # a no-answer reply may yet be replaced
             usage, truncated, held = yield from self._generate(handle, guard, hold)
@@ -290,8 +290,13 @@ class RagPipeline:
                     break
         return usage, truncated, held
 
-    def _no_answer_ban(self) -> tuple[tuple[tuple[int, ...], float], ...]:
-        """Forbid the no-answer reply's opening ("The documents", "The document") as the model would write it."""
-        openings = {NO_ANSWER, NO_ANSWER.replace("documents do", "document does")}
-        ids = {tuple(self.engine.tokenizer(o, add_special_tokens=False)["input_ids"][:2]) for o in openings}
-        return tuple((opening, -100.0) for opening in sorted(ids))
+    def _no_answer_ban(self, messages: list[dict[str, str]]) -> tuple[tuple[tuple[int, ...], float], ...]:
+        """Forbid the tokens that open the no-answer reply ("The", "Documents") as the reply's first token: each is
+        banned only right after the prompt's last tokens, so "The" stays free everywhere else."""
+        prompt = self.engine.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if isinstance(prompt, dict) or hasattr(prompt, "keys"):
+            prompt = prompt["input_ids"]
+        tail = tuple(int(i) for i in prompt[-3:])
+        encode = self.engine.tokenizer
+        firsts = {encode(o, add_special_tokens=False)["input_ids"][0] for o in (NO_ANSWER, "Documents", "documents")}
+        return tuple(((*tail, int(first)), -100.0) for first in sorted(firsts))
