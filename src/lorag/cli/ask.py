@@ -11,10 +11,9 @@ from pathlib import Path
 import typer
 
 from lorag.cli import app
+from lorag.rag.pipeline import DEFAULT_ABSTAIN_CONFIDENCE, DEFAULT_K
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
-#: Chosen on the SQuAD dev split with benchmarks/rag_defaults.py (see README, "Measuring answers").
-DEFAULT_ABSTAIN_CONFIDENCE = 0.5
 
 
 class IndexBackend(str, Enum):
@@ -79,7 +78,7 @@ ADAPTER_OPTION = typer.Option(
 )
 EMBEDDER_OPTION = typer.Option("minilm", "--embedder", help="Embedding model reference.")
 BACKEND_OPTION = typer.Option(IndexBackend.torch, "--backend", help=BACKEND_HELP)
-K_OPTION = typer.Option(3, "--k", min=1, help="Passages retrieved.")
+K_OPTION = typer.Option(DEFAULT_K, "--k", min=1, help="Passages retrieved.")
 MAX_TOKENS_OPTION = typer.Option(160, "--max-tokens", min=1, help="Longest answer, in tokens.")
 MIN_RELEVANCE_OPTION = typer.Option(
     0.3, "--min-relevance", help="Say the documents lack the answer when no passage is this similar."
