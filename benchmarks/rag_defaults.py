@@ -1,8 +1,14 @@
 """How ``lorag ask``'s defaults were chosen: ``lorag eval-rag`` on the SQuAD *dev* split only (never the test split).
 
-Runs eval-rag over a grid of settings (k, quantization) with the relevance gate off, two at a time, one core each,
-then replays the relevance gate offline on the saved answers: a question whose best passage has a dense cosine
-below the threshold would have been answered "The documents do not contain the answer." without calling the model.
+Runs eval-rag over a grid of settings (k, quantization) with the relevance gate off and every no-answer reply the
+model begins replaced (``--abstain-confidence 1.0``), two at a time, one core each, then replays two thresholds
+offline on the saved answers:
+
+- the relevance gate: a question whose best passage has a dense cosine below it would have been answered "The
+  documents do not contain the answer." without calling the model;
+- the abstain confidence: a no-answer reply the model began with at least this probability of its first token
+  would have been kept (each answer records that probability and the answer given instead).
+
 The answer-length cap is read from the completion lengths of the grounded adapter's answers. Usage::
 
     PYTHONPATH=src python benchmarks/squad_rag.py --data ../shared/data/squad-v1.1 --out /tmp/squad-rag
@@ -27,7 +33,9 @@ from lorag.rag.prompt import NO_ANSWER
 from rag_answers import single_threaded_env
 
 GATES = (None, 0.1, 0.2, 0.3, 0.4, 0.5)
+CONFIDENCES = (0.0, 0.3, 0.4, 0.5, 0.7, 1.0)
 SHOWN = ("f1", "contains_gold", "citation_precision", "abstention_recall", "answered_rate", "latency_p50_s")
+# Latency is that of the run (every unsure no-answer reply answered again), not of the replayed setting.
 
 
 def run(dev: Path, work: Path, name: str, options: list[str]) -> dict[str, Any]:
@@ -35,7 +43,7 @@ def run(dev: Path, work: Path, name: str, options: list[str]) -> dict[str, Any]:
     command = [
         sys.executable, "-m", "lorag", "eval-rag", "--docs", str(dev / "docs"),
         "--questions", str(dev / "questions.jsonl"), "--index-dir", str(work / "index"),
-        "--json", "--no-progress", "--min-relevance", "-1", *options,
+        "--json", "--no-progress", "--min-relevance", "-1", "--abstain-confidence", "1.0", *options,
     ]  # fmt: skip
     print("$", shlex.join(command), file=sys.stderr, flush=True)
     result = subprocess.run(command, env=single_threaded_env(), capture_output=True, text=True, check=False)
@@ -45,15 +53,15 @@ def run(dev: Path, work: Path, name: str, options: list[str]) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
-def gated(predictions: list[QAPrediction], threshold: float | None) -> list[QAPrediction]:
-    """The answers as the relevance gate at ``threshold`` would have left them."""
-    if threshold is None:
-        return predictions
+def replayed(predictions: list[QAPrediction], gate: float | None, confidence: float) -> list[QAPrediction]:
+    """The answers as the relevance gate at ``gate`` and the abstain confidence ``confidence`` would have left them."""
     kept = []
     for p in predictions:
         best = max((s.get("relevance") or -1.0 for s in p.sources), default=-1.0)
-        if best < threshold:
+        if gate is not None and best < gate:
             p = dataclasses.replace(p, answer=NO_ANSWER, abstained=True, sources=[])
+        elif p.abstain_probability is not None and p.abstain_probability >= confidence:
+            p = dataclasses.replace(p, answer=NO_ANSWER, abstained=True)
         kept.append(p)
     return kept
 
@@ -67,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dev", type=Path, required=True)
     parser.add_argument("--work", type=Path, default=Path("/tmp/lorag-rag-defaults"))
     parser.add_argument("--ks", default="2,3,4")
+    parser.add_argument("--sweep-k", default="2", help="the k whose answers the threshold sweeps replay")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     subprocess.run(
@@ -89,16 +98,22 @@ def main(argv: list[str] | None = None) -> int:
         reports = dict(zip(grid, pool.map(lambda item: run(args.dev, args.work, *item), grid.items()), strict=True))
     questions = load_questions(args.dev / "questions.jsonl", args.dev / "docs")
     print(f"load average {os.getloadavg()[0]:.1f}; {len(questions)} dev questions")
-    print("\n| setting | gate | " + " | ".join(SHOWN) + " | p95 completion tokens |")
-    print("| --- | --- |" + " ---: |" * (len(SHOWN) + 1))
+    print("\n| setting | gate | abstain confidence | " + " | ".join(SHOWN) + " | p95 completion tokens |")
+    print("| --- | --- | --- |" + " ---: |" * (len(SHOWN) + 1))
     for name, report in reports.items():
         predictions = [QAPrediction(**p) for p in report["questions"]]
         lengths = sorted(p.completion_tokens for p in predictions)
         p95 = lengths[int(0.95 * (len(lengths) - 1))]
-        for gate in GATES if name == "nf4 k=3" else (None,):
-            metrics = score_answers(questions, gated(predictions, gate))
+        if name == f"nf4 k={args.sweep_k}":
+            settings = [(g, 0.0) for g in GATES] + [(0.3, c) for c in CONFIDENCES[1:]]
+        else:
+            settings = [(None, 0.0), (0.3, 0.4)]
+        for gate, confidence in settings:
+            metrics = score_answers(questions, replayed(predictions, gate, confidence))
             cells = " | ".join(fmt(metrics[k]) for k in SHOWN)
-            print(f"| {name} | {gate if gate is not None else 'off'} | {cells} | {p95} |")
+            shown_gate = "off" if gate is None else gate
+            shown_confidence = confidence or "0 (keep every no-answer reply)"
+            print(f"| {name} | {shown_gate} | {shown_confidence} | {cells} | {p95} |")
     return 0
 
 
