@@ -244,9 +244,10 @@ class RagPipeline:
                 options["sequence_bias"] = self._no_answer_ban(messages)
             handle = self.engine.submit(messages=messages, adapter=adapter or self.adapter, **options)
             hold = self.abstain_confidence is not None and not attempt  # a no-answer reply may yet be replaced
-            usage, truncated, held = yield from self._generate(handle, guard, hold)
+            usage, truncated, held, shown = yield from self._generate(handle, guard, hold)
             result = handle.result_value
-            if hold and says_no_answer(guard.text) and result is not None and result.token_logprobs:
+            unshown_no_answer = hold and not shown and says_no_answer(guard.text)
+            if unshown_no_answer and result is not None and result.token_logprobs:
                 abstain_probability = math.exp(result.token_logprobs[0])
                 if abstain_probability < self.abstain_confidence:  # type: ignore[operator]
                     continue
@@ -271,21 +272,24 @@ class RagPipeline:
     @staticmethod
     def _generate(
         handle: Any, guard: AnswerGuard, hold: bool
-    ) -> Generator[str, None, tuple[dict[str, int], bool, list[str]]]:
-        """Feed the request's text through ``guard``, yielding what is final; returns (usage, hit the cap, held).
+    ) -> Generator[str, None, tuple[dict[str, int], bool, list[str], bool]]:
+        """Feed the request's text through ``guard``, yielding what is final; returns (usage, hit the cap, held,
+        anything yielded).
 
-        With ``hold``, final text that is a no-answer reply is held back (returned, not yielded) so that it can
-        still be replaced."""
+        With ``hold``, a reply that opens as the no-answer reply is held back (returned, not yielded) so that it
+        can still be replaced."""
         usage: dict[str, int] = {}
         truncated = False
         held: list[str] = []
+        shown = False
         deltas = iter(handle)
         with closing(deltas):  # closing the stream early cancels the request and frees its batch row
             for delta in deltas:
                 if delta.text and (piece := guard.push(delta.text)):
-                    if held or (hold and says_no_answer(guard.answer)):
+                    if held or (hold and not shown and says_no_answer(guard.answer)):
                         held.append(piece)
                     else:
+                        shown = True
                         yield piece
                 if delta.usage is not None:
                     usage = {
@@ -295,7 +299,7 @@ class RagPipeline:
                 truncated = delta.finish_reason == "length"
                 if guard.looped:
                     break
-        return usage, truncated, held
+        return usage, truncated, held, shown
 
     def _no_answer_ban(self, messages: list[dict[str, str]]) -> tuple[tuple[tuple[int, ...], float], ...]:
         """Forbid the tokens that open the no-answer reply ("The", "Documents") as the reply's first token: each is
