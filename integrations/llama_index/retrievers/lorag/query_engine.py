@@ -13,6 +13,7 @@ from llama_index.core.llms import LLM, ChatMessage, MessageRole
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore, QueryBundle
+from llama_index.llms.lorag import LoragLLM
 
 from lorag.rag.grounded import use_grounded_adapter
 from lorag.rag.prompt import SYSTEM_PROMPT
@@ -63,7 +64,7 @@ def create_query_engine(
     ``RetrieverQueryEngine.from_args`` (e.g. ``response_mode``, ``streaming``).
     """
     kwargs.setdefault("response_mode", "compact")
-    if grounded and getattr(llm, "adapter", "") is None and hasattr(llm, "with_adapter"):
+    if grounded and isinstance(llm, LoragLLM) and llm.adapter is None:
         name = use_grounded_adapter(llm.engine)
         if name is not None:
             llm = llm.with_adapter(name)
