@@ -13,8 +13,8 @@ from llama_index.core.llms import LLM, ChatMessage, MessageRole
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore, QueryBundle
-from llama_index.llms.lorag import LoragLLM
 
+from llama_index.llms.lorag import LoragLLM
 from lorag.rag.grounded import use_grounded_adapter
 from lorag.rag.prompt import SYSTEM_PROMPT
 
