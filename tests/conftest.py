@@ -25,3 +25,19 @@ def tiny_llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_st_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 2-layer BERT sentence-transformer with a WordPiece tokenizer."""
     return build_tiny_sentence_transformer(tmp_path_factory.mktemp("tiny-st"))
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    """A documents folder for the RAG and evaluation tests: three indexable files (one in a subfolder) and one file
+    lorag does not index."""
+    folder = tmp_path / "docs"
+    (folder / "guide").mkdir(parents=True)
+    (folder / "guide" / "cors.md").write_text(
+        "# CORS\n\nCross-origin requests are allowed with the CORS middleware.\n\n"
+        "## Origins\n\nList the allowed origins, for example https://example.org.\n"
+    )
+    (folder / "tasks.md").write_text("# Background tasks\n\nBackground tasks run after the response is sent.\n")
+    (folder / "notes.txt").write_text("Plain notes: the server listens on port 8000 by default.\n")
+    (folder / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    return folder
