@@ -91,6 +91,7 @@ def test_no_answer_replies_and_their_variants_are_recognised() -> None:
     assert says_no_answer("The documents do not contain the answer.")
     assert says_no_answer("The document contains only blocks.\n\nThe document does not contain the answer.")
     assert says_no_answer("The context doesn't contain an answer")
+    assert says_no_answer("The files do not contain the answer.")
     assert not says_no_answer("Paris [1]")
     assert not says_no_answer("The documents contain the answer: Paris [1]")
 

@@ -19,8 +19,10 @@ SYSTEM_PROMPT = (
 )
 
 _CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
-# The no-answer reply as small models vary it: "document(s)"/"context", "do(es) not"/"doesn't", "the"/"an" answer.
-_NO_ANSWER_REPLY = re.compile(r"\b(?:documents?|context) (?:do|does) ?n[o']?t contain (?:the|an|any) answer\b")
+# The no-answer reply as small models vary it: "documents"/"context"/"files"..., "do(es) not"/"doesn't", "the"/"an".
+_NO_ANSWER_REPLY = re.compile(
+    r"\b(?:documents?|context|files?|passages?|texts?|blocks?) (?:do|does) ?n[o']?t contain (?:the|an|any) answer\b"
+)
 
 
 @dataclass(frozen=True)
