@@ -22,10 +22,8 @@ _LIST_MARK = re.compile(r"^\s*(?:[-*•]|\(?\d+[.)]|\[\d+\])\s*")
 # A sentence ends at . ! ? (optionally closed by quotes/brackets, or a citation like [2]) before white space, or
 # at a line end. Decimals ("3.5") and "e.g." mid-line have no white space after the point, or are rare enough.
 _UNIT_END = re.compile(r"(?:[.!?][\"')\]]*(?:\s*\[\d+(?:,\s*\d+)*\])*(?=\s)|\n)")
-
-
-_MARKER_WORD = re.compile(r"\(?\d+[.)]$")
-_DANGLING_MARKER = re.compile(r"(?:^|\s)(?:[-*•]|\(?\d+[.)])\s*$")
+_MARKER_WORD = re.compile(r"\(?\d+[.)]$")  # "2." or "(3)": a list number, not a sentence end
+_DANGLING_MARKER = re.compile(r"(?:^|\s)(?:[-*•]|\(?\d+[.)])\s*$")  # a list item cut before its text
 
 
 def _unit_ends(text: str) -> list[int]:
