@@ -20,7 +20,6 @@ Writes ``benchmarks/results/qlora_squad.md`` and ``benchmarks/results/qlora_squa
 from __future__ import annotations
 
 import argparse
-import collections
 import itertools
 import json
 import logging
@@ -29,7 +28,6 @@ import platform
 import random
 import re
 import shutil
-import string
 import sys
 import time
 import zipfile
@@ -38,6 +36,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from lorag.evaluation.answers import exact_match, f1_score  # the official SQuAD v1.1 normalisation
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,28 +74,6 @@ def load_squad(data_dir: Path) -> dict[str, list[Question]]:
                 start = qa["answers"][0]["answer_start"]
                 qs.append(Question(qa["id"], article["title"], para["context"], qa["question"], answers, start))
     return by_article
-
-
-def normalize_answer(text: str) -> str:
-    """The official SQuAD v1.1 normalisation: lower case, no punctuation, no articles, single spaces."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def f1_score(prediction: str, truth: str) -> float:
-    pred, gold = normalize_answer(prediction).split(), normalize_answer(truth).split()
-    common = collections.Counter(pred) & collections.Counter(gold)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    precision, recall = same / len(pred), same / len(gold)
-    return 2 * precision * recall / (precision + recall)
-
-
-def exact_match(prediction: str, truth: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(truth))
 
 
 def score(predictions: dict[str, str], questions: list[Question]) -> tuple[float, float]:
