@@ -131,6 +131,8 @@ def test_defaults_build_no_logits_processors(engine) -> None:
         ("frequency_penalty", float("inf")),
         ("min_tokens", -1),
         ("min_tokens", MAX + 1),
+        ("sequence_bias", (((), -1.0),)),
+        ("sequence_bias", (((1,), float("nan")),)),
     ],
 )
 def test_bad_values_raise_naming_the_option(engine, option: str, value: float) -> None:
@@ -238,3 +240,12 @@ def test_num_threads_applies_to_the_worker_only(tiny_llm_dir, llm_device: str) -
     assert seen and set(seen) == {2}
     with pytest.raises(ValueError, match="num_threads"):
         LoragEngine(base=engine.base, num_threads=0)
+
+
+def test_sequence_bias_forbids_a_token_only_where_its_prefix_was_generated(engine) -> None:
+    first = engine.generate(PROMPT, max_tokens=2).token_ids
+    banned = engine.generate(PROMPT, max_tokens=2, sequence_bias=(((first[0],), -100.0),)).token_ids
+    assert banned[0] != first[0]
+    unrelated_prefix = (first[0] + 1) % engine.tokenizer.vocab_size
+    kept = engine.generate(PROMPT, max_tokens=2, sequence_bias=(((unrelated_prefix, first[0]), -100.0),))
+    assert kept.token_ids[0] == first[0]  # its prefix is not what precedes the first token
