@@ -16,7 +16,8 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
-from lorag.retrieval.documents import MetadataFilter, SearchHit, check_k, check_query, matches
+from lorag.retrieval.documents import MetadataFilter, SearchHit, check_k, check_query
+from lorag.retrieval.filters import matches
 
 #: Metadata key holding lorag's document id inside the store (stores differ in whether they return ``Document.id``).
 ID_KEY = "lorag_id"

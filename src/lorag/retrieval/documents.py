@@ -1,4 +1,4 @@
-"""Documents by id (text + JSON metadata) in row order, with validation and metadata filters.
+"""Documents by id (text + JSON metadata) in row order, with validation and metadata filter masks.
 
 Every index keeps one ``DocumentStore``; rows are the positions the index's arrays use. Validation happens before any
 change, so a rejected batch leaves the store as it was.
@@ -12,11 +12,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-#: A metadata filter: ``{key: value}`` keeps documents whose metadata equals ``value``; ``{key: [v1, v2]}`` (a list,
-#: tuple, set or frozenset) keeps those whose value is one of them. Several keys must all hold.
-MetadataFilter = Mapping[str, Any]
-
-_MEMBERSHIP = (list, tuple, set, frozenset)
+from lorag.retrieval import filters
+from lorag.retrieval.filters import MetadataFilter
 
 
 class SearchHit(NamedTuple):
@@ -156,19 +153,7 @@ class DocumentStore:
         """Boolean mask over rows of documents that pass ``filter`` (``None`` when there is no filter)."""
         if not filter:
             return None
-        if not isinstance(filter, Mapping):
-            raise TypeError(f"filter must be a mapping of metadata key to value or list of values, got {filter!r}")
-        keep = np.ones(len(self.ids), dtype=bool)
-        for key, wanted in filter.items():
-            column = self._column(key)
-            values = list(wanted) if isinstance(wanted, _MEMBERSHIP) else [wanted]
-            allowed = np.zeros(len(self.ids), dtype=bool)
-            for v in values:
-                rows = column.get(_hashable(v))
-                if rows is not None:
-                    allowed[rows] = True
-            keep &= allowed
-        return keep
+        return filters.mask(filter, len(self.ids), self._column)
 
     def _column(self, key: str) -> dict[Any, np.ndarray]:
         """Rows per value of one metadata key, built once and reused until the next change."""
@@ -177,7 +162,7 @@ class DocumentStore:
             groups: dict[Any, list[int]] = {}
             for row, meta in enumerate(self.metadatas):
                 if key in meta:
-                    groups.setdefault(_hashable(meta[key]), []).append(row)
+                    groups.setdefault(filters.hashable(meta[key]), []).append(row)
             column = {v: np.asarray(r, dtype=np.int64) for v, r in groups.items()}
             self._columns[key] = column
         return column
@@ -193,21 +178,3 @@ class DocumentStore:
             raise ValueError("saved documents are inconsistent: ids, texts and metadatas differ in length")
         store.add(ids, texts, metas)
         return store
-
-
-def _hashable(value: Any) -> Any:
-    """Metadata values as dictionary keys: JSON lists and objects compare by their canonical JSON text."""
-    if isinstance(value, (list, dict)):
-        return ("__json__", json.dumps(value, sort_keys=True))
-    return value
-
-
-def matches(metadata: Mapping[str, Any], filter: MetadataFilter) -> bool:
-    """Whether one document's metadata passes ``filter`` (the rule ``DocumentStore.mask`` applies to all rows)."""
-    for key, wanted in filter.items():
-        if key not in metadata:
-            return False
-        values = list(wanted) if isinstance(wanted, _MEMBERSHIP) else [wanted]
-        if _hashable(metadata[key]) not in {_hashable(v) for v in values}:
-            return False
-    return True
