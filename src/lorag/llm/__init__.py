@@ -4,6 +4,8 @@
 - ``adapters``: ``AdapterRegistry``: validated, versioned, LRU-bounded adapters; weighted compositions.
 - ``generation``: ``SamplingParams``, prompts and chat templates, exact stop strings and UTF-8-safe streaming.
 - ``attention`` + ``scheduler``: ``BatchScheduler`` runs requests for different adapters in one forward pass.
+- ``structured``: ``Grammar``: a JSON schema or Lark grammar as a per-request token mask (llguidance).
+- ``tools``: ``Tool``, ``ToolCall``: tools through the chat template, calls parsed from the reply and constrained.
 - ``engine``: ``LoragEngine`` ties them together for the LangChain and LlamaIndex wrappers.
 """
 
@@ -22,6 +24,8 @@ from lorag.llm.engine import LoragEngine
 from lorag.llm.generation import GenerationResult, SamplingParams, TextDelta, Usage
 from lorag.llm.loading import BaseSettings, LoadedBase, MemoryFootprint, load_base, memory_footprint
 from lorag.llm.scheduler import BatchScheduler, RequestHandle
+from lorag.llm.structured import Grammar, GrammarError
+from lorag.llm.tools import InvalidToolCall, Tool, ToolCall, ToolCallStream, ToolReply, parse_tool_calls
 
 __all__ = [
     "BASE_ADAPTER",
@@ -33,14 +37,22 @@ __all__ = [
     "BaseSettings",
     "BatchScheduler",
     "GenerationResult",
+    "Grammar",
+    "GrammarError",
+    "InvalidToolCall",
     "LoadedBase",
     "LoragEngine",
     "MemoryFootprint",
     "RequestHandle",
     "SamplingParams",
     "TextDelta",
+    "Tool",
+    "ToolCall",
+    "ToolCallStream",
+    "ToolReply",
     "UnknownAdapterError",
     "Usage",
     "load_base",
     "memory_footprint",
+    "parse_tool_calls",
 ]

@@ -7,6 +7,7 @@ the batching scheduler; all of its methods are safe to call from many threads an
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import os
 import threading
@@ -24,6 +25,7 @@ from lorag.llm.generation import (
 )
 from lorag.llm.loading import LoadedBase, MemoryFootprint, Quantization, load_base
 from lorag.llm.scheduler import BatchScheduler, RequestHandle
+from lorag.llm.tools import Tool, prepare_tools, tool_grammar
 
 Message = Mapping[str, Any]
 
@@ -154,6 +156,9 @@ class LoragEngine:
         *,
         messages: Sequence[Message] | None = None,
         adapter: str | None = None,
+        tools: Sequence[Tool | Mapping[str, Any]] | None = None,
+        tool_choice: str = "auto",
+        constrain_tools: bool = True,
         loop: asyncio.AbstractEventLoop | None = None,
         **sampling: Any,
     ) -> RequestHandle:
@@ -161,16 +166,37 @@ class LoragEngine:
 
         Args:
             prompt: Plain text to continue (tokenized with the tokenizer's special tokens).
-            messages: A chat (``[{"role": ..., "content": ...}]``) rendered with the model's chat template.
+            messages: A chat (``[{"role": ..., "content": ...}]``) rendered with the model's chat template;
+                assistant ``tool_calls`` and ``tool`` results in OpenAI's shape (see ``lorag.llm.tools``).
             adapter: Adapter name, or None / ``"__base__"`` for the bare base.
+            tools: Functions the model may call (``Tool`` or OpenAI specs); the result's ``tool_reply`` holds the
+                calls. Streamed text keeps the ``<tool_call>`` blocks: read them with ``ToolCallStream``.
+            tool_choice: ``auto`` (the model decides), ``none`` (tools not offered), ``required`` (exactly one
+                call) or a tool's name (exactly one call to it).
+            constrain_tools: Grammar-constrain the calls (a forced call always parses and its arguments validate;
+                under ``auto`` a call the model starts does). False leaves the model free, for comparison.
             loop: The running event loop, for ``async for`` consumption.
             **sampling: ``SamplingParams`` fields: max_tokens, temperature, top_p, top_k, seed, stop,
-                repetition_penalty, no_repeat_ngram_size, presence_penalty, frequency_penalty, min_tokens (or
-                ``params=SamplingParams(...)``); a bad value raises ``ValueError`` naming it.
+                repetition_penalty, no_repeat_ngram_size, presence_penalty, frequency_penalty, min_tokens,
+                sequence_bias, grammar (or ``params=SamplingParams(...)``); a bad value raises ``ValueError``
+                naming it.
+
+        Raises:
+            ValueError: Bad sampling values, duplicate tool names, a ``tool_choice`` naming no tool, tools with a
+                grammar of the caller's own.
+            GrammarError: A grammar or tool schema that cannot be enforced (a ``ValueError`` naming the construct).
         """
         params = sampling.pop("params", None) or SamplingParams(**sampling)
-        ids = build_prompt(self.tokenizer, prompt, messages)
-        return self.scheduler.submit(ids, adapter if adapter is not None else BASE_ADAPTER, params, loop=loop)
+        checked = prepare_tools(tools or (), tool_choice)
+        offered = checked if tool_choice != "none" else ()
+        grammar = tool_grammar(offered, tool_choice) if constrain_tools else None
+        if grammar is not None:
+            if params.grammar is not None:
+                raise ValueError("give either tools or a grammar: tool calls carry their own grammar")
+            params = dataclasses.replace(params, grammar=grammar)
+        ids = build_prompt(self.tokenizer, prompt, messages, offered)
+        adapter = adapter if adapter is not None else BASE_ADAPTER
+        return self.scheduler.submit(ids, adapter, params, loop=loop, read_tool_calls=bool(offered))
 
     def generate(
         self,
@@ -180,7 +206,7 @@ class LoragEngine:
         adapter: str | None = None,
         **sampling: Any,
     ) -> GenerationResult:
-        """Generate a completion (blocking)."""
+        """Generate a completion (blocking); keyword arguments as in ``submit``."""
         return self.submit(prompt, messages=messages, adapter=adapter, **sampling).result()
 
     def stream(

@@ -13,6 +13,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from lorag.llm.structured import Grammar, GrammarConstraint
+from lorag.llm.tools import Tool, ToolReply, render_chat
+
 FinishReason = Literal["stop", "length"]
 _REPLACEMENT = "\ufffd"
 
@@ -40,8 +43,10 @@ class SamplingParams:
         sequence_bias: transformers' ``sequence_bias``: pairs of (token ids, bias); the bias is added to the last
             token's logit wherever the ids before it were just generated (a single id: everywhere). E.g. a large
             negative bias on (``The``, ``documents``) forbids a reply from starting "The documents".
+        grammar: The output must match it (``Grammar.json_schema(schema)``, ``Grammar.lark(text)``): every token
+            that cannot continue a match is masked (``lorag.llm.structured``); applied after the other processors.
 
-    The last six change the logits before greedy choice or sampling (see ``logits_processors``).
+    The last seven change the logits before greedy choice or sampling (see ``logits_processors``).
     ``repetition_penalty``, ``no_repeat_ngram_size`` and ``min_tokens`` run transformers' own logits processors, so
     they mean exactly what they mean in ``model.generate``; transformers has none for the OpenAI penalties.
     """
@@ -58,6 +63,7 @@ class SamplingParams:
     frequency_penalty: float = 0.0
     min_tokens: int = 0
     sequence_bias: tuple[tuple[tuple[int, ...], float], ...] = ()
+    grammar: Grammar | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1:
@@ -90,6 +96,8 @@ class SamplingParams:
         if any(not ids or not all(_is_count(i) for i in ids) or not _is_number(value) for ids, value in bias):
             raise ValueError(f"sequence_bias must be pairs of (non-empty token ids, finite bias), got {bias!r}")
         object.__setattr__(self, "sequence_bias", bias)
+        if self.grammar is not None and not isinstance(self.grammar, Grammar):
+            raise ValueError(f"grammar must be a lorag.llm.structured.Grammar, got {type(self.grammar).__name__}")
 
     @property
     def greedy(self) -> bool:
@@ -97,7 +105,8 @@ class SamplingParams:
 
     @property
     def shapes_logits(self) -> bool:
-        """Whether a penalty, ``min_tokens`` or ``sequence_bias`` is on (then each step runs logits processors)."""
+        """Whether a penalty, ``min_tokens``, ``sequence_bias`` or a grammar is on (then each step runs logits
+        processors)."""
         return (
             self.repetition_penalty != 1.0
             or self.no_repeat_ngram_size > 0
@@ -105,6 +114,7 @@ class SamplingParams:
             or self.frequency_penalty != 0
             or self.min_tokens > 0
             or bool(self.sequence_bias)
+            or self.grammar is not None
         )
 
 
@@ -134,13 +144,18 @@ class _OpenAIPenalties:
 
 
 def logits_processors(
-    params: SamplingParams, prompt_length: int, eos_ids: Collection[int], device: Any = "cpu"
+    params: SamplingParams,
+    prompt_length: int,
+    eos_ids: Collection[int],
+    device: Any = "cpu",
+    tokenizer: Any = None,
 ) -> Any | None:
     """The ``LogitsProcessorList`` for one request's penalties, or None when they are all off (no per-step cost).
 
     The processors take the request's own ids (prompt + generated so far) and its own logits row, so a request gets
     the same scores alone or in a batch. The order is ``model.generate``'s, with the OpenAI penalties (which it lacks)
-    right after the repetition penalty.
+    right after the repetition penalty, and the grammar last, so no penalty can lift a token it forbids. A grammar
+    processor is stateful: one per request (``tokenizer`` is then required).
     """
     if not params.shapes_logits:
         return None
@@ -165,6 +180,10 @@ def logits_processors(
         )
     if params.sequence_bias:
         processors.append(SequenceBiasLogitsProcessor([[list(ids), bias] for ids, bias in params.sequence_bias]))
+    if params.grammar is not None:
+        if tokenizer is None:
+            raise ValueError("a grammar needs the tokenizer to build its token masks")
+        processors.append(GrammarConstraint(params.grammar, tokenizer, prompt_length, eos_ids))
     return LogitsProcessorList(processors) if processors else None
 
 
@@ -203,15 +222,21 @@ class GenerationResult:
     token_logprobs: list[float] = field(default_factory=list)
     """Log-probability of each generated token under the adapter that produced it (bit-exact under batching): the
     model's raw distribution, before penalties, temperature, top-k/top-p, so it stays comparable across settings."""
+    tool_reply: ToolReply | None = None
+    """When the request offered tools: ``text`` split into the reply's own text, its calls and its invalid calls."""
 
 
 def build_prompt(
-    tokenizer: Any, prompt: str | None = None, messages: Sequence[Mapping[str, Any]] | None = None
+    tokenizer: Any,
+    prompt: str | None = None,
+    messages: Sequence[Mapping[str, Any]] | None = None,
+    tools: Sequence[Tool] = (),
 ) -> list[int]:
-    """Token ids for a plain prompt or a chat (rendered with the tokenizer's chat template).
+    """Token ids for a plain prompt or a chat (rendered with the tokenizer's chat template, with ``tools`` and tool
+    calls and results as ``lorag.llm.tools.render_chat`` lays them out).
 
     Raises:
-        ValueError: Both or neither given, an empty prompt, or a chat without a template.
+        ValueError: Both or neither given, an empty prompt, a chat without a template, or tools without a chat.
     """
     if (prompt is None) == (messages is None):
         raise ValueError("give exactly one of prompt= or messages=")
@@ -220,9 +245,11 @@ def build_prompt(
             raise ValueError("messages is empty; give at least one message")
         if not getattr(tokenizer, "chat_template", None):
             raise ValueError("this model's tokenizer has no chat template; use prompt= instead of messages=")
-        text = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+        text = render_chat(tokenizer, messages, tools)
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     else:
+        if tools:
+            raise ValueError("tools are offered in a chat: give messages= instead of prompt=")
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("prompt is empty; give some text to continue")
         ids = tokenizer(prompt)["input_ids"]

@@ -41,6 +41,7 @@ from lorag.llm.generation import (
     Usage,
     logits_processors,
 )
+from lorag.llm.tools import parse_tool_calls
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +151,9 @@ class _Active:
     """Per-layer (key, value) of shape (1, Hkv, length, D), only between prefill and joining the batch."""
     completion: int = 0
     finish: str | None = None
+    read_tool_calls: bool = False
+    error: BaseException | None = None
+    """Why this request failed in a decode step (e.g. its grammar broke); its batch neighbours go on."""
     logprobs: list[float] = field(default_factory=list)
 
 
@@ -216,19 +220,26 @@ class BatchScheduler:
         params: SamplingParams,
         *,
         loop: asyncio.AbstractEventLoop | None = None,
+        read_tool_calls: bool = False,
     ) -> RequestHandle:
-        """Queue a request. Unknown adapters and invalid inputs raise here, in the caller's thread."""
+        """Queue a request. Unknown adapters and invalid inputs raise here, in the caller's thread.
+
+        ``read_tool_calls``: the result's ``tool_reply`` splits the text into content and ``<tool_call>`` blocks.
+        """
         if self._closed.is_set():
             raise RuntimeError("the scheduler is closed")
         if not prompt_ids:
             raise ValueError("the prompt has no tokens")
         if len(prompt_ids) >= self.max_length:
             raise ValueError(f"the prompt has {len(prompt_ids)} tokens; the model's context is {self.max_length}")
-        processors = logits_processors(params, len(prompt_ids), self.stop_ids, self.registry.base.model.device)
+        processors = logits_processors(
+            params, len(prompt_ids), self.stop_ids, self.registry.base.model.device, self.tokenizer
+        )
         name, version = self.registry.acquire(adapter)
         handle = RequestHandle(loop)
         active = _Active(list(prompt_ids), name, version, params, handle, TextAssembler(self.tokenizer, params.stop))
         active.processors = processors
+        active.read_tool_calls = read_tool_calls
         if not params.greedy:
             import torch
 
@@ -395,14 +406,20 @@ class BatchScheduler:
             if row.handle.cancelled:
                 row.finish = "cancelled"
             else:
-                self._accept(row, logits[slot])
+                try:
+                    self._accept(row, logits[slot])
+                except Exception as err:
+                    row.finish, row.error = "error", err
             finished = finished or row.finish is not None
         if finished:
             done = [r for r in self._rows if r.finish is not None]
             self._rows = [r for r in self._rows if r.finish is None]
             self._relayout()
             for row in done:
-                self._complete(row)
+                if row.error is not None:
+                    self._fail(row, row.error)
+                else:
+                    self._complete(row)
 
     def _layout_group_adapter(self, slot: int) -> str:
         """The adapter of a slot; filler rows take the adapter of the group they fill."""
@@ -438,6 +455,7 @@ class BatchScheduler:
                 adapter=row.adapter,
                 adapter_version=row.version,
                 token_logprobs=list(row.logprobs),
+                tool_reply=parse_tool_calls(row.assembler.emitted) if row.read_tool_calls else None,
             )
             row.handle._put(TextDelta(tail, None, row.finish, usage))  # type: ignore[arg-type]
             if row.kv is not None:  # finished in prefill: never joins the batch

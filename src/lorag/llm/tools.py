@@ -1,0 +1,298 @@
+"""Tool calling: tools offered through the chat template, calls read back from the reply, and the grammar that
+makes a forced or chosen call valid JSON for its tool's parameters.
+
+Calls are Hermes-style blocks, the format of the Qwen2.5/Qwen3, SmolLM2-1.7B/SmolLM3 and Hermes chat templates::
+
+    <tool_call>
+    {"name": "get_weather", "arguments": {"city": "Paris"}}
+    </tool_call>
+
+A chat template that uses a ``tools`` variable renders the tools, the assistant's calls and the tool results itself
+(``apply_chat_template(..., tools=...)``, messages in OpenAI's shape). A template without one (SmolLM2-135M-Instruct's
+ChatML) gets the fallback format, the same Hermes conventions written into plain messages:
+
+- the tools go at the end of the first system message (one is added if there is none): ``FALLBACK_TOOLS_PROMPT``
+  with one OpenAI function spec per line between ``<tools>`` and ``</tools>``;
+- an assistant message's calls are appended to its content as ``<tool_call>`` blocks;
+- tool results become one user message of ``<tool_response>`` blocks, each ``{"id", "name", "content"}`` in JSON
+  (``id`` is the ``tool_call_id``; ``content`` is parsed JSON where the result is JSON).
+
+A model whose native call format is another (Llama 3.1's bare JSON, Mistral's ``[TOOL_CALLS]``) gets Hermes blocks
+when a call is forced, and its free replies are read only where they use that format.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lorag.llm.structured import JSON_LAYOUT, Grammar, strict_schema
+
+OPEN, CLOSE = "<tool_call>", "</tool_call>"
+FALLBACK_TOOLS_PROMPT = (
+    "You can call functions. Their signatures are JSON schemas inside <tools></tools>:\n<tools>\n{tools}\n</tools>\n"
+    "To call a function, reply with a JSON object inside <tool_call></tool_call>:\n"
+    '<tool_call>\n{{"name": <function name>, "arguments": <arguments as a JSON object>}}\n</tool_call>'
+)
+#: ``tool_choice`` values besides a tool's name: offer tools, the model decides; do not offer them; force one call.
+CHOICES = ("auto", "none", "required")
+_NO_PARAMETERS: Mapping[str, Any] = {"type": "object", "properties": {}}
+
+
+def new_call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function the model may call: its name, what it is for, and a JSON schema of its arguments."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=lambda: dict(_NO_PARAMETERS))
+
+    @classmethod
+    def from_spec(cls, spec: Tool | Mapping[str, Any]) -> Tool:
+        """A ``Tool``, an OpenAI tool (``{"type": "function", "function": {...}}``) or a bare function spec."""
+        if isinstance(spec, Tool):
+            return spec
+        if not isinstance(spec, Mapping):
+            raise TypeError(f"a tool must be a Tool or an OpenAI function spec (a dict), got {type(spec).__name__}")
+        function = spec.get("function", spec) if spec.get("type", "function") == "function" else None
+        if not isinstance(function, Mapping) or not isinstance(function.get("name"), str) or not function["name"]:
+            raise ValueError(f"a tool spec needs a function with a non-empty name, got {dict(spec)!r}")
+        parameters = function.get("parameters") or dict(_NO_PARAMETERS)
+        return cls(function["name"], function.get("description") or "", parameters)
+
+    def to_openai(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": dict(self.parameters)},
+        }
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call the model made: ``arguments`` is the parsed JSON object."""
+
+    name: str
+    arguments: dict[str, Any]
+    id: str = field(default_factory=new_call_id)
+
+
+@dataclass(frozen=True)
+class InvalidToolCall:
+    """A ``<tool_call>`` block that is not a call (bad JSON, no name, cut off): its text and why."""
+
+    text: str
+    error: str
+
+
+@dataclass(frozen=True)
+class ToolReply:
+    """A reply split into its text (the blocks taken out) and its calls."""
+
+    content: str
+    tool_calls: list[ToolCall]
+    invalid_tool_calls: list[InvalidToolCall]
+
+
+def prepare_tools(tools: Sequence[Tool | Mapping[str, Any]], tool_choice: str = "auto") -> tuple[Tool, ...]:
+    """Tools as ``Tool``s, checked together with the choice.
+
+    Raises:
+        ValueError: Two tools share a name; ``tool_choice`` is neither ``auto``/``none``/``required`` nor a tool's
+            name; a call is forced but no tool is given.
+    """
+    parsed = tuple(Tool.from_spec(spec) for spec in tools)
+    names = [tool.name for tool in parsed]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"tool names must be unique; repeated: {duplicates}")
+    if tool_choice not in CHOICES and tool_choice not in names:
+        raise ValueError(f"tool_choice {tool_choice!r} names no tool; give one of {names} or one of {list(CHOICES)}")
+    if tool_choice == "required" and not parsed:
+        raise ValueError("tool_choice='required' needs at least one tool")
+    return parsed
+
+
+def tool_grammar(tools: Sequence[Tool], tool_choice: str = "auto") -> Grammar | None:
+    """The constraint for a turn: ``auto`` lets the model write freely, but a ``<tool_call>`` it starts must be a
+    valid call; ``required`` forces exactly one call to any tool, a tool's name one call to it; ``none`` is free."""
+    if tool_choice == "none" or not tools:
+        return None
+    chosen = [t for t in tools if t.name == tool_choice] if tool_choice not in CHOICES else list(tools)
+    rules = []
+    for i, tool in enumerate(chosen):
+        head = json.dumps(f'{{"name": {json.dumps(tool.name)}, "arguments": ')
+        arguments = {**strict_schema(dict(tool.parameters)), "x-guidance": JSON_LAYOUT}
+        rules.append(f'call_{i}: {head} args_{i} "}}"\nargs_{i}: %json {json.dumps(arguments)}')
+    body = " | ".join(f"call_{i}" for i in range(len(chosen)))
+    block = f'"\\n" ({body}) {json.dumps(chr(10) + CLOSE)}'
+    if tool_choice == "auto":  # free text, and a call wherever the model writes the opening tag
+        start = f"%llguidance {{}}\nstart: call* TEXT\ncall: trigger {block}\n"
+        start += f"trigger[lazy]: TEXT {json.dumps(OPEN)}\nTEXT: /(.|\\n)*/\n"
+    else:
+        start = f"start: {json.dumps(OPEN)} {block}\n"
+    return Grammar.lark(start + "\n".join(rules) + "\n")
+
+
+def supports_tools(tokenizer: Any) -> bool:
+    """Whether the tokenizer's chat template renders tools itself (it mentions a ``tools`` variable)."""
+    if not getattr(tokenizer, "chat_template", None):
+        return False
+    return re.search(r"\btools\b", tokenizer.get_chat_template(tools=[{}])) is not None
+
+
+def render_chat(tokenizer: Any, messages: Sequence[Mapping[str, Any]], tools: Sequence[Tool] = ()) -> str:
+    """The prompt text of a chat, tools and tool traffic included, ready for the assistant's turn.
+
+    Messages are OpenAI-shaped: an assistant message may carry ``tool_calls`` (``{"id", "type": "function",
+    "function": {"name", "arguments"}}``), a ``{"role": "tool", "tool_call_id", "name", "content"}`` message carries
+    a result.
+    """
+    if supports_tools(tokenizer):
+        specs = [tool.to_openai() for tool in tools] or None
+        chat = [_native(message) for message in messages]
+        return str(tokenizer.apply_chat_template(chat, tools=specs, add_generation_prompt=True, tokenize=False))
+    chat = _fallback(messages, tools)
+    return str(tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False))
+
+
+def _call_parts(call: Mapping[str, Any]) -> tuple[str, dict[str, Any], str | None]:
+    function = call.get("function", call)
+    arguments = function.get("arguments", {})
+    if isinstance(arguments, str):
+        arguments = json.loads(arguments) if arguments.strip() else {}
+    return function["name"], dict(arguments), call.get("id")
+
+
+def _native(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A message for a template with a tools section: call arguments as objects (what such templates expect)."""
+    out = dict(message)
+    if out.get("tool_calls"):
+        out["tool_calls"] = [
+            {"id": cid, "type": "function", "function": {"name": name, "arguments": args}}
+            for name, args, cid in map(_call_parts, out["tool_calls"])
+        ]
+    return out
+
+
+def _fallback(messages: Sequence[Mapping[str, Any]], tools: Sequence[Tool]) -> list[dict[str, Any]]:
+    chat: list[dict[str, Any]] = []
+    names: dict[str, str] = {}
+    for message in messages:
+        role, content = message.get("role"), message.get("content") or ""
+        if role == "tool":
+            cid = message.get("tool_call_id")
+            name = message.get("name") or names.get(cid or "", "")
+            result = {"id": cid, "name": name, "content": _maybe_json(content)}
+            block = f"<tool_response>\n{json.dumps({k: v for k, v in result.items() if v}, ensure_ascii=False)}\n"
+            block += "</tool_response>"
+            if chat and chat[-1].get("_tool_results"):
+                chat[-1]["content"] += "\n" + block
+            else:
+                chat.append({"role": "user", "content": block, "_tool_results": True})
+            continue
+        blocks = []
+        for name, args, cid in map(_call_parts, message.get("tool_calls") or ()):
+            names[cid or ""] = name
+            blocks.append(f"{OPEN}\n{json.dumps({'name': name, 'arguments': args}, ensure_ascii=False)}\n{CLOSE}")
+        text = "\n".join(part for part in (content, *blocks) if part)
+        chat.append({**{k: v for k, v in message.items() if k != "tool_calls"}, "content": text})
+    for message in chat:
+        message.pop("_tool_results", None)
+    if tools:
+        listing = "\n".join(json.dumps(tool.to_openai(), ensure_ascii=False) for tool in tools)
+        prompt = FALLBACK_TOOLS_PROMPT.format(tools=listing)
+        if chat and chat[0]["role"] == "system":
+            chat[0]["content"] = f"{chat[0]['content']}\n\n{prompt}" if chat[0]["content"] else prompt
+        else:
+            chat.insert(0, {"role": "system", "content": prompt})
+    return chat
+
+
+def _maybe_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def parse_tool_calls(text: str) -> ToolReply:
+    """Split a finished reply into its text and its ``<tool_call>`` blocks (each a call, or an invalid one)."""
+    stream = ToolCallStream()
+    first, last = stream.push(text), stream.finish()
+    return ToolReply(
+        first.content + last.content,
+        first.tool_calls + last.tool_calls,
+        first.invalid_tool_calls + last.invalid_tool_calls,
+    )
+
+
+class ToolCallStream:
+    """Reads a streamed reply: text outside ``<tool_call>`` blocks passes through as soon as it cannot be the start
+    of one, and each block comes out as a call once its ``</tool_call>`` arrives."""
+
+    def __init__(self) -> None:
+        self._buffer = ""
+        self._inside = False
+
+    def push(self, text: str) -> ToolReply:
+        """Add streamed text; returns what became final."""
+        self._buffer += text
+        content: list[str] = []
+        calls: list[ToolCall] = []
+        invalid: list[InvalidToolCall] = []
+        while True:
+            if self._inside:
+                end = self._buffer.find(CLOSE)
+                if end < 0:
+                    break
+                block, self._buffer, self._inside = self._buffer[:end], self._buffer[end + len(CLOSE) :], False
+                parsed, error = _parse_block(block)
+                calls.extend(parsed)
+                if error:
+                    invalid.append(InvalidToolCall(OPEN + block + CLOSE, error))
+                continue
+            start = self._buffer.find(OPEN)
+            if start >= 0:
+                content.append(self._buffer[:start])
+                self._buffer, self._inside = self._buffer[start + len(OPEN) :], True
+                continue
+            keep = next((n for n in range(len(OPEN) - 1, 0, -1) if self._buffer.endswith(OPEN[:n])), 0)
+            content.append(self._buffer[: len(self._buffer) - keep])
+            self._buffer = self._buffer[len(self._buffer) - keep :]
+            break
+        return ToolReply("".join(content), calls, invalid)
+
+    def finish(self) -> ToolReply:
+        """End of the reply: a held-back tail is text; an unclosed block is an invalid call."""
+        rest, self._buffer = self._buffer, ""
+        if self._inside:
+            self._inside = False
+            return ToolReply("", [], [InvalidToolCall(OPEN + rest, "the reply ended inside a <tool_call> block")])
+        return ToolReply(rest, [], [])
+
+
+def _parse_block(block: str) -> tuple[list[ToolCall], str | None]:
+    """A block's calls (an object, or a list of them as SmolLM2-1.7B writes), or the reason it has none."""
+    try:
+        value = json.loads(block)
+    except ValueError as err:
+        return [], f"not JSON: {err}"
+    calls = []
+    for item in value if isinstance(value, list) else [value]:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            return [], "a call must be a JSON object with a string 'name'"
+        arguments = item.get("arguments", item.get("parameters", {}))
+        if isinstance(arguments, str):
+            arguments = _maybe_json(arguments)
+        if not isinstance(arguments, dict):
+            return [], f"the arguments of {item['name']!r} are not a JSON object"
+        calls.append(ToolCall(item["name"], arguments))
+    return calls, None
