@@ -4,12 +4,14 @@ Each file is remembered by the sha256 of its text. A re-run chunks and embeds on
 the chunks of changed or removed files, and leaves the rest untouched; chunk embeddings also go through an
 ``EmbeddingCache`` inside the index directory, so even a rebuilt index never embeds the same chunk twice. Every
 save writes a fresh snapshot and swaps a pointer (``lorag.retrieval.persistence``), so an interrupted run leaves
-the previous index loadable and nothing half-written.
+the previous index loadable and nothing half-written. A sync holds the directory's write lock (``lorag.locking``) from
+reading the index to swapping the pointer, so two syncs never interleave; loading takes no lock.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 from lorag.chunking import Splitter, make_splitter
 from lorag.embedding import Embedder, EmbeddingCache
 from lorag.embedding.onnx_backend import Backend
+from lorag.locking import exclusive
 from lorag.rag.loaders import LoadReport, SourceDocument, load_folder
 from lorag.retrieval import HybridHit, HybridRetriever, persistence
 
@@ -62,6 +65,43 @@ class SyncReport:
         return bool(self.added or self.changed or self.removed)
 
 
+def _checked_files(files: object, retriever: HybridRetriever, snapshot: Path) -> dict[str, dict[str, Any]]:
+    """The manifest's table of files, refused unless it lists exactly the chunks of the retriever saved with it.
+
+    The manifest's checksum catches damage; this catches a manifest rewritten consistently but wrongly, which would
+    otherwise surface later as a KeyError or "ids already in the index" in the middle of a sync.
+    """
+    manifest = snapshot / persistence.MANIFEST
+    if not isinstance(files, dict) or not all(
+        isinstance(e, dict)
+        and isinstance(e.get("sha256"), str)
+        and isinstance(e.get("chunk_ids"), list)
+        and all(isinstance(i, str) for i in e["chunk_ids"])
+        for e in files.values()
+    ):
+        raise persistence.IndexFormatError(
+            f"{manifest} is corrupted: 'files' must map each source file to its sha256 and chunk_ids"
+        )
+    listed = Counter(i for e in files.values() for i in e["chunk_ids"])
+    held = set(retriever.bm25.docs.ids)
+    problems = [
+        f"{what}: {sorted(ids)[:3]}"
+        for what, ids in (
+            ("chunk ids it lists that the index lacks", listed.keys() - held),
+            ("chunks in the index that no file lists", held - listed.keys()),
+            ("chunk ids listed twice", {i for i, n in listed.items() if n > 1}),
+        )
+        if ids
+    ]
+    if problems:
+        pointer = snapshot.parent / persistence.CURRENT
+        raise persistence.IndexFormatError(
+            f"{manifest} does not match the index saved with it ({'; '.join(problems)}); delete {pointer} and "
+            "build the index again (cached embeddings make that quick)"
+        )
+    return files
+
+
 def chunk_id(doc: SourceDocument, index: int) -> str:
     """Ids carry the file's content hash, so a changed file's chunks never collide with its old ones."""
     return f"{doc.source}#{doc.sha256[:12]}:{index}"
@@ -100,15 +140,25 @@ class DocumentIndex:
         self.splitters = splitters or default_splitters(embedder)
         self.files: dict[str, dict[str, Any]] = {}
         self.retriever: HybridRetriever | None = None
-        if (self.index_dir / persistence.CURRENT).is_file():
+        self._live: str | None = None  # the snapshot ``files`` and ``retriever`` were loaded from
+        if (self.index_dir / persistence.CURRENT).exists():
             self._load()
 
     # ---------------------------------------------------------------------------------------------- persistence
     def _load(self) -> None:
-        snapshot = persistence.live_snapshot(self.index_dir)
-        settings = persistence.read_manifest(snapshot, KIND)
-        self.files = settings["files"]
-        self.retriever = HybridRetriever.load(snapshot / RETRIEVER_DIR, self.embedder)
+        def read(snapshot: Path) -> tuple[str, dict[str, dict[str, Any]], HybridRetriever]:
+            settings = persistence.read_manifest(snapshot, KIND)
+            retriever = HybridRetriever.load(snapshot / RETRIEVER_DIR, self.embedder)
+            return snapshot.name, _checked_files(settings.get("files"), retriever, snapshot), retriever
+
+        self._live, self.files, self.retriever = persistence.read_live(self.index_dir, read)
+
+    def _refresh(self) -> None:
+        """Catch up with a sync another process finished since this object loaded (called holding the lock)."""
+        if not (self.index_dir / persistence.CURRENT).exists():
+            self._live, self.files, self.retriever = None, {}, None
+        elif persistence.live_snapshot(self.index_dir).name != self._live:
+            self._load()
 
     def _save(self, retriever: HybridRetriever, files: dict[str, dict[str, Any]]) -> None:
         def write(directory: Path) -> None:
@@ -138,13 +188,31 @@ class DocumentIndex:
             metas.append(meta)
         return ids, texts, metas
 
-    def sync(self, folder: str | Path, *, on_skip: Callable[[str, str], None] | None = None) -> SyncReport:
+    def sync(
+        self,
+        folder: str | Path,
+        *,
+        on_skip: Callable[[str, str], None] | None = None,
+        wait: float | None = 0.0,
+    ) -> SyncReport:
         """Bring the index in line with ``folder``: index new and changed files, drop removed ones.
 
+        Args:
+            folder: the documents folder.
+            on_skip: called with ``(path, reason)`` for each file not indexed.
+            wait: seconds to wait while another process writes this index; ``0`` fails at once, ``None`` waits as
+                long as it takes. A sync that waited starts from what the other one saved.
+
         Raises:
+            DirectoryBusyError: another process still writes the index after ``wait`` seconds (a ``ValueError``).
             FileNotFoundError / ValueError: the folder is missing or holds no readable document; the index on disk
                 is left as it was.
         """
+        with exclusive(self.index_dir, wait=wait):
+            self._refresh()
+            return self._sync(folder, on_skip)
+
+    def _sync(self, folder: str | Path, on_skip: Callable[[str, str], None] | None) -> SyncReport:
         loaded: LoadReport = load_folder(folder)
         report = SyncReport(skipped=list(loaded.skipped))
         if on_skip:
@@ -198,6 +266,7 @@ class DocumentIndex:
             if ids:
                 retriever.add(texts, ids=ids, metadatas=metas, embeddings=vectors)
         self._save(retriever, files)
+        self._live = persistence.live_snapshot(self.index_dir).name
         self.retriever, self.files = retriever, files
         logger.info(
             "index %s: %d added, %d changed, %d removed, %d unchanged files; %d chunks embedded",
