@@ -1,24 +1,47 @@
 """A persistent embedding cache keyed by model fingerprint and text content, so no text is embedded twice.
 
 Stored in SQLite (standard library, atomic transactions, safe across processes) as raw float32 bytes: no pickle.
+
+The cache is an optimisation only, so it never makes anything fail or wrong: a damaged file is moved aside with a
+warning and started afresh, and each vector is stored with a sha256 of its key and bytes, so an entry that was
+altered (or written before lorag checked them) is recomputed instead of being used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
+import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
 _SCHEMA = "CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, dim INTEGER NOT NULL, vec BLOB NOT NULL)"
+# SQLite's own messages for SQLITE_NOTADB and SQLITE_CORRUPT (``sqlite_errorcode`` needs Python 3.11).
+_DAMAGED = ("file is not a database", "database disk image is malformed")
 
 
 def text_key(namespace: str, text: str) -> str:
     """The cache key of ``text`` under ``namespace`` (model fingerprint plus every setting that changes vectors)."""
     return hashlib.sha256(f"{namespace}\x00{text}".encode()).hexdigest()
+
+
+def _digest(key: str, blob: bytes) -> bytes:
+    return hashlib.sha256(key.encode() + b"\x00" + blob).digest()
+
+
+def _is_damage(err: sqlite3.DatabaseError) -> bool:
+    return any(message in str(err) for message in _DAMAGED)
 
 
 class EmbeddingCache:
@@ -28,32 +51,87 @@ class EmbeddingCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(_SCHEMA)
-        self._conn.commit()
+        try:
+            self._conn = self._connect()
+        except sqlite3.DatabaseError as err:
+            if not _is_damage(err):
+                raise
+            self._conn = self._start_afresh(err)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(embeddings)")}
+            if "digest" not in columns:  # a cache from before digests: its rows fail the check and are recomputed
+                conn.execute("ALTER TABLE embeddings ADD COLUMN digest BLOB")
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _start_afresh(self, err: sqlite3.DatabaseError) -> sqlite3.Connection:
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        with contextlib.suppress(FileNotFoundError):  # another process moved it first
+            os.replace(self.path, aside)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        logger.warning("embedding cache %s is damaged (%s): moved to %s and started afresh", self.path, err, aside)
+        return self._connect()
+
+    def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """``operation(connection)`` under the lock; once more on a fresh file if the cache turns out damaged."""
+        with self._lock:
+            try:
+                return operation(self._conn)
+            except sqlite3.DatabaseError as err:
+                if not _is_damage(err):
+                    raise
+                self._conn.close()
+                self._conn = self._start_afresh(err)
+                return operation(self._conn)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        with self._lock:
+        """The cached vectors of ``keys``; entries whose digest does not match are left out, so they are recomputed."""
+        rejected = 0
+
+        def read(conn: sqlite3.Connection) -> dict[str, np.ndarray]:
+            nonlocal rejected
+            found: dict[str, np.ndarray] = {}
+            rejected = 0
             for start in range(0, len(keys), 500):
                 chunk = list(keys[start : start + 500])
                 marks = ",".join("?" * len(chunk))
-                rows = self._conn.execute(f"SELECT key, dim, vec FROM embeddings WHERE key IN ({marks})", chunk)
-                for key, dim, blob in rows:
-                    vec = np.frombuffer(blob, dtype=np.float32)
-                    if vec.shape == (dim,):
+                query = f"SELECT key, dim, vec, digest FROM embeddings WHERE key IN ({marks})"
+                for key, dim, blob, digest in conn.execute(query, chunk):
+                    vec = np.frombuffer(blob, dtype=np.float32) if isinstance(blob, bytes) else None
+                    if vec is not None and vec.shape == (dim,) and digest == _digest(key, blob):
                         found[key] = vec
+                    elif digest is not None:
+                        rejected += 1
+            return found
+
+        found = self._run(read)
+        if rejected:
+            logger.warning("embedding cache %s: %d entries did not match their digest; recomputed", self.path, rejected)
         return found
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:
-        rows = [(k, int(v.shape[0]), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in items.items()]
-        with self._lock, self._conn:
-            self._conn.executemany("INSERT OR REPLACE INTO embeddings (key, dim, vec) VALUES (?, ?, ?)", rows)
+        rows = []
+        for key, vec in items.items():
+            blob = np.ascontiguousarray(vec, dtype=np.float32).tobytes()
+            rows.append((key, int(vec.shape[0]), blob, _digest(key, blob)))
+
+        def write(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.executemany("INSERT OR REPLACE INTO embeddings (key, dim, vec, digest) VALUES (?, ?, ?, ?)", rows)
+
+        self._run(write)
 
     def __len__(self) -> int:
-        with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+        return self._run(lambda conn: int(conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]))
 
     def close(self) -> None:
         with self._lock:
