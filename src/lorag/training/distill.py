@@ -25,6 +25,7 @@ import numpy as np
 from lorag._imports import require
 from lorag.embedding import Embedder, EmbeddingCache, calibration_sample
 from lorag.embedding.onnx_backend import BACKENDS, Backend
+from lorag.locking import holding_lock
 from lorag.losses.distillation import DEFAULT_ALPHA, DEFAULT_MSE_WEIGHT, DEFAULT_TEMPERATURE
 from lorag.training.students import StudentSpec, build_student, parse_student_spec, pca_projection
 
@@ -141,6 +142,7 @@ def _check_output(output_dir: Path, overwrite: bool, resume: bool) -> None:
         raise ValueError(f"output directory {str(output_dir)!r} is not empty; pass overwrite=True (--overwrite)")
 
 
+@holding_lock("output_dir")  # a second run into the same output fails at once
 def distill(
     teacher: str,
     student: str | StudentSpec,

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from lorag._imports import require
 from lorag.fingerprint import directory_fingerprint
+from lorag.locking import holding_lock
 from lorag.models import resolve_model
 from lorag.training.plots import plot_loss_curve
 from lorag.training.sft_data import (
@@ -382,6 +383,7 @@ def _write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+@holding_lock("output")  # a second run into the same output fails at once
 def train_adapter(
     base: str | os.PathLike[str],
     data: str | os.PathLike[str],
