@@ -27,6 +27,7 @@ def _root(
 from lorag.cli import ask as _ask  # noqa: E402,F401
 from lorag.cli import eval as _eval  # noqa: E402,F401
 from lorag.cli import eval_rag as _eval_rag  # noqa: E402,F401
+from lorag.cli import index as _index  # noqa: E402,F401  (after ask: its index command replaces ask's)
 from lorag.cli import models as _models  # noqa: E402,F401
 from lorag.cli import train_adapter as _train_adapter  # noqa: E402,F401
 

@@ -1,0 +1,44 @@
+"""``lorag index``: build or update the index of a folder, one writer at a time.
+
+Registered after ``lorag.cli.ask``, whose earlier ``index`` command this one replaces with ``--wait``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lorag.cli import app
+from lorag.cli.ask import BACKEND_HELP, IndexBackend, default_index_dir, usage_error
+
+
+@app.command("index")
+def index_command(
+    docs: Path = typer.Option(..., "--docs", help="Folder of .md, .txt and .pdf files."),
+    index_dir: Path | None = typer.Option(None, "--index-dir", help="Where the index lives (default .lorag/...)."),
+    embedder: str = typer.Option("minilm", "--embedder", help="Embedding model reference."),
+    backend: IndexBackend = typer.Option(IndexBackend.torch, "--backend", help=BACKEND_HELP),
+    wait: float = typer.Option(
+        0.0, "--wait", min=0.0, help="Seconds to wait while another process writes this index (default: fail at once)."
+    ),
+) -> None:
+    """Build or update the hybrid index of a folder; unchanged files are not re-embedded."""
+    from lorag.locking import DirectoryBusyError, exclusive
+    from lorag.rag.index import DocumentIndex
+
+    target = index_dir or default_index_dir(docs)
+    try:
+        # Locked before the embedder loads, so a second writer is told at once rather than after the model loads.
+        with exclusive(target, wait=wait):
+            index = DocumentIndex(target, embedder=embedder, backend=backend.value)  # type: ignore[arg-type]
+            report = index.sync(docs)
+    except DirectoryBusyError as err:
+        raise usage_error(f"{err}, or pass --wait SECONDS") from err
+    except (FileNotFoundError, NotADirectoryError, ValueError) as err:
+        raise usage_error(str(err)) from err
+    typer.echo(
+        f"index {target}: {len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed, "
+        f"{len(report.unchanged)} unchanged files; {report.chunks_embedded} chunks embedded, {len(index)} in the index",
+        err=True,
+    )
