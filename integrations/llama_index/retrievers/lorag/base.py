@@ -1,20 +1,27 @@
 """``LoragBM25Retriever`` and ``LoragHybridRetriever`` as LlamaIndex retrievers returning ``NodeWithScore``.
 
-Thin adapters over ``lorag.retrieval``. Each node's ``id_`` is the document id; for the hybrid, the node's metadata
-holds each component's score and rank under ``"lorag"`` (excluded from what the LLM and embedder see).
+Thin adapters over ``lorag.retrieval``. Indexed nodes come back as themselves (id, ``ref_doc_id``, relationships;
+see ``nodes``); for the hybrid, the node's metadata holds each component's score and rank under ``"lorag"``
+(excluded from what the LLM and embedder see). ``filter`` takes lorag's filters or LlamaIndex ``MetadataFilters``,
+and ``aretrieve`` searches in a worker thread, so the event loop keeps running while BM25, FAISS and the query
+embedding work.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.callbacks.base import CallbackManager
-from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle, TextNode
-from llama_index.core.vector_stores.types import BasePydanticVectorStore
+from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle
+from llama_index.core.vector_stores.types import BasePydanticVectorStore, MetadataFilters
 
+from llama_index.retrievers.lorag.embedding import LlamaIndexEmbedder
+from llama_index.retrievers.lorag.filters import lorag_filter
+from llama_index.retrievers.lorag.nodes import restore_node, split_nodes
 from llama_index.retrievers.lorag.vector_store import LlamaIndexVectorStoreBackend
 from lorag.retrieval import BM25Index, DenseIndex, HybridHit, HybridRetriever, SearchHit
 from lorag.retrieval.dense import DenseBackend, TextEmbedder
@@ -22,27 +29,16 @@ from lorag.retrieval.dense import DenseBackend, TextEmbedder
 METADATA_KEY = "lorag"
 
 
-def _split_nodes(nodes: Sequence[BaseNode]) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    return (
-        [n.get_content() for n in nodes],
-        [n.node_id for n in nodes],
-        [dict(n.metadata) for n in nodes],
-    )
-
-
 def _to_node(hit: SearchHit | HybridHit) -> NodeWithScore:
-    metadata = dict(hit.metadata)
-    excluded: list[str] = []
+    node = restore_node(hit.id, hit.text, hit.metadata)
     if isinstance(hit, HybridHit):
-        metadata[METADATA_KEY] = {"component_scores": hit.component_scores, "component_ranks": hit.component_ranks}
-        excluded = [METADATA_KEY]
-    node = TextNode(
-        id_=hit.id,
-        text=hit.text,
-        metadata=metadata,
-        excluded_llm_metadata_keys=excluded,
-        excluded_embed_metadata_keys=excluded,
-    )
+        node.metadata[METADATA_KEY] = {
+            "component_scores": hit.component_scores,
+            "component_ranks": hit.component_ranks,
+        }
+        for excluded in (node.excluded_llm_metadata_keys, node.excluded_embed_metadata_keys):
+            if METADATA_KEY not in excluded:
+                excluded.append(METADATA_KEY)
     return NodeWithScore(node=node, score=hit.score)
 
 
@@ -50,21 +46,33 @@ class _LoragRetriever(BaseRetriever):
     def __init__(
         self,
         similarity_top_k: int = 4,
-        filter: Mapping[str, Any] | None = None,
+        filter: Mapping[str, Any] | MetadataFilters | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
         if not isinstance(similarity_top_k, int) or similarity_top_k < 0:
             raise ValueError(f"similarity_top_k must be a non-negative int, got {similarity_top_k!r}")
         self.similarity_top_k = similarity_top_k
-        self.filter = dict(filter) if filter else None
+        self.filter = filter
         super().__init__(callback_manager=callback_manager, verbose=verbose)
+
+    @property
+    def filter(self) -> dict[str, Any] | None:
+        """The metadata filter applied before the top-k cut, in lorag's form (``lorag.retrieval.filters``)."""
+        return self._filter
+
+    @filter.setter
+    def filter(self, filter: Mapping[str, Any] | MetadataFilters | None) -> None:
+        self._filter = lorag_filter(filter)  # an unsupported operator fails here, not at the first query
 
     def _search(self, query: str, k: int) -> list[SearchHit] | list[HybridHit]:
         raise NotImplementedError
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return [_to_node(h) for h in self._search(query_bundle.query_str, self.similarity_top_k)]
+
+    async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return await asyncio.to_thread(self._retrieve, query_bundle)
 
 
 class LoragBM25Retriever(_LoragRetriever):
@@ -73,7 +81,8 @@ class LoragBM25Retriever(_LoragRetriever):
     Args:
         index: a ``lorag.retrieval.BM25Index`` (``index.save(path)`` / ``BM25Index.load(path)`` persist it).
         similarity_top_k: nodes returned per query.
-        filter: metadata filter applied before the top-k cut (``{key: value}`` or ``{key: [values]}``).
+        filter: metadata filter applied before the top-k cut: lorag's (``{key: value}``, ``{key: [values]}``,
+            ``{key: {"$gte": v}}``, ``{"$or": [...]}``; see ``lorag.retrieval.filters``) or ``MetadataFilters``.
     """
 
     def __init__(self, index: BM25Index, similarity_top_k: int = 4, **kwargs: Any) -> None:
@@ -98,8 +107,8 @@ class LoragBM25Retriever(_LoragRetriever):
 
     @classmethod
     def from_documents(cls, nodes: Sequence[BaseNode], **kwargs: Any) -> LoragBM25Retriever:
-        """Index LlamaIndex documents or nodes (their ids become the result ids)."""
-        texts, ids, metadatas = _split_nodes(nodes)
+        """Index LlamaIndex documents or nodes; they come back with their ids, ``ref_doc_id`` and relationships."""
+        texts, ids, metadatas = split_nodes(nodes)
         return cls.from_texts(texts, ids, metadatas, **kwargs)
 
     from_defaults = from_documents
@@ -111,8 +120,9 @@ class LoragBM25Retriever(_LoragRetriever):
 class LoragHybridRetriever(_LoragRetriever):
     """BM25 + dense retrieval fused (convex or RRF) as a LlamaIndex retriever.
 
-    The dense side is a lorag FAISS index over ``embedder`` (a ``lorag.embedding.Embedder``), or any LlamaIndex vector
-    store (``vector_store=`` with ``embed_model=``) for corpora that live in Qdrant, Milvus, pgvector...
+    The dense side is a lorag FAISS index over ``embedder`` (a ``lorag.embedding.Embedder``, or any LlamaIndex
+    ``BaseEmbedding`` such as ``LoragEmbedding``), or any LlamaIndex vector store (``vector_store=``, embedding with
+    that ``BaseEmbedding``) for corpora that live in Qdrant, Milvus, pgvector...
     """
 
     def __init__(self, retriever: HybridRetriever, similarity_top_k: int = 4, **kwargs: Any) -> None:
@@ -127,7 +137,7 @@ class LoragHybridRetriever(_LoragRetriever):
     def from_texts(
         cls,
         texts: Sequence[str],
-        embedder: TextEmbedder | None = None,
+        embedder: TextEmbedder | BaseEmbedding | None = None,
         ids: Sequence[str] | None = None,
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
         *,
@@ -138,27 +148,39 @@ class LoragHybridRetriever(_LoragRetriever):
         fusion_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> LoragHybridRetriever:
-        """Index texts in BM25 and in FAISS (``embedder``) or in a LlamaIndex ``vector_store`` (with ``embed_model``).
+        """Index texts in BM25 and in FAISS or in a LlamaIndex ``vector_store``.
 
-        ``fusion_kwargs`` go to ``HybridRetriever`` (fusion, alpha, normalization, rrf_k, weights, depth).
+        ``embedder`` or ``embed_model`` (LlamaIndex's name; give one) embeds: a ``lorag.embedding.Embedder`` or any
+        ``BaseEmbedding`` for FAISS, a ``BaseEmbedding`` for a vector store. ``fusion_kwargs`` go to
+        ``HybridRetriever`` (fusion, alpha, normalization, rrf_k, weights, depth).
         """
+        if embedder is not None and embed_model is not None:
+            raise ValueError("give embedder or embed_model, not both: they are the same argument")
+        embedding = embedder if embedder is not None else embed_model
+        if embedding is None:
+            raise ValueError(
+                "give an embedder (lorag Embedder or LlamaIndex embedding), with or without a vector_store"
+            )
         if vector_store is not None:
-            if embedder is not None or embed_model is None:
-                raise ValueError("with vector_store, give embed_model (a LlamaIndex embedding) and no embedder")
-            dense: DenseBackend = LlamaIndexVectorStoreBackend(vector_store, embed_model)
-        elif embedder is not None:
-            dense = DenseIndex(embedder, **(dense_kwargs or {}))
+            if not isinstance(embedding, BaseEmbedding):
+                raise TypeError(
+                    f"a vector_store embeds with a LlamaIndex BaseEmbedding, got {type(embedding).__name__}"
+                )
+            dense: DenseBackend = LlamaIndexVectorStoreBackend(vector_store, embedding)
         else:
-            raise ValueError("give an embedder (lorag FAISS index) or a vector_store with an embed_model")
+            if isinstance(embedding, BaseEmbedding):
+                embedding = LlamaIndexEmbedder(embedding)
+            dense = DenseIndex(embedding, **(dense_kwargs or {}))
         hybrid = HybridRetriever(BM25Index(**(bm25_kwargs or {})), dense, **(fusion_kwargs or {}))
         hybrid.add(texts, ids=ids, metadatas=metadatas)
         return cls(hybrid, **kwargs)
 
     @classmethod
     def from_documents(
-        cls, nodes: Sequence[BaseNode], embedder: TextEmbedder | None = None, **kwargs: Any
+        cls, nodes: Sequence[BaseNode], embedder: TextEmbedder | BaseEmbedding | None = None, **kwargs: Any
     ) -> LoragHybridRetriever:
-        texts, ids, metadatas = _split_nodes(nodes)
+        """Index LlamaIndex documents or nodes; they come back with their ids, ``ref_doc_id`` and relationships."""
+        texts, ids, metadatas = split_nodes(nodes)
         return cls.from_texts(texts, embedder, ids, metadatas, **kwargs)
 
     from_defaults = from_documents

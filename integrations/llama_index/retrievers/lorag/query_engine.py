@@ -5,6 +5,8 @@ answers with lorag's shipped grounded-answer adapter, as ``lorag ask`` does."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import PurePath
 from typing import Any
 
 from llama_index.core import ChatPromptTemplate
@@ -16,7 +18,7 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from llama_index.llms.lorag import LoragLLM
 from lorag.rag.grounded import use_grounded_adapter
-from lorag.rag.prompt import SYSTEM_PROMPT
+from lorag.rag.prompt import SYSTEM_PROMPT, ContextBlock
 
 #: lorag's RAG prompt as LlamaIndex messages: the context is the numbered nodes, formatted as ``format_block`` does.
 QA_TEMPLATE = ChatPromptTemplate(
@@ -30,8 +32,30 @@ QA_TEMPLATE = ChatPromptTemplate(
 _LLM_KEYS = ("citation",)
 
 
+def source_label(metadata: Mapping[str, Any]) -> str:
+    """Where a passage comes from, as lorag's core prompt writes it (``cors.md > CORS > Use CORSMiddleware``).
+
+    lorag's loaders set ``source``/``section``; LlamaIndex readers set ``file_name``/``file_path`` (web readers
+    ``url``) and node parsers ``header_path`` (lorag's with " > ", LlamaIndex's markdown parser as ``/A/B/``). A node
+    id is never a label: the model would quote it in its answer.
+    """
+    file_path = metadata.get("file_path")
+    source = (
+        metadata.get("source")
+        or metadata.get("file_name")
+        or (PurePath(str(file_path)).name if file_path else None)
+        or metadata.get("url")
+    )
+    section = metadata.get("section") or metadata.get("header_path")
+    if isinstance(section, str) and section.startswith("/"):
+        section = " > ".join(part for part in section.split("/") if part)
+    block = ContextBlock("", str(source or ""), metadata={"section": section, "page": metadata.get("page")})
+    return block.label().removeprefix(" > ")
+
+
 class NumberedSources(BaseNodePostprocessor):
-    """Number the retrieved nodes ``[1]``, ``[2]``... with their source, as lorag's core prompt does."""
+    """Number the retrieved nodes ``[1]``, ``[2]``... with their source (``source_label``), as lorag's core prompt
+    does."""
 
     @classmethod
     def class_name(cls) -> str:
@@ -42,11 +66,9 @@ class NumberedSources(BaseNodePostprocessor):
     ) -> list[NodeWithScore]:
         for number, item in enumerate(nodes, start=1):
             node = item.node
-            meta = node.metadata  # lorag's loaders set source/section; LlamaIndex readers and node parsers do not
-            source = meta.get("source") or meta.get("file_name") or meta.get("file_path") or node.node_id
-            section = meta.get("section") or meta.get("header_path")
+            label = source_label(node.metadata)
             node.metadata["number"] = number
-            node.metadata["citation"] = f"[{number}] {source}" + (f" > {section}" if section else "")
+            node.metadata["citation"] = f"[{number}] {label}".rstrip()
             node.excluded_llm_metadata_keys = [k for k in node.metadata if k not in _LLM_KEYS]
             node.metadata_template = "{value}"
             node.metadata_separator = "\n"

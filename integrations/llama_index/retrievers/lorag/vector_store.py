@@ -1,8 +1,9 @@
 """``LlamaIndexVectorStoreBackend``: any LlamaIndex vector store as the dense side of ``lorag.retrieval``.
 
-LlamaIndex stores hold vectors the caller computed, so the backend embeds with a LlamaIndex ``BaseEmbedding``. lorag's
-filter (equality, membership) becomes ``MetadataFilters`` (``EQ`` / ``IN``, all required) that the store applies
-inside its search, before its top-k cut.
+LlamaIndex stores hold vectors the caller computed, so the backend embeds with a LlamaIndex ``BaseEmbedding``. The
+store receives the indexed nodes themselves (with ``ref_doc_id`` and relationships, see ``nodes``). lorag's filter
+becomes ``MetadataFilters`` (``filters.to_metadata_filters``) that the store applies inside its search, before its
+top-k cut.
 """
 
 from __future__ import annotations
@@ -11,32 +12,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.schema import TextNode
-from llama_index.core.vector_stores.types import (
-    BasePydanticVectorStore,
-    FilterCondition,
-    FilterOperator,
-    MetadataFilter,
-    MetadataFilters,
-    VectorStoreQuery,
-)
+from llama_index.core.vector_stores.types import BasePydanticVectorStore, VectorStoreQuery
 
+from llama_index.retrievers.lorag.filters import to_metadata_filters
+from llama_index.retrievers.lorag.nodes import restore_node
 from lorag.retrieval.documents import SearchHit, check_k, check_query
-
-_MEMBERSHIP = (list, tuple, set, frozenset)
-
-
-def to_metadata_filters(filter: Mapping[str, Any] | None) -> MetadataFilters | None:
-    """lorag's ``{key: value}`` / ``{key: [values]}`` filter as LlamaIndex ``MetadataFilters``."""
-    if not filter:
-        return None
-    filters: list[MetadataFilter | MetadataFilters] = [
-        MetadataFilter(key=key, value=list(value), operator=FilterOperator.IN)
-        if isinstance(value, _MEMBERSHIP)
-        else MetadataFilter(key=key, value=value, operator=FilterOperator.EQ)
-        for key, value in filter.items()
-    ]
-    return MetadataFilters(filters=filters, condition=FilterCondition.AND)
 
 
 class LlamaIndexVectorStoreBackend:
@@ -56,10 +36,9 @@ class LlamaIndexVectorStoreBackend:
             raise ValueError("ids are required: the hybrid retriever matches BM25 and vector-store documents by id")
         embeddings = self.embed_model.get_text_embedding_batch(list(texts))
         metas = metadatas or [None] * len(texts)
-        nodes = [
-            TextNode(id_=i, text=t, metadata=dict(m or {}), embedding=e)
-            for i, t, m, e in zip(ids, texts, metas, embeddings, strict=True)
-        ]
+        nodes = [restore_node(i, t, m or {}) for i, t, m in zip(ids, texts, metas, strict=True)]
+        for node, embedding in zip(nodes, embeddings, strict=True):
+            node.embedding = embedding
         self.vector_store.add(nodes)
         return list(ids)
 
