@@ -1,11 +1,19 @@
-"""``ChatLorag``: a LangChain chat model over one (quantized) base with a LoRA adapter chosen per call."""
+"""``ChatLorag``: a LangChain chat model over one (quantized) base with a LoRA adapter chosen per call.
+
+Tool calling and structured output are the core's (``lorag.llm.tools``, ``lorag.llm.structured``): this module maps
+LangChain's tools, messages and schemas onto them. Calls and structured replies are grammar-constrained, so a forced
+call always parses and its arguments validate, even from a 135M model.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+import json
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from operator import itemgetter
+from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.chat_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import (
     AIMessage,
@@ -17,10 +25,24 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
 
 from langchain_lorag._common import LoragParams
-from lorag.llm import GenerationResult, TextDelta, Usage
+from lorag.llm import GenerationResult, Grammar, TextDelta, ToolCallStream, ToolReply, Usage
+from lorag.llm.generation import build_prompt
+from lorag.llm.tools import prepare_tools
+
+#: Call options ChatLorag takes besides the common ones: set by ``bind_tools`` and ``with_structured_output``.
+TOOL_OPTIONS = ("tools", "tool_choice", "json_schema")
+#: Content blocks of an AI message that its ``tool_calls`` already carry (Anthropic's ``tool_use`` and the like).
+_CALL_BLOCKS = frozenset({"tool_use", "tool_call", "tool_call_chunk", "function_call"})
 
 
 def _text(message: BaseMessage) -> str:
@@ -32,15 +54,18 @@ def _text(message: BaseMessage) -> str:
             parts.append(block)
         elif isinstance(block, dict) and block.get("type") == "text":
             parts.append(str(block.get("text", "")))
+        elif isinstance(message, AIMessage) and isinstance(block, dict) and block.get("type") in _CALL_BLOCKS:
+            continue
         else:
             kind = block.get("type") if isinstance(block, dict) else type(block).__name__
             raise ValueError(f"ChatLorag takes text only; got a {kind!r} content block")
     return "".join(parts)
 
 
-def to_chat(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
-    """LangChain messages -> ``[{"role", "content"}]`` for the model's chat template."""
-    chat = []
+def to_chat(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """LangChain messages -> OpenAI-shaped chat messages for the model's chat template, tool calls and results
+    (with their ``tool_call_id``) included."""
+    chat: list[dict[str, Any]] = []
     for message in messages:
         if isinstance(message, SystemMessage):
             role = "system"
@@ -54,8 +79,47 @@ def to_chat(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
             role = message.role
         else:
             raise ValueError(f"unsupported message type {type(message).__name__}")
-        chat.append({"role": role, "content": _text(message)})
+        entry: dict[str, Any] = {"role": role, "content": _text(message)}
+        if isinstance(message, AIMessage) and message.tool_calls:
+            entry["tool_calls"] = [
+                {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["args"]}}
+                for call in message.tool_calls
+            ]
+        if isinstance(message, ToolMessage):
+            entry["tool_call_id"] = message.tool_call_id
+            if message.name:
+                entry["name"] = message.name
+        chat.append(entry)
     return chat
+
+
+def _tool_choice(choice: str | bool | dict[str, Any] | None) -> str:
+    """LangChain's spellings of a tool choice -> the core's (``auto``, ``none``, ``required`` or a tool's name)."""
+    if choice is None or choice == "auto":
+        return "auto"
+    if choice is True or choice in ("any", "required"):
+        return "required"
+    if choice is False or choice == "none":
+        return "none"
+    if isinstance(choice, dict):
+        name = choice.get("function", {}).get("name") or choice.get("name")
+        if not isinstance(name, str):
+            raise ValueError(f"a tool_choice dict must name a function, got {choice!r}")
+        return name
+    if isinstance(choice, str):
+        return choice
+    raise ValueError(f"tool_choice must be a tool's name, 'auto', 'any', 'required', 'none' or a bool; got {choice!r}")
+
+
+def _reply_message(reply: ToolReply | None, text: str) -> dict[str, Any]:
+    """``AIMessage`` fields for a finished reply: its text and its (invalid) tool calls."""
+    if reply is None:
+        return {"content": text}
+    return {
+        "content": reply.content,
+        "tool_calls": [tool_call(name=c.name, args=c.arguments, id=c.id) for c in reply.tool_calls],
+        "invalid_tool_calls": [invalid_tool_call(args=c.text, error=c.error) for c in reply.invalid_tool_calls],
+    }
 
 
 def _usage(usage: Usage) -> UsageMetadata:
@@ -77,8 +141,12 @@ class ChatLorag(LoragParams, BaseChatModel):
             legal = chat.bind(adapter="legal")                      # per runnable
             base_answer = chat.invoke("Hello")                      # the base model
 
-    The adapter (and its content version) is part of ``_identifying_params`` and of the LangChain cache key.
-    Tool calling and structured output are not offered: the default 135M model cannot do them reliably.
+            chat.bind_tools([get_weather], tool_choice="get_weather").invoke("Weather in Paris?").tool_calls
+            chat.with_structured_output(Person).invoke("Ada Lovelace, 36")   # a validated Person
+
+    The adapter (and its content version) is part of ``_identifying_params`` and of the LangChain cache key. Tool
+    calls and structured output are grammar-constrained (``lorag.llm.structured``): they always parse and validate,
+    though a small model may still pick poor values.
     """
 
     streaming: bool = False
@@ -107,9 +175,105 @@ class ChatLorag(LoragParams, BaseChatModel):
             params["ls_stop"] = list(stop or self.stop or [])
         return params
 
+    # ------------------------------------------------------------------ tools and structured output
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | bool | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Offer tools (LangChain tools, pydantic models, TypedDicts, functions or OpenAI tool dicts).
+
+        Args:
+            tools: The tools; their calls come back as ``AIMessage.tool_calls`` (streamed as ``tool_call_chunks``).
+            tool_choice: None / ``"auto"`` (the model decides), ``"any"`` / ``"required"`` / True (exactly one call),
+                a tool's name (exactly one call to it), ``"none"`` / False (tools not offered).
+            **kwargs: Further call options to bind.
+
+        Raises:
+            ValueError: Two different tools share a name, or ``tool_choice`` names no bound tool.
+        """
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        choice = _tool_choice(tool_choice)
+        prepare_tools(formatted, choice)
+        return super().bind(tools=formatted, tool_choice=choice, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        method: Literal["json_schema", "function_calling", "json_mode"] = "json_schema",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
+        """A runnable whose output is an instance of ``schema`` (pydantic) or a dict valid under it.
+
+        Args:
+            schema: A pydantic model, a TypedDict, a JSON schema or an OpenAI function spec.
+            method: ``json_schema``: the reply is constrained to the schema; ``function_calling``: a forced call to
+                a tool named after the schema, its arguments constrained; ``json_mode``: any JSON object (the prompt
+                must say which keys; a pydantic schema then validates the result).
+            include_raw: Return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}`` instead of raising.
+            strict: Accepted for compatibility: the ``json_schema`` and ``function_calling`` methods always enforce
+                the schema, and ``json_mode`` never does.
+        """
+        if kwargs:
+            raise TypeError(f"unsupported argument(s) {sorted(kwargs)}")
+        is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
+        trace = {"kwargs": {"method": method, "strict": strict}, "schema": schema}
+        llm: Runnable[Any, Any]
+        parser: Runnable[Any, Any]
+        if method == "function_calling":
+            name = convert_to_openai_tool(schema)["function"]["name"]
+            llm = self.bind_tools([schema], tool_choice=name, ls_structured_output_format=trace)
+            parser = (
+                PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+                if is_pydantic
+                else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+            )
+        elif method in ("json_schema", "json_mode"):
+            target = convert_to_json_schema(schema) if method == "json_schema" else {"type": "object"}
+            llm = self.bind(json_schema=target, ls_structured_output_format=trace)
+            parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()  # type: ignore[arg-type]
+        else:
+            raise ValueError(f"method must be 'json_schema', 'function_calling' or 'json_mode', got {method!r}")
+        if not include_raw:
+            return llm | parser
+        parsed = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser, parsing_error=lambda _: None)
+        failed = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parsed.with_fallbacks([failed], exception_key="parsing_error")
+
+    # ------------------------------------------------------------------ token counts
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` under the model's own tokenizer (no special tokens added)."""
+        return list(self.get_engine().tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools: Sequence[Any] | None = None) -> int:
+        """Tokens of the prompt the model would read: the chat template, the tools (if given) and the opened
+        assistant turn included."""
+        offered = prepare_tools([convert_to_openai_tool(tool) for tool in tools or ()])
+        return len(build_prompt(self.get_engine().tokenizer, messages=to_chat(messages), tools=offered))
+
+    # ------------------------------------------------------------------ generation
+
+    def _call(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Engine keyword arguments for one call: sampling options, tools and the structured-output grammar."""
+        extra = {name: kwargs.pop(name) for name in TOOL_OPTIONS if name in kwargs}
+        options = self.request_options(stop, kwargs)
+        if "json_schema" in extra:
+            options["grammar"] = Grammar.json_schema(extra["json_schema"])
+        if extra.get("tools"):
+            options["tools"] = extra["tools"]
+            options["tool_choice"] = extra.get("tool_choice", "auto")
+        return options
+
     def _message(self, result: GenerationResult) -> AIMessage:
         return AIMessage(
-            content=result.text,
+            **_reply_message(result.tool_reply, result.text),
             usage_metadata=_usage(result.usage),
             response_metadata=self._metadata(result.finish_reason, result.adapter),
         )
@@ -124,8 +288,7 @@ class ChatLorag(LoragParams, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        options = self.request_options(stop, kwargs)
-        result = self.get_engine().generate(messages=to_chat(messages), **options)
+        result = self.get_engine().generate(messages=to_chat(messages), **self._call(stop, kwargs))
         return ChatResult(generations=[ChatGeneration(message=self._message(result))])
 
     async def _agenerate(
@@ -135,22 +298,8 @@ class ChatLorag(LoragParams, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        options = self.request_options(stop, kwargs)
-        result = await self.get_engine().agenerate(messages=to_chat(messages), **options)
+        result = await self.get_engine().agenerate(messages=to_chat(messages), **self._call(stop, kwargs))
         return ChatResult(generations=[ChatGeneration(message=self._message(result))])
-
-    def _chunk(self, delta: TextDelta, adapter: str) -> ChatGenerationChunk:
-        if delta.finish_reason is None:
-            return ChatGenerationChunk(message=AIMessageChunk(content=delta.text))
-        assert delta.usage is not None
-        return ChatGenerationChunk(
-            message=AIMessageChunk(
-                content=delta.text,
-                usage_metadata=_usage(delta.usage),
-                response_metadata=self._metadata(delta.finish_reason, adapter),
-                chunk_position="last",
-            )
-        )
 
     def _stream(
         self,
@@ -159,12 +308,12 @@ class ChatLorag(LoragParams, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        options = self.request_options(stop, kwargs)
-        adapter = options["adapter"] or "__base__"
+        options = self._call(stop, kwargs)
+        chunks = _Chunker(self, options)
         for delta in self.get_engine().stream(messages=to_chat(messages), **options):
-            chunk = self._chunk(delta, adapter)
-            if run_manager and delta.text:
-                run_manager.on_llm_new_token(delta.text, chunk=chunk)
+            chunk = chunks.convert(delta)
+            if run_manager and (delta.text or chunk.message.tool_call_chunks):  # type: ignore[attr-defined]
+                run_manager.on_llm_new_token(str(chunk.message.content), chunk=chunk)
             yield chunk
 
     async def _astream(
@@ -174,10 +323,59 @@ class ChatLorag(LoragParams, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        options = self.request_options(stop, kwargs)
-        adapter = options["adapter"] or "__base__"
+        options = self._call(stop, kwargs)
+        chunks = _Chunker(self, options)
         async for delta in self.get_engine().astream(messages=to_chat(messages), **options):
-            chunk = self._chunk(delta, adapter)
-            if run_manager and delta.text:
-                await run_manager.on_llm_new_token(delta.text, chunk=chunk)
+            chunk = chunks.convert(delta)
+            if run_manager and (delta.text or chunk.message.tool_call_chunks):  # type: ignore[attr-defined]
+                await run_manager.on_llm_new_token(str(chunk.message.content), chunk=chunk)
             yield chunk
+
+
+class _Chunker:
+    """Turns one stream's text deltas into message chunks: with tools offered, text inside ``<tool_call>`` blocks is
+    held back and each finished block becomes a ``tool_call_chunk`` (one per call, its own index)."""
+
+    def __init__(self, chat: ChatLorag, options: dict[str, Any]) -> None:
+        self._chat = chat
+        self._adapter = options["adapter"] or "__base__"
+        offered = options.get("tools") and options.get("tool_choice") != "none"
+        self._reader = ToolCallStream() if offered else None
+        self._calls = 0
+
+    def convert(self, delta: TextDelta) -> ChatGenerationChunk:
+        if self._reader is None:
+            fields: dict[str, Any] = {"content": delta.text}
+        else:
+            part = self._reader.push(delta.text)
+            if delta.finish_reason is not None:
+                rest = self._reader.finish()
+                part = ToolReply(
+                    part.content + rest.content,
+                    part.tool_calls + rest.tool_calls,
+                    part.invalid_tool_calls + rest.invalid_tool_calls,
+                )
+            fields = {"content": part.content, "tool_call_chunks": self._call_chunks(part)}
+        if delta.finish_reason is None:
+            return ChatGenerationChunk(message=AIMessageChunk(**fields))
+        assert delta.usage is not None
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                **fields,
+                usage_metadata=_usage(delta.usage),
+                response_metadata=self._chat._metadata(delta.finish_reason, self._adapter),
+                chunk_position="last",
+            )
+        )
+
+    def _call_chunks(self, part: ToolReply) -> list[Any]:
+        chunks = []
+        for call in part.tool_calls:
+            chunks.append(
+                tool_call_chunk(name=call.name, args=json.dumps(call.arguments), id=call.id, index=self._calls)
+            )
+            self._calls += 1
+        for bad in part.invalid_tool_calls:  # no name and unparsable args: LangChain files it as an invalid call
+            chunks.append(tool_call_chunk(name=None, args=bad.text, id=None, index=self._calls))
+            self._calls += 1
+        return chunks
