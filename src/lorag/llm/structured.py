@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,30 +46,32 @@ def _llguidance() -> Any:
     return llguidance
 
 
+def map_subschemas(schema: Mapping[str, Any], fn: Callable[[Any], Any]) -> dict[str, Any]:
+    """A copy of ``schema`` with ``fn`` applied to each direct subschema (under ``properties``, ``items``, ``anyOf``,
+    ``$defs`` and the other applicator keywords), so a walk never mistakes a property's name for a keyword."""
+    out = dict(schema)
+    for key in ("properties", "patternProperties", "$defs", "definitions"):
+        if isinstance(out.get(key), Mapping):
+            out[key] = {name: fn(sub) for name, sub in out[key].items()}
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+        if isinstance(out.get(key), list):
+            out[key] = [fn(sub) for sub in out[key]]
+    for key in ("items", "additionalProperties", "contains", "not", "if", "then", "else"):
+        if key in out:
+            out[key] = fn(out[key])
+    return out
+
+
 def strict_schema(schema: Any) -> Any:
     """The schema with ``additionalProperties: false`` on every object that lists ``properties`` and says nothing
     about other keys (as OpenAI's strict mode does): a valid output of the result is a valid output of the original,
     and the model cannot pad an object with keys nobody asked for."""
     if not isinstance(schema, Mapping):
         return schema
-    out = dict(schema)
-    for key in _SCHEMA_MAPS:
-        if isinstance(out.get(key), Mapping):
-            out[key] = {name: strict_schema(sub) for name, sub in out[key].items()}
-    for key in _SCHEMA_LISTS:
-        if isinstance(out.get(key), list):
-            out[key] = [strict_schema(sub) for sub in out[key]]
-    for key in _SCHEMA_ONE:
-        if key in out:
-            out[key] = strict_schema(out[key])
+    out = map_subschemas(schema, strict_schema)
     if "properties" in out and "additionalProperties" not in out and "patternProperties" not in out:
         out["additionalProperties"] = False
     return out
-
-
-_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions")
-_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-_SCHEMA_ONE = ("items", "additionalProperties", "contains", "not", "if", "then", "else")
 
 
 @dataclass(frozen=True)
@@ -163,8 +165,8 @@ class GrammarConstraint:
         eos_ids: End-of-sequence ids; the grammar allows them once the output is complete.
 
     Raises:
-        GrammarError: A token the grammar refuses was chosen (e.g. every allowed token had -inf from another
-            processor); the request fails, its batch neighbours do not.
+        GrammarError: No token satisfies both the grammar and the processors before it (say ``min_tokens`` holds
+            back the end of a complete output); the request fails, its batch neighbours do not.
     """
 
     def __init__(self, grammar: Grammar, tokenizer: Any, prompt_length: int, eos_ids: Collection[int]) -> None:
@@ -188,4 +190,10 @@ class GrammarConstraint:
         n = min(len(allowed), scores.shape[-1])
         keep = scores.new_zeros(scores.shape, dtype=torch.bool)
         keep[..., :n] = allowed[:n].to(scores.device) != 0
-        return scores.masked_fill(~keep, float("-inf"))
+        masked = scores.masked_fill(~keep, float("-inf"))
+        if torch.isneginf(masked).all():
+            raise GrammarError(
+                "no token is allowed by both the grammar and the other settings (e.g. min_tokens holding back the "
+                "end of a complete output)"
+            )
+        return masked

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lorag.llm.structured import JSON_LAYOUT, Grammar, strict_schema
+from lorag.llm.structured import JSON_LAYOUT, Grammar, map_subschemas, strict_schema
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 FALLBACK_TOOLS_PROMPT = (
@@ -102,22 +102,32 @@ class ToolReply:
 
 
 def prepare_tools(tools: Sequence[Tool | Mapping[str, Any]], tool_choice: str = "auto") -> tuple[Tool, ...]:
-    """Tools as ``Tool``s, checked together with the choice.
+    """Tools as ``Tool``s, checked together with the choice. The same tool given twice (say as a pydantic class and
+    as its JSON schema: the same parameters up to titles and descriptions) is kept once, as first given.
 
     Raises:
-        ValueError: Two tools share a name; ``tool_choice`` is neither ``auto``/``none``/``required`` nor a tool's
-            name; a call is forced but no tool is given.
+        ValueError: Two different tools share a name; ``tool_choice`` is neither ``auto``/``none``/``required``
+            nor a tool's name; a call is forced but no tool is given.
     """
-    parsed = tuple(Tool.from_spec(spec) for spec in tools)
-    names = [tool.name for tool in parsed]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ValueError(f"tool names must be unique; repeated: {duplicates}")
+    parsed: dict[str, Tool] = {}
+    for tool in map(Tool.from_spec, tools):
+        seen = parsed.setdefault(tool.name, tool)
+        if _unannotated(seen.parameters) != _unannotated(tool.parameters):
+            raise ValueError(f"two different tools are named {tool.name!r}; tool names must be unique")
+    names = list(parsed)
     if tool_choice not in CHOICES and tool_choice not in names:
         raise ValueError(f"tool_choice {tool_choice!r} names no tool; give one of {names} or one of {list(CHOICES)}")
     if tool_choice == "required" and not parsed:
         raise ValueError("tool_choice='required' needs at least one tool")
-    return parsed
+    return tuple(parsed.values())
+
+
+def _unannotated(schema: Any) -> Any:
+    """A schema without the keywords that do not change what validates (title, description, examples, $comment)."""
+    if not isinstance(schema, Mapping):
+        return schema
+    out = map_subschemas(schema, _unannotated)
+    return {k: v for k, v in out.items() if k not in ("title", "description", "examples", "$comment")}
 
 
 def tool_grammar(tools: Sequence[Tool], tool_choice: str = "auto") -> Grammar | None:
