@@ -1,7 +1,19 @@
 """``LoragBM25Retriever`` and ``LoragHybridRetriever``: lorag's retrieval core as LangChain retrievers.
 
 Thin adapters: the indexes, fusion and filters live in ``lorag.retrieval``. Each returned ``Document`` has ``id`` set
-to the document id and, under ``metadata["lorag"]``, the score and rank (and for the hybrid, each component's).
+to the document id and, in its metadata (over any same-named keys of the document's own):
+
+- ``score``: the retrieval score, higher is better. BM25: the BM25 score (>= 0, unbounded, comparable within one
+  query). Hybrid: the fused score, whose scale is the fusion's: convex with z-score normalisation (the default) is
+  ``alpha * z(dense) + (1 - alpha) * z(bm25)`` over each component's candidates (about -3 to 3, 0 = an average
+  candidate); convex with min-max is in [0, 1]; RRF is ``sum(weight / (60 + rank))``, at most about 0.033 with two
+  components. None of these is a probability: rank by it, threshold on ``relevance``.
+- ``relevance`` (hybrid only): the dense similarity to the query clipped to [0, 1] (cosine for a normalised embedder,
+  the store's relevance score for a vector store; 0 when the dense side did not score the document). It is what
+  ``lorag ask`` gates on (``--min-relevance``, 0.3 by default), so one threshold means the same in both.
+- ``lorag``: the rank and, for the hybrid, each component's score and rank (``component_scores``,
+  ``component_ranks``; ``None`` where a component did not return the document).
+
 ``k`` and ``filter`` can be set in the constructor and overridden per call: ``retriever.invoke(q, k=3)``.
 """
 
@@ -36,12 +48,20 @@ def _split_documents(documents: Sequence[Document]) -> tuple[list[str], list[dic
     return texts, metadatas, None
 
 
+def relevance(hit: HybridHit) -> float:
+    """The hit's dense similarity clipped to [0, 1]: the measure ``lorag.rag.pipeline`` gates on."""
+    dense = hit.component_scores.get("dense")
+    return 0.0 if dense is None else min(1.0, max(0.0, float(dense)))
+
+
 def _to_document(hit: SearchHit | HybridHit) -> Document:
-    info: dict[str, Any] = {"score": hit.score, "rank": hit.rank}
+    metadata: dict[str, Any] = {**hit.metadata, "score": hit.score}
+    info: dict[str, Any] = {"rank": hit.rank}
     if isinstance(hit, HybridHit):
+        metadata["relevance"] = relevance(hit)
         info["component_scores"] = hit.component_scores
         info["component_ranks"] = hit.component_ranks
-    return Document(id=hit.id, page_content=hit.text, metadata={**hit.metadata, METADATA_KEY: info})
+    return Document(id=hit.id, page_content=hit.text, metadata={**metadata, METADATA_KEY: info})
 
 
 class _LoragRetriever(BaseRetriever):
@@ -50,7 +70,8 @@ class _LoragRetriever(BaseRetriever):
     k: int = Field(default=4, ge=0)
     """Number of documents to return (override per call with ``invoke(query, k=...)``)."""
     filter: dict[str, Any] | None = None
-    """Metadata filter applied before the top-k cut: ``{key: value}`` or ``{key: [value, ...]}``."""
+    """Metadata filter applied before the top-k cut: ``{key: value}``, ``{key: [value, ...]}``, operators
+    (``{key: {"$gte": 2020}}``) and ``$and`` / ``$or`` / ``$not`` (``lorag.retrieval.filters``)."""
 
     def _search(self, query: str, k: int, filter: Mapping[str, Any] | None) -> list[SearchHit] | list[HybridHit]:
         raise NotImplementedError

@@ -4,8 +4,8 @@ Users who outgrow one machine keep lorag's BM25 and fusion over Qdrant, Milvus, 
 LangChain's own integrations. Scores come from ``similarity_search_with_relevance_scores`` (higher is better for every
 store that defines it); a store without a relevance function gives its raw ``similarity_search_with_score`` scores,
 taken as similarities unless ``distance=True`` (then negated, so higher is still better). Stores filter metadata in
-their own dialects, so lorag's filter (equality, membership) is applied to what the store returns, fetching deeper
-until ``k`` documents pass or the store runs out.
+their own dialects, so lorag's filter (``lorag.retrieval.filters``) is applied to what the store returns, fetching
+deeper until ``k`` documents pass or the store runs out.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ def test_bm25_from_documents_k_and_filter() -> None:
     assert retriever.index.method == "okapi"
     docs = retriever.invoke("Paris")
     assert len(docs) == 2 and all(d.id in IDS for d in docs)
-    assert docs[0].metadata["lorag"]["rank"] == 1 and docs[0].metadata["lorag"]["score"] > 0
+    assert docs[0].metadata["lorag"]["rank"] == 1 and docs[0].metadata["score"] > 0
     assert [d.id for d in retriever.invoke("Paris", k=5, filter={"year": [2006, 2009]})] in (
         ["doc-5", "doc-8"],
         ["doc-8", "doc-5"],
