@@ -106,9 +106,8 @@ class EmbeddingCache:
                 marks = ",".join("?" * len(chunk))
                 query = f"SELECT key, dim, vec, digest FROM embeddings WHERE key IN ({marks})"
                 for key, dim, blob, digest in conn.execute(query, chunk):
-                    vec = np.frombuffer(blob, dtype=np.float32) if isinstance(blob, bytes) else None
-                    if vec is not None and vec.shape == (dim,) and digest == _digest(key, blob):
-                        found[key] = vec
+                    if isinstance(blob, bytes) and len(blob) == 4 * dim and digest == _digest(key, blob):
+                        found[key] = np.frombuffer(blob, dtype=np.float32)
                     elif digest is not None:
                         rejected += 1
             return found
