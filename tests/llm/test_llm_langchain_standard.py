@@ -31,6 +31,18 @@ class TestChatLoragUnit(ChatModelUnitTests):
     def returns_usage_metadata(self) -> bool:
         return True
 
+    @property
+    def has_tool_calling(self) -> bool:
+        return True  # grammar-constrained Hermes-style calls (lorag.llm.tools)
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True  # "any" / "required" and a tool's name force exactly one call
+
+    @property
+    def has_structured_output(self) -> bool:
+        return True  # json_schema / function_calling constrain the output to the schema
+
     @pytest.mark.xfail(
         reason="one base model per engine: a per-call `model` is rejected (TypeError), so traces report the "
         "constructor's model; the per-call choice is `adapter`",
