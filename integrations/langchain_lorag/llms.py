@@ -10,8 +10,9 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models.llms import BaseLLM
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
-from langchain_lorag._common import CALL_OPTIONS, LoragParams
+from langchain_lorag._common import LoragParams
 from lorag.llm import GenerationResult, TextDelta
+from lorag.llm.options import CALL_OPTIONS
 
 
 def _generation(result: GenerationResult) -> Generation:

@@ -27,45 +27,19 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.custom import CustomLLM
 
 from lorag.llm import GenerationResult, LoragEngine
+from lorag.llm.options import options_model
 
-#: Fields a call may override (``complete(..., adapter="legal", min_tokens=8)``); all but adapter are sampling settings.
-_OPTIONS = (
-    "adapter",
-    "max_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "seed",
-    "stop",
-    "repetition_penalty",
-    "no_repeat_ngram_size",
-    "presence_penalty",
-    "frequency_penalty",
-    "min_tokens",
-)
+_Options = options_model()
 
 
-class LoragLLM(CustomLLM):
-    """LlamaIndex LLM over ``lorag.llm.LoragEngine``: one base in memory, per-request LoRA adapters, batched."""
+class LoragLLM(_Options, CustomLLM):  # type: ignore[misc,valid-type]
+    """LlamaIndex LLM over ``lorag.llm.LoragEngine``: one base in memory, per-request LoRA adapters, batched.
 
-    model: str = Field(default="smollm2-135m-instruct", description="lorag short name, local dir or hub id.")
-    quantization: str = Field(default="nf4", description="nf4 (default), fp4, int8 or none.")
-    compute_dtype: str | None = Field(default=None, description="float32 / bfloat16 / float16.")
-    double_quant: bool = Field(default=True, description="Double-quantize 4-bit scales.")
-    device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N.")
-    adapters: dict[str, str] = Field(default_factory=dict, description="Adapters to register: name -> directory.")
-    adapter: str | None = Field(default=None, description="Default adapter (None = the base model).")
-    max_tokens: int = Field(default=256, gt=0, description="Most tokens to generate.")
-    temperature: float = Field(default=0.0, ge=0.0, description="0 = greedy.")
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    top_k: int = Field(default=0, ge=0)
-    seed: int | None = Field(default=None)
-    stop: list[str] | None = Field(default=None, description="Stop strings (output cut right before).")
-    repetition_penalty: float = Field(default=1.0, gt=0.0, description="Over prompt and output, as transformers'.")
-    no_repeat_ngram_size: int = Field(default=0, ge=0, description="No n-gram of this size twice (0 = off).")
-    presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0, description="OpenAI's, over the output.")
-    frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0, description="OpenAI's, over the output.")
-    min_tokens: int = Field(default=0, ge=0, description="End-of-sequence suppressed until this many tokens.")
+    Takes the options the LangChain ``LoragLLM`` / ``ChatLorag`` take (``lorag.llm.options``: the base and how it
+    is loaded, ``max_resident_adapters``, ``trust_remote_code``, the adapters and the sampling defaults), plus
+    ``context_window``.
+    """
+
     context_window: int | None = Field(default=None, description="Override the model's context window.")
 
     _engine: LoragEngine | None = PrivateAttr(default=None)
@@ -84,15 +58,10 @@ class LoragLLM(CustomLLM):
         """The engine (loaded on first use, shared with every wrapper that has the same base settings)."""
         with self._lock:
             if self._engine is None:
-                self._engine = LoragEngine.shared(
-                    self.model,
-                    quantization=self.quantization,
-                    compute_dtype=self.compute_dtype,
-                    double_quant=self.double_quant,
-                    device=self.device,
-                )
-            for name, path in self.adapters.items():
-                self._engine.adapters.register(name, path)
+                self._engine = self.engine_options().shared_engine()
+            else:
+                for name, path in self.adapters.items():
+                    self._engine.adapters.register(name, path)
             return self._engine
 
     def with_adapter(self, adapter: str | None) -> LoragLLM:
@@ -111,13 +80,8 @@ class LoragLLM(CustomLLM):
         )
 
     def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(kwargs) - set(_OPTIONS) - {"formatted"}
-        if unknown:
-            raise TypeError(f"unsupported option(s) {sorted(unknown)}; valid: {list(_OPTIONS)}")
-        options = {name: getattr(self, name) for name in _OPTIONS}
-        options.update({k: v for k, v in kwargs.items() if k in _OPTIONS})
-        options["stop"] = tuple(options["stop"] or ())
-        return options
+        kwargs.pop("formatted", None)  # LlamaIndex's own flag: the prompt is used as given either way
+        return self.call_options(kwargs)
 
     @staticmethod
     def _messages(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
