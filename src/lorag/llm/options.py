@@ -99,7 +99,7 @@ def option_fields() -> dict[str, tuple[Any, dataclasses.Field[Any], str]]:
     by_name = {f.name: f for f in dataclasses.fields(SamplingParams)}
     for name in SAMPLING_OPTIONS:
         fields[name] = (sampling_types[name], by_name[name], sampling_docs[name])
-    fields["stop"] = (_STOP_TYPE, dataclasses.field(default=None), sampling_docs["stop"])
+    fields["stop"] = (_STOP_TYPE, by_name["stop"], sampling_docs["stop"])
     return fields
 
 

@@ -24,7 +24,7 @@ def split_nodes(nodes: Sequence[BaseNode]) -> tuple[list[str], list[str], list[d
     """Texts, ids and metadata to index, each node's other fields under ``NODE_KEY``."""
     metadatas = []
     for node in nodes:
-        carried = node.model_dump(mode="json", include=_CARRIED & set(type(node).model_fields))
+        carried = node.model_dump(mode="json", include=set(_CARRIED & set(type(node).model_fields)))
         metadatas.append({**node.metadata, NODE_KEY: carried})
     return [n.get_content() for n in nodes], [n.node_id for n in nodes], metadatas
 
