@@ -207,6 +207,25 @@ def test_a_forced_call_always_parses_and_its_arguments_validate(engine: LoragEng
     jsonschema.validate(call.arguments, next(t for t in tools if t.name == call.name).parameters)
 
 
+def test_a_forced_call_resolves_refs_within_its_own_parameters(engine: LoragEngine):
+    """Each tool's parameters stay the root of their own schema, so pydantic's ``#/$defs/...`` refs resolve."""
+    place = {"type": "object", "properties": {"lat": {"type": "integer", "minimum": -90, "maximum": 90}}}
+    route = Tool(
+        "route",
+        "A route between two places.",
+        {
+            "$defs": {"Place": place},
+            "type": "object",
+            "properties": {"start": {"$ref": "#/$defs/Place"}, "end": {"$ref": "#/$defs/Place"}},
+            "required": ["start", "end"],
+        },
+    )
+    result = engine.generate(messages=CHAT, tools=[route, ADD], tool_choice="route", max_tokens=120)
+    (call,) = result.tool_reply.tool_calls
+    jsonschema.validate(call.arguments, route.parameters)
+    assert set(call.arguments) == {"start", "end"}
+
+
 def _bias_towards_a_call(engine: LoragEngine) -> tuple:
     """sequence_bias that makes the model open a ``<tool_call>`` block itself, token by token."""
     ids = engine.tokenizer("<tool_call>", add_special_tokens=False)["input_ids"]
