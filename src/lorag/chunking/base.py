@@ -15,6 +15,11 @@ _NON_SPACE = re.compile(r"\S")
 #: ``(start, end, metadata)``: one chunk's stripped span in the source and what the splitter says about it.
 Piece = tuple[int, int, dict[str, Any]]
 
+#: Measuring tokens, a chunk spans at most ``chunk_size`` times this many characters. Prose has 3-6 characters per
+#: token; only runs that a tokenizer maps to one unknown token (a 5 MB word) or long whitespace come near it, and
+#: without the cap such a run would become one multi-megabyte chunk and be tokenized whole.
+MAX_CHARS_PER_TOKEN = 32
+
 
 def strip_span(text: str, start: int, end: int) -> tuple[int, int]:
     """Shrink ``[start, end)`` to exclude surrounding whitespace; an all-whitespace span becomes empty."""
@@ -43,12 +48,17 @@ class Splitter(ABC):
     """Cut a text into ``Chunk``s no longer than ``chunk_size`` with exact offsets.
 
     Subclasses implement ``_pieces(text)``, returning stripped spans in order; this class validates input, adds
-    the caller's metadata, token counts and indices.
+    the caller's metadata, token counts and indices. Time is linear in the text's length and memory bounded by
+    the output, whatever the text's shape (one 50 MB line, no whitespace, one giant table).
 
     Args:
         chunk_size: the maximum chunk length, in characters, or in tokens when ``tokenizer`` is given.
         chunk_overlap: the maximum length repeated between consecutive chunks, same unit.
         tokenizer: ``None`` (characters), a model reference, a ``transformers`` tokenizer or a ``TokenLength``.
+
+    Attributes:
+        max_chars: the most characters a chunk spans: ``chunk_size`` measuring characters, else ``chunk_size``
+            times ``MAX_CHARS_PER_TOKEN``.
     """
 
     method: ClassVar[str]
@@ -58,6 +68,7 @@ class Splitter(ABC):
         validate_sizes(chunk_size, chunk_overlap, self.length.unit)
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
+        self.max_chars = chunk_size * MAX_CHARS_PER_TOKEN if self.measures_tokens else chunk_size
 
     @property
     def measures_tokens(self) -> bool:

@@ -15,6 +15,9 @@ from lorag.models import ModelNotAvailableError, resolve_model
 
 Offsets = list[tuple[int, int]]
 
+#: Characters per ``TokenLength.many`` tokenizer call.
+BATCH_CHARS = 1 << 18
+
 
 class CharacterLength:
     """Length in characters (Python ``str`` code points)."""
@@ -61,11 +64,25 @@ class TokenLength:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def many(self, texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        if self._backend is not None:
-            return [len(e.ids) for e in self._backend.encode_batch(list(texts), add_special_tokens=False)]
-        return [self(t) for t in texts]
+        """Token counts of ``texts``, encoded in batches of about ``BATCH_CHARS`` characters.
+
+        A tokenizer holds every encoding of a batch at once (about 150 bytes per character of input), so one
+        batch of a whole 50 MB file would need gigabytes.
+        """
+        if self._backend is None:
+            return [self(t) for t in texts]
+        counts: list[int] = []
+        batch: list[str] = []
+        chars = 0
+        for text in texts:
+            batch.append(text)
+            chars += len(text)
+            if chars >= BATCH_CHARS:
+                counts += [len(e.ids) for e in self._backend.encode_batch(batch, add_special_tokens=False)]
+                batch, chars = [], 0
+        if batch:
+            counts += [len(e.ids) for e in self._backend.encode_batch(batch, add_special_tokens=False)]
+        return counts
 
     def offsets(self, text: str) -> Offsets:
         """Character offsets of each token of ``text`` (needs a fast tokenizer)."""

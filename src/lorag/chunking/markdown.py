@@ -10,18 +10,20 @@ only when it alone exceeds ``chunk_size``, which the chunk's ``metadata["split_b
 from __future__ import annotations
 
 import re
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any
 
 from lorag.chunking.base import Piece, Splitter, strip_span
-from lorag.chunking.packing import pack
+from lorag.chunking.packing import Atoms, pack_spans
 from lorag.chunking.recursive import RecursiveSplitter
 
-_HEADER = re.compile(r" {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
+_HEADER = re.compile(r" {0,3}(#{1,6})[ \t]+(.*)")
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
-_TABLE_DELIMITER = re.compile(r"\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
-_LINE = re.compile(r"[^\n]*\n|[^\n]+$")
-_HEADER_ID = re.compile(r"\s*\{\s*#[^}]*\}\s*$")  # "{ #anchor }" attribute lists
+# Matched on the stripped line; no whitespace at either end keeps the match linear in the line's length.
+_TABLE_DELIMITER = re.compile(r"\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?")
 
 HEADER_PATH_SEPARATOR = " > "
 
@@ -52,88 +54,129 @@ class MarkdownSplitter(Splitter):
 
     def _pieces(self, text: str) -> list[Piece]:
         pieces: list[Piece] = []
-        for path, blocks in _sections(text):
-            meta = {"header_path": HEADER_PATH_SEPARATOR.join(path)}
-            starts: list[int] = []
-            ends: list[int] = []
-            lengths: list[int] = []
-            split_kind: list[str | None] = []
-            for block in blocks:
-                s, e = strip_span(text, block.start, block.end)
-                if e <= s:
-                    continue
-                fallback = self._prose if block.kind in ("text", "header") else self._lines
-                more = fallback.atoms(text, s, e)
-                starts.extend(more[0])
-                ends.extend(more[1])
-                lengths.extend(more[2])
-                cut = len(more[0]) > 1 and block.kind in ("code", "table")
-                split_kind.extend([block.kind if cut else None] * len(more[0]))
-            measure = self.length if self.measures_tokens else None
-            for i, j in pack(
-                text, starts, ends, size=self.chunk_size, overlap=self.chunk_overlap, lengths=lengths, measure=measure
+        measure = self.length if self.measures_tokens else None
+        for (_, path), blocks in groupby(_blocks(text), key=lambda item: item[:2]):
+            meta = {"header_path": path}
+            cut: deque[tuple[int, int, str]] = deque()  # code and table blocks too long to stay whole
+            atoms = self._section_atoms(text, (block for _, _, block in blocks), cut)
+            for start, end in pack_spans(
+                text,
+                atoms,
+                size=self.chunk_size,
+                overlap=self.chunk_overlap,
+                measure=measure,
+                max_chars=self.max_chars,
             ):
+                while cut and cut[0][1] <= start:  # chunks only move forward
+                    cut.popleft()
                 extra = dict(meta)
-                kinds = {k for k in split_kind[i : j + 1] if k}
+                kinds = set()
+                for block_start, _, kind in cut:
+                    if block_start >= end:
+                        break
+                    kinds.add(kind)
                 if kinds:
                     extra["split_block"] = ",".join(sorted(kinds))
-                pieces.append((starts[i], ends[j], extra))
+                pieces.append((start, end, extra))
         return pieces
 
+    def _section_atoms(self, text: str, blocks: Iterator[_Block], cut: deque[tuple[int, int, str]]) -> Iterator[Atoms]:
+        """The atoms of one section's blocks; code and table blocks cut into several atoms are added to ``cut``."""
+        for block in blocks:
+            s, e = strip_span(text, block.start, block.end)
+            if e <= s:
+                continue
+            fallback = self._prose if block.kind in ("text", "header") else self._lines
+            batches = fallback.atoms(text, s, e)
+            first = next(batches, None)
+            if first is None:
+                continue
+            second = next(batches, None)
+            if block.kind in ("code", "table") and (len(first[0]) > 1 or second is not None):
+                cut.append((s, e, block.kind))
+            yield first
+            if second is not None:
+                yield second
+                yield from batches
 
-def _sections(text: str) -> list[tuple[list[str], list[_Block]]]:
-    """Blocks grouped by section, each section with its header path (outermost first)."""
-    lines = [(m.start(), m.end()) for m in _LINE.finditer(text)]
-    sections: list[tuple[list[str], list[_Block]]] = [([], [])]
+
+def _blocks(text: str) -> Iterator[tuple[int, str, _Block]]:
+    """Every block in order, with its section's number and header path (titles outermost first).
+
+    A cursor over the lines rather than a list of them: a file of short lines would need a tuple per line.
+    """
     stack: list[tuple[int, str]] = []
-    i = 0
-    para_start: int | None = None
-
-    def close_paragraph(at: int) -> None:
-        nonlocal para_start
-        if para_start is not None:
-            sections[-1][1].append(_Block("text", para_start, at))
-            para_start = None
-
-    while i < len(lines):
-        s, e = lines[i]
-        line = text[s:e].rstrip("\n")
+    section, path = 0, ""
+    paragraph: int | None = None  # where the open paragraph starts
+    pos, size = 0, len(text)
+    while pos < size:
+        end = _line_end(text, pos)
+        line = text[pos:end].rstrip("\n")
         fence = _FENCE.match(line)
+        header = None if fence else _HEADER.match(line)
+        table = (
+            not fence
+            and not header
+            and "|" in line
+            and end < size
+            and _TABLE_DELIMITER.fullmatch(text[end : _line_end(text, end)].strip()) is not None
+        )
+        blank = not line or line.isspace()
+        if paragraph is not None and (fence or header or table or blank):
+            yield section, path, _Block("text", paragraph, pos)
+            paragraph = None
         if fence:
-            close_paragraph(s)
             marker = fence.group(1)
-            j = i + 1
-            while j < len(lines):
-                closing = text[lines[j][0] : lines[j][1]].strip()
+            stop = end
+            while stop < size:  # up to and including the closing fence, else to the end of the text
+                closing = text[stop : _line_end(text, stop)].strip()
+                stop = _line_end(text, stop)
                 if closing.startswith(marker[0] * len(marker)) and not closing.strip(marker[0]):
                     break
-                j += 1
-            last = min(j, len(lines) - 1)
-            sections[-1][1].append(_Block("code", s, lines[last][1]))
-            i = last + 1
-            continue
-        header = _HEADER.match(line)
-        if header:
-            close_paragraph(s)
+            yield section, path, _Block("code", pos, stop)
+            pos = stop
+        elif header:
             level = len(header.group(1))
             while stack and stack[-1][0] >= level:
                 stack.pop()
-            stack.append((level, _HEADER_ID.sub("", header.group(2)).strip()))
-            sections.append(([t for _, t in stack], [_Block("header", s, e)]))
-            i += 1
-            continue
-        if "|" in line and i + 1 < len(lines) and _TABLE_DELIMITER.match(text[lines[i + 1][0] : lines[i + 1][1]]):
-            close_paragraph(s)
-            j = i + 2
-            while j < len(lines) and "|" in text[lines[j][0] : lines[j][1]] and text[lines[j][0] : lines[j][1]].strip():
-                j += 1
-            sections[-1][1].append(_Block("table", s, lines[j - 1][1]))
-            i = j
-            continue
-        if not line.strip():
-            close_paragraph(s)
-        elif para_start is None:
-            para_start = s
-        i += 1
-    close_paragraph(len(text))
-    return [(path, blocks) for path, blocks in sections if blocks]
+            stack.append((level, _title(header.group(2))))
+            section += 1
+            path = HEADER_PATH_SEPARATOR.join(title for _, title in stack)
+            yield section, path, _Block("header", pos, end)
+            pos = end
+        elif table:
+            stop = _line_end(text, end)  # past the delimiter row
+            while stop < size:
+                row_end = _line_end(text, stop)
+                row = text[stop:row_end]
+                if "|" not in row or row.isspace():
+                    break
+                stop = row_end
+            yield section, path, _Block("table", pos, stop)
+            pos = stop
+        else:
+            if not blank and paragraph is None:
+                paragraph = pos
+            pos = end
+    if paragraph is not None:
+        yield section, path, _Block("text", paragraph, size)
+
+
+def _line_end(text: str, pos: int) -> int:
+    """One past the newline ending the line at ``pos`` (or the end of the text)."""
+    newline = text.find("\n", pos)
+    return len(text) if newline < 0 else newline + 1
+
+
+def _title(raw: str) -> str:
+    """A header's title without closing hashes (``## A ##``) or an attribute list (``{ #anchor }``)."""
+    title = raw.rstrip(" \t")
+    bare = title.rstrip("#")
+    if bare != title and bare and bare[-1] in " \t":
+        title = bare
+    title = title.rstrip()
+    if title.endswith("}"):
+        brace = title.rfind("{")
+        if brace >= 0 and "}" not in title[brace + 1 : -1] and title[brace + 1 :].lstrip().startswith("#"):
+            title = title[:brace]
+    return title.strip()

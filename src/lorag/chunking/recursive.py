@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Sequence
-from itertools import chain
+from collections.abc import Iterator, Sequence
+from itertools import chain, islice
 from typing import Any
 
 from lorag.chunking.base import Piece, Splitter, strip_span
 from lorag.chunking.length import TokenLength
-from lorag.chunking.packing import pack
+from lorag.chunking.packing import BATCH, Atoms, pack_spans
 from lorag.chunking.token import token_windows
 
 # Built-in separators match whitespace only, start with a literal newline where they can (the regex engine then
@@ -94,95 +94,110 @@ class RecursiveSplitter(Splitter):
         return {**super().settings(), "preset": self.preset}
 
     def _pieces(self, text: str) -> list[Piece]:
-        starts, ends, lengths = self.atoms(text, 0, len(text))
         measure = self.length if self.measures_tokens else None
-        groups = pack(
-            text, starts, ends, size=self.chunk_size, overlap=self.chunk_overlap, lengths=lengths, measure=measure
+        spans = pack_spans(
+            text,
+            self.atoms(text, 0, len(text)),
+            size=self.chunk_size,
+            overlap=self.chunk_overlap,
+            measure=measure,
+            max_chars=self.max_chars,
         )
         none: dict[str, Any] = {}  # shared: the base class copies metadata per chunk
-        return [(starts[i], ends[j], none) for i, j in groups]
+        return [(s, e, none) for s, e in spans]
 
-    def atoms(self, text: str, start: int, end: int, level: int = 0) -> tuple[list[int], list[int], list[int]]:
-        """Stripped spans covering ``text[start:end]`` that each fit ``chunk_size``, with their lengths."""
+    def atoms(self, text: str, start: int, end: int, level: int = 0) -> Iterator[Atoms]:
+        """Batches of stripped spans covering ``text[start:end]`` that each fit ``chunk_size``, with their lengths.
+
+        A span longer than ``max_chars`` is cut without being measured, so no tokenizer call sees more than that.
+        """
+        s, e = strip_span(text, start, end)
+        if e <= s:
+            return
+        if e - s <= self.max_chars:
+            count = self.length(text[s:e]) if self.measures_tokens else e - s
+            if count <= self.chunk_size:
+                yield [s], [e], [count]
+                return
+        yield from self._atoms(text, s, e, level)
+
+    def _atoms(self, text: str, start: int, end: int, level: int) -> Iterator[Atoms]:
+        """The atoms of ``text[start:end]``, a stripped span known not to fit."""
+        for lvl in range(level, len(self._regexes)):
+            matches = self._regexes[lvl].finditer(text, start, end)
+            first = next(matches, None)
+            if first is None:
+                continue
+            matches = chain((first,), matches)
+            prev = start  # where the piece after the last match seen begins
+            while group := list(islice(matches, BATCH)):
+                if self._absorbing:  # pieces lie between matches: (start, m1.start), (m1.end, m2.start), ...
+                    bounds = [prev, *chain.from_iterable(m.span() for m in group)]
+                    prev = bounds.pop()
+                    yield from self._fit(text, bounds[0::2], bounds[1::2], lvl)
+                else:  # custom separators may keep text (cut before each match)
+                    cuts = [prev, *(m.start() for m in group)]
+                    prev = cuts.pop()
+                    yield from self._fit(text, cuts, [*cuts[1:], prev], lvl)
+            yield from self._fit(text, [prev], [end], lvl)
+            return
+        yield from self._hard_cut(text, start, end)
+
+    def _fit(self, text: str, lefts: list[int], rights: list[int], level: int) -> Iterator[Atoms]:
+        """The pieces ``[lefts[k], rights[k])`` that fit, and the atoms of those that do not, in order."""
+        if self._absorbing:
+            # Rare: whitespace before a newline separator stays on the piece's right; trim it.
+            for k in [k for k, r in enumerate(rights) if r > lefts[k] and text[r - 1].isspace()]:
+                rights[k] = strip_span(text, lefts[k], rights[k])[1]
+        else:
+            for k, (a, b) in enumerate(zip(lefts, rights, strict=True)):
+                lefts[k], rights[k] = strip_span(text, a, b)
+        sizes = list(map(operator.sub, rights, lefts))
+        size = self.chunk_size
+        if not self.measures_tokens and max(sizes) <= size and min(sizes) > 0:  # the common case: all fit
+            yield lefts, rights, sizes
+            return
+        if self.measures_tokens:  # measure only what could fit; longer pieces are cut anyway
+            short = [k for k, n in enumerate(sizes) if 0 < n <= self.max_chars]
+            counts = self.length.many([text[lefts[k] : rights[k]] for k in short])
+            for k, count in zip(short, counts, strict=True):
+                sizes[k] = count
+            for k, n in enumerate(sizes):
+                if n > self.max_chars:
+                    sizes[k] = size + 1
         starts: list[int] = []
         ends: list[int] = []
         lengths: list[int] = []
-        s, e = strip_span(text, start, end)
-        if e > s:
-            count = self.length(text[s:e]) if self.measures_tokens else e - s
-            if count <= self.chunk_size:
-                return [s], [e], [count]
-            self._atoms(text, s, e, level, starts, ends, lengths)
-        return starts, ends, lengths
-
-    def _atoms(
-        self, text: str, start: int, end: int, level: int, starts: list[int], ends: list[int], lengths: list[int]
-    ) -> None:
-        """Append the atoms of ``text[start:end]``, a stripped span known not to fit."""
-        size = self.chunk_size
-        tokens = self.measures_tokens
-        for lvl in range(level, len(self._regexes)):
-            bounds = [start]
-            bounds += chain.from_iterable(m.span() for m in self._regexes[lvl].finditer(text, start, end))
-            if len(bounds) == 1:
+        for s, e, n in zip(lefts, rights, sizes, strict=True):
+            if e <= s:
                 continue
-            bounds.append(end)
-            if self._absorbing:  # pieces lie between matches: (start, m1.start), (m1.end, m2.start), ...
-                lefts = bounds[0::2]
-                rights = bounds[1::2]
-                # Rare: whitespace before a newline separator stays on the piece's right; trim it.
-                for k in [k for k, r in enumerate(rights) if text[r - 1].isspace()]:
-                    rights[k] = lefts[k] + len(text[lefts[k] : rights[k]].rstrip())
-                sizes = list(map(operator.sub, rights, lefts))
-                if not tokens and max(sizes) <= size and min(sizes) > 0:  # the common case: all fit
-                    starts += lefts
-                    ends += rights
-                    lengths += sizes
-                    return
-                spans = [(a, b) for a, b in zip(lefts, rights, strict=True) if b > a]
-            else:  # custom separators may keep text (cut before each match) and leave whitespace: strip
-                cuts = bounds[1:-1:2]
-                spans = []
-                prev = start
-                for cut in cuts:
-                    if cut > prev:
-                        spans.append(strip_span(text, prev, cut))
-                    prev = cut
-                spans.append(strip_span(text, prev, end))
-                spans = [(s, e) for s, e in spans if e > s]
-            if tokens:
-                counts = self.length.many([text[s:e] for s, e in spans])
-                for (s, e), count in zip(spans, counts, strict=True):
-                    if count <= size:
-                        starts.append(s)
-                        ends.append(e)
-                        lengths.append(count)
-                    else:
-                        self._atoms(text, s, e, lvl + 1, starts, ends, lengths)
-            else:
-                for s, e in spans:
-                    if e - s <= size:
-                        starts.append(s)
-                        ends.append(e)
-                        lengths.append(e - s)
-                    else:
-                        self._atoms(text, s, e, lvl + 1, starts, ends, lengths)
-            return
-        self._hard_cut(text, start, end, starts, ends, lengths)
+            if n <= size:
+                starts.append(s)
+                ends.append(e)
+                lengths.append(n)
+                continue
+            if starts:
+                yield starts, ends, lengths
+                starts, ends, lengths = [], [], []
+            yield from self._atoms(text, s, e, level + 1)
+        if starts:
+            yield starts, ends, lengths
 
-    def _hard_cut(
-        self, text: str, start: int, end: int, starts: list[int], ends: list[int], lengths: list[int]
-    ) -> None:
+    def _hard_cut(self, text: str, start: int, end: int) -> Iterator[Atoms]:
         """No separator left: fixed windows of ``chunk_size`` characters, or token windows."""
         if isinstance(self.length, TokenLength):
-            for s, e, count in token_windows(text, self.length, self.chunk_size, 0, start, end):
-                starts.append(s)
-                ends.append(e)
-                lengths.append(count)
+            windows = token_windows(text, self.length, self.chunk_size, 0, start, end, max_chars=self.max_chars)
+            while group := list(islice(windows, BATCH)):
+                yield [w[0] for w in group], [w[1] for w in group], [w[2] for w in group]
             return
-        for pos in range(start, end, self.chunk_size):
-            s, e = strip_span(text, pos, min(pos + self.chunk_size, end))
-            if e > s:
-                starts.append(s)
-                ends.append(e)
-                lengths.append(e - s)
+        size = self.chunk_size
+        for left in range(start, end, size * BATCH):
+            right = min(left + size * BATCH, end)
+            starts: list[int] = []
+            ends: list[int] = []
+            for pos in range(left, right, size):
+                s, e = strip_span(text, pos, min(pos + size, right))
+                if e > s:
+                    starts.append(s)
+                    ends.append(e)
+            yield starts, ends, list(map(operator.sub, ends, starts))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from lorag.chunking.base import Piece, Splitter
-from lorag.chunking.packing import pack
+from lorag.chunking.packing import BATCH, Atoms, pack_spans
 from lorag.chunking.recursive import RecursiveSplitter
-from lorag.chunking.sentences import sentence_spans
+from lorag.chunking.sentences import iter_sentence_spans
 
 
 class SentenceSplitter(Splitter):
@@ -43,37 +45,51 @@ class SentenceSplitter(Splitter):
         return {**super().settings(), "overlap_sentences": self.overlap_sentences}
 
     def _pieces(self, text: str) -> list[Piece]:
-        starts, ends, lengths = self.units(text)
-        measure = self.length if self.measures_tokens else None
-        groups = pack(
+        spans = pack_spans(
             text,
-            starts,
-            ends,
+            self._unit_batches(text),
             size=self.chunk_size,
             overlap=self.chunk_overlap,
-            lengths=lengths,
-            measure=measure,
+            measure=self.length if self.measures_tokens else None,
+            max_chars=self.max_chars,
             max_overlap_atoms=self.overlap_sentences,
         )
-        return [(starts[i], ends[j], {}) for i, j in groups]
+        return [(s, e, {}) for s, e in spans]
 
     def units(self, text: str) -> tuple[list[int], list[int], list[int]]:
         """Sentence spans that fit ``chunk_size`` (long sentences cut into parts), with their lengths."""
-        spans = sentence_spans(text)
-        texts = [text[s:e] for s, e in spans]
-        sizes = self.length.many(texts) if self.measures_tokens else [len(t) for t in texts]
         starts: list[int] = []
         ends: list[int] = []
         lengths: list[int] = []
-        for (s, e), n in zip(spans, sizes, strict=True):
-            if n <= self.chunk_size:
-                starts.append(s)
-                ends.append(e)
-                lengths.append(n)
-            else:
-                # Skip the paragraph/line levels: a sentence is cut at words first.
-                more = self._fallback.atoms(text, s, e, level=2)
-                starts.extend(more[0])
-                ends.extend(more[1])
-                lengths.extend(more[2])
+        for batch in self._unit_batches(text):
+            starts += batch[0]
+            ends += batch[1]
+            lengths += batch[2]
         return starts, ends, lengths
+
+    def _unit_batches(self, text: str) -> Iterator[Atoms]:
+        spans = iter_sentence_spans(text)
+        while group := list(islice(spans, BATCH)):
+            sizes = [e - s for s, e in group]
+            if self.measures_tokens:  # sentences longer than max_chars are cut without being measured
+                short = [k for k, n in enumerate(sizes) if n <= self.max_chars]
+                counts = self.length.many([text[group[k][0] : group[k][1]] for k in short])
+                sizes = [self.chunk_size + 1] * len(group)
+                for k, count in zip(short, counts, strict=True):
+                    sizes[k] = count
+            starts: list[int] = []
+            ends: list[int] = []
+            lengths: list[int] = []
+            for (s, e), n in zip(group, sizes, strict=True):
+                if n <= self.chunk_size:
+                    starts.append(s)
+                    ends.append(e)
+                    lengths.append(n)
+                    continue
+                if starts:
+                    yield starts, ends, lengths
+                    starts, ends, lengths = [], [], []
+                # Skip the paragraph/line levels: a sentence is cut at words first.
+                yield from self._fallback.atoms(text, s, e, level=2)
+            if starts:
+                yield starts, ends, lengths

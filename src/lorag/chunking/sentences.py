@@ -9,6 +9,7 @@ never after a title (``Dr. Smith``, ``Sra. López``) or an initial (``J. R. R. T
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from lorag.chunking.base import strip_span
 
@@ -34,14 +35,20 @@ MAY_END: frozenset[str] = _words(
     "aprox ene abr ago dic tel núms"
 )
 
-_CANDIDATE = re.compile(r"[.!?…。！？]+[\"'”’»)\]]*(?=\s)|\n[^\S\n]*\n")
+# The look-behind starts a match only at the first mark of a run: "!!!...!" with no space after would otherwise be
+# retried from every mark, quadratic in the run's length.
+_CANDIDATE = re.compile(r"(?<![.!?…。！？])[.!?…。！？]+[\"'”’»)\]]*(?=\s)|\n[^\S\n]*\n")
 _OPENERS = "¿¡\"'“‘«([-–—*"
 
 
 def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """Stripped sentence spans covering every non-whitespace character of ``text[start:end]`` in order."""
+    return list(iter_sentence_spans(text, start, end))
+
+
+def iter_sentence_spans(text: str, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int]]:
+    """``sentence_spans`` one at a time, for texts with millions of sentences."""
     end = len(text) if end is None else end
-    spans: list[tuple[int, int]] = []
     begin = start
     for m in _CANDIDATE.finditer(text, start, end):
         paragraph = m.group()[0] == "\n"
@@ -50,12 +57,11 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
         cut = m.start() if paragraph else m.end()
         s, e = strip_span(text, begin, cut)
         if e > s:
-            spans.append((s, e))
+            yield s, e
         begin = cut
     s, e = strip_span(text, begin, end)
     if e > s:
-        spans.append((s, e))
-    return spans
+        yield s, e
 
 
 def _is_boundary(text: str, punct_start: int, punct_end: int, limit: int) -> bool:
