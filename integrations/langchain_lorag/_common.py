@@ -34,6 +34,11 @@ class LoragParams(_Options):  # type: ignore[misc,valid-type]
                     self.engine.adapters.register(name, path)
             return self.engine
 
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` under the model's own tokenizer (no special tokens added), so LangChain's
+        ``get_num_tokens`` counts what the model reads instead of falling back to GPT-2's tokenizer."""
+        return list(self.get_engine().tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def request_options(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Merge call options over the defaults; unknown options raise ``TypeError`` naming the valid ones."""
         return self.call_options({**kwargs, **({"stop": stop} if stop is not None else {})})

@@ -248,10 +248,6 @@ class ChatLorag(LoragParams, BaseChatModel):
 
     # ------------------------------------------------------------------ token counts
 
-    def get_token_ids(self, text: str) -> list[int]:
-        """Token ids of ``text`` under the model's own tokenizer (no special tokens added)."""
-        return list(self.get_engine().tokenizer(text, add_special_tokens=False)["input_ids"])
-
     def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools: Sequence[Any] | None = None) -> int:
         """Tokens of the prompt the model would read: the chat template, the tools (if given) and the opened
         assistant turn included."""

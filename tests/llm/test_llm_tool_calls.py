@@ -372,3 +372,13 @@ def test_token_counts_come_from_the_model_tokenizer(chat: ChatLorag, engine: Lor
     )
     assert with_tools > plain
     assert not [w for w in recwarn if "GPT-2" in str(w.message) or "tool schemas" in str(w.message)]
+
+
+def test_the_completion_llm_counts_with_the_model_tokenizer_too(engine: LoragEngine, recwarn):
+    from langchain_lorag import LoragLLM
+
+    text = "BM25 ranks documents by term frequency."
+    assert LoragLLM(engine=engine).get_num_tokens(text) == len(
+        engine.tokenizer(text, add_special_tokens=False)["input_ids"]
+    )
+    assert not [w for w in recwarn if "GPT-2" in str(w.message)]
