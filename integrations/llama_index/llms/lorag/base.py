@@ -3,6 +3,11 @@
 Works as ``Settings.llm`` and inside query engines. Per call, pass ``adapter="name"`` to ``complete`` / ``chat`` /
 their streaming and async twins; for components that call the LLM themselves (a ``RetrieverQueryEngine``), give them
 ``llm.with_adapter("name")``, a copy that shares the same loaded base and scheduler.
+
+It is a ``FunctionCallingLLM``: ``chat_with_tools``, ``predict_and_call``, ``structured_predict`` and agents such as
+``FunctionAgent`` call tools through ``lorag.llm.tools`` (the model's chat template, or its Hermes-style fallback),
+and a forced call (``tool_required=True``, as structured prediction asks) is grammar-constrained, so its arguments
+always parse and validate against the tool's schema.
 """
 
 from __future__ import annotations
@@ -24,15 +29,18 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
-from llama_index.core.llms.custom import CustomLLM
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.tools import BaseTool
 
+from llama_index.llms.lorag.tools import StreamedReply, assistant_message, to_chat, tool_selections, tool_specs
 from lorag.llm import GenerationResult, LoragEngine
 from lorag.llm.options import options_model
 
 _Options = options_model()
 
 
-class LoragLLM(_Options, CustomLLM):  # type: ignore[misc,valid-type]
+class LoragLLM(_Options, FunctionCallingLLM):  # type: ignore[misc,valid-type]
     """LlamaIndex LLM over ``lorag.llm.LoragEngine``: one base in memory, per-request LoRA adapters, batched.
 
     Takes the options the LangChain ``LoragLLM`` / ``ChatLorag`` take (``lorag.llm.options``: the base and how it
@@ -76,16 +84,24 @@ class LoragLLM(_Options, CustomLLM):  # type: ignore[misc,valid-type]
             context_window=self.context_window or self.engine.context_window,
             num_output=self.max_tokens,
             is_chat_model=bool(getattr(self.engine.tokenizer, "chat_template", None)),
+            is_function_calling_model=True,
             model_name=self.model if self.adapter is None else f"{self.model}+{self.adapter}",
         )
 
     def _options(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         kwargs.pop("formatted", None)  # LlamaIndex's own flag: the prompt is used as given either way
-        return self.call_options(kwargs)
+        tools = kwargs.pop("tools", None)
+        tool_choice = kwargs.pop("tool_choice", "auto")
+        options = self.call_options(kwargs)
+        if tools:
+            options.update(tools=tools, tool_choice=tool_choice)
+        return options
 
     @staticmethod
-    def _messages(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
-        return [{"role": m.role.value, "content": m.content or ""} for m in messages]
+    def _reply(result: GenerationResult) -> ChatMessage:
+        if result.tool_reply is not None:
+            return assistant_message(result.tool_reply)
+        return ChatMessage(role=MessageRole.ASSISTANT, content=result.text)
 
     @staticmethod
     def _raw(result: GenerationResult) -> dict[str, Any]:
@@ -140,35 +156,83 @@ class LoragLLM(_Options, CustomLLM):  # type: ignore[misc,valid-type]
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        result = self.engine.generate(messages=self._messages(messages), **self._options(kwargs))
-        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=result.text), raw=self._raw(result))
+        result = self.engine.generate(messages=to_chat(messages), **self._options(kwargs))
+        return ChatResponse(message=self._reply(result), raw=self._raw(result))
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        deltas = self.engine.stream(messages=self._messages(messages), **self._options(kwargs))
+        options = self._options(kwargs)
+        deltas = self.engine.stream(messages=to_chat(messages), **options)
+        reply = StreamedReply(tools=bool(options.get("tools")))
 
         def gen() -> ChatResponseGen:
-            text = ""
             for delta in deltas:
-                text += delta.text
-                yield ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=delta.text)
+                yield reply.push(delta.text)
+            last = reply.finish()
+            if last is not None:
+                yield last
 
         return gen()
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        result = await self.engine.agenerate(messages=self._messages(messages), **self._options(kwargs))
-        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=result.text), raw=self._raw(result))
+        result = await self.engine.agenerate(messages=to_chat(messages), **self._options(kwargs))
+        return ChatResponse(message=self._reply(result), raw=self._raw(result))
 
     @llm_chat_callback()
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
         options = self._options(kwargs)
-        chat = self._messages(messages)
+        chat = to_chat(messages)
+        reply = StreamedReply(tools=bool(options.get("tools")))
 
         async def gen() -> ChatResponseAsyncGen:
-            text = ""
             async for delta in self.engine.astream(messages=chat, **options):
-                text += delta.text
-                yield ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=text), delta=delta.text)
+                yield reply.push(delta.text)
+            last = reply.finish()
+            if last is not None:
+                yield last
 
         return gen()
+
+    # ------------------------------------------------------------------ tools (FunctionCallingLLM's hooks)
+
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """``chat`` arguments offering ``tools``; ``tool_required`` forces a call, ``tool_choice`` may name one."""
+        messages = list(chat_history or [])
+        if user_msg is not None:
+            messages.append(
+                ChatMessage(role=MessageRole.USER, content=user_msg) if isinstance(user_msg, str) else user_msg
+            )
+        choice = tool_choice or ("required" if tool_required else "auto")
+        return {"messages": messages, "tools": tool_specs(tools), "tool_choice": choice, **kwargs}
+
+    def _validate_chat_with_tools_response(
+        self,
+        response: ChatResponse,
+        tools: Sequence[BaseTool],
+        allow_parallel_tool_calls: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        """Keep only the first call unless parallel calls are allowed (LlamaIndex's contract)."""
+        calls = response.message.additional_kwargs.get("tool_calls", [])
+        if not allow_parallel_tool_calls and len(calls) > 1:
+            response.message.additional_kwargs["tool_calls"] = calls[:1]
+        return response
+
+    def get_tool_calls_from_response(
+        self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
+    ) -> list[ToolSelection]:
+        selections = tool_selections(response)
+        if not selections and error_on_no_tool_call:
+            raise ValueError(f"expected at least one tool call, got a reply without one: {response.message.content!r}")
+        return selections
