@@ -122,3 +122,23 @@ def test_bad_tool_input_is_refused(llm: LoragLLM) -> None:
     other_add = FunctionTool.from_defaults(fn=shout, name="add", fn_schema=ShoutArgs)
     with pytest.raises(ValueError, match="two different tools are named 'add'"):
         llm.chat_with_tools([ADD, other_add], "hi")
+
+
+async def test_drives_a_function_agent(llm: LoragLLM) -> None:
+    """LlamaIndex's FunctionAgent streams the reply, reads the forced first call, runs the tool and feeds its result
+    back (a ``tool`` message with ``tool_call_id``) for the final answer."""
+    from llama_index.core.agent.workflow import FunctionAgent
+
+    ran: list[tuple[int, int]] = []
+
+    def add_and_log(a: int, b: int) -> int:
+        """Add two integers."""
+        ran.append((a, b))
+        return a + b
+
+    tool = FunctionTool.from_defaults(fn=add_and_log, name="add", fn_schema=AddArgs)
+    agent = FunctionAgent(tools=[tool], llm=llm, initial_tool_choice="add")
+    response = await agent.run("What is 2 plus 3?", max_iterations=4)
+    assert len(ran) == 1 and all(-99 <= x <= 99 for x in ran[0])
+    assert [c.tool_name for c in response.tool_calls] == ["add"]
+    assert response.tool_calls[0].tool_output.content == str(sum(ran[0]))
