@@ -25,7 +25,7 @@ from lorag.llm.generation import (
 )
 from lorag.llm.loading import LoadedBase, MemoryFootprint, Quantization, load_base
 from lorag.llm.scheduler import BatchScheduler, RequestHandle
-from lorag.llm.tools import Tool, prepare_tools, tool_grammar
+from lorag.llm.tools import Tool, prepare_tools, supports_tools, tool_grammar
 
 Message = Mapping[str, Any]
 
@@ -189,7 +189,8 @@ class LoragEngine:
         params = sampling.pop("params", None) or SamplingParams(**sampling)
         checked = prepare_tools(tools or (), tool_choice)
         offered = checked if tool_choice != "none" else ()
-        grammar = tool_grammar(offered, tool_choice) if constrain_tools else None
+        listed = not supports_tools(self.tokenizer)  # the fallback format's call blocks
+        grammar = tool_grammar(offered, tool_choice, listed=listed) if constrain_tools else None
         if grammar is not None:
             if params.grammar is not None:
                 raise ValueError("give either tools or a grammar: tool calls carry their own grammar")

@@ -1,24 +1,30 @@
 """Tool calling: tools offered through the chat template, calls read back from the reply, and the grammar that
 makes a forced or chosen call valid JSON for its tool's parameters.
 
-Calls are Hermes-style blocks, the format of the Qwen2.5/Qwen3, SmolLM2-1.7B/SmolLM3 and Hermes chat templates::
+Calls are ``<tool_call>`` blocks. A chat template that uses a ``tools`` variable (Qwen2.5/Qwen3, Hermes, SmolLM3)
+renders the tools, the assistant's calls and the tool results itself (``apply_chat_template(..., tools=...)``,
+messages in OpenAI's shape), and its calls are Hermes blocks, one object each::
 
     <tool_call>
     {"name": "get_weather", "arguments": {"city": "Paris"}}
     </tool_call>
 
-A chat template that uses a ``tools`` variable renders the tools, the assistant's calls and the tool results itself
-(``apply_chat_template(..., tools=...)``, messages in OpenAI's shape). A template without one (SmolLM2-135M-Instruct's
-ChatML) gets the fallback format, the same Hermes conventions written into plain messages:
+A template without one (SmolLM2-135M-Instruct's plain ChatML) gets the fallback format, which is the one the SmolLM2
+family was taught to call functions in (Ollama's SmolLM2 template writes it out): a list of calls in one block,
+
+    <tool_call>[
+    {"name": "get_weather", "arguments": {"city": "Paris"}}
+    ]</tool_call>
 
 - the tools go at the end of the first system message (one is added if there is none): ``FALLBACK_TOOLS_PROMPT``
-  with one OpenAI function spec per line between ``<tools>`` and ``</tools>``;
-- an assistant message's calls are appended to its content as ``<tool_call>`` blocks;
+  with the OpenAI function specs as a JSON list between ``<tools>`` and ``</tools>``;
+- an assistant message's calls are appended to its content as one such block;
 - tool results become one user message of ``<tool_response>`` blocks, each ``{"id", "name", "content"}`` in JSON
   (``id`` is the ``tool_call_id``; ``content`` is parsed JSON where the result is JSON).
 
-A model whose native call format is another (Llama 3.1's bare JSON, Mistral's ``[TOOL_CALLS]``) gets Hermes blocks
-when a call is forced, and its free replies are read only where they use that format.
+Replies are read in either form. A model whose native call format is another (Llama 3.1's bare JSON, Mistral's
+``[TOOL_CALLS]``) gets ``<tool_call>`` blocks when a call is forced, and its free replies are read only where they use
+one.
 """
 
 from __future__ import annotations
@@ -34,9 +40,12 @@ from lorag.llm.structured import JSON_LAYOUT, Grammar, map_subschemas, strict_sc
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 FALLBACK_TOOLS_PROMPT = (
-    "You can call functions. Their signatures are JSON schemas inside <tools></tools>:\n<tools>\n{tools}\n</tools>\n"
-    "To call a function, reply with a JSON object inside <tool_call></tool_call>:\n"
-    '<tool_call>\n{{"name": <function name>, "arguments": <arguments as a JSON object>}}\n</tool_call>'
+    "You can call functions to answer. Given the question and the functions below, call the ones it needs with the "
+    "right arguments. If no function fits, or the question lacks an argument a function requires, say so.\n"
+    "You have access to the following tools:\n<tools>{tools}</tools>\n"
+    "To call functions, reply with the list of calls inside <tool_call></tool_call>, in exactly this form:\n"
+    '<tool_call>[\n{{"name": "function_name", "arguments": {{"argument1": "value1", "argument2": "value2"}}}}\n'
+    "]</tool_call>"
 )
 #: ``tool_choice`` values besides a tool's name: offer tools, the model decides; do not offer them; force one call.
 CHOICES = ("auto", "none", "required")
@@ -130,9 +139,10 @@ def _unannotated(schema: Any) -> Any:
     return {k: v for k, v in out.items() if k not in ("title", "description", "examples", "$comment")}
 
 
-def tool_grammar(tools: Sequence[Tool], tool_choice: str = "auto") -> Grammar | None:
-    """The constraint for a turn: ``auto`` lets the model write freely, but a ``<tool_call>`` it starts must be a
-    valid call; ``required`` forces exactly one call to any tool, a tool's name one call to it; ``none`` is free."""
+def tool_grammar(tools: Sequence[Tool], tool_choice: str = "auto", *, listed: bool = False) -> Grammar | None:
+    """The constraint for a turn: ``auto`` lets the model write freely, but a ``<tool_call>`` block it starts must
+    hold valid calls; ``required`` forces exactly one call to any tool, a tool's name one call to it; ``none`` is
+    free. ``listed``: the fallback format's block (a JSON list of calls), else a Hermes block (one call)."""
     if tool_choice == "none" or not tools:
         return None
     chosen = [t for t in tools if t.name == tool_choice] if tool_choice not in CHOICES else list(tools)
@@ -141,8 +151,13 @@ def tool_grammar(tools: Sequence[Tool], tool_choice: str = "auto") -> Grammar | 
         head = json.dumps(f'{{"name": {json.dumps(tool.name)}, "arguments": ')
         arguments = {**strict_schema(dict(tool.parameters)), "x-guidance": JSON_LAYOUT}
         rules.append(f'call_{i}: {head} args_{i} "}}"\nargs_{i}: %json {json.dumps(arguments)}')
-    body = " | ".join(f"call_{i}" for i in range(len(chosen)))
-    block = f'"\\n" ({body}) {json.dumps(chr(10) + CLOSE)}'
+    one = "(" + " | ".join(f"call_{i}" for i in range(len(chosen))) + ")"
+    if not listed:
+        block = f'"\\n" {one} "\\n{CLOSE}"'
+    elif tool_choice == "auto":  # any number of calls, as the format allows (SmolLM2 writes [] for "none needed")
+        block = f'"[" ("\\n" {one} (",\\n" {one})* "\\n")? "]{CLOSE}"'
+    else:
+        block = f'"[\\n" {one} "\\n]{CLOSE}"'
     if tool_choice == "auto":  # free text, and a call wherever the model writes the opening tag
         start = f"%llguidance {{}}\nstart: call* TEXT\ncall: trigger {block}\n"
         start += f"trigger[lazy]: TEXT {json.dumps(OPEN)}\nTEXT: /(.|\\n)*/\n"
@@ -208,16 +223,17 @@ def _fallback(messages: Sequence[Mapping[str, Any]], tools: Sequence[Tool]) -> l
             else:
                 chat.append({"role": "user", "content": block, "_tool_results": True})
             continue
-        blocks = []
+        calls = []
         for name, args, cid in map(_call_parts, message.get("tool_calls") or ()):
             names[cid or ""] = name
-            blocks.append(f"{OPEN}\n{json.dumps({'name': name, 'arguments': args}, ensure_ascii=False)}\n{CLOSE}")
-        text = "\n".join(part for part in (content, *blocks) if part)
+            calls.append(json.dumps({"name": name, "arguments": args}, ensure_ascii=False))
+        block = f"{OPEN}[\n" + ",\n".join(calls) + f"\n]{CLOSE}" if calls else ""
+        text = "\n".join(part for part in (content, block) if part)
         chat.append({**{k: v for k, v in message.items() if k != "tool_calls"}, "content": text})
     for message in chat:
         message.pop("_tool_results", None)
     if tools:
-        listing = "\n".join(json.dumps(tool.to_openai(), ensure_ascii=False) for tool in tools)
+        listing = json.dumps([tool.to_openai() for tool in tools], ensure_ascii=False)
         prompt = FALLBACK_TOOLS_PROMPT.format(tools=listing)
         if chat and chat[0]["role"] == "system":
             chat[0]["content"] = f"{chat[0]['content']}\n\n{prompt}" if chat[0]["content"] else prompt
