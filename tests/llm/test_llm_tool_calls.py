@@ -307,6 +307,9 @@ def test_streamed_tool_calls_add_up_to_the_invoked_ones(chat: ChatLorag):
     assert [(c["name"], c["args"]) for c in full.tool_calls] == [(c["name"], c["args"]) for c in invoked.tool_calls]
     assert full.content == invoked.content == ""
     assert full.response_metadata["finish_reason"] == "stop"
+    streamed_invoke = ChatLorag(engine=chat.get_engine(), max_tokens=120, streaming=True)
+    via_stream = streamed_invoke.bind_tools([add], tool_choice="add").invoke("2 + 3?")
+    assert [c["args"] for c in via_stream.tool_calls] == [c["args"] for c in invoked.tool_calls]
 
 
 async def test_async_tool_calls(chat: ChatLorag):
