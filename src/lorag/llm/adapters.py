@@ -8,7 +8,8 @@ exact bytes that are then loaded (read once, hashed, parsed), so a failed load l
 - the directory and ``adapter_config.json`` exist and describe a LoRA adapter (DoRA and ``modules_to_save`` are
   refused: peft cannot mix those per row in one batch);
 - the weights are ``adapter_model.safetensors``; a pickle ``adapter_model.bin`` is refused unless ``allow_pickle``;
-- the safetensors file parses (a truncated or corrupted file is named as such);
+- the safetensors file parses (a truncated or corrupted file is named as such), and every weight is finite (a NaN
+  or infinite weight makes every output NaN, which decodes to an empty answer);
 - every weight targets a module the base has, with matching shapes (an adapter for another base fails here);
 - the base recorded by the adapter matches: ``training_metadata.json``'s ``base_model_fingerprint`` (content hash of
   the base directory, ``lorag.fingerprint.directory_fingerprint``) is compared exactly; without it,
@@ -142,7 +143,33 @@ def _check_name(name: str) -> str:
 
     if hasattr(torch.nn.ModuleDict(), name):  # peft keys each adapter's layers by name in ModuleDicts
         raise AdapterError(f"adapter name {name!r} is taken by torch.nn.Module (an attribute); choose another name")
+    if name in _lora_attribute_names():  # parameter paths would read ".lora_A.lora_A." and match every adapter
+        raise AdapterError(
+            f"adapter name {name!r} is the name of a LoRA layer attribute in peft "
+            f"({', '.join(sorted(_lora_attribute_names()))}); choose another name"
+        )
     return name
+
+
+@functools.cache
+def _lora_attribute_names() -> frozenset[str]:
+    """What peft's LoRA layers name their per-adapter modules and settings (``lora_A``, ``scaling``, ...)."""
+    from peft.tuners.lora import LoraLayer
+
+    return frozenset({"base_layer", *LoraLayer.adapter_layer_names, *LoraLayer.other_param_names})
+
+
+def _check_finite(weights_path: Path, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Refuse NaN or infinite weights: they turn every output of the adapter into NaN (peft generates "")."""
+    import torch
+
+    bad = [key for key, tensor in state_dict.items() if not bool(torch.isfinite(tensor).all())]
+    if bad:
+        shown = ", ".join(sorted(bad)[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise AdapterError(
+            f"{weights_path} has NaN or infinite values in {len(bad)} tensor(s): {shown}; the training diverged "
+            "(retrain with a lower learning rate) or the file is damaged"
+        )
 
 
 @functools.cache
@@ -601,6 +628,7 @@ class AdapterRegistry:
                 raise AdapterError(f"{weights_path} cannot be read as a weights-only torch file: {err}") from err
         if not state_dict:
             raise AdapterError(f"{weights_path} holds no tensors")
+        _check_finite(weights_path, state_dict)
         rank = self._check_against_base(folder, config, state_dict)
         self._check_recorded_base(folder, config_dict)
         h = hashlib.sha256()
