@@ -7,6 +7,11 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from lorag import _bitsandbytes
+
+# Before anything imports peft (which imports bitsandbytes): no hub lookup, no import cost unless quantizing.
+_bitsandbytes.install()
+
 try:
     __version__ = version("lorag")
 except PackageNotFoundError:  # running from a source tree without an install

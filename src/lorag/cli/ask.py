@@ -44,10 +44,12 @@ def open_index(  # type: ignore[no-untyped-def]
     docs: Path | None, index_dir: Path | None, embedder: str, backend: IndexBackend, quiet: bool = False
 ):
     """Open (and with ``docs``, sync) the index as ``lorag index`` does; a bad folder or index exits 2."""
-    from lorag.rag.index import DocumentIndex
-
     if docs is None and index_dir is None:
         raise usage_error("give --docs DIR (and optionally --index-dir), or --index-dir of an existing index")
+    if docs is not None and not docs.expanduser().is_dir():  # told before the embedder loads (seconds)
+        raise usage_error(f"document folder {str(docs)!r} does not exist or is not a directory")
+    from lorag.rag.index import DocumentIndex
+
     target = index_dir or default_index_dir(docs)  # type: ignore[arg-type]
     try:
         index = DocumentIndex(target, embedder=embedder, backend=backend.value)  # type: ignore[arg-type]
@@ -98,6 +100,16 @@ NO_REPEAT_NGRAM_OPTION = typer.Option(
 )
 
 
+def adapter_folder(adapter: str | None) -> Path | None:
+    """The ``--adapter`` directory (None for the default or 'none'); a missing one exits 2, before anything loads."""
+    if adapter in (None, "none"):
+        return None
+    folder = Path(adapter)  # type: ignore[arg-type]
+    if not folder.is_dir():
+        raise usage_error(f"adapter {str(folder)!r} is not a directory")
+    return folder
+
+
 def build_pipeline(  # type: ignore[no-untyped-def]
     index,
     *,
@@ -120,9 +132,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
     from lorag.rag.grounded import GroundedAdapterError, use_grounded_adapter
     from lorag.rag.pipeline import RagPipeline
 
-    folder = None if adapter in (None, "none") else Path(adapter)  # type: ignore[arg-type]
-    if folder is not None and not folder.is_dir():
-        raise usage_error(f"adapter {str(folder)!r} is not a directory")
+    folder = adapter_folder(adapter)
     adapters = {folder.name: str(folder)} if folder is not None else {}
     try:
         # One request at a time: padding rows for bit-exact concurrent batching would only slow decoding.
@@ -190,6 +200,7 @@ def ask_command(
         raise usage_error("the question is empty: ask something about your documents")
     if stream and as_json:
         raise usage_error("--stream and --json exclude each other")
+    adapter_folder(adapter)
     from lorag.rag.pipeline import Answer
 
     index = open_index(docs, index_dir, embedder, backend, quiet=as_json)

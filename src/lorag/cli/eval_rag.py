@@ -21,6 +21,7 @@ from lorag.cli.ask import (
     QUANTIZATION_OPTION,
     REPETITION_PENALTY_OPTION,
     IndexBackend,
+    adapter_folder,
     build_pipeline,
     open_index,
     usage_error,
@@ -89,6 +90,7 @@ def eval_rag_command(
         checked = load_questions(questions, docs)
     except (FileNotFoundError, ValueError) as err:
         raise usage_error(str(err)) from err
+    adapter_folder(adapter)
     index = open_index(docs, index_dir, embedder, backend, quiet=as_json)
     pipeline, engine = build_pipeline(
         index,

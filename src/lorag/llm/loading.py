@@ -5,11 +5,8 @@ base is loaded exactly once, in eval mode, with everything that changes its outp
 and a content fingerprint of its directory, which the adapter registry compares with what an adapter was trained on.
 
 Nothing here contacts the Hugging Face hub at run time for a local model: local directories load with
-``local_files_only=True``. bitsandbytes 0.50 tries, at import on CPUs with AVX512-BF16, to fetch an optional faster
-4-bit CPU kernel through the ``kernels`` package from the hub ("Failed to load CPU gemm_4bit_forward from
-kernels-community"). Without ``kernels`` installed it logs that warning and uses its own bundled C++ kernel, which is
-correct and is what lorag measures; with ``kernels`` installed it would download. ``import_bitsandbytes`` therefore
-imports it with the hub offline for that one import and turns the warning into a debug message.
+``local_files_only=True``. bitsandbytes is imported only for a quantized base, and then with the hub offline (at
+import it would fetch an optional CPU kernel from the hub; see ``lorag._bitsandbytes``).
 """
 
 from __future__ import annotations
@@ -20,7 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from lorag._imports import is_available, require
+from lorag import _bitsandbytes
+from lorag._imports import require
 from lorag.fingerprint import directory_fingerprint
 from lorag.models import resolve_model
 
@@ -35,41 +33,9 @@ QUANTIZATIONS: tuple[str, ...] = ("nf4", "fp4", "int8", "none")
 _DTYPES = ("float32", "bfloat16", "float16")
 
 
-class _QuietKernelFallback(logging.Filter):
-    """Turn bitsandbytes' "Failed to load CPU gemm_4bit_forward from kernels-community" warning into debug."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if "kernels-community" in record.getMessage():
-            logger.debug("bitsandbytes uses its bundled CPU 4-bit kernel: %s", record.getMessage())
-            return False
-        return True
-
-
 def import_bitsandbytes() -> Any:
-    """Import bitsandbytes without letting it download optional kernels from the Hugging Face hub."""
-    import sys
-
-    if "bitsandbytes" in sys.modules:
-        return sys.modules["bitsandbytes"]
-    bnb_logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
-    quiet = _QuietKernelFallback()
-    bnb_logger.addFilter(quiet)
-    saved_env = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    hub_constants: Any = sys.modules.get("huggingface_hub.constants")
-    saved_flag = getattr(hub_constants, "HF_HUB_OFFLINE", None)
-    if hub_constants is not None:  # already imported: it read the environment once, so set its flag too
-        hub_constants.HF_HUB_OFFLINE = True
-    try:
-        return require("bitsandbytes", purpose="4-bit and 8-bit base models")
-    finally:
-        if hub_constants is not None:
-            hub_constants.HF_HUB_OFFLINE = saved_flag
-        if saved_env is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = saved_env
-        bnb_logger.removeFilter(quiet)
+    """bitsandbytes, fully imported without letting it fetch optional kernels from the hub (``lorag._bitsandbytes``)."""
+    return _bitsandbytes.load()
 
 
 @dataclass(frozen=True)
@@ -197,8 +163,6 @@ def load_base(
         ValueError: An unknown quantization, dtype or device.
     """
     torch = require("torch", purpose="LLM inference")
-    if is_available("bitsandbytes"):  # peft imports it too: import it first, the hub-safe way
-        import_bitsandbytes()
     transformers = require("transformers", purpose="LLM inference")
     resolved_device = resolve_device(device)
     dtype_name = compute_dtype or ("bfloat16" if resolved_device.startswith("cuda") else "float32")
