@@ -17,7 +17,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
 from lorag.retrieval.documents import MetadataFilter, SearchHit, check_k, check_query
-from lorag.retrieval.filters import matches
+from lorag.retrieval.filters import matches, parse
 
 #: Metadata key holding lorag's document id inside the store (stores differ in whether they return ``Document.id``).
 ID_KEY = "lorag_id"
@@ -62,7 +62,8 @@ class LangChainVectorStoreBackend:
         k = check_k(k)
         if k == 0:
             return []
-        fetch = k if not filter else 4 * k
+        tree = parse(filter) if filter else None  # checked and parsed once, not per returned document
+        fetch = k if tree is None else 4 * k
         while True:
             found = self._scored(query, fetch)
             hits: list[SearchHit] = []
@@ -70,7 +71,7 @@ class LangChainVectorStoreBackend:
             for doc, score in found:
                 meta = dict(doc.metadata)
                 doc_id = str(meta.pop(ID_KEY, None) or doc.id)
-                if doc_id in seen or (filter and not matches(meta, filter)):
+                if doc_id in seen or (tree is not None and not matches(meta, tree)):
                     continue
                 seen.add(doc_id)
                 hits.append(SearchHit(doc_id, float(score), len(hits) + 1, doc.page_content, meta))

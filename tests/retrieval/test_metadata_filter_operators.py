@@ -115,3 +115,17 @@ def test_plain_forms_keep_their_meaning() -> None:
 def test_malformed_filters_name_the_problem(f: Any, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         BM25.search("fox", k=3, filter=f)
+
+
+def test_a_langchain_vector_store_backend_applies_operators() -> None:
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    from langchain_lorag.vectorstores import LangChainVectorStoreBackend
+
+    store = LangChainVectorStoreBackend(InMemoryVectorStore(DeterministicFakeEmbedding(size=8)))
+    store.add(CORPUS, ids=IDS, metadatas=META)
+    f = {"$or": [{"year": {"$gte": 2008}}, {"lang": {"$nin": ["en", "fr"]}, "topic": {"$ne": "computing"}}]}
+    assert {h.id for h in store.search("capital city", k=10, filter=f)} == {
+        i for i, m in zip(IDS, META, strict=True) if oracle(m, f)
+    }
