@@ -114,6 +114,8 @@ def test_a_tool_result_goes_back_through_the_chat(llm: LoragLLM) -> None:
 def test_structured_predict_returns_a_valid_object(llm: LoragLLM) -> None:
     city = llm.structured_predict(City, PromptTemplate("Describe the city of {name}."), name="Paris")
     assert isinstance(city, City)
+    structured = llm.as_structured_llm(City).chat([ChatMessage(role=MessageRole.USER, content="Describe Paris.")])
+    assert isinstance(structured.raw, City)
 
 
 def test_bad_tool_input_is_refused(llm: LoragLLM) -> None:
