@@ -9,6 +9,10 @@ articles with BM25 (bm25s, identical for every configuration) and asks every que
 questions whose gold answer span lies inside one of the top-5 chunks; tokens returned per question (minilm tokens)
 say what that recall costs in an LLM prompt.
 
+Part 3 (``--parts pathological``, ``chunking_pathological.py``) splits inputs no docs folder has but a user's may
+(one 50 MB line, 5 MB without a space, a giant Markdown table) with lorag's and LangChain's recursive splitters, one
+process per cell, and reports time and peak memory at sizes 10x apart.
+
 Usage:
     python benchmarks/chunking.py --data ../shared/data [--out benchmarks/results/chunking.md]
 """
@@ -31,6 +35,7 @@ import bm25s
 import numpy as np
 import Stemmer
 
+import chunking_pathological
 from lorag.chunking import TokenLength, make_splitter
 from lorag.embedding import Embedder, EmbeddingCache
 from lorag.models import lorag_home
@@ -366,12 +371,14 @@ def machine() -> str:
     )
 
 
-def report(command: str, speed: list[dict], squad: list[dict], embed_seconds: float) -> str:
+def report(command: str, speed: list[dict], squad: list[dict], embed_seconds: float, odd: list[dict]) -> str:
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     lines = [
         "# Chunking benchmark",
         "",
         f"- Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- Machine: {machine()}; timings are noisy, ratios come from one run.",
+        f"- Load average (1, 5, 15 min) when the report was written: {load}",
         f"- Command: `{command}`",
         "",
     ]
@@ -418,6 +425,8 @@ def report(command: str, speed: list[dict], squad: list[dict], embed_seconds: fl
                 f"{r['answer_in_top1']:.3f} | {r['answer_in_top5']:.3f} | {r['tokens_per_question']:.0f} |"
             )
         lines.append("")
+    if odd:
+        lines += chunking_pathological.report_lines(odd)
     return "\n".join(lines)
 
 
@@ -425,38 +434,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO / ".." / "shared" / "data")
     parser.add_argument("--out", type=Path, default=None, help="write the Markdown tables here")
-    parser.add_argument("--parts", default="throughput,retrieval")
+    parser.add_argument("--parts", default="throughput,retrieval", help="any of throughput,retrieval,pathological")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--semantic-files", type=int, default=10, help="FastAPI files for the semantic row")
     parser.add_argument("--no-semantic", action="store_true", help="leave semantic chunking out of part 2")
     parser.add_argument("--max-articles", type=int, default=None, help="SQuAD articles to use (default: all 48)")
     args = parser.parse_args()
-    minilm = TokenLength("minilm")
-    embedder = Embedder("minilm", cache=EmbeddingCache(lorag_home() / "embeddings.sqlite"))
-    embed_seconds = 0.0
-    original = embedder.embed_documents
-
-    def timed_embed(texts: list[str]) -> np.ndarray:
-        nonlocal embed_seconds
-        t0 = time.perf_counter()
-        out = original(texts)
-        embed_seconds += time.perf_counter() - t0
-        return out
-
-    embedder.embed_documents = timed_embed  # type: ignore[method-assign]
     parts = set(args.parts.split(","))
-    speed = []
-    if "throughput" in parts:  # a cold embedder: the semantic row's time includes embedding
-        speed = throughput(args.data, minilm, Embedder("minilm"), args.repeats, args.semantic_files)
-    squad = (
-        retrieval(args.data, minilm, embedder, args.max_articles, not args.no_semantic) if "retrieval" in parts else []
-    )
+    speed: list[dict] = []
+    squad: list[dict] = []
+    embed_seconds = 0.0
+    if parts & {"throughput", "retrieval"}:
+        minilm = TokenLength("minilm")
+        embedder = Embedder("minilm", cache=EmbeddingCache(lorag_home() / "embeddings.sqlite"))
+        original = embedder.embed_documents
+
+        def timed_embed(texts: list[str]) -> np.ndarray:
+            nonlocal embed_seconds
+            t0 = time.perf_counter()
+            out = original(texts)
+            embed_seconds += time.perf_counter() - t0
+            return out
+
+        embedder.embed_documents = timed_embed  # type: ignore[method-assign]
+        if "throughput" in parts:  # a cold embedder: the semantic row's time includes embedding
+            speed = throughput(args.data, minilm, Embedder("minilm"), args.repeats, args.semantic_files)
+        if "retrieval" in parts:
+            squad = retrieval(args.data, minilm, embedder, args.max_articles, not args.no_semantic)
+    odd = chunking_pathological.run() if "pathological" in parts else []
     command = "python benchmarks/chunking.py " + " ".join(
         f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
         for k, v in vars(args).items()
         if v not in (None, False)
     )
-    text = report(command, speed, squad, embed_seconds)
+    text = report(command, speed, squad, embed_seconds, odd)
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
