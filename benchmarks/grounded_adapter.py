@@ -2,8 +2,9 @@
 
 1. ``benchmarks/squad_rag.py`` splits SQuAD v1.1 dev by article and writes chat records from the *train* articles
    only, in lorag's exact RAG prompt: the gold paragraph among BM25-retrieved distractors at a random position, the
-   target the gold answer with its citation (``"Westwood One [2]"``), and a share of unanswerable records (gold left
-   out, target "The documents do not contain the answer.").
+   target the gold answer with its citation (``"Westwood One [2]"``); half of the questions also get an unanswerable
+   twin over the same distractors with the gold swapped out (target "The documents do not contain the answer."), so
+   the adapter learns to decline by reading whether the answer is there.
 2. ``lorag train-adapter`` trains a LoRA adapter on them (the command is printed and recorded).
 3. The weights are stored as bfloat16 (half the bytes; LoRA deltas lose nothing that greedy answers notice, which
    ``benchmarks/rag_answers.py`` measures with the shipped file), and ``training_metadata.json`` gains a
@@ -26,6 +27,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUT = REPO / "src" / "lorag" / "adapters" / "grounded-smollm2-135m-instruct"
+QUESTIONS = 520
+TWIN_SHARE = 0.5
 # Full-precision base under bf16 autocast: on this project's CPU a step costs about half of an NF4 (QLoRA) step.
 TRAIN_OPTIONS = [
     "--quantization", "none",
@@ -59,8 +62,8 @@ def relative(command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="folder with SQuAD's dev-v1.1.json.zip")
-    parser.add_argument("--records", type=int, default=360, help="training records (from the train articles)")
-    parser.add_argument("--unanswerable-share", type=float, default=0.2)
+    parser.add_argument("--questions", type=int, default=QUESTIONS, help="training questions (train articles)")
+    parser.add_argument("--twin-share", type=float, default=TWIN_SHARE, help="questions with an unanswerable twin")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lorag-grounded")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `lorag train-adapter` options")
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     prepare = [
         sys.executable, str(REPO / "benchmarks" / "squad_rag.py"), "--data", str(args.data), "--out", str(args.work),
-        "--train-records", str(args.records), "--train-unanswerable-share", str(args.unanswerable_share),
+        "--train-questions", str(args.questions), "--train-twin-share", str(args.twin_share),
     ]  # fmt: skip
     train = [
         sys.executable, "-m", "lorag", "train-adapter", "--base", "smollm2-135m-instruct",
@@ -79,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         print("$", shlex.join(command), file=sys.stderr, flush=True)
         subprocess.run(command, check=True)
     to_bfloat16(args.output)
+    (args.output / "README.md").unlink(missing_ok=True)  # peft's blank model card, naming this machine's paths
     metadata_file = args.output / "training_metadata.json"
     metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
     split = json.loads((args.work / "split.json").read_text(encoding="utf-8"))
@@ -87,11 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         "data": "SQuAD v1.1 dev (Rajpurkar et al. 2016), CC BY-SA 4.0; the train articles of benchmarks/squad_rag.py",
         "train_articles": split["train"],
         "held_out_articles": {"dev": split["dev"], "test": split["test"]},
-        "records": args.records,
-        "unanswerable_share": args.unanswerable_share,
+        "questions": args.questions,
+        "twin_share": args.twin_share,
         "weights_dtype": "bfloat16",
         "rebuild": "PYTHONPATH=src python benchmarks/grounded_adapter.py --data ../shared/data/squad-v1.1"
-        + (f" --records {args.records}" if args.records != 360 else ""),
+        + (f" --questions {args.questions}" if args.questions != QUESTIONS else "")
+        + (f" --twin-share {args.twin_share}" if args.twin_share != TWIN_SHARE else ""),
         "commands": [relative("python " + shlex.join(prepare[1:])), relative("lorag " + shlex.join(train[3:]))],
     }
     metadata_file.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")

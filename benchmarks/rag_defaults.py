@@ -6,7 +6,7 @@ offline on the saved answers:
 
 - the relevance gate: a question whose best passage has a dense cosine below it would have been answered "The
   documents do not contain the answer." without calling the model;
-- the abstain confidence: a no-answer reply the model began with at least this probability of its first token
+- the abstain confidence: a no-answer reply the model gave with at least this probability (the product of its tokens')
   would have been kept (each answer records that probability and the answer given instead).
 
 The answer-length cap is read from the completion lengths of the grounded adapter's answers. Usage::
@@ -33,7 +33,7 @@ from lorag.rag.prompt import NO_ANSWER
 from rag_answers import single_threaded_env
 
 GATES = (None, 0.1, 0.2, 0.3, 0.4, 0.5)
-CONFIDENCES = (0.0, 0.3, 0.4, 0.5, 0.7, 1.0)
+CONFIDENCES = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 SHOWN = ("f1", "contains_gold", "citation_precision", "abstention_recall", "answered_rate", "latency_p50_s")
 # Latency is that of the run (every unsure no-answer reply answered again), not of the replayed setting.
 

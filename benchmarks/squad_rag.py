@@ -6,8 +6,9 @@
   questions.
 - **train**: chat records in lorag's exact RAG prompt (``lorag.rag.prompt.build_prompt``) for
   ``lorag train-adapter``: the gold paragraph among BM25-retrieved distractors from the same training articles, at
-  a random position, the target the first gold answer followed by its citation (``"Westwood One [2]"``); and
-  unanswerable records, the gold paragraph left out, whose target is ``NO_ANSWER``.
+  a random position, the target the first gold answer followed by its citation (``"Westwood One [2]"``); and for a
+  share of the questions an unanswerable twin (the gold paragraph swapped for another distractor) whose target is
+  ``NO_ANSWER``.
 
 No article is in two splits, so nothing evaluated was trained on or used to choose a default. The split and every
 sample are seeded. Usage::
@@ -29,6 +30,7 @@ from typing import Any
 
 SEED = 15
 SPLIT = {"test": 12, "dev": 6}  # articles; the other 30 train
+TRAIN_K = (2, 2, 3)  # passages per training prompt: mostly the default k=2, some 3
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,24 @@ def write_eval_set(paragraphs: list[Paragraph], out: Path, answerable: int, unan
             f.write(json.dumps(q, ensure_ascii=False) + "\n")
 
 
+def mentions_answer(text: str, answers: tuple[str, ...]) -> bool:
+    """Whether a passage contains one of the gold answers (SQuAD-normalised), so it cannot stand in for "no answer"."""
+    from lorag.evaluation.answers import normalize_answer
+
+    passage = f" {normalize_answer(text)} "
+    return any(f" {normalize_answer(a)} " in passage for a in answers if normalize_answer(a))
+
+
 def training_records(
-    paragraphs: list[Paragraph], n: int, unanswerable_share: float, seed: int, tokenizer: Any
+    paragraphs: list[Paragraph], n: int, twin_share: float, seed: int, tokenizer: Any
 ) -> list[dict[str, Any]]:
-    """Chat records in the RAG prompt format, gold among BM25 distractors (or left out, for unanswerable ones)."""
+    """Chat records in the RAG prompt format: n answerable questions, and for a share of them an unanswerable twin.
+
+    An answerable record puts the gold paragraph among BM25 distractors at a random position. Its twin is the same
+    question over the same distractors with the gold paragraph swapped for the next BM25 hit, so the two differ only
+    in whether the answer is there: the adapter learns to decline by reading, not by the kind of question. Distractors
+    that contain a gold answer are skipped, so no "no answer" target is wrong.
+    """
     from lorag.rag.pipeline import chat_token_counter
     from lorag.rag.prompt import NO_ANSWER, ContextBlock, build_prompt
     from lorag.retrieval import BM25Index
@@ -101,22 +117,29 @@ def training_records(
     rng = random.Random(seed)
     bm25 = BM25Index.from_texts([p.text for p in paragraphs], ids=[str(i) for i in range(len(paragraphs))])
     count = chat_token_counter(tokenizer)
+
+    def record(question: str, chosen: list[int], target: str) -> dict[str, Any]:
+        blocks = [ContextBlock(paragraphs[i].text, paragraphs[i].file) for i in chosen]
+        prompt = build_prompt(question, blocks, count_tokens=count, context_window=8192, max_new_tokens=160)
+        return {"messages": [*prompt.messages, {"role": "assistant", "content": target}]}
+
     items = [(i, qa) for i, p in enumerate(paragraphs) for qa in p.qas]
     records = []
     for gold, (_, question, answers) in rng.sample(items, n):
-        k = rng.choice([2, 3, 3, 3, 4])
-        hits = [int(h.id) for h in bm25.search(question, k=k + 1) if int(h.id) != gold][: k - 1]
-        answerable = rng.random() >= unanswerable_share
-        if answerable:
-            position = rng.randrange(len(hits) + 1)
-            chosen = [*hits[:position], gold, *hits[position:]]
-            target = f"{answers[0].strip()} [{position + 1}]"
-        else:
-            extra = [int(h.id) for h in bm25.search(question, k=k + 2) if int(h.id) != gold]
-            chosen, target = extra[:k], NO_ANSWER
-        blocks = [ContextBlock(paragraphs[i].text, paragraphs[i].file) for i in chosen]
-        prompt = build_prompt(question, blocks, count_tokens=count, context_window=8192, max_new_tokens=160)
-        records.append({"messages": [*prompt.messages, {"role": "assistant", "content": target}]})
+        k = rng.choice(TRAIN_K)
+        hits = [int(h.id) for h in bm25.search(question, k=k + 4) if int(h.id) != gold]
+        clean = [i for i in hits if not mentions_answer(paragraphs[i].text, answers)]
+        if len(clean) < k:
+            continue
+        distractors = clean[: k - 1]
+        position = rng.randrange(k)
+        chosen = [*distractors[:position], gold, *distractors[position:]]
+        records.append(record(question, chosen, f"{answers[0].strip()} [{position + 1}]"))
+        if rng.random() < twin_share:
+            records.append(
+                record(question, [*distractors[:position], clean[k - 1], *distractors[position:]], NO_ANSWER)
+            )
+    rng.shuffle(records)
     return records
 
 
@@ -128,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-unanswerable", type=int, default=50)
     parser.add_argument("--dev-answerable", type=int, default=100)
     parser.add_argument("--dev-unanswerable", type=int, default=20)
-    parser.add_argument("--train-records", type=int, default=0, help="also write train.jsonl with this many")
-    parser.add_argument("--train-unanswerable-share", type=float, default=0.2)
+    parser.add_argument("--train-questions", type=int, default=0, help="also write train.jsonl from this many")
+    parser.add_argument("--train-twin-share", type=float, default=0.5, help="questions that get an unanswerable twin")
     args = parser.parse_args(argv)
 
     articles = load_articles(args.data)
@@ -138,14 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     write_eval_set(paragraphs["test"], args.out / "test", args.test_answerable, args.test_unanswerable, SEED)
     write_eval_set(paragraphs["dev"], args.out / "dev", args.dev_answerable, args.dev_unanswerable, SEED + 1)
     (args.out / "split.json").write_text(json.dumps(split, indent=1), encoding="utf-8")
-    if args.train_records:
+    if args.train_questions:
         from transformers import AutoTokenizer
 
         from lorag.models import resolve_model
 
         tokenizer = AutoTokenizer.from_pretrained(resolve_model("smollm2-135m-instruct"))
         records = training_records(
-            paragraphs["train"], args.train_records, args.train_unanswerable_share, SEED + 2, tokenizer
+            paragraphs["train"], args.train_questions, args.train_twin_share, SEED + 2, tokenizer
         )
         with (args.out / "train.jsonl").open("w", encoding="utf-8") as f:
             for record in records:

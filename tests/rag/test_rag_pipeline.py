@@ -211,12 +211,12 @@ def test_cli_index_backend_is_recorded_and_checked(
 
 
 class _Result:
-    def __init__(self, first_logprob: float) -> None:
-        self.token_logprobs = [first_logprob]
+    def __init__(self, probability: float) -> None:  # "The" at 0.9, then the rest of the reply
+        self.token_logprobs = [math.log(0.9), math.log(probability / 0.9), 0.0]
 
 
 class UnsureEngine(FakeEngine):
-    """Replies the no-answer sentence with a given first-token probability; with it forbidden, answers."""
+    """Replies the no-answer sentence with a given probability; with it forbidden, answers."""
 
     def __init__(self, tokenizer: Any, probability: float) -> None:
         super().__init__(tokenizer, NO_ANSWER)
@@ -227,7 +227,7 @@ class UnsureEngine(FakeEngine):
         if "sequence_bias" in kw:
             return _Handle("Paris [1].", "stop")
         handle = _Handle(NO_ANSWER, "stop")
-        handle.result_value = _Result(math.log(self.probability))
+        handle.result_value = _Result(self.probability)
         return handle
 
 
@@ -251,4 +251,4 @@ def test_an_unsure_no_answer_reply_is_answered_anyway(
         the = tokenizer(NO_ANSWER, add_special_tokens=False)["input_ids"][0]
         assert any(ids[-1] == the and bias == -100.0 and len(ids) == 4 for ids, bias in banned)  # after the prompt
     if confidence is not None:
-        assert answer.abstain_probability == pytest.approx(probability)
+        assert answer.abstain_probability == pytest.approx(probability)  # the reply's, not its first token's
