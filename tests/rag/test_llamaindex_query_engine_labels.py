@@ -79,7 +79,7 @@ def test_readme_snippet_answers_without_node_ids() -> None:
 
     code = snippets()["llamaindex-rag"] + (
         "\nimport re\n"
-        "ids = [n.node.node_id for n in nodes]\n"
+        "ids = [n.node_id for n in nodes]\n"
         "assert not [i for i in ids if i in str(response)], str(response)\n"
         "assert not re.search(r'[0-9a-f]{8}-[0-9a-f]{4}-', str(response)), str(response)\n"
         "names = [n.node.metadata['file_name'] for n in response.source_nodes]\n"
