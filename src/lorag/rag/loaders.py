@@ -130,7 +130,7 @@ def _read_bytes(path: Path, max_bytes: int, follow: bool) -> bytes:
             raise ValueError("not a regular file")
         if info.st_size > max_bytes:
             raise ValueError(
-                f"{info.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit per file "
+                f"{info.st_size / 1e6:.3g} MB, over the {max_bytes / 1e6:g} MB limit per file "
                 "(raise it with --max-file-mb / max_file_mb)"
             )
         data = handle.read(info.st_size + 1)
