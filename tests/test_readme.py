@@ -46,10 +46,12 @@ def test_readme_cli_lines_use_options_that_exist() -> None:
 
     from lorag.cli import app
 
-    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    group = typer.main.get_command(app)
     calls = readme_cli_calls()
     assert {"ask", "index", "train-adapter", "distill"} <= {command for command, _ in calls}
     for command, options in calls:
-        known = {opt for param in commands[command].params for opt in [*param.opts, *param.secondary_opts]}
+        # Resolved as the CLI does: the group imports a command's module only then.
+        _, resolved, _ = group.resolve_command(typer.Context(group), [command])  # type: ignore[attr-defined]
+        known = {opt for param in resolved.params for opt in [*param.opts, *param.secondary_opts]}
         unknown = [o for o in options if o not in known]
         assert not unknown, f"README: lorag {command} has no option {', '.join(unknown)}"
