@@ -76,10 +76,13 @@ def test_eval_rag_on_tiny_models(docs: Path, tmp_path: Path, tiny_st_dir: Path, 
 
 
 def test_answer_options_match_lorag_ask() -> None:
-    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
-    ask = {p.name: p for p in commands["ask"].params}
-    evaluate = {p.name: p for p in commands["eval-rag"].params}
+    group = typer.main.get_command(app)
+    ask, evaluate = (
+        {p.name: p for p in group.resolve_command(typer.Context(group), [name])[1].params}  # type: ignore[attr-defined]
+        for name in ("ask", "eval-rag")
+    )
     shared = set(ask) - {"question", "docs", "stream", "as_json"}
+    assert "model" in shared
     assert shared <= set(evaluate)
     for name in shared:
         assert (evaluate[name].opts, evaluate[name].default) == (ask[name].opts, ask[name].default), name

@@ -53,8 +53,12 @@ class _LazyCommands(TyperGroup):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for name, (_, short_help) in COMMANDS.items():
-            self.commands[name] = TyperCommand(name, short_help=short_help, help=short_help)
+        for name, (module, short_help) in COMMANDS.items():
+            built = self.commands.get(name)
+            if built is not None and getattr(built.callback, "__module__", None) == module:
+                built._lorag_module = module  # type: ignore[attr-defined]  # already imported: the real one
+            else:
+                self.commands[name] = TyperCommand(name, short_help=short_help, help=short_help)
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         if args and args[0] in COMMANDS:
