@@ -110,3 +110,24 @@ def test_a_fifo_is_reported_not_waited_on(docs: Path) -> None:
     os.mkfifo(docs / "pipe.txt")
     report = load_folder(docs)
     assert dict(report.skipped)["pipe.txt"] == "not a regular file"
+
+
+def test_lorag_index_skips_a_link_out_of_the_folder_until_follow_links(
+    docs: Path, outside: Path, tmp_path: Path, tiny_st_dir: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from lorag.cli import app
+    from lorag.rag.index import DocumentIndex
+
+    (docs / "passwd.txt").symlink_to(outside / "passwd.txt")
+    index = tmp_path / "index"
+    args = ["index", "--docs", str(docs), "--index-dir", str(index), "--embedder", str(tiny_st_dir)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert DocumentIndex(index, embedder=str(tiny_st_dir), show_progress=False).sources() == ["guide.md"]
+    assert CliRunner().invoke(app, [*args, "--follow-links"]).exit_code == 0
+    assert DocumentIndex(index, embedder=str(tiny_st_dir), show_progress=False).sources() == ["guide.md", "passwd.txt"]
+    (docs / "big.txt").write_text("word " * 400)  # 2 kB
+    limited = CliRunner().invoke(app, [*args, "--max-file-mb", "0.001"])
+    assert limited.exit_code == 0
+    assert DocumentIndex(index, embedder=str(tiny_st_dir), show_progress=False).sources() == ["guide.md"]

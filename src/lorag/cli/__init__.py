@@ -70,7 +70,7 @@ class _LazyCommands(TyperGroup):
         if getattr(self.commands.get(name), "_lorag_module", None) == module:
             return
         importlib.import_module(module)
-        # The command the module registered: the last of that name, since ``ask`` once registered ``index`` too.
+        # The command this module registered under that name (matched by module, so no other module's wins).
         info = next(
             c
             for c in reversed(app.registered_commands)

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from lorag.cli import app
+from lorag.rag.loaders import DEFAULT_MAX_FILE_MB
 from lorag.rag.pipeline import DEFAULT_ABSTAIN_CONFIDENCE, DEFAULT_K
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -41,7 +42,14 @@ def usage_error(message: str) -> typer.Exit:
 
 
 def open_index(  # type: ignore[no-untyped-def]
-    docs: Path | None, index_dir: Path | None, embedder: str, backend: IndexBackend, quiet: bool = False
+    docs: Path | None,
+    index_dir: Path | None,
+    embedder: str,
+    backend: IndexBackend,
+    quiet: bool = False,
+    *,
+    follow_links: bool = False,
+    max_file_mb: float = DEFAULT_MAX_FILE_MB,
 ):
     """Open (and with ``docs``, sync) the index as ``lorag index`` does; a bad folder or index exits 2."""
     if docs is None and index_dir is None:
@@ -54,7 +62,7 @@ def open_index(  # type: ignore[no-untyped-def]
     try:
         index = DocumentIndex(target, embedder=embedder, backend=backend.value)  # type: ignore[arg-type]
         if docs is not None:
-            report = index.sync(docs)
+            report = index.sync(docs, follow_links=follow_links, max_file_mb=max_file_mb)
             if not quiet:  # skipped files were already logged by the loader
                 typer.echo(
                     f"index {target}: {len(report.added)} added, {len(report.changed)} changed, "
@@ -68,6 +76,14 @@ def open_index(  # type: ignore[no-untyped-def]
         raise usage_error(str(err)) from err
     return index
 
+
+# Options of every command that reads --docs (``index``, ``ask``, ``eval-rag``).
+FOLLOW_LINKS_OPTION = typer.Option(
+    False, "--follow-links", help="Also read symlinks in --docs that point outside it (skipped and reported otherwise)."
+)
+MAX_FILE_MB_OPTION = typer.Option(
+    DEFAULT_MAX_FILE_MB, "--max-file-mb", min=0.001, help="Skip (and report) files larger than this many megabytes."
+)
 
 # Options shared by every command that answers questions (``ask``, ``eval-rag``): same names, same defaults.
 MODEL_OPTION = typer.Option(DEFAULT_MODEL, "--model", help="Chat model reference.")
@@ -165,17 +181,6 @@ def build_pipeline(  # type: ignore[no-untyped-def]
     return pipeline, engine
 
 
-@app.command("index")
-def index_command(
-    docs: Path = typer.Option(..., "--docs", help="Folder of .md, .txt and .pdf files."),
-    index_dir: Path | None = typer.Option(None, "--index-dir", help="Where the index lives (default .lorag/...)."),
-    embedder: str = typer.Option("minilm", "--embedder", help="Embedding model reference."),
-    backend: IndexBackend = typer.Option(IndexBackend.torch, "--backend", help=BACKEND_HELP),
-) -> None:
-    """Build or update the hybrid index of a folder; unchanged files are not re-embedded."""
-    open_index(docs, index_dir, embedder, backend)
-
-
 @app.command("ask")
 def ask_command(
     question: str = typer.Argument(..., help="The question to answer from the documents."),
@@ -192,6 +197,8 @@ def ask_command(
     repetition_penalty: float = REPETITION_PENALTY_OPTION,
     no_repeat_ngram_size: int = NO_REPEAT_NGRAM_OPTION,
     abstain_confidence: float = ABSTAIN_CONFIDENCE_OPTION,
+    follow_links: bool = FOLLOW_LINKS_OPTION,
+    max_file_mb: float = MAX_FILE_MB_OPTION,
     stream: bool = typer.Option(False, "--stream", help="Print the answer as it is generated."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with answer and sources."),
 ) -> None:
@@ -203,7 +210,9 @@ def ask_command(
     adapter_folder(adapter)
     from lorag.rag.pipeline import Answer
 
-    index = open_index(docs, index_dir, embedder, backend, quiet=as_json)
+    index = open_index(
+        docs, index_dir, embedder, backend, quiet=as_json, follow_links=follow_links, max_file_mb=max_file_mb
+    )
     pipeline, engine = build_pipeline(
         index,
         model=model,

@@ -13,7 +13,9 @@ from lorag.cli.ask import (
     ADAPTER_OPTION,
     BACKEND_OPTION,
     EMBEDDER_OPTION,
+    FOLLOW_LINKS_OPTION,
     K_OPTION,
+    MAX_FILE_MB_OPTION,
     MAX_TOKENS_OPTION,
     MIN_RELEVANCE_OPTION,
     MODEL_OPTION,
@@ -77,6 +79,8 @@ def eval_rag_command(
     repetition_penalty: float = REPETITION_PENALTY_OPTION,
     no_repeat_ngram_size: int = NO_REPEAT_NGRAM_OPTION,
     abstain_confidence: float = ABSTAIN_CONFIDENCE_OPTION,
+    follow_links: bool = FOLLOW_LINKS_OPTION,
+    max_file_mb: float = MAX_FILE_MB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: the metrics and every answer."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="A progress bar on stderr."),
 ) -> None:
@@ -91,7 +95,9 @@ def eval_rag_command(
     except (FileNotFoundError, ValueError) as err:
         raise usage_error(str(err)) from err
     adapter_folder(adapter)
-    index = open_index(docs, index_dir, embedder, backend, quiet=as_json)
+    index = open_index(
+        docs, index_dir, embedder, backend, quiet=as_json, follow_links=follow_links, max_file_mb=max_file_mb
+    )
     pipeline, engine = build_pipeline(
         index,
         model=model,

@@ -10,7 +10,14 @@ from pathlib import Path
 import typer
 
 from lorag.cli import app
-from lorag.cli.ask import BACKEND_HELP, IndexBackend, default_index_dir, usage_error
+from lorag.cli.ask import (
+    BACKEND_HELP,
+    FOLLOW_LINKS_OPTION,
+    MAX_FILE_MB_OPTION,
+    IndexBackend,
+    default_index_dir,
+    usage_error,
+)
 
 
 @app.command("index")
@@ -19,6 +26,8 @@ def index_command(
     index_dir: Path | None = typer.Option(None, "--index-dir", help="Where the index lives (default .lorag/...)."),
     embedder: str = typer.Option("minilm", "--embedder", help="Embedding model reference."),
     backend: IndexBackend = typer.Option(IndexBackend.torch, "--backend", help=BACKEND_HELP),
+    follow_links: bool = FOLLOW_LINKS_OPTION,
+    max_file_mb: float = MAX_FILE_MB_OPTION,
     wait: float = typer.Option(
         0.0, "--wait", min=0.0, help="Seconds to wait while another process writes this index (default: fail at once)."
     ),
@@ -27,12 +36,14 @@ def index_command(
     from lorag.locking import DirectoryBusyError, exclusive
     from lorag.rag.index import DocumentIndex
 
+    if not docs.expanduser().is_dir():  # told before the embedder loads (8 s)
+        raise usage_error(f"document folder {str(docs)!r} does not exist or is not a directory")
     target = index_dir or default_index_dir(docs)
     try:
         # Locked before the embedder loads, so a second writer is told at once rather than after the model loads.
         with exclusive(target, wait=wait):
             index = DocumentIndex(target, embedder=embedder, backend=backend.value)  # type: ignore[arg-type]
-            report = index.sync(docs)
+            report = index.sync(docs, follow_links=follow_links, max_file_mb=max_file_mb)
     except DirectoryBusyError as err:
         raise usage_error(f"{err}, or pass --wait SECONDS") from err
     except (FileNotFoundError, NotADirectoryError, ValueError) as err:

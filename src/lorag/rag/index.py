@@ -21,7 +21,7 @@ from lorag.chunking import Splitter, make_splitter
 from lorag.embedding import Embedder, EmbeddingCache
 from lorag.embedding.onnx_backend import Backend
 from lorag.locking import exclusive
-from lorag.rag.loaders import LoadReport, SourceDocument, load_folder
+from lorag.rag.loaders import DEFAULT_MAX_FILE_MB, LoadReport, SourceDocument, load_folder
 from lorag.retrieval import HybridHit, HybridRetriever, persistence
 
 logger = logging.getLogger(__name__)
@@ -194,6 +194,8 @@ class DocumentIndex:
         *,
         on_skip: Callable[[str, str], None] | None = None,
         wait: float | None = 0.0,
+        follow_links: bool = False,
+        max_file_mb: float = DEFAULT_MAX_FILE_MB,
     ) -> SyncReport:
         """Bring the index in line with ``folder``: index new and changed files, drop removed ones.
 
@@ -210,10 +212,12 @@ class DocumentIndex:
         """
         with exclusive(self.index_dir, wait=wait):
             self._refresh()
-            return self._sync(folder, on_skip)
+            return self._sync(folder, on_skip, follow_links=follow_links, max_file_mb=max_file_mb)
 
-    def _sync(self, folder: str | Path, on_skip: Callable[[str, str], None] | None) -> SyncReport:
-        loaded: LoadReport = load_folder(folder)
+    def _sync(
+        self, folder: str | Path, on_skip: Callable[[str, str], None] | None, *, follow_links: bool, max_file_mb: float
+    ) -> SyncReport:
+        loaded: LoadReport = load_folder(folder, follow_links=follow_links, max_file_mb=max_file_mb)
         report = SyncReport(skipped=list(loaded.skipped))
         if on_skip:
             for path, why in loaded.skipped:
