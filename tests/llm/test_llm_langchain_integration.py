@@ -3,7 +3,8 @@
 Tool calling, tool choice and structured output are declared: calls and structured replies are grammar-constrained
 (``lorag.llm.structured``), so they parse and validate even from a 135M model; max_tokens=128 leaves room for a
 call or a short JSON object. Multimodal inputs are declared unsupported. Two tool tests ask more of the model than
-a constraint can give, and are expected to fail (strict, so a better model or prompt shows up as a pass).
+a constraint can give, and so does JSON mode, which constrains to any JSON object and leaves the keys to the model:
+they are expected to fail (strict, so a better model or prompt shows up as a pass).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class TestChatLoragIntegration(ChatModelIntegrationTests):
 
     @property
     def supports_json_mode(self) -> bool:
-        return False
+        return True
 
     @pytest.mark.xfail(
         reason="under tool_choice='auto' SmolLM2-135M answers 'What is the weather in San Francisco?' in prose "
@@ -64,3 +65,11 @@ class TestChatLoragIntegration(ChatModelIntegrationTests):
     )
     def test_unicode_tool_call_integration(self, model) -> None:  # type: ignore[no-untyped-def]
         super().test_unicode_tool_call_integration(model)
+
+    @pytest.mark.xfail(
+        reason="JSON mode constrains to any JSON object and leaves the keys to the prompt: SmolLM2-135M nests "
+        "'punchline' inside 'setup'; with_structured_output's default json_schema method gets the keys right",
+        strict=True,
+    )
+    def test_json_mode(self, model) -> None:  # type: ignore[no-untyped-def]
+        super().test_json_mode(model)
