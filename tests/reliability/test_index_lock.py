@@ -154,3 +154,14 @@ def test_trainers_refuse_an_output_another_run_is_writing(tmp_path: Path) -> Non
     assert not out.exists()
     with pytest.raises(FileNotFoundError):  # free again: the usual checks run
         train_adapter("no-such-base", tmp_path / "no-such.jsonl", out)
+
+
+def test_ask_syncing_a_folder_another_process_syncs_waits_for_it(tmp_path: Path, tiny_st_dir: Path) -> None:
+    """Two `lorag ask --docs` (or eval-rag) runs on one folder: the second waits for the first's sync, never fails."""
+    from lorag.cli.ask import IndexBackend, open_index
+
+    docs = write_docs(tmp_path / "docs", 2)
+    with held_by_thread(tmp_path / "idx") as release:
+        threading.Timer(0.5, release.set).start()
+        index = open_index(docs, tmp_path / "idx", str(tiny_st_dir), IndexBackend.torch, quiet=True)
+    assert len(index.search("document", k=2)) == 2

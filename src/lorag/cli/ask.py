@@ -62,7 +62,8 @@ def open_index(  # type: ignore[no-untyped-def]
     try:
         index = DocumentIndex(target, embedder=embedder, backend=backend.value)  # type: ignore[arg-type]
         if docs is not None:
-            report = index.sync(docs, follow_links=follow_links, max_file_mb=max_file_mb)
+            # Another process syncing this folder (a second `ask`): wait for it, then start from what it saved.
+            report = index.sync(docs, follow_links=follow_links, max_file_mb=max_file_mb, wait=None)
             if not quiet:  # skipped files were already logged by the loader
                 typer.echo(
                     f"index {target}: {len(report.added)} added, {len(report.changed)} changed, "
