@@ -160,8 +160,12 @@ def main(argv: list[str] | None = None) -> int:
             index = ["--docs", str(data / "docs"), "--index-dir", str(args.work / f"index-{data.name}")]
             subprocess.run([sys.executable, "-m", "lorag", "index", *index], env=single_threaded_env(), check=True)
     jobs = [(data, row) for data in datasets for row in rows]
-    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        reports = list(pool.map(lambda job: run_row(job[1], job[0], args.work), jobs))
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:  # a failing row must not cancel the others
+        futures = [pool.submit(run_row, row, data, args.work) for data, row in jobs]
+    failed = [f.exception() for f in futures if f.exception() is not None]
+    if failed:
+        raise RuntimeError("\n\n".join(map(str, failed)))
+    reports = [f.result() for f in futures]
     results: list[tuple[Path, dict[str, dict[str, Any]]]] = []
     for data in datasets:
         scored = {row: rescore(data, r) for (d, row), r in zip(jobs, reports, strict=True) if d == data}
