@@ -1,7 +1,10 @@
-"""``HybridRetriever``: BM25 and a dense backend, fused, with each component's score and rank on every result.
+"""``HybridRetriever``: a sparse index (BM25 or TF-IDF) and a dense backend, fused, with each component's score and
+rank on every result.
 
-Convex defaults (``alpha=0.5``, z-score, ``depth=200``) were the best of 36 settings on the SciFact *train* queries
-with ``minilm`` (``benchmarks/tune_fusion.py``, table in ``benchmarks/results/tune_fusion.md``), never on test.
+The sparse component is named by its kind (``"bm25"``, or ``"tfidf"`` for a ``TfidfIndex``) in ``component_scores``,
+``weights`` and ``depth``, so a result says which lexical scorer produced it. Convex defaults (``alpha=0.5``,
+z-score, ``depth=200``) were the best of 36 settings on the SciFact *train* queries with BM25 and ``minilm``
+(``benchmarks/tune_fusion.py``, table in ``benchmarks/results/tune_fusion.md``), never on test.
 RRF keeps the literature's constant 60 and equal weights (Cormack et al. 2009).
 """
 
@@ -21,10 +24,25 @@ from lorag.retrieval._locking import synchronized
 from lorag.retrieval.bm25 import BM25Index
 from lorag.retrieval.dense import DenseBackend, DenseIndex, TextEmbedder
 from lorag.retrieval.documents import MetadataFilter, SearchHit, check_k, check_query
+from lorag.retrieval.tfidf import TfidfIndex
 from lorag.retrieval.tokenization import TextTokenizer
 
 KIND = "lorag.hybrid"
-COMPONENTS = ("bm25", "dense")
+SparseIndex = BM25Index | TfidfIndex
+#: The sparse sides by name (the name is also the component's name and its directory in a saved hybrid).
+SPARSE: dict[str, type[BM25Index] | type[TfidfIndex]] = {"bm25": BM25Index, "tfidf": TfidfIndex}
+
+
+def make_sparse(sparse: str, **kwargs: Any) -> SparseIndex:
+    """An empty sparse index by name (``"bm25"`` or ``"tfidf"``); ``kwargs`` go to its constructor."""
+    if sparse not in SPARSE:
+        raise ValueError(f"unknown sparse index {sparse!r}; choose one of {list(SPARSE)}")
+    return SPARSE[sparse](**kwargs)
+
+
+def sparse_name(index: SparseIndex) -> str:
+    return "tfidf" if isinstance(index, TfidfIndex) else "bm25"
+
 
 #: Weight of the dense component in convex fusion (the lexical one gets ``1 - alpha``); chosen on SciFact train.
 DEFAULT_ALPHA = 0.5
@@ -49,13 +67,13 @@ class HybridHit:
 
 
 class HybridRetriever:
-    """Fuse a ``BM25Index`` with a dense backend (``DenseIndex`` or a framework vector store adapter).
+    """Fuse a ``BM25Index`` or ``TfidfIndex`` with a dense backend (``DenseIndex`` or a framework vector store adapter).
 
     Args:
-        bm25: the lexical index; it also keeps the documents' texts and metadata.
+        sparse: the lexical index; it also keeps the documents' texts and metadata.
         dense: a ``DenseIndex`` or any ``DenseBackend``; it must hold the same document ids.
         fusion: ``"convex"`` (default) or ``"rrf"``.
-        alpha: convex weight of the dense scores; BM25 gets ``1 - alpha``.
+        alpha: convex weight of the dense scores; the sparse side gets ``1 - alpha``.
         normalization: convex score normalisation, ``"zscore"`` (default) or ``"minmax"``.
         rrf_k: the RRF constant (60, as in Cormack et al. 2009).
         weights: RRF weights per component, e.g. ``{"bm25": 1.0, "dense": 2.0}`` (1 each by default).
@@ -64,7 +82,7 @@ class HybridRetriever:
 
     def __init__(
         self,
-        bm25: BM25Index,
+        sparse: SparseIndex,
         dense: DenseBackend,
         *,
         fusion: str = "convex",
@@ -83,22 +101,33 @@ class HybridRetriever:
             )
         if rrf_k <= 0:
             raise ValueError(f"rrf_k must be positive, got {rrf_k}")
+        if not isinstance(sparse, (BM25Index, TfidfIndex)):
+            raise TypeError(f"sparse must be a BM25Index or a TfidfIndex, got {type(sparse).__name__}")
         if not isinstance(dense, DenseBackend):
             raise TypeError(f"dense must have add/delete/search (a DenseBackend), got {type(dense).__name__}")
-        self.bm25 = bm25
+        self.sparse = sparse
+        self.sparse_name = sparse_name(sparse)
+        self.components = (self.sparse_name, "dense")
         self.dense = dense
         self._lock = threading.RLock()
         self.alpha = float(alpha)
         self.normalization = normalization
         self.rrf_k = float(rrf_k)
-        self.weights = {c: float((weights or {}).get(c, 1.0)) for c in COMPONENTS}
-        unknown = set(weights or {}) - set(COMPONENTS)
+        self.weights = {c: float((weights or {}).get(c, 1.0)) for c in self.components}
+        unknown = set(weights or {}) - set(self.components)
         if unknown:
-            raise ValueError(f"unknown components in weights: {sorted(unknown)}; choose from {list(COMPONENTS)}")
-        depths = dict.fromkeys(COMPONENTS, depth) if isinstance(depth, int) else dict(depth)
-        if set(depths) != set(COMPONENTS) or any(not isinstance(d, int) or d < 1 for d in depths.values()):
-            raise ValueError(f"depth must be a positive int or {{'bm25': int, 'dense': int}}, got {depth!r}")
+            raise ValueError(f"unknown components in weights: {sorted(unknown)}; choose from {list(self.components)}")
+        depths = dict.fromkeys(self.components, depth) if isinstance(depth, int) else dict(depth)
+        if set(depths) != set(self.components) or any(not isinstance(d, int) or d < 1 for d in depths.values()):
+            raise ValueError(
+                f"depth must be a positive int or {{{self.sparse_name!r}: int, 'dense': int}}, got {depth!r}"
+            )
         self.depth: dict[str, int] = depths  # type: ignore[assignment]
+
+    @property
+    def bm25(self) -> SparseIndex:
+        """The sparse index, whatever its kind (the name predates ``TfidfIndex``; ``sparse`` is the same object)."""
+        return self.sparse
 
     @classmethod
     def from_texts(
@@ -109,17 +138,20 @@ class HybridRetriever:
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
         *,
         embeddings: np.ndarray | None = None,
-        bm25_kwargs: Mapping[str, Any] | None = None,
+        sparse: str = "bm25",
+        sparse_kwargs: Mapping[str, Any] | None = None,
         dense_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> HybridRetriever:
-        """Build BM25 and a FAISS ``DenseIndex`` over the same documents (``embeddings`` skips embedding them)."""
-        retriever = cls(BM25Index(**(bm25_kwargs or {})), DenseIndex(embedder, **(dense_kwargs or {})), **kwargs)
+        """Build a sparse index (``sparse="bm25"`` or ``"tfidf"``, ``sparse_kwargs`` to its constructor) and a FAISS
+        ``DenseIndex`` over the same documents (``embeddings`` skips embedding them)."""
+        index = make_sparse(sparse, **(sparse_kwargs or {}))
+        retriever = cls(index, DenseIndex(embedder, **(dense_kwargs or {})), **kwargs)
         retriever.add(texts, ids=ids, metadatas=metadatas, embeddings=embeddings)
         return retriever
 
     def __len__(self) -> int:
-        return len(self.bm25)
+        return len(self.sparse)
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -141,7 +173,7 @@ class HybridRetriever:
         embeddings: np.ndarray | None = None,
     ) -> list[str]:
         """Add documents to both sides; everything is checked first, so a bad batch changes neither."""
-        ids_, texts_, metas = self.bm25.docs.validate_new(ids, texts, metadatas)
+        ids_, texts_, metas = self.sparse.docs.validate_new(ids, texts, metadatas)
         if isinstance(self.dense, DenseIndex):
             batch = self.dense.prepare(texts_, ids_, metas, embeddings)
             self.dense.commit(*batch)
@@ -149,17 +181,17 @@ class HybridRetriever:
             if embeddings is not None:
                 raise ValueError("embeddings can only be given with a DenseIndex; vector stores embed themselves")
             self.dense.add(texts_, ids=ids_, metadatas=metas)
-        self.bm25._add_validated(ids_, texts_, metas)
+        self.sparse._add_validated(ids_, texts_, metas)
         return ids_
 
     @synchronized
     def delete(self, ids: Sequence[str]) -> None:
         """Delete documents by id from both sides; an unknown id raises ``KeyError`` and nothing changes."""
-        self.bm25.validate_delete(ids)
+        self.sparse.validate_delete(ids)
         if isinstance(self.dense, DenseIndex):
             self.dense.docs.rows_of(ids)
         self.dense.delete(ids)
-        self.bm25.delete(ids)
+        self.sparse.delete(ids)
 
     # ----------------------------------------------------------------------------------------------------- querying
     def search(
@@ -173,13 +205,14 @@ class HybridRetriever:
         """The top ``k`` fused results; ``filter`` applies inside each component, before any cut.
 
         ``query_vector`` skips embedding the query (FAISS ``DenseIndex`` only). A document one component returned
-        and the other did not gets the other's exact score when that component can compute it (BM25 always; a FAISS
-        ``DenseIndex`` too): convex normalisation then sees true scores rather than a guessed floor, and every result
-        reports every component's score (its rank stays ``None`` outside that component's candidates).
+        and the other did not gets the other's exact score when that component can compute it (the sparse side
+        always; a FAISS ``DenseIndex`` too): convex normalisation then sees true scores rather than a guessed floor,
+        and every result reports every component's score (its rank stays ``None`` outside that component's
+        candidates).
         """
         check_query(query)
         k = check_k(k)
-        if k == 0 or not len(self.bm25):
+        if k == 0 or not len(self.sparse):
             return []
         depth = {name: max(k, d) for name, d in self.depth.items()}
         if isinstance(self.dense, DenseIndex):
@@ -197,12 +230,13 @@ class HybridRetriever:
                     if hit.id not in dense_top:  # a store may return one id twice; keep its best
                         dense_top[hit.id] = hit.score
                         documents[hit.id] = hit
-            bm25_top, bm25_exact = self.bm25.ranking(query, depth["bm25"], filter, exact_for=list(dense_top))
-            exact = {"bm25": bm25_exact}
+            name = self.sparse_name
+            sparse_top, sparse_exact = self.sparse.ranking(query, depth[name], filter, exact_for=list(dense_top))
+            exact = {name: sparse_exact}
             if isinstance(self.dense, DenseIndex):
-                missing = [doc_id for doc_id in bm25_top if doc_id not in dense_top]
+                missing = [doc_id for doc_id in sparse_top if doc_id not in dense_top]
                 exact["dense"] = self.dense.score_documents(query_vector, missing)  # type: ignore[arg-type]
-            return self.fuse({"bm25": bm25_top, "dense": dense_top}, k, exact, documents)
+            return self.fuse({name: sparse_top, "dense": dense_top}, k, exact, documents)
 
     def fuse(
         self,
@@ -215,7 +249,7 @@ class HybridRetriever:
 
         ``exact`` optionally gives, per component, the true score of documents that component did not return; they
         join its scores for convex fusion and appear in ``component_scores`` (with rank ``None``). Texts and metadata
-        come from the BM25 index, else from ``documents`` (hits of an external vector store).
+        come from the sparse index, else from ``documents`` (hits of an external vector store).
         """
         ranks = {name: {doc_id: r for r, doc_id in enumerate(ranking, start=1)} for name, ranking in rankings.items()}
         scores = {name: {**(exact or {}).get(name, {}), **ranking} for name, ranking in rankings.items()}
@@ -223,10 +257,10 @@ class HybridRetriever:
             fused = fusion_lib.rrf(rankings, self.weights, self.rrf_k)
         else:
             fused = fusion_lib.convex(
-                scores, {"dense": self.alpha, "bm25": 1.0 - self.alpha}, normalization=self.normalization
+                scores, {"dense": self.alpha, self.sparse_name: 1.0 - self.alpha}, normalization=self.normalization
             )
         best = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
-        docs = self.bm25.docs
+        docs = self.sparse.docs
         out = []
         for rank, (doc_id, score) in enumerate(best, start=1):
             row = docs.row_of.get(doc_id)
@@ -250,22 +284,22 @@ class HybridRetriever:
 
     # -------------------------------------------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:
-        """Save BM25, the FAISS index and the fusion settings atomically into one directory."""
+        """Save the sparse index, the FAISS index and the fusion settings atomically into one directory."""
         dense = self.dense
         if not isinstance(dense, DenseIndex):
             raise TypeError(
                 "only a HybridRetriever over a lorag DenseIndex can be saved; a framework vector store persists "
-                "itself: save its BM25 side with retriever.bm25.save(path)"
+                "itself: save its sparse side with retriever.sparse.save(path)"
             )
 
         def write(directory: Path) -> None:
-            (directory / "bm25").mkdir()
+            (directory / self.sparse_name).mkdir()
             (directory / "dense").mkdir()
-            self.bm25.write_to(directory / "bm25")
+            self.sparse.write_to(directory / self.sparse_name)
             dense.write_to(directory / "dense")
-            persistence.write_manifest(directory, KIND, self.settings())
+            persistence.write_manifest(directory, KIND, {**self.settings(), "sparse": self.sparse_name})
 
-        with self._lock:  # BM25 and FAISS saved in one consistent state
+        with self._lock:  # both sides saved in one consistent state
             persistence.save_atomically(path, write)
 
     @classmethod
@@ -273,8 +307,13 @@ class HybridRetriever:
         """Load a saved hybrid index; ``embedder`` (and ``tokenizer`` if given) must match the saved settings."""
         directory = persistence.live_snapshot(path)
         settings = persistence.read_manifest(directory, KIND)
-        bm25 = BM25Index.read_from(directory / "bm25", tokenizer)
+        name = settings.pop("sparse", "bm25")  # hybrids saved before TF-IDF existed have BM25 and no "sparse" key
+        if name not in SPARSE:
+            raise persistence.IndexFormatError(f"{directory} names an unknown sparse index {name!r}")
+        sparse = SPARSE[name].read_from(directory / name, tokenizer)
         dense = DenseIndex.read_from(directory / "dense", embedder)
-        if bm25.docs.ids != dense.docs.ids:
-            raise persistence.IndexFormatError(f"{directory} is inconsistent: BM25 and dense hold different documents")
-        return cls(bm25, dense, **settings)
+        if sparse.docs.ids != dense.docs.ids:
+            raise persistence.IndexFormatError(
+                f"{directory} is inconsistent: the {name} and dense sides hold different documents"
+            )
+        return cls(sparse, dense, **settings)

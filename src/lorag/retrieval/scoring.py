@@ -1,4 +1,5 @@
-"""BM25 variants as pure functions over arrays: one IDF and one term-frequency function per variant.
+"""Sparse scoring as pure functions over arrays: one IDF and one term-frequency function per BM25 variant, and
+TF-IDF's two weighting functions (``tfidf_idf``, ``tfidf_tf``).
 
 ``okapi``, ``bm25l`` and ``bm25plus`` follow rank-bm25 (``rank_bm25.py``, after Trotman, Puurula and Burgess,
 "Improvements to BM25 and Language Models Examined", ADCS 2014) formula for formula, including Okapi's floor of
@@ -8,6 +9,11 @@
 Each term-frequency function gives the contribution of a term to a document that *contains* it. BM25+ also adds
 ``idf * delta`` to every document for every query term; ``query_constant`` returns that part, the same for all
 documents, so the index can stay sparse.
+
+TF-IDF follows scikit-learn's ``TfidfTransformer`` (``sklearn/feature_extraction/text.py``) operation for operation, so
+the weights are its weights to the last bit: ``idf = ln((n + s) / (df + s)) + 1`` with ``s = 1`` under ``smooth_idf``
+(as if one extra document held every term) and ``tf = 1 + ln(tf)`` under ``sublinear_tf`` (Manning, Raghavan and
+Schuetze, *Introduction to Information Retrieval*, 2008, section 6.4.1).
 """
 
 from __future__ import annotations
@@ -75,3 +81,15 @@ def query_constant(method: str, query_idf: np.ndarray, delta: float) -> float:
     if method == "bm25plus":
         return float(np.sum(query_idf * delta))
     return 0.0
+
+
+def tfidf_idf(doc_freq: np.ndarray, n_docs: int, *, smooth: bool) -> np.ndarray:
+    """TF-IDF's IDF per term (``>= 1``, so every weight is positive) from document frequencies."""
+    s = float(smooth)
+    return np.log((float(n_docs) + s) / (doc_freq.astype(np.float64) + s)) + 1.0
+
+
+def tfidf_tf(tf: np.ndarray, *, sublinear: bool) -> np.ndarray:
+    """TF-IDF's term-frequency factor of raw counts (``>= 1``): the count itself, or ``1 + ln(count)``."""
+    tf = tf.astype(np.float64)
+    return np.log(tf) + 1.0 if sublinear else tf
