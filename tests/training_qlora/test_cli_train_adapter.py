@@ -13,7 +13,7 @@ from lorag.cli import app
 def test_cli_trains_then_refuses_to_overwrite(tiny_llm_dir: Path, echo_jsonl: Path, tmp_path: Path) -> None:
     out = tmp_path / "adapter"
     args = ["train-adapter", "--base", str(tiny_llm_dir), "--data", str(echo_jsonl), "--output", str(out)]
-    args += ["--max-steps", "2", "--quantization", "none", "--rank", "4", "--alpha", "8", "--no-progress"]
+    args += ["--max-steps", "2", "--quantization", "none", "--rank", "4", "--lora-alpha", "8", "--no-progress"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "adapter saved to" in result.output

@@ -1,4 +1,5 @@
-"""``lorag train-adapter``: train a (Q)LoRA adapter from a JSONL file of chats or prompt/completion pairs."""
+"""``lorag train-adapter``: train an adapter (QLoRA by default) from a JSONL file of chats or prompt/completion
+pairs, optionally distilled from a teacher model."""
 
 from __future__ import annotations
 
@@ -15,15 +16,25 @@ def train_adapter_command(
     base: str = typer.Option(..., "--base", help="Base model: a lorag short name, a local directory or a hub id."),
     data: str = typer.Option(..., "--data", help='JSONL of {"messages": [...]} or {"prompt", "completion"} records.'),
     output: str = typer.Option(..., "--output", help="Directory for the adapter, its metadata and loss curve."),
+    method: str = typer.Option(
+        "lora", "--method", help="lora, ia3, prompt-tuning, prefix-tuning, bottleneck, full (with --quantization none)."
+    ),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after N optimizer steps."),
     epochs: float = typer.Option(1.0, "--epochs", help="Passes over the data (when --max-steps is not given)."),
     quantization: str = typer.Option("nf4", "--quantization", help="How the base is loaded: nf4, int8 or none."),
     rank: int = typer.Option(16, "--rank", help="LoRA rank."),
-    alpha: int = typer.Option(32, "--alpha", help="LoRA alpha (the update is scaled by alpha/rank)."),
-    dropout: float = typer.Option(0.05, "--dropout", help="LoRA dropout."),
+    lora_alpha: int = typer.Option(32, "--lora-alpha", help="LoRA alpha (the update is scaled by alpha/rank)."),
+    dropout: float = typer.Option(0.05, "--dropout", help="LoRA (or bottleneck) dropout."),
     target_modules: str = typer.Option(
-        "all-linear", "--target-modules", help="'all-linear' or comma-separated module names (e.g. q_proj,v_proj)."
+        "all-linear", "--target-modules", help="LoRA: 'all-linear' or comma-separated module names (q_proj,v_proj)."
     ),
+    num_virtual_tokens: int = typer.Option(20, "--num-virtual-tokens", help="Prompt/prefix tuning: virtual tokens."),
+    placement: str = typer.Option("houlsby", "--bottleneck-placement", help="Bottleneck: houlsby or pfeiffer."),
+    reduction_factor: int = typer.Option(16, "--reduction-factor", help="Bottleneck width = layer width / this."),
+    teacher: str | None = typer.Option(None, "--teacher", help="Distil from this model (same tokenizer as --base)."),
+    teacher_adapter: str | None = typer.Option(None, "--teacher-adapter", help="A peft adapter for the teacher."),
+    kd_alpha: float | None = typer.Option(None, "--alpha", help="Distillation: a in a*CE + (1-a)*T^2*KL (0.5)."),
+    temperature: float | None = typer.Option(None, "--temperature", help="Distillation temperature T (2.0)."),
     lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate."),
     lr_scheduler: str = typer.Option("cosine", "--lr-scheduler", help="cosine, linear, constant, ..."),
     warmup_ratio: float = typer.Option(0.03, "--warmup-ratio", help="Share of the steps spent warming up."),
@@ -45,19 +56,34 @@ def train_adapter_command(
     keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep OUTPUT/checkpoints at the end."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar with the loss."),
 ) -> None:
-    """Train a LoRA adapter (4-bit QLoRA by default) and save it as a peft adapter with metadata and a loss curve."""
+    """Train an adapter (4-bit QLoRA by default) and save it as a peft adapter with metadata and a loss curve."""
+    from lorag.losses.llm_distillation import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
     from lorag.training.qlora import OutputExistsError, QLoRAConfig, train_adapter
     from lorag.training.sft_data import DataFormatError
 
+    if teacher is None and (kd_alpha is not None or temperature is not None):
+        typer.echo(
+            "error: --alpha and --temperature weigh distillation and need --teacher; LoRA's alpha is --lora-alpha",
+            err=True,
+        )
+        raise typer.Exit(2)
     modules: str | list[str] = target_modules
     if target_modules != "all-linear":
         modules = [m.strip() for m in target_modules.split(",") if m.strip()]
     config = QLoRAConfig(
+        method=method,
         quantization=quantization,  # type: ignore[arg-type]
         rank=rank,
-        alpha=alpha,
+        alpha=lora_alpha,
         dropout=dropout,
         target_modules=modules,
+        num_virtual_tokens=num_virtual_tokens,
+        bottleneck_placement=placement,
+        reduction_factor=reduction_factor,
+        teacher=teacher,
+        teacher_adapter=teacher_adapter,
+        kd_alpha=DEFAULT_ALPHA if kd_alpha is None else kd_alpha,
+        kd_temperature=DEFAULT_TEMPERATURE if temperature is None else temperature,
         learning_rate=lr,
         lr_scheduler=lr_scheduler,
         warmup_ratio=warmup_ratio,
@@ -82,7 +108,7 @@ def train_adapter_command(
     meta = result.metadata
     summary = {
         key: meta[key]
-        for key in ("steps", "final_train_loss", "final_eval_loss", "train_time_s", "stopped_early", "data")
+        for key in ("method", "steps", "final_train_loss", "final_eval_loss", "train_time_s", "stopped_early", "data")
     }
     typer.echo(f"adapter saved to {result.output_dir}")
     typer.echo(json.dumps(summary, indent=2))

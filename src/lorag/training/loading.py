@@ -1,0 +1,54 @@
+"""Loading the base (and the teacher) quantized as the run asks, ready for the chosen training method."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lorag._imports import require
+from lorag.training.config import QLoRAConfig
+
+
+def compute_dtype(name: str) -> Any:
+    """``"auto"``: float32 on CPU (bfloat16 is slower there without AMX), bfloat16 (or float16) on a GPU."""
+    import torch
+
+    if name != "auto":
+        return getattr(torch, name)
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def load_frozen_model(path: str, config: QLoRAConfig) -> Any:
+    """The model at ``path``, quantized as ``config`` says; nothing prepared for training (a teacher uses this)."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    dtype = compute_dtype(config.compute_dtype)
+    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
+    if config.quantization == "nf4":
+        require("bitsandbytes", purpose="4-bit quantization")
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=config.double_quant,
+            bnb_4bit_compute_dtype=dtype,
+        )
+    elif config.quantization == "int8":
+        require("bitsandbytes", purpose="8-bit quantization")
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+    if config.quantization != "none" and torch.cuda.is_available():
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+
+
+def load_base_model(path: str, config: QLoRAConfig) -> Any:
+    """The base, quantized as ``config`` says and prepared for k-bit training where that applies."""
+    peft = require("peft", purpose="adapters")
+    model = load_frozen_model(path, config)
+    if config.quantization != "none":
+        model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
+    elif config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    return model
