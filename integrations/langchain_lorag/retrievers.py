@@ -1,13 +1,15 @@
-"""``LoragBM25Retriever`` and ``LoragHybridRetriever``: lorag's retrieval core as LangChain retrievers.
+"""``LoragBM25Retriever``, ``LoragTfidfRetriever`` and ``LoragHybridRetriever``: lorag's retrieval core as LangChain
+retrievers.
 
 Thin adapters: the indexes, fusion and filters live in ``lorag.retrieval``. Each returned ``Document`` has ``id`` set
 to the document id and, in its metadata (over any same-named keys of the document's own):
 
 - ``score``: the retrieval score, higher is better. BM25: the BM25 score (>= 0, unbounded, comparable within one
-  query). Hybrid: the fused score, whose scale is the fusion's: convex with z-score normalisation (the default) is
-  ``alpha * z(dense) + (1 - alpha) * z(bm25)`` over each component's candidates (about -3 to 3, 0 = an average
-  candidate); convex with min-max is in [0, 1]; RRF is ``sum(weight / (60 + rank))``, at most about 0.033 with two
-  components. None of these is a probability: rank by it, threshold on ``relevance``.
+  query). TF-IDF: the cosine of the TF-IDF vectors, in (0, 1]. Hybrid: the fused score, whose scale is the fusion's:
+  convex with z-score normalisation (the default) is ``alpha * z(dense) + (1 - alpha) * z(sparse)`` over each
+  component's candidates (about -3 to 3, 0 = an average candidate); convex with min-max is in [0, 1]; RRF is
+  ``sum(weight / (60 + rank))``, at most about 0.033 with two components. None of these is a probability: rank by
+  it, threshold on ``relevance``.
 - ``relevance`` (hybrid only): the dense similarity to the query clipped to [0, 1] (cosine for a normalised embedder,
   the store's relevance score for a vector store; 0 when the dense side did not score the document). It is what
   ``lorag ask`` gates on (``--min-relevance``, 0.3 by default), so one threshold means the same in both.
@@ -31,8 +33,9 @@ from langchain_core.vectorstores import VectorStore
 from pydantic import ConfigDict, Field
 
 from langchain_lorag.vectorstores import LangChainEmbedder, LangChainVectorStoreBackend
-from lorag.retrieval import BM25Index, DenseIndex, HybridHit, HybridRetriever, SearchHit
+from lorag.retrieval import BM25Index, DenseIndex, HybridHit, HybridRetriever, SearchHit, TfidfIndex
 from lorag.retrieval.dense import TextEmbedder
+from lorag.retrieval.hybrid import make_sparse
 
 METADATA_KEY = "lorag"
 
@@ -101,7 +104,21 @@ class _LoragRetriever(BaseRetriever):
         return [_to_document(h) for h in hits]
 
 
-class LoragBM25Retriever(_LoragRetriever):
+class _SparseRetriever(_LoragRetriever):
+    index: BM25Index | TfidfIndex
+
+    def add_documents(self, documents: Sequence[Document]) -> list[str]:
+        texts, metadatas, ids = _split_documents(documents)
+        return self.index.add(texts, ids=ids, metadatas=metadatas)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        self.index.delete(ids)
+
+    def _search(self, query: str, k: int, filter: Mapping[str, Any] | None) -> list[SearchHit]:
+        return self.index.search(query, k=k, filter=filter)
+
+
+class LoragBM25Retriever(_SparseRetriever):
     """BM25 (Lucene, Okapi, BM25L or BM25+) with stemming, metadata filters and save/load.
 
     Example:
@@ -134,19 +151,46 @@ class LoragBM25Retriever(_LoragRetriever):
         texts, metadatas, ids = _split_documents(documents)
         return cls.from_texts(texts, metadatas, ids, bm25_kwargs=bm25_kwargs, **kwargs)
 
-    def add_documents(self, documents: Sequence[Document]) -> list[str]:
+
+class LoragTfidfRetriever(_SparseRetriever):
+    """TF-IDF cosine (scikit-learn's ``TfidfVectorizer`` scores on lorag's stemmed tokens), with metadata filters,
+    add/delete and save/load; unlike LangChain's ``TFIDFRetriever`` it needs no scikit-learn and no pickle.
+
+    Example:
+        .. code-block:: python
+
+            retriever = LoragTfidfRetriever.from_texts(["foxes hunt at night", "Paris is in France"], k=1)
+            retriever.invoke("fox")
+    """
+
+    index: TfidfIndex
+    """The lorag index; save it with ``retriever.index.save(path)``, reopen with ``TfidfIndex.load(path)``."""
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ids: Sequence[str] | None = None,
+        *,
+        tfidf_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> LoragTfidfRetriever:
+        """Index texts; ``tfidf_kwargs`` go to ``TfidfIndex`` (sublinear_tf, smooth_idf, tokenizer), ``kwargs`` to the
+        retriever."""
+        return cls(index=TfidfIndex.from_texts(texts, ids=ids, metadatas=metadatas, **(tfidf_kwargs or {})), **kwargs)
+
+    @classmethod
+    def from_documents(
+        cls, documents: Sequence[Document], *, tfidf_kwargs: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> LoragTfidfRetriever:
         texts, metadatas, ids = _split_documents(documents)
-        return self.index.add(texts, ids=ids, metadatas=metadatas)
-
-    def delete(self, ids: Sequence[str]) -> None:
-        self.index.delete(ids)
-
-    def _search(self, query: str, k: int, filter: Mapping[str, Any] | None) -> list[SearchHit]:
-        return self.index.search(query, k=k, filter=filter)
+        return cls.from_texts(texts, metadatas, ids, tfidf_kwargs=tfidf_kwargs, **kwargs)
 
 
 class LoragHybridRetriever(_LoragRetriever):
-    """BM25 + dense retrieval fused (convex or RRF); each Document carries every component's score and rank.
+    """BM25 (or TF-IDF: ``sparse="tfidf"``) + dense retrieval fused (convex or RRF); each Document carries every
+    component's score and rank.
 
     The dense side is a lorag FAISS index over a ``lorag.embedding.Embedder`` (or any LangChain ``Embeddings``), or
     any LangChain ``VectorStore`` (``vectorstore=``) for corpora that live in Qdrant, pgvector, Elasticsearch...
@@ -172,24 +216,27 @@ class LoragHybridRetriever(_LoragRetriever):
         ids: Sequence[str] | None = None,
         *,
         vectorstore: VectorStore | None = None,
-        bm25_kwargs: Mapping[str, Any] | None = None,
+        sparse: str = "bm25",
+        sparse_kwargs: Mapping[str, Any] | None = None,
         dense_kwargs: Mapping[str, Any] | None = None,
         fusion_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> LoragHybridRetriever:
-        """Index texts in BM25 and in FAISS (with ``embedding``) or in ``vectorstore``.
+        """Index texts in BM25 (``sparse="bm25"``) or TF-IDF (``"tfidf"``) and in FAISS (with ``embedding``) or in
+        ``vectorstore``.
 
-        ``fusion_kwargs`` go to ``HybridRetriever`` (fusion, alpha, normalization, rrf_k, weights, depth).
+        ``sparse_kwargs`` go to ``BM25Index`` or ``TfidfIndex``; ``fusion_kwargs`` to ``HybridRetriever`` (fusion,
+        alpha, normalization, rrf_k, weights, depth).
         """
         if (embedding is None) == (vectorstore is None):
             raise ValueError("give exactly one of embedding (lorag FAISS index) or vectorstore (a LangChain store)")
-        bm25 = BM25Index(**(bm25_kwargs or {}))
+        lexical = make_sparse(sparse, **(sparse_kwargs or {}))
         if vectorstore is not None:
             dense: Any = LangChainVectorStoreBackend(vectorstore)
         else:
             embedder = LangChainEmbedder(embedding) if isinstance(embedding, Embeddings) else embedding
             dense = DenseIndex(embedder, **(dense_kwargs or {}))  # type: ignore[arg-type]
-        hybrid = HybridRetriever(bm25, dense, **(fusion_kwargs or {}))
+        hybrid = HybridRetriever(lexical, dense, **(fusion_kwargs or {}))
         hybrid.add(texts, ids=ids, metadatas=metadatas)
         return cls(retriever=hybrid, **kwargs)
 

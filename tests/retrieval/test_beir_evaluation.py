@@ -91,9 +91,20 @@ def test_eval_cli_json_is_one_object(tmp_path: Path) -> None:
     assert payload["recall@100"] == pytest.approx((1.0 + 0.5) / 2)
 
 
+@pytest.mark.parametrize("retriever", ["bm25", "tfidf"])
+def test_eval_cli_sparse_retrievers_rank_the_relevant_document_first(tmp_path: Path, retriever: str) -> None:
+    root = make_beir(tmp_path / "beir", gz=False, crlf=False)
+    result = CliRunner().invoke(app, ["eval", "--data", str(root), "--retriever", retriever, "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    # q1's only relevant document d1 and q2's d2 (of d2 and the absent d9) come first: MRR@10 is 1 for both.
+    assert payload["mrr@10"] == pytest.approx(1.0)
+    assert payload["recall@100"] == pytest.approx((1.0 + 0.5) / 2)
+
+
 def test_eval_cli_rejects_unknown_retriever_and_missing_data(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path), "--retriever", "tfidf"])
-    assert result.exit_code != 0 and "bm25" in result.output
+    result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path), "--retriever", "splade"])
+    assert result.exit_code != 0 and "bm25" in result.output and "tfidf" in result.output
     result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path / "nope"), "--retriever", "bm25"])
     assert result.exit_code == 2 and "does not exist" in result.output
 
@@ -128,3 +139,19 @@ def test_eval_cli_openvino_backend_calibrates_on_the_corpus(
     payload = json.loads(result.stdout.strip().splitlines()[-1])
     assert 0.0 <= payload["ndcg@10"] <= 1.0
     assert len(list((tmp_path / "home" / "openvino").rglob("model.xml"))) == 1
+
+
+def test_eval_cli_hybrid_takes_tfidf_as_its_sparse_side(
+    tmp_path: Path, tiny_st_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lorag.retrieval import hybrid
+
+    built: list[str] = []
+    make_sparse = hybrid.make_sparse
+    monkeypatch.setattr(hybrid, "make_sparse", lambda name, **kw: built.append(name) or make_sparse(name, **kw))
+    monkeypatch.setenv("LORAG_HOME", str(tmp_path / "home"))
+    root = make_beir(tmp_path / "beir", gz=False, crlf=False)
+    args = ["eval", "--data", str(root), "--retriever", "hybrid", "--sparse", "tfidf", "--embedder", str(tiny_st_dir)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert built == ["tfidf"] and "hybrid (tfidf, convex)" in result.output

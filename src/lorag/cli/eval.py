@@ -20,8 +20,14 @@ DEPTH = 100
 
 class RetrieverKind(str, Enum):
     bm25 = "bm25"
+    tfidf = "tfidf"
     dense = "dense"
     hybrid = "hybrid"
+
+
+class SparseKind(str, Enum):
+    bm25 = "bm25"
+    tfidf = "tfidf"
 
 
 class FusionKind(str, Enum):
@@ -43,6 +49,9 @@ def eval_command(
     ],
     retriever: Annotated[RetrieverKind, typer.Option("--retriever", help="Which retriever to evaluate.")],
     fusion: Annotated[FusionKind, typer.Option("--fusion", help="Hybrid fusion.")] = FusionKind.convex,
+    sparse_kind: Annotated[
+        SparseKind, typer.Option("--sparse", help="The hybrid's lexical side: BM25 or TF-IDF.")
+    ] = SparseKind.bm25,
     embedder_name: Annotated[
         str, typer.Option("--embedder", help="Embedding model reference (dense and hybrid).")
     ] = "minilm",
@@ -59,7 +68,7 @@ def eval_command(
 ) -> None:
     """Evaluate a retriever on a BEIR dataset, queries one at a time (latency includes query embedding)."""
     from lorag.evaluation import evaluate_retriever, load_beir
-    from lorag.retrieval import BM25Index
+    from lorag.retrieval.hybrid import make_sparse
 
     try:
         dataset = load_beir(data, split=split)
@@ -69,9 +78,12 @@ def eval_command(
     ids = list(dataset.corpus)
     texts = [dataset.document_text(i) for i in ids]
     start = time.perf_counter()
-    bm25 = BM25Index.from_texts(texts, ids=ids) if retriever != RetrieverKind.dense else None
+    sparse = None
+    if retriever != RetrieverKind.dense:
+        sparse = make_sparse(retriever.value if retriever != RetrieverKind.hybrid else sparse_kind.value)
+        sparse.add(texts, ids=ids)
     dense = None
-    if retriever != RetrieverKind.bm25:
+    if retriever in (RetrieverKind.dense, RetrieverKind.hybrid):
         from lorag.embedding import Embedder, EmbeddingCache, calibration_sample
         from lorag.models import lorag_home
         from lorag.retrieval import DenseIndex
@@ -89,19 +101,17 @@ def eval_command(
     build_s = time.perf_counter() - start
 
     searcher: Any
-    if retriever == RetrieverKind.bm25:
-        searcher = bm25
-    elif retriever == RetrieverKind.dense:
-        searcher = dense
-    else:
+    if retriever == RetrieverKind.hybrid:
         from lorag.retrieval import HybridRetriever
 
-        searcher = HybridRetriever(bm25, dense, fusion=fusion.value)  # type: ignore[arg-type]  # both built above
+        searcher = HybridRetriever(sparse, dense, fusion=fusion.value)  # type: ignore[arg-type]  # both built above
+    else:
+        searcher = dense if retriever == RetrieverKind.dense else sparse
     report = evaluate_retriever(dataset, lambda q: ((h.id, h.score) for h in searcher.search(q, k=DEPTH)))
     if as_json:
         typer.echo(json.dumps(report.to_json()))
         return
-    name = retriever.value + (f" ({fusion.value})" if retriever == RetrieverKind.hybrid else "")
+    name = retriever.value + (f" ({sparse_kind.value}, {fusion.value})" if retriever == RetrieverKind.hybrid else "")
     typer.echo(f"{name} on {data} [{split}], {report.queries} queries, {len(ids)} documents, built in {build_s:.1f} s")
     for key, value in report.to_json().items():
         typer.echo(f"  {key:<16}{value:.4f}" if not key.startswith("latency") else f"  {key:<16}{value:.2f}")

@@ -1,4 +1,5 @@
-"""``LoragBM25Retriever`` and ``LoragHybridRetriever`` as LlamaIndex retrievers returning ``NodeWithScore``.
+"""``LoragBM25Retriever``, ``LoragTfidfRetriever`` and ``LoragHybridRetriever`` as LlamaIndex retrievers returning
+``NodeWithScore``.
 
 Thin adapters over ``lorag.retrieval``. Indexed nodes come back as themselves (id, ``ref_doc_id``, relationships;
 see ``nodes``); for the hybrid, the node's metadata holds each component's score and rank under ``"lorag"``
@@ -23,8 +24,9 @@ from llama_index.retrievers.lorag.embedding import LlamaIndexEmbedder
 from llama_index.retrievers.lorag.filters import lorag_filter
 from llama_index.retrievers.lorag.nodes import restore_node, split_nodes
 from llama_index.retrievers.lorag.vector_store import LlamaIndexVectorStoreBackend
-from lorag.retrieval import BM25Index, DenseIndex, HybridHit, HybridRetriever, SearchHit
+from lorag.retrieval import BM25Index, DenseIndex, HybridHit, HybridRetriever, SearchHit, TfidfIndex
 from lorag.retrieval.dense import DenseBackend, TextEmbedder
+from lorag.retrieval.hybrid import make_sparse
 
 METADATA_KEY = "lorag"
 
@@ -75,7 +77,14 @@ class _LoragRetriever(BaseRetriever):
         return await asyncio.to_thread(self._retrieve, query_bundle)
 
 
-class LoragBM25Retriever(_LoragRetriever):
+class _SparseRetriever(_LoragRetriever):
+    index: BM25Index | TfidfIndex
+
+    def _search(self, query: str, k: int) -> list[SearchHit]:
+        return self.index.search(query, k=k, filter=self.filter)
+
+
+class LoragBM25Retriever(_SparseRetriever):
     """BM25 (Lucene, Okapi, BM25L or BM25+) with stemming and metadata filters, as a LlamaIndex retriever.
 
     Args:
@@ -113,12 +122,49 @@ class LoragBM25Retriever(_LoragRetriever):
 
     from_defaults = from_documents
 
-    def _search(self, query: str, k: int) -> list[SearchHit]:
-        return self.index.search(query, k=k, filter=self.filter)
+
+class LoragTfidfRetriever(_SparseRetriever):
+    """TF-IDF cosine (scikit-learn's ``TfidfVectorizer`` scores on lorag's stemmed tokens) with metadata filters, as a
+    LlamaIndex retriever.
+
+    Args:
+        index: a ``lorag.retrieval.TfidfIndex`` (``index.save(path)`` / ``TfidfIndex.load(path)`` persist it).
+        similarity_top_k: nodes returned per query.
+        filter: metadata filter applied before the top-k cut, as for ``LoragBM25Retriever``.
+    """
+
+    def __init__(self, index: TfidfIndex, similarity_top_k: int = 4, **kwargs: Any) -> None:
+        self.index = index
+        super().__init__(similarity_top_k=similarity_top_k, **kwargs)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "LoragTfidfRetriever"
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Sequence[str],
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        tfidf_kwargs: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> LoragTfidfRetriever:
+        """Index texts; ``tfidf_kwargs`` go to ``TfidfIndex`` (sublinear_tf, smooth_idf, tokenizer)."""
+        return cls(TfidfIndex.from_texts(texts, ids=ids, metadatas=metadatas, **(tfidf_kwargs or {})), **kwargs)
+
+    @classmethod
+    def from_documents(cls, nodes: Sequence[BaseNode], **kwargs: Any) -> LoragTfidfRetriever:
+        """Index LlamaIndex documents or nodes; they come back with their ids, ``ref_doc_id`` and relationships."""
+        texts, ids, metadatas = split_nodes(nodes)
+        return cls.from_texts(texts, ids, metadatas, **kwargs)
+
+    from_defaults = from_documents
 
 
 class LoragHybridRetriever(_LoragRetriever):
-    """BM25 + dense retrieval fused (convex or RRF) as a LlamaIndex retriever.
+    """BM25 (or TF-IDF: ``sparse="tfidf"``) + dense retrieval fused (convex or RRF) as a LlamaIndex retriever.
 
     The dense side is a lorag FAISS index over ``embedder`` (a ``lorag.embedding.Embedder``, or any LlamaIndex
     ``BaseEmbedding`` such as ``LoragEmbedding``), or any LlamaIndex vector store (``vector_store=``, embedding with
@@ -143,16 +189,19 @@ class LoragHybridRetriever(_LoragRetriever):
         *,
         vector_store: BasePydanticVectorStore | None = None,
         embed_model: BaseEmbedding | None = None,
-        bm25_kwargs: Mapping[str, Any] | None = None,
+        sparse: str = "bm25",
+        sparse_kwargs: Mapping[str, Any] | None = None,
         dense_kwargs: Mapping[str, Any] | None = None,
         fusion_kwargs: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> LoragHybridRetriever:
-        """Index texts in BM25 and in FAISS or in a LlamaIndex ``vector_store``.
+        """Index texts in BM25 (``sparse="bm25"``) or TF-IDF (``"tfidf"``) and in FAISS or in a LlamaIndex
+        ``vector_store``.
 
         ``embedder`` or ``embed_model`` (LlamaIndex's name; give one) embeds: a ``lorag.embedding.Embedder`` or any
-        ``BaseEmbedding`` for FAISS, a ``BaseEmbedding`` for a vector store. ``fusion_kwargs`` go to
-        ``HybridRetriever`` (fusion, alpha, normalization, rrf_k, weights, depth).
+        ``BaseEmbedding`` for FAISS, a ``BaseEmbedding`` for a vector store. ``sparse_kwargs`` go to ``BM25Index`` or
+        ``TfidfIndex``; ``fusion_kwargs`` to ``HybridRetriever`` (fusion, alpha, normalization, rrf_k, weights,
+        depth).
         """
         if embedder is not None and embed_model is not None:
             raise ValueError("give embedder or embed_model, not both: they are the same argument")
@@ -171,7 +220,7 @@ class LoragHybridRetriever(_LoragRetriever):
             if isinstance(embedding, BaseEmbedding):
                 embedding = LlamaIndexEmbedder(embedding)
             dense = DenseIndex(embedding, **(dense_kwargs or {}))
-        hybrid = HybridRetriever(BM25Index(**(bm25_kwargs or {})), dense, **(fusion_kwargs or {}))
+        hybrid = HybridRetriever(make_sparse(sparse, **(sparse_kwargs or {})), dense, **(fusion_kwargs or {}))
         hybrid.add(texts, ids=ids, metadatas=metadatas)
         return cls(hybrid, **kwargs)
 
