@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import operator
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from lorag.chunking.chunk import Chunk
 from lorag.chunking.length import LengthFunction, TokenLength, make_length
+from lorag.chunking.packing import Atoms
 
 _NON_SPACE = re.compile(r"\S")
 
@@ -100,6 +102,41 @@ class Splitter(ABC):
     def split_text(self, text: str) -> list[str]:
         """The chunks' texts only."""
         return [c.text for c in self.split(text)]
+
+    def _fitting(
+        self, text: str, starts: list[int], ends: list[int], cut: Callable[[int, int], Iterable[Atoms]]
+    ) -> Iterator[Atoms]:
+        """The spans ``[starts[k], ends[k])`` that fit ``chunk_size``, in runs with their lengths, and in place of
+        each span that does not, the atoms ``cut(start, end)`` gives; empty spans are dropped.
+
+        The sentence and recursive splitters share it. Measuring tokens, only spans up to ``max_chars`` are
+        tokenized, in one batch: longer ones are cut anyway.
+        """
+        sizes = list(map(operator.sub, ends, starts))
+        if not self.measures_tokens and max(sizes) <= self.chunk_size and min(sizes) > 0:  # the common case
+            yield starts, ends, sizes
+            return
+        if self.measures_tokens:
+            short = [k for k, n in enumerate(sizes) if 0 < n <= self.max_chars]
+            counts = self.length.many([text[starts[k] : ends[k]] for k in short])
+            sizes = [self.chunk_size + 1] * len(sizes)
+            for k, count in zip(short, counts, strict=True):
+                sizes[k] = count
+        run: Atoms = ([], [], [])
+        for s, e, n in zip(starts, ends, sizes, strict=True):
+            if e <= s:
+                continue
+            if n <= self.chunk_size:
+                run[0].append(s)
+                run[1].append(e)
+                run[2].append(n)
+                continue
+            if run[0]:
+                yield run
+                run = ([], [], [])
+            yield from cut(s, e)
+        if run[0]:
+            yield run
 
     @abstractmethod
     def _pieces(self, text: str) -> list[Piece]:

@@ -152,36 +152,7 @@ class RecursiveSplitter(Splitter):
         else:
             for k, (a, b) in enumerate(zip(lefts, rights, strict=True)):
                 lefts[k], rights[k] = strip_span(text, a, b)
-        sizes = list(map(operator.sub, rights, lefts))
-        size = self.chunk_size
-        if not self.measures_tokens and max(sizes) <= size and min(sizes) > 0:  # the common case: all fit
-            yield lefts, rights, sizes
-            return
-        if self.measures_tokens:  # measure only what could fit; longer pieces are cut anyway
-            short = [k for k, n in enumerate(sizes) if 0 < n <= self.max_chars]
-            counts = self.length.many([text[lefts[k] : rights[k]] for k in short])
-            for k, count in zip(short, counts, strict=True):
-                sizes[k] = count
-            for k, n in enumerate(sizes):
-                if n > self.max_chars:
-                    sizes[k] = size + 1
-        starts: list[int] = []
-        ends: list[int] = []
-        lengths: list[int] = []
-        for s, e, n in zip(lefts, rights, sizes, strict=True):
-            if e <= s:
-                continue
-            if n <= size:
-                starts.append(s)
-                ends.append(e)
-                lengths.append(n)
-                continue
-            if starts:
-                yield starts, ends, lengths
-                starts, ends, lengths = [], [], []
-            yield from self._atoms(text, s, e, level + 1)
-        if starts:
-            yield starts, ends, lengths
+        yield from self._fitting(text, lefts, rights, lambda s, e: self._atoms(text, s, e, level + 1))
 
     def _hard_cut(self, text: str, start: int, end: int) -> Iterator[Atoms]:
         """No separator left: fixed windows of ``chunk_size`` characters, or token windows."""

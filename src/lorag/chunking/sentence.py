@@ -68,28 +68,9 @@ class SentenceSplitter(Splitter):
         return starts, ends, lengths
 
     def _unit_batches(self, text: str) -> Iterator[Atoms]:
+        def cut(start: int, end: int) -> Iterator[Atoms]:  # a sentence is cut at words first, not paragraphs or lines
+            return self._fallback.atoms(text, start, end, level=2)
+
         spans = iter_sentence_spans(text)
         while group := list(islice(spans, BATCH)):
-            sizes = [e - s for s, e in group]
-            if self.measures_tokens:  # sentences longer than max_chars are cut without being measured
-                short = [k for k, n in enumerate(sizes) if n <= self.max_chars]
-                counts = self.length.many([text[group[k][0] : group[k][1]] for k in short])
-                sizes = [self.chunk_size + 1] * len(group)
-                for k, count in zip(short, counts, strict=True):
-                    sizes[k] = count
-            starts: list[int] = []
-            ends: list[int] = []
-            lengths: list[int] = []
-            for (s, e), n in zip(group, sizes, strict=True):
-                if n <= self.chunk_size:
-                    starts.append(s)
-                    ends.append(e)
-                    lengths.append(n)
-                    continue
-                if starts:
-                    yield starts, ends, lengths
-                    starts, ends, lengths = [], [], []
-                # Skip the paragraph/line levels: a sentence is cut at words first.
-                yield from self._fallback.atoms(text, s, e, level=2)
-            if starts:
-                yield starts, ends, lengths
+            yield from self._fitting(text, [s for s, _ in group], [e for _, e in group], cut)
