@@ -5,6 +5,10 @@ from pathlib import Path
 
 import pytest
 
+# Before any test module imports sentence-transformers or peft, which import bitsandbytes: imported first, lorag makes
+# that import lazy and offline (lorag._bitsandbytes). Test modules list third-party imports first, so without this
+# one bitsandbytes looked up a CPU kernel on the hub at collection ("Failed to load CPU gemm_4bit_forward").
+import lorag  # noqa: F401
 from tiny_models import build_tiny_causal_lm, build_tiny_sentence_transformer
 
 

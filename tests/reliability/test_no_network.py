@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +133,18 @@ def test_the_lazy_command_list_shows_each_command_s_own_help() -> None:
         importlib.import_module(module)
         (info,) = [c for c in app.registered_commands if c.name == name and c.callback.__module__ == module]
         assert (info.callback.__doc__ or "").strip().splitlines()[0] == short_help, name
+
+
+def test_the_test_suite_imports_lorag_before_a_test_module_imports_sentence_transformers(tmp_path: Path) -> None:
+    """tests/conftest.py imports lorag first: a module importing sentence-transformers (hence bitsandbytes) at its
+    top, as isort orders it, once made bitsandbytes look up a CPU kernel on the hub while pytest collected it."""
+    root = Path(__file__).resolve().parents[2]
+    shutil.copy(root / "tests" / "conftest.py", tmp_path / "conftest.py")
+    module = tmp_path / "test_imports_first.py"
+    module.write_text("import sentence_transformers  # noqa: F401\n\nimport lorag  # noqa: F401\n")
+    args = ["--co", "-p", "no:cacheprovider", "-c", str(root / "pyproject.toml"), "--rootdir", str(tmp_path)]
+    args += ["-o", "log_cli=true", "-o", "log_cli_level=DEBUG", str(module)]
+    done, attempts = _run(tmp_path, f"import sys, pytest\nsys.exit(pytest.main({args!r}))")
+    assert done.returncode == 5 and "no tests collected" in done.stdout, done.stdout + done.stderr
+    _no_attempt(attempts)
+    assert "kernels-community" not in done.stdout + done.stderr
