@@ -12,6 +12,7 @@ from lorag.chunking.chunk import Chunk
 from lorag.chunking.factory import SPLITTERS, for_embedder, make_splitter
 from lorag.chunking.length import CharacterLength, TokenLength, load_tokenizer, make_length
 from lorag.chunking.markdown import MarkdownSplitter
+from lorag.chunking.packing import reporting_progress
 from lorag.chunking.recursive import SEPARATORS, RecursiveSplitter
 from lorag.chunking.semantic import THRESHOLDS, SemanticSplitter
 from lorag.chunking.sentence import SentenceSplitter
@@ -35,5 +36,6 @@ __all__ = [
     "load_tokenizer",
     "make_length",
     "make_splitter",
+    "reporting_progress",
     "sentence_spans",
 ]

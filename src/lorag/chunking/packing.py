@@ -14,9 +14,13 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from itertools import accumulate
 
 Measure = Callable[[str], int]
+
+_on_progress: ContextVar[Callable[[int], None] | None] = ContextVar("lorag_chunking_progress", default=None)
 
 #: ``(starts, ends, lengths)`` of consecutive atoms; lengths are tokens when measuring tokens, else characters.
 Atoms = tuple[list[int], list[int], list[int]]
@@ -83,6 +87,20 @@ def pack_spans(
     return _pack_tokens(source, _Window(batches, 0), measure, size, overlap, max_chars, max_overlap_atoms)
 
 
+@contextmanager
+def reporting_progress(callback: Callable[[int], None]) -> Iterator[None]:
+    """Within the block, splitters call ``callback(offset)`` each time packing reaches a further offset of the text.
+
+    Chunking one 50 MB file in tokens takes minutes; this lets a caller (``DocumentIndex``) move a progress bar
+    through it without a parameter threaded through every splitter. Offsets grow within one ``split`` call.
+    """
+    token = _on_progress.set(callback)
+    try:
+        yield
+    finally:
+        _on_progress.reset(token)
+
+
 class _Window:
     """The atoms from the current chunk's first one onwards, refilled from the stream as packing needs more."""
 
@@ -93,6 +111,7 @@ class _Window:
         # Running sums of lengths, kept absolute (only differences are used) so dropping atoms costs nothing.
         self.prefix: list[int] | None = None if prefix_base is None else [prefix_base]
         self.done = False
+        self._on_progress = _on_progress.get()
 
     def refill(self, first: int) -> int:
         """Append the next batch, dropping atoms before ``first`` once they are many; returns the shift."""
@@ -107,6 +126,8 @@ class _Window:
             if self.prefix is not None:
                 del self.prefix[:first]
         starts, ends, lengths = batch
+        if self._on_progress is not None and ends:
+            self._on_progress(ends[-1])
         self.starts += starts
         self.ends += ends
         if self.prefix is not None:

@@ -51,7 +51,10 @@ def open_index(  # type: ignore[no-untyped-def]
     follow_links: bool = False,
     max_file_mb: float = DEFAULT_MAX_FILE_MB,
 ):
-    """Open (and with ``docs``, sync) the index as ``lorag index`` does; a bad folder or index exits 2."""
+    """Open (and with ``docs``, sync) the index as ``lorag index`` does; a bad folder or index exits 2.
+
+    ``quiet`` (``--json``): no report line and no progress bars on stderr.
+    """
     if docs is None and index_dir is None:
         raise usage_error("give --docs DIR (and optionally --index-dir), or --index-dir of an existing index")
     if docs is not None and not docs.expanduser().is_dir():  # told before the embedder loads (seconds)
@@ -60,7 +63,12 @@ def open_index(  # type: ignore[no-untyped-def]
 
     target = index_dir or default_index_dir(docs)  # type: ignore[arg-type]
     try:
-        index = DocumentIndex(target, embedder=embedder, backend=backend.value)  # type: ignore[arg-type]
+        index = DocumentIndex(
+            target,
+            embedder=embedder,
+            backend=backend.value,  # type: ignore[arg-type]
+            show_progress=not quiet,
+        )
         if docs is not None:
             # Another process syncing this folder (a second `ask`): wait for it, then start from what it saved.
             report = index.sync(docs, follow_links=follow_links, max_file_mb=max_file_mb, wait=None)

@@ -11,13 +11,16 @@ reading the index to swapping the pointer, so two syncs never interleave; loadin
 from __future__ import annotations
 
 import logging
+import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lorag.chunking import Splitter, make_splitter
+import numpy as np
+
+from lorag.chunking import Splitter, make_splitter, reporting_progress
 from lorag.embedding import Embedder, EmbeddingCache
 from lorag.embedding.onnx_backend import Backend
 from lorag.locking import exclusive
@@ -33,6 +36,11 @@ CACHE_FILE = "embeddings.sqlite"
 #: Chunk size in the embedder's own tokens. 256 fills MiniLM's window; see benchmarks/results/chunking.md.
 DEFAULT_CHUNK_TOKENS = 256
 DEFAULT_CHUNK_OVERLAP = 32
+
+#: Chunks per embedding call while syncing: the embedding bar moves this often.
+EMBED_BLOCK = 512
+#: Seconds a step runs before its progress bar appears, so a quick sync prints nothing.
+PROGRESS_DELAY_S = 1.0
 
 
 def default_splitters(embedder: Embedder, chunk_tokens: int = DEFAULT_CHUNK_TOKENS) -> dict[str, Splitter]:
@@ -116,7 +124,9 @@ class DocumentIndex:
         backend: the runtime of an embedder given by reference (``torch``, ``onnx``, ``onnx-fp32``; see ``Embedder``).
             ``openvino`` needs calibration texts: pass an ``Embedder`` for it.
         splitters: splitters by document kind (``"markdown"``, ``"text"``); defaults to ``default_splitters``.
-        show_progress: progress bars while embedding.
+        show_progress: progress bars on stderr while a sync chunks (in characters, through each long file) and
+            embeds (in chunks), shown once a step takes over ``PROGRESS_DELAY_S``. They replace the embedding
+            model's own per-batch bars, which an embedder given by reference never draws.
     """
 
     def __init__(
@@ -131,11 +141,12 @@ class DocumentIndex:
         self.index_dir = Path(index_dir).expanduser()
         if self.index_dir.exists() and not self.index_dir.is_dir():
             raise NotADirectoryError(f"index dir {str(index_dir)!r} is a file")
+        self.show_progress = show_progress
         self._cache: EmbeddingCache | None = None
         if isinstance(embedder, str):
             self.index_dir.mkdir(parents=True, exist_ok=True)
             self._cache = EmbeddingCache(self.index_dir / CACHE_FILE)
-            embedder = Embedder(embedder, cache=self._cache, show_progress=show_progress, device="cpu", backend=backend)
+            embedder = Embedder(embedder, cache=self._cache, device="cpu", backend=backend)
         self.embedder = embedder
         self.splitters = splitters or default_splitters(embedder)
         self.files: dict[str, dict[str, Any]] = {}
@@ -249,14 +260,18 @@ class DocumentIndex:
         texts: list[str] = []
         metas: list[dict[str, Any]] = []
         files = {s: e for s, e in self.files.items() if s in current and s not in report.changed}
-        for doc in fresh:
-            d_ids, d_texts, d_metas = self.chunk(doc)
-            files[doc.source] = {"sha256": doc.sha256, "chunk_ids": d_ids}
-            ids += d_ids
-            texts += d_texts
-            metas += d_metas
+        with self._bar(sum(len(doc.text) for doc in fresh), "chunking", "char") as bar:
+            for doc in fresh:
+                before_doc = bar.n
+                with reporting_progress(lambda offset, base=before_doc: bar.update(max(0, base + offset - bar.n))):
+                    d_ids, d_texts, d_metas = self.chunk(doc)
+                bar.update(before_doc + len(doc.text) - bar.n)
+                files[doc.source] = {"sha256": doc.sha256, "chunk_ids": d_ids}
+                ids += d_ids
+                texts += d_texts
+                metas += d_metas
         before = len(self._cache) if self._cache is not None else 0
-        vectors = self.embedder.embed_documents(texts)
+        vectors = self._embed(texts)
         report.chunks_embedded = (len(self._cache) - before) if self._cache is not None else len(texts)
         report.chunks_added = len(ids)
 
@@ -282,6 +297,30 @@ class DocumentIndex:
             report.chunks_embedded,
         )
         return report
+
+    def _bar(self, total: int, desc: str, unit: str) -> Any:
+        from tqdm.auto import tqdm
+
+        return tqdm(
+            total=total,
+            desc=desc,
+            unit=unit,
+            unit_scale=True,
+            file=sys.stderr,
+            delay=PROGRESS_DELAY_S,
+            disable=not self.show_progress,
+        )
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """``embed_documents`` in blocks of ``EMBED_BLOCK`` chunks, so the bar moves while a large folder embeds."""
+        if not texts:
+            return self.embedder.embed_documents(texts)
+        with self._bar(len(texts), "embedding", "chunk") as bar:
+            blocks = []
+            for start in range(0, len(texts), EMBED_BLOCK):
+                blocks.append(self.embedder.embed_documents(texts[start : start + EMBED_BLOCK]))
+                bar.update(len(blocks[-1]))
+        return np.concatenate(blocks)
 
     # -------------------------------------------------------------------------------------------------- querying
     def search(self, query: str, k: int = 5) -> list[HybridHit]:
