@@ -158,7 +158,7 @@ class QLoRAConfig:
             raise ValueError(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
         if self.method == "full" and self.quantization != "none":
             raise ValueError(
-                f"method 'full' trains every weight, which a {self.quantization} base cannot hold or save: "
+                f"method 'full' trains every weight, which a base loaded as {self.quantization} cannot hold or save: "
                 "load the base in full precision with quantization='none' (--quantization none), "
                 "or train an adapter on the quantized base (--method lora for QLoRA)"
             )
