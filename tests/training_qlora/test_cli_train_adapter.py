@@ -35,3 +35,14 @@ def test_cli_reports_bad_lines(tiny_llm_dir: Path, tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "line 2: empty line" in result.output
+
+
+def test_cli_reads_a_whole_alpha_without_teacher_as_lora_alpha(tiny_llm_dir: Path, echo_jsonl: Path, tmp_path: Path):
+    # --alpha was LoRA's before distillation took the name; recorded commands (benchmarks/grounded_adapter.py) use it.
+    out = tmp_path / "adapter"
+    args = ["train-adapter", "--base", str(tiny_llm_dir), "--data", str(echo_jsonl), "--output", str(out)]
+    args += ["--max-steps", "1", "--quantization", "none", "--rank", "4", "--alpha", "8", "--no-progress"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "read as --lora-alpha 8" in result.output
+    assert json.loads((out / "adapter_config.json").read_text())["lora_alpha"] == 8

@@ -23,7 +23,9 @@ def train_adapter_command(
     epochs: float = typer.Option(1.0, "--epochs", help="Passes over the data (when --max-steps is not given)."),
     quantization: str = typer.Option("nf4", "--quantization", help="How the base is loaded: nf4, int8 or none."),
     rank: int = typer.Option(16, "--rank", help="LoRA rank."),
-    lora_alpha: int = typer.Option(32, "--lora-alpha", help="LoRA alpha (the update is scaled by alpha/rank)."),
+    lora_alpha: int | None = typer.Option(
+        None, "--lora-alpha", help="LoRA alpha (the update is scaled by alpha/rank); 32."
+    ),
     dropout: float = typer.Option(0.05, "--dropout", help="LoRA (or bottleneck) dropout."),
     target_modules: str = typer.Option(
         "all-linear", "--target-modules", help="LoRA: 'all-linear' or comma-separated module names (q_proj,v_proj)."
@@ -33,7 +35,11 @@ def train_adapter_command(
     reduction_factor: int = typer.Option(16, "--reduction-factor", help="Bottleneck width = layer width / this."),
     teacher: str | None = typer.Option(None, "--teacher", help="Distil from this model (same tokenizer as --base)."),
     teacher_adapter: str | None = typer.Option(None, "--teacher-adapter", help="A peft adapter for the teacher."),
-    kd_alpha: float | None = typer.Option(None, "--alpha", help="Distillation: a in a*CE + (1-a)*T^2*KL (0.5)."),
+    kd_alpha: float | None = typer.Option(
+        None,
+        "--alpha",
+        help="Distillation: a in a*CE + (1-a)*T^2*KL (0.5); without --teacher, LoRA alpha (deprecated).",
+    ),
     temperature: float | None = typer.Option(None, "--temperature", help="Distillation temperature T (2.0)."),
     lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate."),
     lr_scheduler: str = typer.Option("cosine", "--lr-scheduler", help="cosine, linear, constant, ..."),
@@ -61,12 +67,11 @@ def train_adapter_command(
     from lorag.training.qlora import OutputExistsError, QLoRAConfig, train_adapter
     from lorag.training.sft_data import DataFormatError
 
-    if teacher is None and (kd_alpha is not None or temperature is not None):
-        typer.echo(
-            "error: --alpha and --temperature weigh distillation and need --teacher; LoRA's alpha is --lora-alpha",
-            err=True,
-        )
-        raise typer.Exit(2)
+    try:
+        lora_alpha, kd_alpha = _split_alpha(teacher, lora_alpha, kd_alpha, temperature)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from err
     modules: str | list[str] = target_modules
     if target_modules != "all-linear":
         modules = [m.strip() for m in target_modules.split(",") if m.strip()]
@@ -74,7 +79,7 @@ def train_adapter_command(
         method=method,
         quantization=quantization,  # type: ignore[arg-type]
         rank=rank,
-        alpha=lora_alpha,
+        alpha=QLoRAConfig.alpha if lora_alpha is None else lora_alpha,
         dropout=dropout,
         target_modules=modules,
         num_virtual_tokens=num_virtual_tokens,
@@ -112,3 +117,21 @@ def train_adapter_command(
     }
     typer.echo(f"adapter saved to {result.output_dir}")
     typer.echo(json.dumps(summary, indent=2))
+
+
+def _split_alpha(
+    teacher: str | None, lora_alpha: int | None, alpha: float | None, temperature: float | None
+) -> tuple[int | None, float | None]:
+    """(LoRA alpha, distillation alpha). ``--alpha`` was LoRA's before distillation took the name; without
+    ``--teacher`` a whole ``--alpha`` is still read as LoRA's, with a warning, so recorded commands keep working."""
+    if teacher is not None or alpha is None:
+        if teacher is None and temperature is not None:
+            raise ValueError("--temperature softens the teacher's distributions and needs --teacher")
+        return lora_alpha, alpha
+    if not alpha.is_integer() or alpha < 1 or lora_alpha is not None:
+        raise ValueError(
+            f"--alpha {alpha:g} without --teacher: --alpha is distillation's CE weight and needs --teacher; "
+            "LoRA's alpha is --lora-alpha"
+        )
+    typer.echo(f"warning: --alpha {alpha:g} without --teacher is read as --lora-alpha {alpha:g}", err=True)
+    return int(alpha), None
