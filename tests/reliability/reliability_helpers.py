@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from lorag.rag.index import DocumentIndex
 
@@ -58,3 +61,15 @@ def lorag(*args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def unprivileged(argv: list[str]) -> list[str]:
+    """``argv`` run so that file permissions bind: unchanged for a user; for root (who writes into read-only folders),
+    under ``setpriv`` without the capabilities that override permissions. Skips the test where that is impossible."""
+    if os.geteuid() != 0:
+        return argv
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("root without setpriv: a read-only folder cannot be made to refuse root")
+    caps = "-dac_override,-dac_read_search"
+    return [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}", *argv]

@@ -14,11 +14,21 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from reliability_helpers import contents, open_index, write_docs
+from reliability_helpers import contents, open_index, unprivileged, write_docs
 from typer.testing import CliRunner
 
-from lorag.locking import DirectoryBusyError, exclusive, lock_file
+from lorag.locking import LOCK_NAME, DirectoryBusyError, exclusive, lock_file
 from lorag.retrieval import persistence
+
+# An older lorag: flock on the file beside the directory, its PID written there.
+HOLD_LEGACY = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.pwrite(fd, f"{os.getpid()}\\n".encode(), 0)
+print("held", flush=True)
+time.sleep(60)
+"""
 
 HOLD = """
 import sys, time
@@ -30,12 +40,12 @@ with exclusive(sys.argv[1]):
 
 
 @contextmanager
-def held_by_thread(directory: Path, release_after: float = 30.0) -> Iterator[threading.Event]:
+def held_by_thread(directory: Path, release_after: float = 30.0, *, beside: bool = False) -> Iterator[threading.Event]:
     """Hold ``directory``'s lock in another thread (a flock on its own file descriptor, as another process would)."""
     taken, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with exclusive(directory):
+        with exclusive(directory, beside=beside):
             taken.set()
             release.wait(release_after)
 
@@ -59,7 +69,8 @@ def test_a_second_writer_fails_at_once_naming_the_pid_and_kill_9_frees_the_lock(
         with busy as err, exclusive(target, wait=0):
             pass
         assert err.value.pid == child.pid and time.monotonic() - started < 1
-        assert not target.exists()  # the lock file sits beside the directory
+        assert [p.name for p in target.iterdir()] == [LOCK_NAME]  # inside the directory: its parent is not written
+        assert [p.name for p in tmp_path.iterdir()] == ["idx"]
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
@@ -78,7 +89,7 @@ def test_wait_outlasts_a_writer_that_finishes(tmp_path: Path) -> None:
 def test_the_lock_is_reentrant_and_covers_subdirectories_in_one_thread(tmp_path: Path) -> None:
     inner = tmp_path / "idx" / "snap-1" / "retriever"
     with exclusive(tmp_path / "idx", wait=0), exclusive(tmp_path / "idx", wait=0), exclusive(inner, wait=0):
-        assert not (tmp_path / "idx" / "snap-1" / ".retriever.lock").exists()
+        assert not lock_file(inner).exists()
     with held_by_thread(tmp_path / "idx"), pytest.raises(DirectoryBusyError), exclusive(tmp_path / "idx", wait=0.1):
         pass
 
@@ -134,11 +145,49 @@ def test_cli_index_busy_exits_2_naming_the_pid_and_wait_outlasts_it(tmp_path: Pa
         busy = CliRunner().invoke(app, args)
         assert busy.exit_code == 2, busy.output
         assert f"is being written by PID {os.getpid()}" in busy.stderr and "--wait SECONDS" in busy.stderr
-        assert not (tmp_path / "idx").exists()
+        assert [p.name for p in (tmp_path / "idx").iterdir()] == [LOCK_NAME]  # the busy run wrote nothing
         threading.Timer(0.5, release.set).start()
         waited = CliRunner().invoke(app, [*args, "--wait", "30"])
     assert waited.exit_code == 0, waited.output
     assert "2 added" in waited.stderr
+
+
+def test_an_older_lorag_holding_the_lock_beside_the_index_is_waited_for(tmp_path: Path) -> None:
+    """Indexes written before the lock moved inside keep ``.<name>.lock`` beside them; an older lorag still writing
+    holds that file (and writes its PID there), so a writer now takes it too."""
+    target = tmp_path / "idx"
+    target.mkdir()
+    legacy = lock_file(target, beside=True)
+    assert legacy == tmp_path / ".idx.lock"
+    older = subprocess.Popen([sys.executable, "-c", HOLD_LEGACY, str(legacy)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert older.stdout is not None and older.stdout.readline().strip() == "held"
+        with pytest.raises(DirectoryBusyError, match=f"PID {older.pid}"), exclusive(target, wait=0.2):
+            pass
+    finally:
+        older.send_signal(signal.SIGKILL)
+        older.wait()
+    with exclusive(target, wait=0):
+        assert lock_file(target).read_text().strip() == str(os.getpid())
+
+
+def test_a_directory_that_cannot_hold_the_lock_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    with pytest.raises(NotADirectoryError, match="a-file is a file, not a directory"), exclusive(tmp_path / "a-file"):
+        pass
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    code = "import sys\nfrom lorag.locking import exclusive\nwith exclusive(sys.argv[1]):\n    pass\n"
+    try:
+        done = subprocess.run(
+            unprivileged([sys.executable, "-c", code, str(folder / "idx")]), capture_output=True, text=True
+        )
+    finally:
+        folder.chmod(0o755)
+    expected = f"cannot create {folder / 'idx'} (Permission denied): make {folder} writable by this user, or choose"
+    assert done.returncode == 1 and f"DirectoryNotWritableError: {expected}" in done.stderr
+    assert list(folder.iterdir()) == []
 
 
 def test_trainers_refuse_an_output_another_run_is_writing(tmp_path: Path) -> None:
@@ -146,7 +195,7 @@ def test_trainers_refuse_an_output_another_run_is_writing(tmp_path: Path) -> Non
     from lorag.training.qlora import train_adapter
 
     out = tmp_path / "out"
-    with held_by_thread(out):
+    with held_by_thread(out, beside=True):  # an output locks beside it: it must start empty
         with pytest.raises(DirectoryBusyError, match=f"{out} is being written by PID"):
             train_adapter("no-such-base", tmp_path / "no-such.jsonl", out)
         with pytest.raises(DirectoryBusyError, match=f"{out} is being written by PID"):
