@@ -2,9 +2,11 @@
 
 Stored in SQLite (standard library, atomic transactions, safe across processes) as raw float32 bytes: no pickle.
 
-The cache is an optimisation only, so it never makes anything fail or wrong: a damaged file is moved aside with a
-warning and started afresh, and each vector is stored with a sha256 of its key and bytes, so an entry that was
-altered (or written before lorag checked them) is recomputed instead of being used.
+The cache is an optimisation only, so it never makes anything wrong: a damaged file (not SQLite, or malformed) is
+moved aside with a warning and started afresh, and each vector is stored with a sha256 of its key and bytes, so an
+entry that was altered (or written before lorag checked them) is recomputed instead of being used. A cache that cannot
+be used now (locked by another process, read-only, a disk error or a full disk) is an ``EmbeddingCacheError`` naming
+the file and what to do; the file is left as it was.
 """
 
 from __future__ import annotations
@@ -29,6 +31,44 @@ T = TypeVar("T")
 _SCHEMA = "CREATE TABLE IF NOT EXISTS embeddings (key TEXT PRIMARY KEY, dim INTEGER NOT NULL, vec BLOB NOT NULL)"
 # SQLite's own messages for SQLITE_NOTADB and SQLITE_CORRUPT (``sqlite_errorcode`` needs Python 3.11).
 _DAMAGED = ("file is not a database", "database disk image is malformed")
+#: Seconds to wait for another process's write to the cache before giving up.
+DEFAULT_TIMEOUT_S = 60.0
+
+
+class EmbeddingCacheError(ValueError):
+    """The cache file cannot be used now; nothing in it was changed.
+
+    A ``ValueError`` like lorag's other "this index cannot be used" errors (``IndexFormatError``,
+    ``DirectoryBusyError``), so every command reports it without a traceback.
+    """
+
+
+def _advice(path: Path, err: sqlite3.Error, timeout: float) -> str:
+    """What went wrong with the cache at ``path`` and what the user can do, from SQLite's message."""
+    message = str(err)
+    if "is locked" in message:  # SQLITE_BUSY / SQLITE_LOCKED
+        return (
+            f"embedding cache {path} is locked by another process (waited {timeout:g} s): let it finish, or close "
+            "the program holding the file, and try again"
+        )
+    if "readonly" in message:  # SQLITE_READONLY: "attempt to write a readonly database"
+        return (
+            f"embedding cache {path} is read-only: make it and {path.parent} writable by this user, or use another "
+            "index directory"
+        )
+    if "unable to open" in message:  # SQLITE_CANTOPEN
+        return (
+            f"embedding cache {path} cannot be opened: it must be a file in a folder this user can write "
+            f"({path.parent}); fix that, or use another index directory"
+        )
+    if "disk is full" in message:  # SQLITE_FULL
+        return f"embedding cache {path}: the disk is full; free space on it and try again"
+    if "disk I/O error" in message:  # SQLITE_IOERR
+        return (
+            f"embedding cache {path}: disk I/O error (a failing disk, a file size limit, or a network file system "
+            "without locking); check that the disk can be written and try again"
+        )
+    return f"embedding cache {path}: {message}; it only saves re-embedding: delete it and lorag rebuilds it"
 
 
 def text_key(namespace: str, text: str) -> str:
@@ -45,21 +85,36 @@ def _is_damage(err: sqlite3.DatabaseError) -> bool:
 
 
 class EmbeddingCache:
-    """Float32 vectors by key in one SQLite file; ``get_many`` / ``put_many`` work in batches."""
+    """Float32 vectors by key in one SQLite file; ``get_many`` / ``put_many`` work in batches.
 
-    def __init__(self, path: str | Path) -> None:
+    Args:
+        path: the SQLite file; created with its folder if missing.
+        timeout: seconds to wait while another process writes the file.
+
+    Raises:
+        EmbeddingCacheError: the file cannot be used (locked, read-only, disk error); the message says what to do.
+    """
+
+    def __init__(self, path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout = timeout
         self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise EmbeddingCacheError(
+                f"cannot create the embedding cache's folder {self.path.parent} ({err.strerror}): make its parent "
+                "writable by this user, or use another index directory"
+            ) from err
         try:
             self._conn = self._connect()
         except sqlite3.DatabaseError as err:
             if not _is_damage(err):
-                raise
+                raise EmbeddingCacheError(_advice(self.path, err, timeout)) from err
             self._conn = self._start_afresh(err)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
+        conn = sqlite3.connect(self.path, check_same_thread=False, timeout=self.timeout)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(_SCHEMA)
@@ -74,24 +129,36 @@ class EmbeddingCache:
 
     def _start_afresh(self, err: sqlite3.DatabaseError) -> sqlite3.Connection:
         aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
-        with contextlib.suppress(FileNotFoundError):  # another process moved it first
-            os.replace(self.path, aside)
-        for suffix in ("-wal", "-shm"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        try:
+            with contextlib.suppress(FileNotFoundError):  # another process moved it first
+                os.replace(self.path, aside)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        except OSError as moving:
+            raise EmbeddingCacheError(
+                f"embedding cache {self.path} is damaged ({err}) and cannot be moved aside ({moving.strerror}): "
+                f"make {self.path.parent} writable by this user, or delete the file; lorag rebuilds it"
+            ) from err
         logger.warning("embedding cache %s is damaged (%s): moved to %s and started afresh", self.path, err, aside)
-        return self._connect()
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as again:
+            raise EmbeddingCacheError(_advice(self.path, again, self.timeout)) from again
 
     def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         """``operation(connection)`` under the lock; once more on a fresh file if the cache turns out damaged."""
         with self._lock:
             try:
-                return operation(self._conn)
+                try:
+                    return operation(self._conn)
+                except sqlite3.DatabaseError as err:
+                    if not _is_damage(err):
+                        raise
+                    self._conn.close()
+                    self._conn = self._start_afresh(err)
+                    return operation(self._conn)
             except sqlite3.DatabaseError as err:
-                if not _is_damage(err):
-                    raise
-                self._conn.close()
-                self._conn = self._start_afresh(err)
-                return operation(self._conn)
+                raise EmbeddingCacheError(_advice(self.path, err, self.timeout)) from err
 
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         """The cached vectors of ``keys``; entries whose digest does not match are left out, so they are recomputed."""
