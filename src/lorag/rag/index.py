@@ -262,10 +262,13 @@ class DocumentIndex:
         files = {s: e for s, e in self.files.items() if s in current and s not in report.changed}
         with self._bar(sum(len(doc.text) for doc in fresh), "chunking", "char") as bar:
             for doc in fresh:
-                before_doc = bar.n
-                with reporting_progress(lambda offset, base=before_doc: bar.update(max(0, base + offset - bar.n))):
+
+                def reached(offset: int, base: int = bar.n) -> None:  # an offset into this document
+                    bar.update(max(0, base + offset - bar.n))
+
+                with reporting_progress(reached):
                     d_ids, d_texts, d_metas = self.chunk(doc)
-                bar.update(before_doc + len(doc.text) - bar.n)
+                reached(len(doc.text))
                 files[doc.source] = {"sha256": doc.sha256, "chunk_ids": d_ids}
                 ids += d_ids
                 texts += d_texts
