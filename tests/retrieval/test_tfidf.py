@@ -11,6 +11,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from retrieval_data import CORPUS, IDS, METADATAS, WhitespaceTokenizer
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from lorag.retrieval import (
     BM25Index,
@@ -21,8 +22,6 @@ from lorag.retrieval import (
     Tokenizer,
     persistence,
 )
-
-TfidfVectorizer = pytest.importorskip("sklearn.feature_extraction.text").TfidfVectorizer
 
 OPTIONS = [(sublinear, smooth) for sublinear in (False, True) for smooth in (False, True)]
 WORDS = st.sampled_from([f"w{i}" for i in range(8)])

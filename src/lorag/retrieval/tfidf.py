@@ -2,13 +2,15 @@
 
 On the same tokens, every score equals ``TfidfVectorizer(analyzer=tokenize, sublinear_tf=..., smooth_idf=...)``'s
 ``transform([query]) @ fit_transform(corpus).T`` (l2-normalised rows, so the product is the cosine), to float
-rounding. The weighting is two formulas in ``lorag.retrieval.scoring`` over a ``scipy.sparse`` count matrix rather than
-scikit-learn itself, for three reasons: scikit-learn is no dependency of lorag's core (importing its text module takes
-about 1.5 s, paid by every CLI start); a fitted vectorizer has no add or delete, so each change would refit from the
+rounding. The weighting is two formulas in ``lorag.retrieval.scoring`` over a ``scipy.sparse`` count matrix (scipy is
+a core dependency) rather than scikit-learn itself, for three reasons: scikit-learn is no dependency of lorag's core,
+and importing its text module took 1.5 s on this project's busy 2-core machine (scipy.sparse: 0.3 s), paid by any
+process importing ``lorag.retrieval``; a fitted vectorizer has no add or delete, so each change would refit from the
 texts, while the index keeps raw counts and reweighs them in a few vectorised passes; and it persists by pickle, which
-lorag refuses. The tests hold the two to equal scores on random corpora (``tests/retrieval/test_tfidf.py``).
+lorag refuses. The tests hold the two to equal scores on random corpora (``tests/retrieval/test_tfidf.py``), with
+scikit-learn from ``lorag[bench]``.
 
-Layout and API follow ``BM25Index``: raw counts kept document-major, weights stored term-major (``term_indptr`` /
+Layout and API follow ``BM25Index``: raw counts kept document-major, weights stored term-major (``term_bounds`` /
 ``post_docs`` / ``post_weights``), so a query gathers its terms' postings, scales each term's by its query weight and
 sums per document with ``np.bincount``. Only documents that contain a query term are candidates (every weight is
 positive, so they are exactly the documents with a non-zero cosine).
