@@ -28,7 +28,12 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lorag.llm.loops import LoopBreaker, TokenBytes
+
 _INSTALL = "grammar-constrained generation needs llguidance: pip install 'lorag[structured]' (or llguidance)"
+#: Bounds ``bounded_schema`` gives a string or array that has none: longer than a tool argument usually is, short
+#: enough that a value the model cannot stop writing still ends within a few hundred tokens.
+MAX_STRING_LENGTH, MAX_ITEMS = 256, 32
 #: One line of compact JSON ("a": 1, "b": 2): no free whitespace, which a small model could emit without end.
 JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
@@ -74,6 +79,27 @@ def strict_schema(schema: Any) -> Any:
     return out
 
 
+def _types(schema: Mapping[str, Any]) -> set[str]:
+    kind = schema.get("type")
+    return {kind} if isinstance(kind, str) else set(kind) if isinstance(kind, list) else set()
+
+
+def bounded_schema(schema: Any, max_length: int = MAX_STRING_LENGTH, max_items: int = MAX_ITEMS) -> Any:
+    """The schema with ``maxLength`` on every string and ``maxItems`` on every array that has no bound (nor an
+    ``enum`` or ``const``): every valid output of the result is one of the original, and no value can grow without
+    end. A schema that needs longer values says so with its own ``maxLength`` / ``maxItems``."""
+    if not isinstance(schema, Mapping):
+        return schema
+    out = map_subschemas(schema, lambda sub: bounded_schema(sub, max_length, max_items))
+    if "enum" in out or "const" in out:
+        return out
+    if "string" in _types(out) and "maxLength" not in out:
+        out["maxLength"] = max(max_length, out.get("minLength", 0))
+    if "array" in _types(out) and "maxItems" not in out:
+        out["maxItems"] = max(max_items, out.get("minItems", 0))
+    return out
+
+
 @dataclass(frozen=True)
 class Grammar:
     """What a request's output must match, in llguidance's serialized form; build it with a classmethod.
@@ -81,10 +107,13 @@ class Grammar:
     Attributes:
         source: The llguidance grammar (opaque; pass it to llguidance).
         kind: ``json_schema`` or ``lark``, for messages.
+        json_start: Where the output's JSON values begin, for the loop breaker (``lorag.llm.loops``): ``""`` at the
+            start, else after each occurrence of this text; None: no JSON value is closed when the output loops.
     """
 
     source: str
     kind: str
+    json_start: str | None = None
 
     @classmethod
     def json_schema(cls, schema: Mapping[str, Any] | str, *, strict: bool = True) -> Grammar:
@@ -110,7 +139,7 @@ class Grammar:
             source = _llguidance().LLMatcher.grammar_from_json_schema(json.dumps(body))
         except (TypeError, ValueError) as err:
             raise GrammarError(f"the JSON schema cannot be serialized: {err}") from err
-        return cls._checked(source, "json_schema")
+        return cls._checked(source, "json_schema", "")
 
     @classmethod
     def json_object(cls) -> Grammar:
@@ -118,28 +147,49 @@ class Grammar:
         return cls.json_schema({"type": "object"}, strict=False)
 
     @classmethod
-    def lark(cls, text: str) -> Grammar:
+    def lark(cls, text: str, *, json_start: str | None = None) -> Grammar:
         """A grammar in llguidance's Lark dialect (which adds ``%json {schema}`` and ``[lazy]`` rules).
+
+        Args:
+            text: The grammar.
+            json_start: Where its JSON values begin (see ``Grammar.json_start``).
 
         Raises:
             GrammarError: The grammar does not compile (the message says where).
         """
-        return cls._checked(_llguidance().LLMatcher.grammar_from_lark(text), "lark")
+        return cls._checked(_llguidance().LLMatcher.grammar_from_lark(text), "lark", json_start)
 
     @classmethod
-    def _checked(cls, source: str, kind: str) -> Grammar:
+    def _checked(cls, source: str, kind: str, json_start: str | None) -> Grammar:
         error = _llguidance().LLMatcher.validate_grammar(source)
         if error:
             what = "JSON schema" if kind == "json_schema" else "grammar"
             raise GrammarError(f"the {what} cannot be enforced: {error}")
-        return cls(source, kind)
+        return cls(source, kind, json_start)
 
 
-_TOKENIZERS: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], Any]] = weakref.WeakKeyDictionary()
+@dataclass
+class _Vocabulary:
+    """llguidance's view of a Hugging Face tokenizer, and each token's bytes (read when a loop is first watched)."""
+
+    ll: Any
+    _bytes: TokenBytes | None = None
+
+    @property
+    def token_bytes(self) -> TokenBytes:
+        if self._bytes is None:
+            special = self.ll.is_special_token
+            self._bytes = TokenBytes(
+                [b"" if special(i) else self.ll.decode_bytes([i]) for i in range(self.ll.vocab_size)]
+            )
+        return self._bytes
+
+
+_TOKENIZERS: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], _Vocabulary]] = weakref.WeakKeyDictionary()
 _TOKENIZERS_LOCK = threading.Lock()
 
 
-def _ll_tokenizer(tokenizer: Any, eos_ids: tuple[int, ...]) -> Any:
+def _vocabulary(tokenizer: Any, eos_ids: tuple[int, ...]) -> _Vocabulary:
     """llguidance's view of a Hugging Face fast tokenizer; building it reads the whole vocabulary (~0.5 s for
     SmolLM2's), so it is built once per tokenizer and end-of-sequence set."""
     hf = _llguidance().hf
@@ -148,7 +198,7 @@ def _ll_tokenizer(tokenizer: Any, eos_ids: tuple[int, ...]) -> Any:
         by_eos = _TOKENIZERS.setdefault(tokenizer, {})
         if eos_ids not in by_eos:
             try:
-                by_eos[eos_ids] = hf.from_tokenizer(tokenizer, eos_token=list(eos_ids) or None)
+                by_eos[eos_ids] = _Vocabulary(hf.from_tokenizer(tokenizer, eos_token=list(eos_ids) or None))
             except ValueError as err:
                 raise GrammarError(f"grammar-constrained generation needs a fast tokenizer: {err}") from err
         return by_eos[eos_ids]
@@ -156,7 +206,8 @@ def _ll_tokenizer(tokenizer: Any, eos_ids: tuple[int, ...]) -> Any:
 
 class GrammarConstraint:
     """One request's grammar state as a logits processor: feeds it the tokens generated since the last call, then
-    sets every token the grammar forbids to -inf.
+    sets every token the grammar forbids to -inf, and every token that would extend a degenerate loop
+    (``lorag.llm.loops``) unless no other token is allowed.
 
     Args:
         grammar: The constraint.
@@ -171,7 +222,10 @@ class GrammarConstraint:
 
     def __init__(self, grammar: Grammar, tokenizer: Any, prompt_length: int, eos_ids: Collection[int]) -> None:
         llguidance = _llguidance()
-        self._matcher = llguidance.LLMatcher(_ll_tokenizer(tokenizer, tuple(sorted(eos_ids))), grammar.source)
+        self._vocabulary = _vocabulary(tokenizer, tuple(sorted(eos_ids)))
+        self._matcher = llguidance.LLMatcher(self._vocabulary.ll, grammar.source)
+        self._json_start = None if grammar.json_start is None else grammar.json_start.encode()
+        self._loops: LoopBreaker | None = None
         if self._matcher.is_error():
             raise GrammarError(f"the {grammar.kind} cannot be enforced: {self._matcher.get_error()}")
         self._prompt_length = prompt_length
@@ -184,12 +238,17 @@ class GrammarConstraint:
         if new and not self._matcher.consume_tokens(new):
             raise GrammarError(f"the output left its grammar: {self._matcher.get_error()}")
         self._consumed += len(new)
-        allowed = torch.frombuffer(bytearray(self._matcher.compute_logit_bias()), dtype=torch.uint8)
+        allowed = torch.frombuffer(bytearray(self._matcher.compute_logit_bias()), dtype=torch.uint8) != 0
         if self._matcher.is_error():
             raise GrammarError(f"the grammar failed: {self._matcher.get_error()}")
+        if new:
+            if self._loops is None:
+                self._loops = LoopBreaker(self._vocabulary.token_bytes, self._json_start)
+            self._loops.extend(self._vocabulary.ll.decode_bytes(new))
+            allowed = torch.from_numpy(self._loops.closing(allowed.numpy()))
         n = min(len(allowed), scores.shape[-1])
         keep = scores.new_zeros(scores.shape, dtype=torch.bool)
-        keep[..., :n] = allowed[:n].to(scores.device) != 0
+        keep[..., :n] = allowed[:n].to(scores.device)
         masked = scores.masked_fill(~keep, float("-inf"))
         if torch.isneginf(masked).all():
             raise GrammarError(

@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lorag.llm.structured import JSON_LAYOUT, Grammar, map_subschemas, strict_schema
+from lorag.llm.structured import JSON_LAYOUT, Grammar, bounded_schema, map_subschemas, strict_schema
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 FALLBACK_TOOLS_PROMPT = (
@@ -142,14 +142,17 @@ def _unannotated(schema: Any) -> Any:
 def tool_grammar(tools: Sequence[Tool], tool_choice: str = "auto", *, listed: bool = False) -> Grammar | None:
     """The constraint for a turn: ``auto`` lets the model write freely, but a ``<tool_call>`` block it starts must
     hold valid calls; ``required`` forces exactly one call to any tool, a tool's name one call to it; ``none`` is
-    free. ``listed``: the fallback format's block (a JSON list of calls), else a Hermes block (one call)."""
+    free. ``listed``: the fallback format's block (a JSON list of calls), else a Hermes block (one call).
+
+    Arguments are bounded (``bounded_schema``: strings and arrays without a ``maxLength`` / ``maxItems`` get one) so
+    that, with the loop breaker every grammar has, a call ends however the model writes its values."""
     if tool_choice == "none" or not tools:
         return None
     chosen = [t for t in tools if t.name == tool_choice] if tool_choice not in CHOICES else list(tools)
     rules = []
     for i, tool in enumerate(chosen):
         head = json.dumps(f'{{"name": {json.dumps(tool.name)}, "arguments": ')
-        arguments = {**strict_schema(dict(tool.parameters)), "x-guidance": JSON_LAYOUT}
+        arguments = {**bounded_schema(strict_schema(dict(tool.parameters))), "x-guidance": JSON_LAYOUT}
         rules.append(f'call_{i}: {head} args_{i} "}}"\nargs_{i}: %json {json.dumps(arguments)}')
     one = "(" + " | ".join(f"call_{i}" for i in range(len(chosen))) + ")"
     if not listed:
@@ -163,7 +166,7 @@ def tool_grammar(tools: Sequence[Tool], tool_choice: str = "auto", *, listed: bo
         start += f"trigger[lazy]: TEXT {json.dumps(OPEN)}\nTEXT: /(.|\\n)*/\n"
     else:
         start = f"start: {json.dumps(OPEN)} {block}\n"
-    return Grammar.lark(start + "\n".join(rules) + "\n")
+    return Grammar.lark(start + "\n".join(rules) + "\n", json_start=OPEN)
 
 
 def supports_tools(tokenizer: Any) -> bool:
@@ -262,7 +265,8 @@ def parse_tool_calls(text: str) -> ToolReply:
 
 class ToolCallStream:
     """Reads a streamed reply: text outside ``<tool_call>`` blocks passes through as soon as it cannot be the start
-    of one, and each block comes out as a call once its ``</tool_call>`` arrives."""
+    of one, and each block comes out as a call once its ``</tool_call>`` arrives (one inside a JSON string is part of
+    an argument's value, not the block's end)."""
 
     def __init__(self) -> None:
         self._buffer = ""
@@ -276,14 +280,10 @@ class ToolCallStream:
         invalid: list[InvalidToolCall] = []
         while True:
             if self._inside:
-                end = self._buffer.find(CLOSE)
+                end = _block_end(self._buffer)
                 if end < 0:
                     break
-                block, self._buffer, self._inside = self._buffer[:end], self._buffer[end + len(CLOSE) :], False
-                parsed, error = _parse_block(block)
-                calls.extend(parsed)
-                if error:
-                    invalid.append(InvalidToolCall(OPEN + block + CLOSE, error))
+                self._close_block(end, calls, invalid)
                 continue
             start = self._buffer.find(OPEN)
             if start >= 0:
@@ -297,12 +297,50 @@ class ToolCallStream:
         return ToolReply("".join(content), calls, invalid)
 
     def finish(self) -> ToolReply:
-        """End of the reply: a held-back tail is text; an unclosed block is an invalid call."""
-        rest, self._buffer = self._buffer, ""
-        if self._inside:
-            self._inside = False
+        """End of the reply: a held-back tail is text; an unclosed block is an invalid call, unless it holds a
+        ``</tool_call>`` inside what only looked like a string (an unpaired quote): that one ends it."""
+        if not self._inside:
+            rest, self._buffer = self._buffer, ""
+            return ToolReply(rest, [], [])
+        end = self._buffer.find(CLOSE)
+        if end < 0:
+            rest, self._buffer, self._inside = self._buffer, "", False
             return ToolReply("", [], [InvalidToolCall(OPEN + rest, "the reply ended inside a <tool_call> block")])
-        return ToolReply(rest, [], [])
+        calls: list[ToolCall] = []
+        invalid: list[InvalidToolCall] = []
+        self._close_block(end, calls, invalid)
+        after = self.push("")
+        last = self.finish()
+        return ToolReply(
+            after.content + last.content,
+            calls + after.tool_calls + last.tool_calls,
+            invalid + after.invalid_tool_calls + last.invalid_tool_calls,
+        )
+
+    def _close_block(self, end: int, calls: list[ToolCall], invalid: list[InvalidToolCall]) -> None:
+        block, self._buffer, self._inside = self._buffer[:end], self._buffer[end + len(CLOSE) :], False
+        parsed, error = _parse_block(block)
+        calls.extend(parsed)
+        if error:
+            invalid.append(InvalidToolCall(OPEN + block + CLOSE, error))
+
+
+def _block_end(block: str) -> int:
+    """Where a block's ``</tool_call>`` starts: the first one outside a JSON string, or -1."""
+    in_string = escaped = False
+    for i, char in enumerate(block):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif block.startswith(CLOSE, i):
+            return i
+    return -1
 
 
 def _parse_block(block: str) -> tuple[list[ToolCall], str | None]:
