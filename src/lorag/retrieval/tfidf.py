@@ -175,8 +175,12 @@ class TfidfIndex:
         weights = scoring.tfidf_tf(tfs, sublinear=self.sublinear_tf) * self._idf[terms]
         return terms, weights / np.sqrt(np.dot(weights, weights))
 
-    def _summed(self, terms: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The cosine of every document (row order), and the rows of the postings that made it."""
+    def _summed(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The cosine of every document (row order) with a tokenized query, and the rows of the postings that made
+        it (the candidates, repeated); zeros and no rows when the query shares no term with the corpus."""
+        terms, weights = self._query_vector(tokens)
+        if not terms.size:
+            return np.zeros(len(self.docs)), _EMPTY[0]
         ptr = self._term_bounds
         slices = [slice(ptr[t], ptr[t + 1]) for t in terms.tolist()]
         docs = np.concatenate([self._post_docs[s] for s in slices])
@@ -186,10 +190,7 @@ class TfidfIndex:
     @synchronized
     def scores_for_tokens(self, tokens: Sequence[str]) -> np.ndarray:
         """The cosine of every document (row order) with an already tokenized query; 0 where no term is shared."""
-        terms, weights = self._query_vector(tokens)
-        if not terms.size:
-            return np.zeros(len(self.docs))
-        return self._summed(terms, weights)[0]
+        return self._summed(tokens)[0]
 
     def get_scores(self, query: str) -> np.ndarray:
         """The score of every document (row order) for a query string."""
@@ -209,17 +210,12 @@ class TfidfIndex:
         """The top ``k`` as ``{id: score}`` in rank order, and the exact score of each id in ``exact_for`` (the
         interface ``HybridRetriever`` fuses, as ``BM25Index.ranking``)."""
         check_query(query)
-        terms, weights = self._query_vector(self.tokenizer.tokenize(query))
-        rows, scores = self._top(terms, weights, check_k(k), self.docs.mask(filter))
-        ids = self.docs.ids
+        k = check_k(k)
+        summed, docs = self._summed(self.tokenizer.tokenize(query))
+        rows, scores = _top(summed, docs, k, self.docs.mask(filter))
+        ids, row_of = self.docs.ids, self.docs.row_of
         top = dict(zip([ids[r] for r in rows.tolist()], scores.tolist(), strict=True))
-        exact: dict[str, float] = {}
-        if exact_for:
-            row_of = self.docs.row_of
-            known = [i for i in exact_for if i in row_of]
-            all_scores = self._summed(terms, weights)[0] if terms.size else np.zeros(len(self.docs))
-            exact = {i: float(all_scores[row_of[i]]) for i in known}
-        return top, exact
+        return top, {i: float(summed[row_of[i]]) for i in exact_for if i in row_of}
 
     @synchronized
     def search(self, query: str, k: int = 10, filter: MetadataFilter | None = None) -> list[SearchHit]:
@@ -237,29 +233,9 @@ class TfidfIndex:
         mask = self.docs.mask(filter)
         out = []
         for q in queries:
-            rows, scores = self._top(*self._query_vector(self.tokenizer.tokenize(q)), k, mask)
+            rows, scores = _top(*self._summed(self.tokenizer.tokenize(q)), k, mask)
             out.append(self.docs.hits(rows.tolist(), scores.tolist()))
         return out
-
-    def _top(
-        self, terms: np.ndarray, weights: np.ndarray, k: int, mask: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The best ``k`` rows sharing a query term (those ``mask`` keeps), best first, ties by row."""
-        if not terms.size or k == 0:
-            return _EMPTY
-        summed, docs = self._summed(terms, weights)
-        candidates = np.flatnonzero(summed > 0) if 8 * docs.size > summed.size else np.unique(docs)
-        if mask is not None:
-            candidates = candidates[mask[candidates]]
-        scores = summed[candidates]
-        if candidates.size > k:
-            kth = candidates.size - k
-            threshold = scores[np.argpartition(scores, kth)[kth]]
-            # Everything at or above the k-th best score, so ties at the cut are broken by row like the rest.
-            keep = np.flatnonzero(scores >= threshold)
-            candidates, scores = candidates[keep], scores[keep]
-        order = np.lexsort((candidates, -scores))[:k]
-        return candidates[order].astype(np.int64), scores[order]
 
     # -------------------------------------------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:
@@ -309,3 +285,21 @@ class TfidfIndex:
         index.docs = docs
         index._rebuild()
         return index
+
+
+def _top(summed: np.ndarray, docs: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``k`` rows among the candidates ``docs`` (those ``mask`` keeps), best first, ties by row."""
+    if not docs.size or k == 0:
+        return _EMPTY
+    candidates = np.flatnonzero(summed > 0) if 8 * docs.size > summed.size else np.unique(docs)
+    if mask is not None:
+        candidates = candidates[mask[candidates]]
+    scores = summed[candidates]
+    if candidates.size > k:
+        kth = candidates.size - k
+        threshold = scores[np.argpartition(scores, kth)[kth]]
+        # Everything at or above the k-th best score, so ties at the cut are broken by row like the rest.
+        keep = np.flatnonzero(scores >= threshold)
+        candidates, scores = candidates[keep], scores[keep]
+    order = np.lexsort((candidates, -scores))[:k]
+    return candidates[order].astype(np.int64), scores[order]
