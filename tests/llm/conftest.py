@@ -1,12 +1,13 @@
 """Fixtures for the LLM tests: tiny bases (hidden 32, and hidden 64 for bitsandbytes' 64-value 4-bit blocks) and
-random LoRA adapters saved with peft (``init_lora_weights=False``, so they really change the outputs)."""
+random adapters saved with peft (LoRA with ``init_lora_weights=False``, the other kinds drawn away from their neutral
+start, so they really change the outputs)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from lora_helpers import make_adapter
+from lora_helpers import OTHER_KINDS, make_adapter, make_kind_adapter
 
 from tiny_models import widen_tiny_llm
 
@@ -18,6 +19,15 @@ def adapter_dirs(tiny_llm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     dirs = {f"a{i}": make_adapter(tiny_llm_dir, root / f"a{i}", seed=100 + i) for i in range(3)}
     dirs["a3"] = make_adapter(tiny_llm_dir, root / "a3", seed=103, r=8, targets=["q_proj", "v_proj"])
     return dirs
+
+
+@pytest.fixture(scope="session")
+def kind_dirs(tiny_llm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One random adapter of each non-LoRA kind for the tiny base, registered under its kind's name."""
+    root = tmp_path_factory.mktemp("kinds")
+    return {
+        kind: make_kind_adapter(tiny_llm_dir, root / kind, kind, seed=300 + i) for i, kind in enumerate(OTHER_KINDS)
+    }
 
 
 @pytest.fixture(scope="session")

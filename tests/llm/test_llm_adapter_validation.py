@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from lora_helpers import make_adapter, write_metadata
+from lora_helpers import assert_unchanged, make_adapter, snapshot, write_metadata
 
 from lorag.llm import AdapterError, BaseMismatchWarning, LoragEngine, UnknownAdapterError
 from tiny_models import widen_tiny_llm
-
-
-def snapshot(engine: LoragEngine) -> tuple:
-    """Registry listing, module structure and a hash of every base tensor."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(engine.base.model.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().contiguous().view(torch.uint8).numpy().tobytes())
-    modules = tuple((n, type(m).__name__) for n, m in engine.base.model.named_modules())
-    return engine.adapters.list(), engine.adapters.resident(), modules, h.hexdigest(), engine.adapters.has_adapters
 
 
 @pytest.fixture()
@@ -31,12 +20,6 @@ def loaded(engine):
     engine.adapters.load("a0")
     reference = engine.generate("The quick brown fox", adapter="a0", max_tokens=8)
     return engine, reference
-
-
-def assert_unchanged(engine: LoragEngine, before: tuple, reference) -> None:
-    assert snapshot(engine) == before
-    again = engine.generate("The quick brown fox", adapter="a0", max_tokens=8)
-    assert again.token_logprobs == reference.token_logprobs
 
 
 def test_missing_adapter_dir(loaded, tmp_path: Path) -> None:

@@ -1,21 +1,13 @@
-"""A registry of LoRA adapters on one shared base: lazy registration, validated loading, LRU residency, versions.
+"""A registry of adapters on one shared base: lazy registration, validated loading, LRU residency, versions.
 
 Adapters are registered by name -> directory (a standard peft dir: ``adapter_config.json`` +
-``adapter_model.safetensors``, optionally a ``training_metadata.json`` from lorag's QLoRA trainer) and loaded into the
-base on first use. Everything that could be wrong with an adapter is checked *before* the base is touched, from the
-exact bytes that are then loaded (read once, hashed, parsed), so a failed load leaves registry and base as they were:
-
-- the directory and ``adapter_config.json`` exist and describe a LoRA adapter (DoRA and ``modules_to_save`` are
-  refused: peft cannot mix those per row in one batch);
-- the weights are ``adapter_model.safetensors``; a pickle ``adapter_model.bin`` is refused unless ``allow_pickle``;
-- the safetensors file parses (a truncated or corrupted file is named as such), and every weight is finite (a NaN
-  or infinite weight makes every output NaN, which decodes to an empty answer);
-- every weight targets a module the base has, with matching shapes (an adapter for another base fails here);
-- the base recorded by the adapter matches: ``training_metadata.json``'s ``base_model_fingerprint`` (content hash of
-  the base directory, ``lorag.fingerprint.directory_fingerprint``) is compared exactly; without it,
-  ``adapter_config.json``'s ``base_model_name_or_path`` is compared by resolved path or name. A mismatch warns
-  (``BaseMismatchWarning``, the default ``on_base_mismatch="warn"``, because the same weights can live under several
-  names and shapes were already checked) or raises (``on_base_mismatch="error"``).
+``adapter_model.safetensors``, optionally a ``training_metadata.json`` from lorag's trainer) and loaded into the
+base on first use. Every kind ``lorag train-adapter`` makes is served: LoRA, IA3, bottleneck, prompt tuning and prefix
+tuning, side by side on the same base, chosen per request. Each is validated first (``lorag.llm.adapter_validation``:
+safetensors only, finite weights, shapes against the base, the recorded base), so a refused adapter leaves the
+registry and the base as they were; then injected by kind: LoRA into peft's LoRA layers (this module), IA3 and
+bottleneck as per-row hooks (``lorag.llm.layer_effects``), prompt and prefix tuning as virtual tokens for the prefill
+(``lorag.llm.virtual_tokens``).
 
 Each adapter carries a content ``version`` (sha256 of its config and weight bytes). Reloading an adapter under the same
 name with other weights changes the version, so any cache keyed by (adapter, version) cannot serve stale output.
@@ -35,45 +27,39 @@ import logging
 import os
 import threading
 import time
-import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+from lorag.llm.adapter_format import (
+    BASE_ADAPTER,
+    LAYER_KINDS,
+    VIRTUAL_TOKEN_KINDS,
+    AdapterBusyError,
+    AdapterError,
+    BaseMismatchWarning,
+    UnknownAdapterError,
+)
+from lorag.llm.adapter_validation import LORA_WEIGHTS, ValidatedAdapter, read_adapter, split_key, weights_file
+from lorag.llm.layer_effects import LayerEffect
 from lorag.llm.loading import LoadedBase
 from lorag.llm.mixed_batch import add_group_deltas, grouped_rows
-from lorag.models import ModelNotAvailableError, resolve_model
-
-if TYPE_CHECKING:
-    import torch
+from lorag.llm.virtual_tokens import VirtualTokens
 
 logger = logging.getLogger(__name__)
 
-#: The name that selects the bare base model in a request (peft's convention for mixed batches).
-BASE_ADAPTER = "__base__"
-CONFIG_FILE = "adapter_config.json"
-SAFETENSORS_FILE = "adapter_model.safetensors"
-PICKLE_FILE = "adapter_model.bin"
-METADATA_FILE = "training_metadata.json"
-
-
-class AdapterError(ValueError):
-    """An adapter request or adapter directory that cannot be served; the message says what and why."""
-
-
-class UnknownAdapterError(AdapterError, LookupError):
-    """A request named an adapter that is not registered."""
-
-
-class AdapterBusyError(AdapterError):
-    """The adapter is serving requests (or is pinned) and cannot be changed now."""
-
-
-class BaseMismatchWarning(UserWarning):
-    """The adapter records a different base model than the one loaded (shapes matched)."""
+__all__ = [
+    "BASE_ADAPTER",
+    "AdapterBusyError",
+    "AdapterError",
+    "AdapterInfo",
+    "AdapterRegistry",
+    "BaseMismatchWarning",
+    "UnknownAdapterError",
+]
 
 
 @dataclass(frozen=True)
@@ -89,18 +75,8 @@ class AdapterInfo:
     target_modules: tuple[str, ...] = ()
     recipe: dict[str, float] | None = None
     """For a weighted composition: source adapter -> weight."""
-
-
-@dataclass
-class _Validated:
-    """An adapter read and checked from disk, ready to inject."""
-
-    config: Any
-    state_dict: dict[str, torch.Tensor]
-    version: str
-    rank: int
-    target_modules: tuple[str, ...]
-    module_paths: frozenset[str]
+    kind: str | None = None
+    """``lora``, ``ia3``, ``bottleneck``, ``prompt-tuning`` or ``prefix-tuning``; None until first loaded."""
 
 
 @dataclass
@@ -118,6 +94,9 @@ class _Entry:
     source_versions: dict[str, str] = field(default_factory=dict)
     busy: int = 0
     module_paths: frozenset[str] = frozenset()
+    kind: str | None = None
+    effect: LayerEffect | None = None
+    virtual: VirtualTokens | None = None
 
     def info(self) -> AdapterInfo:
         return AdapterInfo(
@@ -129,6 +108,7 @@ class _Entry:
             self.rank,
             self.target_modules,
             dict(self.recipe) if self.recipe else None,
+            self.kind,
         )
 
 
@@ -159,34 +139,12 @@ def _lora_attribute_names() -> frozenset[str]:
     return frozenset({"base_layer", *LoraLayer.adapter_layer_names, *LoraLayer.other_param_names})
 
 
-def _check_finite(weights_path: Path, state_dict: Mapping[str, torch.Tensor]) -> None:
-    """Refuse NaN or infinite weights: they turn every output of the adapter into NaN (peft generates "")."""
-    import torch
-
-    bad = [key for key, tensor in state_dict.items() if not bool(torch.isfinite(tensor).all())]
-    if bad:
-        shown = ", ".join(sorted(bad)[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-        raise AdapterError(
-            f"{weights_path} has NaN or infinite values in {len(bad)} tensor(s): {shown}; the training diverged "
-            "(retrain with a lower learning rate) or the file is damaged"
-        )
-
-
 @functools.cache
 def _update_layer_takes_config() -> bool:
     """peft releases before the config-based ``LoraLayer.update_layer`` (``config=``) always take ``add_adapter``."""
     from peft.tuners.lora import LoraLayer
 
     return "config" in inspect.signature(LoraLayer.update_layer).parameters
-
-
-def _module_path(key: str) -> tuple[str, str]:
-    """Split a saved peft key into (module path in the base, weight kind)."""
-    stripped = key.removeprefix("base_model.model.")
-    for kind in ("lora_A.weight", "lora_B.weight"):
-        if stripped.endswith("." + kind):
-            return stripped[: -len(kind) - 1], kind
-    return stripped, ""
 
 
 class AdapterRegistry:
@@ -241,20 +199,35 @@ class AdapterRegistry:
 
     @property
     def has_adapters(self) -> bool:
-        return self._peft is not None
+        """Whether any adapter, of any kind, is resident."""
+        with self._state:
+            return bool(self._lru)
+
+    def route(self, name: str) -> str:
+        """The row group a request for resident ``name`` decodes in: its own, or the base's (``"__base__"``) for
+        prompt and prefix tuning, whose adapter is in the request's KV cache after prefill."""
+        if name == BASE_ADAPTER:
+            return name
+        with self._state:
+            return BASE_ADAPTER if self._entry(name).kind in VIRTUAL_TOKEN_KINDS else name
+
+    def virtual_tokens(self, name: str) -> VirtualTokens | None:
+        """The virtual tokens of a resident prompt- or prefix-tuning adapter (None for other kinds)."""
+        if name == BASE_ADAPTER:
+            return None
+        with self._state:
+            return self._entry(name).virtual
 
     @contextmanager
     def routed(self, adapter_names: builtins.list[str]) -> Iterator[Any]:
         """The module to call with row ``i`` of the batch going through ``adapter_names[i]`` (``"__base__"``: none).
 
-        Rows grouped by adapter (as the scheduler lays them out) run each group's LoRA product on a slice
+        Rows grouped by adapter (as the scheduler lays them out) run each group's adapter on its slice
         (``lorag.llm.mixed_batch``) instead of peft's ``adapter_names`` path, which also walks every module of the
         model twice per call; the LoRA layers are listed once per change of adapters. Call with ``model_lock`` held.
         """
-        if self._peft is None:
-            yield self.base.model
-            return
-        with grouped_rows(self._hooked_lora_layers(), adapter_names):
+        lora_layers = self._hooked_lora_layers() if self._peft is not None else ()
+        with grouped_rows(lora_layers, adapter_names):
             yield self.base.model  # peft wrapped its modules in place: the base model now holds the LoRA layers
 
     def _hooked_lora_layers(self) -> tuple[Any, ...]:
@@ -295,7 +268,7 @@ class AdapterRegistry:
         _check_name(name)
         folder = Path(path).expanduser()
         allow = self.allow_pickle if allow_pickle is None else allow_pickle
-        self._weights_file(folder, allow)
+        weights_file(folder, allow)
         resolved = str(folder.resolve())
         with self._state:
             existing = self._entries.get(name)
@@ -514,6 +487,11 @@ class AdapterRegistry:
             for source in weights:
                 if self._entry(source).recipe is not None:
                     raise AdapterError(f"{source!r} is itself a composition; compose from file adapters")
+                if self._entry(source).kind not in (None, "lora"):  # None: not loaded yet, checked once it is
+                    raise AdapterError(
+                        f"cannot compose {name!r}: compositions combine LoRA adapters (peft add_weighted_adapter), "
+                        f"and {source!r} is a {self._entry(source).kind} adapter"
+                    )
             entry = _Entry(name, None, pinned=pinned, recipe=dict(weights), combination_type=combination_type)
             self._entries[name] = entry
             try:
@@ -541,10 +519,16 @@ class AdapterRegistry:
         for s in sources:
             self._entry(s)
         versions: dict[str, str] = {}
-        for s in sources:
-            versions[s] = self._acquire(s)
-        self._forget_lora_layers()
         try:
+            for s in sources:
+                versions[s] = self._acquire(s)
+            kinds = {s: self._entries[s].kind for s in sources}
+            if any(kind != "lora" for kind in kinds.values()):
+                raise AdapterError(
+                    f"cannot compose {entry.name!r}: compositions combine LoRA adapters (peft add_weighted_adapter), "
+                    f"and the sources are {kinds}"
+                )
+            self._forget_lora_layers()
             self._peft.add_weighted_adapter(
                 adapters=sources,
                 weights=[float(entry.recipe[s]) for s in sources],
@@ -552,181 +536,49 @@ class AdapterRegistry:
                 combination_type=entry.combination_type,
             )
             self._peft.eval()
+        except AdapterError:
+            raise
         except Exception as err:
             if entry.name in getattr(self._peft, "peft_config", {}):
                 self._delete(entry.name)
             raise AdapterError(f"cannot compose {entry.name!r} from {entry.recipe}: {err}") from err
         finally:
-            for s in sources:
+            for s in versions:
                 self._release(s)
+        entry.kind = "lora"
         entry.source_versions = versions
         payload = json.dumps([versions, entry.recipe, entry.combination_type], sort_keys=True)
         entry.version = hashlib.sha256(payload.encode()).hexdigest()[:16]
         entry.resident = True
         self._lru[entry.name] = None
 
-    # ------------------------------------------------------------------ validation (no side effects)
-
-    def _weights_file(self, folder: Path, allow_pickle: bool) -> Path:
-        if not folder.is_dir():
-            raise AdapterError(f"adapter directory {str(folder)!r} does not exist or is not a directory")
-        if not (folder / CONFIG_FILE).is_file():
-            raise AdapterError(f"{str(folder)!r} has no {CONFIG_FILE}; is it a peft adapter directory?")
-        if (folder / SAFETENSORS_FILE).is_file():
-            return folder / SAFETENSORS_FILE
-        if (folder / PICKLE_FILE).is_file():
-            if allow_pickle:
-                return folder / PICKLE_FILE
-            raise AdapterError(
-                f"{str(folder)!r} holds a pickle {PICKLE_FILE}, refused because unpickling can run code; convert it "
-                f"to {SAFETENSORS_FILE} or pass allow_pickle=True if you trust its source"
-            )
-        raise AdapterError(f"{str(folder)!r} has no {SAFETENSORS_FILE}")
-
-    def _read(self, folder: Path, allow_pickle: bool) -> _Validated:
-        """Read, parse and check an adapter directory against the base; no state changes."""
-        import torch
-        from peft import LoraConfig
-
-        weights_path = self._weights_file(folder, allow_pickle)
-        config_bytes = (folder / CONFIG_FILE).read_bytes()
-        weight_bytes = weights_path.read_bytes()
-        try:
-            config_dict = json.loads(config_bytes)
-        except ValueError as err:
-            raise AdapterError(f"{folder / CONFIG_FILE} is not valid JSON: {err}") from err
-        peft_type = str(config_dict.get("peft_type", "")).upper()
-        if peft_type != "LORA":
-            raise AdapterError(f"{folder} is a {peft_type or 'unknown'} adapter; only LoRA adapters are supported")
-        if config_dict.get("use_dora"):
-            raise AdapterError(f"{folder} is a DoRA adapter; peft cannot batch DoRA per request, merge it instead")
-        if config_dict.get("modules_to_save"):
-            raise AdapterError(
-                f"{folder} trains full modules ({config_dict['modules_to_save']}); per-request batching supports "
-                "LoRA weights only"
-            )
-        try:
-            known = set(LoraConfig.__dataclass_fields__)
-            config = LoraConfig(**{k: v for k, v in config_dict.items() if k in known})
-        except (TypeError, ValueError) as err:
-            raise AdapterError(f"{folder / CONFIG_FILE} is not a valid LoRA config: {err}") from err
-        config.inference_mode = True
-        if weights_path.name == SAFETENSORS_FILE:
-            from safetensors import SafetensorError
-            from safetensors.torch import load as load_safetensors
-
-            try:
-                state_dict = load_safetensors(weight_bytes)
-            except (SafetensorError, ValueError, RuntimeError) as err:
-                raise AdapterError(f"{weights_path} is corrupted or not a safetensors file: {err}") from err
-        else:
-            import io
-
-            try:
-                state_dict = torch.load(io.BytesIO(weight_bytes), map_location="cpu", weights_only=True)
-            except Exception as err:
-                raise AdapterError(f"{weights_path} cannot be read as a weights-only torch file: {err}") from err
-        if not state_dict:
-            raise AdapterError(f"{weights_path} holds no tensors")
-        _check_finite(weights_path, state_dict)
-        rank = self._check_against_base(folder, config, state_dict)
-        self._check_recorded_base(folder, config_dict)
-        h = hashlib.sha256()
-        h.update(config_bytes)
-        h.update(b"\0")
-        h.update(weight_bytes)
-        targets = config.target_modules
-        target_names = (targets,) if isinstance(targets, str) else tuple(sorted(targets or ()))
-        paths = frozenset(_module_path(key)[0] for key in state_dict)
-        return _Validated(config, state_dict, h.hexdigest()[:16], rank, target_names, paths)
-
-    def _base_module(self, path: str) -> Any:
-        module: Any = self.base.model
-        try:
-            sub = module.get_submodule(path)
-        except AttributeError:
-            return None
-        return sub.get_base_layer() if hasattr(sub, "get_base_layer") else sub
-
-    def _check_against_base(self, folder: Path, config: Any, state_dict: Mapping[str, torch.Tensor]) -> int:
-        import torch
-
-        missing: builtins.list[str] = []
-        problems: builtins.list[str] = []
-        ranks: set[int] = set()
-        for key, tensor in state_dict.items():
-            path, kind = _module_path(key)
-            if not kind:
-                problems.append(f"{key}: not a LoRA A/B weight")
-                continue
-            module = self._base_module(path)
-            if module is None:
-                missing.append(path)
-                continue
-            if not isinstance(module, torch.nn.Linear):
-                problems.append(f"{path}: a {type(module).__name__}, only Linear layers are supported")
-                continue
-            if tensor.ndim != 2:
-                problems.append(f"{key}: expected a matrix, got shape {tuple(tensor.shape)}")
-                continue
-            if kind == "lora_A.weight":
-                ranks.add(tensor.shape[0])
-                if tensor.shape[1] != module.in_features:
-                    problems.append(f"{key}: in_features {tensor.shape[1]} != base {module.in_features}")
-            elif tensor.shape[0] != module.out_features:
-                problems.append(f"{key}: out_features {tensor.shape[0]} != base {module.out_features}")
-        if missing:
-            shown = ", ".join(sorted(set(missing))[:5])
-            raise AdapterError(
-                f"{folder} targets modules the base {self.base.settings.model!r} lacks ({len(set(missing))}: "
-                f"{shown}); it was trained for another architecture"
-            )
-        if problems:
-            shown = "; ".join(problems[:5])
-            raise AdapterError(
-                f"{folder} does not fit the base {self.base.settings.model!r} (shape mismatch; trained for another "
-                f"base?): {shown}"
-            )
-        return max(ranks) if ranks else int(config.r)
-
-    def _check_recorded_base(self, folder: Path, config_dict: Mapping[str, Any]) -> None:
-        mismatch = None
-        metadata_file = folder / METADATA_FILE
-        if metadata_file.is_file():
-            try:
-                recorded = json.loads(metadata_file.read_text()).get("base_model_fingerprint")
-            except (OSError, ValueError) as err:
-                raise AdapterError(f"{metadata_file} is not valid JSON: {err}") from err
-            if recorded and recorded != self.base.fingerprint:
-                mismatch = (
-                    f"{folder} was trained on a base with fingerprint {recorded}, the loaded base "
-                    f"{self.base.settings.model!r} has {self.base.fingerprint}"
-                )
-        else:
-            recorded_name = config_dict.get("base_model_name_or_path")
-            if recorded_name and not self._same_base(str(recorded_name)):
-                mismatch = (
-                    f"{folder} records base model {recorded_name!r}, the loaded base is {self.base.settings.model!r} "
-                    f"({self.base.path})"
-                )
-        if mismatch is None:
-            return
-        if self.on_base_mismatch == "error":
-            raise AdapterError(mismatch + " (on_base_mismatch='error')")
-        warnings.warn(mismatch + "; shapes match, loading anyway", BaseMismatchWarning, stacklevel=4)
-
-    def _same_base(self, recorded: str) -> bool:
-        ours = {self.base.settings.model, self.base.path, Path(self.base.path).name}
-        if recorded in ours or Path(recorded).name in ours:
-            return True
-        try:
-            return resolve_model(recorded) == self.base.path
-        except (ModelNotAvailableError, OSError, ValueError):
-            return False
+    def _read(self, folder: Path, allow_pickle: bool) -> ValidatedAdapter:
+        return read_adapter(folder, self.base, allow_pickle=allow_pickle, on_base_mismatch=self.on_base_mismatch)
 
     # ------------------------------------------------------------------ injection (holds model_lock)
 
-    def _inject(self, entry: _Entry, validated: _Validated) -> None:
+    def _inject(self, entry: _Entry, validated: ValidatedAdapter) -> None:
+        """Put a validated adapter into the model by its kind; on failure the model is left as it was."""
+        if validated.kind == "lora":
+            self._inject_lora(entry, validated)
+        else:
+            try:
+                if validated.kind in LAYER_KINDS:
+                    entry.effect = LayerEffect(self.base.model, entry.name, validated)
+                else:
+                    entry.virtual = VirtualTokens.from_validated(self.base.model, validated)
+            except Exception as err:
+                raise AdapterError(f"loading adapter {entry.name!r} from {entry.path} failed: {err}") from err
+        entry.kind = validated.kind
+        entry.version = validated.version
+        entry.rank = validated.rank
+        entry.target_modules = validated.target_modules
+        entry.module_paths = validated.module_paths
+        entry.resident = True
+        self._lru[entry.name] = None
+        logger.info("loaded %s adapter %r (version %s) from %s", entry.kind, entry.name, entry.version, entry.path)
+
+    def _inject_lora(self, entry: _Entry, validated: ValidatedAdapter) -> None:
         import torch
         from peft import PeftModel
 
@@ -746,7 +598,7 @@ class AdapterRegistry:
                 self._peft.add_adapter(name, validated.config, low_cpu_mem_usage=True)
             filled = set()
             for key, tensor in validated.state_dict.items():
-                path, kind = _module_path(key)
+                path, kind = split_key(key, LORA_WEIGHTS)
                 layer: Any = self.base.model.get_submodule(path)
                 holder = (layer.lora_A if kind == "lora_A.weight" else layer.lora_B)[name]
                 if holder.weight.shape != tensor.shape:
@@ -757,10 +609,8 @@ class AdapterRegistry:
                 device = layer.get_base_layer().weight.device
                 holder.weight = torch.nn.Parameter(tensor.to(device=device, dtype=torch.float32), requires_grad=False)
                 filled.add(id(holder.weight))
-            if len(filled) != 2 * len(validated.module_paths):  # an A without its B (or the reverse)
-                unfilled = [p for p in validated.module_paths if len(self._lora_weights(p, name) & filled) != 2]
-            else:  # peft may also have created layers for targets the weights do not cover
-                unfilled = [n for n, p in self._peft.named_parameters() if f".{name}." in n and id(p) not in filled]
+            # peft may also have created layers for targets the weights do not cover
+            unfilled = [n for n, p in self._peft.named_parameters() if f".{name}." in n and id(p) not in filled]
             if unfilled:
                 raise AdapterError(f"adapter {name!r} has no weights for {len(unfilled)} LoRA layers: {unfilled[:3]}")
             self._peft.eval()
@@ -769,19 +619,8 @@ class AdapterRegistry:
             if isinstance(err, AdapterError):
                 raise
             raise AdapterError(f"loading adapter {name!r} from {entry.path} failed: {err}") from err
-        entry.version = validated.version
-        entry.rank = validated.rank
-        entry.target_modules = validated.target_modules
-        entry.module_paths = validated.module_paths
-        entry.resident = True
-        self._lru[name] = None
-        logger.info("loaded adapter %r (version %s) from %s", name, entry.version, entry.path)
 
-    def _lora_weights(self, path: str, name: str) -> set[int]:
-        layer: Any = self.base.model.get_submodule(path)
-        return {id(m[name].weight) for m in (layer.lora_A, layer.lora_B) if name in m}
-
-    def _fits_existing_layers(self, validated: _Validated) -> bool:
+    def _fits_existing_layers(self, validated: ValidatedAdapter) -> bool:
         """True when a resident adapter with the same targets already wrapped exactly these modules in LoRA layers,
         so the new adapter can be added to them directly. peft's ``add_adapter`` would match every module name of the
         model against the targets again (most of a cold load's time); patterns and layer selections take that path."""
@@ -793,11 +632,14 @@ class AdapterRegistry:
         if getattr(config, "exclude_modules", None) or getattr(config, "target_parameters", None):
             return False
         return any(
-            e.resident and e.target_modules == validated.target_modules and e.module_paths == validated.module_paths
+            e.resident
+            and e.kind == "lora"
+            and e.target_modules == validated.target_modules
+            and e.module_paths == validated.module_paths
             for e in self._entries.values()
         )
 
-    def _add_to_existing_layers(self, name: str, validated: _Validated) -> None:
+    def _add_to_existing_layers(self, name: str, validated: ValidatedAdapter) -> None:
         """peft's own per-layer step (``LoraLayer.update_layer``) on each module, weights created empty (meta)."""
         from peft.utils.integrations import init_empty_weights
 
@@ -819,7 +661,13 @@ class AdapterRegistry:
             self._delete(name)
 
     def _delete(self, name: str) -> None:
-        """Remove an adapter's layers; the last one unwraps the base back to plain modules."""
+        """Take an adapter out of the model; the last LoRA adapter unwraps the base back to plain modules."""
+        entry = self._entries.get(name)
+        if entry is not None and (entry.effect is not None or entry.virtual is not None):
+            if entry.effect is not None:
+                entry.effect.remove()
+            entry.effect = entry.virtual = None
+            return
         if self._peft is None or name not in self._peft.peft_config:
             return
         self._forget_lora_layers()

@@ -55,19 +55,27 @@ def rowwise_attention(
         if start < 0:
             continue
         q_from = max(0, start - (k_len - q_len))  # query i sits at key position k_len - q_len + i
-        if q_len - q_from > 1 and q_len - q_from != k_len - start:
-            raise RuntimeError("rowwise attention supports whole prefills and one-token decode steps only")
+        mask = None
+        if q_len - q_from > 1 and q_len - q_from != k_len - start:  # a prefill after cached keys (a trained prefix)
+            mask = _causal_after_prefix(q_len - q_from, k_len - start, query.device)
         attn, _ = sdpa_attention_forward(
             module,
             query[row : row + 1, :, q_from:],
             key[row : row + 1, :, start:],
             value[row : row + 1, :, start:],
-            None,
+            mask,
             dropout,
             scaling,
         )
         out[row, q_from:] = attn[0]
     return out, None
+
+
+def _causal_after_prefix(q_len: int, k_len: int, device: Any) -> Any:
+    """(1, 1, q_len, k_len) mask: query ``i`` sees the ``k_len - q_len`` cached keys and the queries up to ``i``."""
+    import torch
+
+    return torch.ones(q_len, k_len, dtype=torch.bool, device=device).tril(k_len - q_len)[None, None]
 
 
 def ensure_registered() -> str:

@@ -1,4 +1,5 @@
-"""Per-request generation settings, prompt building, and exact text assembly (UTF-8 safe, stop strings).
+"""Per-request generation settings and token choice, prompt building, and exact text assembly (UTF-8 safe, stop
+strings).
 
 Tokens and text do not line up: one character can take several byte-level tokens, and a stop string can start in
 the middle of one token and end in another. ``TextAssembler`` therefore works on the decoded text of all generated
@@ -185,6 +186,32 @@ def logits_processors(
             raise ValueError("a grammar needs the tokenizer to build its token masks")
         processors.append(GrammarConstraint(params.grammar, tokenizer, prompt_length, eos_ids))
     return LogitsProcessorList(processors) if processors else None
+
+
+def choose_token(
+    params: SamplingParams, logits: Any, processors: Any, ids: Sequence[int], generator: Any = None
+) -> int:
+    """Greedy or sampled token from one request's logits row, after its own logits ``processors`` (which see only its
+    own prompt and generated ``ids``, so batch neighbours cannot change its choice); ``generator``: its own RNG."""
+    import torch
+
+    scores = logits
+    if processors is not None:
+        ids_tensor = torch.tensor([list(ids)], device=logits.device)
+        scores = processors(ids_tensor, logits.unsqueeze(0).clone())[0]  # a copy: the raw logits give the log-prob
+    if params.greedy:
+        return int(torch.argmax(scores).item())
+    scores = scores / params.temperature
+    if params.top_k:
+        kth = torch.topk(scores, min(params.top_k, scores.shape[-1])).values[-1]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if params.top_p < 1.0:
+        ordered, order = torch.sort(scores, descending=True)
+        mass = torch.softmax(ordered, dim=-1).cumsum(-1)
+        drop = mass - torch.softmax(ordered, dim=-1) >= params.top_p  # keep the token that crosses top_p
+        scores = scores.scatter(0, order, ordered.masked_fill(drop, float("-inf")))
+    probs = torch.softmax(scores, dim=-1)
+    return int(torch.multinomial(probs, 1, generator=generator).item())
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,20 @@
-"""Each row of a batch through its own LoRA adapter, with rows grouped by adapter.
+"""Each row of a batch through its own adapter, with rows grouped by adapter: how mixed kinds share a forward pass.
 
-peft's ``adapter_names`` path (``LoraLayer._mixed_batch_forward``) gathers each adapter's rows with an index list,
-runs that adapter's A and B on the copy and scatters the result back: per layer and step a set, list comprehensions
-and two index copies per adapter. The scheduler lays rows out grouped by adapter, so each group is a contiguous slice.
-Here the base layer runs alone (peft's ``disable_adapters`` path) and a forward hook adds each group's
-``B(A(dropout(x))) * scaling`` into its slice of the output, in place. Per row the arithmetic is peft's (the same
-matrices on the same contiguous rows), so a row's result does not depend on which path computed it.
+The scheduler lays rows out in groups, one contiguous slice per *route* (``row_groups``), each filled to the row
+quantum, and every decode step is ONE forward pass over all of them, whatever the mix of kinds:
+
+- LoRA: the base layer runs on the whole batch (peft's ``disable_adapters`` path) and a forward hook on each LoRA layer
+  adds each group's ``B(A(dropout(x))) * scaling`` into its slice of the output, in place (``add_group_deltas``).
+  peft's own ``adapter_names`` path (``LoraLayer._mixed_batch_forward``) gathers each adapter's rows with an index
+  list and scatters them back, per layer and step; slices avoid that. Per row the arithmetic is peft's.
+- IA3 and bottleneck: hooks on the base layers they target change their group's slice (``lorag.llm.layer_effects``).
+- prompt and prefix tuning: their trained virtual tokens enter the request's KV cache at prefill
+  (``lorag.llm.virtual_tokens``); after that the request needs only the bare base layers, so its rows decode in
+  the base's group (route ``"__base__"``), beside requests without adapter.
+
+So a mixed batch costs no extra forward pass; what it costs is padding (each LoRA, IA3 or bottleneck adapter's group
+is filled up to the row quantum with thrown-away rows when ``exact_batching`` is on) and one small product per
+group and hooked layer (``benchmarks/results/mixed_adapter_kinds.md`` measures it).
 """
 
 from __future__ import annotations
@@ -28,6 +37,16 @@ def row_groups(adapter_names: Sequence[str]) -> Groups:
             runs.append((adapter_names[start], start, i))
             start = i
     return tuple(runs)
+
+
+def rows_of(name: str, n_rows: int) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` slices of ``name``'s rows in the current forward pass (none outside ``grouped_rows``)."""
+    groups = _GROUPS.get()
+    if groups is None:
+        return []
+    if n_rows != groups[-1][2]:
+        raise RuntimeError(f"a hooked layer got {n_rows} rows, the batch has {groups[-1][2]}")
+    return [(start, stop) for group, start, stop in groups if group == name]
 
 
 def add_group_deltas(layer: Any, args: tuple[Any, ...], output: Any) -> Any:
@@ -53,7 +72,7 @@ def add_group_deltas(layer: Any, args: tuple[Any, ...], output: Any) -> Any:
 @contextmanager
 def grouped_rows(layers: Sequence[Any], adapter_names: Sequence[str]) -> Iterator[None]:
     """Within the block, row ``i`` of every forward pass goes through ``adapter_names[i]``; ``layers`` are the model's
-    LoRA layers, each carrying the ``add_group_deltas`` hook."""
+    LoRA layers, each carrying the ``add_group_deltas`` hook (IA3 and bottleneck hooks read the groups too)."""
     token = _GROUPS.set(row_groups(adapter_names))
     for layer in layers:
         layer._disable_adapters = True  # the layer's own forward runs the base layer only

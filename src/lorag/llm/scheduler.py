@@ -1,8 +1,10 @@
-"""A batching scheduler: concurrent requests for different adapters decode together, one forward pass per step.
+"""A batching scheduler: concurrent requests for any adapters decode together, one forward pass per step.
 
-Requests arrive from any thread or event loop. One worker thread owns the model: it prefills each new request on
-its own, then runs every active request's next token in ONE forward pass, each row routed to its own LoRA adapter by
-peft's ``adapter_names`` (``"__base__"`` for the bare base). Requests join and leave between steps (continuous
+Requests arrive from any thread or event loop (``lorag.llm.requests``). One worker thread owns the model: it prefills
+each new request on its own, then runs every active request's next token in ONE forward pass. Rows are laid out in
+groups, one per route (a LoRA, IA3 or bottleneck adapter, or the base, where prompt- and prefix-tuning requests decode
+once their virtual tokens are in their KV cache), and each group's adapter is applied to its slice of rows
+(``lorag.llm.mixed_batch``), not through peft's ``adapter_names``. Requests join and leave between steps (continuous
 batching), so a long request does not hold back short ones, and no adapter is ever "switched": there is no global
 active adapter to race on.
 
@@ -12,9 +14,10 @@ Exactness. A request's greedy output under concurrency is bit-for-bit the output
 - in decode steps each row attends over exactly its own keys (``lorag.llm.attention``), and gets its own position ids;
 - matrix products are row-independent only when every call uses the same kernel: MKL/oneDNN on CPU take other code
   paths for 1-3 rows (and some other small counts) than for multiples of 4, which changes the last bits. With
-  ``exact=True`` each adapter's group of rows is therefore filled up to a multiple of ``row_quantum`` (4) with filler
-  rows that are computed and thrown away, so the base layers and each adapter's LoRA product always see a multiple
-  of 4 rows. ``tests/llm/test_llm_batch_exactness.py`` checks the result on the machine it runs on.
+  ``exact=True`` each group of rows is therefore filled up to a multiple of ``row_quantum`` (4) with filler rows that
+  are computed and thrown away, so the base layers and each adapter's own product (LoRA's A and B, a bottleneck's
+  down and up) always see a multiple of 4 rows; IA3's scaling is elementwise. ``tests/llm/test_llm_batch_exactness.py``
+  and ``tests/llm/test_llm_adapter_kinds.py`` check the result on the machine they run on.
 
 bitsandbytes int8 (LLM.int8) picks outlier columns over the whole batch, so int8 outputs can depend on batch
 neighbours; nf4/fp4/none do not.
@@ -27,8 +30,6 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from lorag.llm.adapters import BASE_ADAPTER, AdapterRegistry
@@ -39,122 +40,15 @@ from lorag.llm.generation import (
     TextAssembler,
     TextDelta,
     Usage,
+    choose_token,
     logits_processors,
 )
+from lorag.llm.requests import DONE, ActiveRequest, RequestHandle
 from lorag.llm.tools import parse_tool_calls
 
 logger = logging.getLogger(__name__)
 
-_DONE = object()
-
-
-class RequestHandle:
-    """A submitted request: iterate its ``TextDelta`` pieces (sync or async), or wait for the ``GenerationResult``."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self._loop = loop
-        self._sync: queue.Queue[Any] = queue.Queue()
-        self._async: asyncio.Queue[Any] | None = asyncio.Queue() if loop is not None else None
-        self._cancelled = threading.Event()
-        self._ended: BaseException | bool = False  # True once the end was consumed, or the error raised
-        self.result_value: GenerationResult | None = None
-
-    def _put(self, item: Any) -> None:
-        if self._loop is not None and self._async is not None:
-            try:
-                self._loop.call_soon_threadsafe(self._async.put_nowait, item)
-            except RuntimeError:  # the loop closed: the consumer is gone
-                self._cancelled.set()
-        else:
-            self._sync.put(item)
-
-    def cancel(self) -> None:
-        """Stop generating for this request (takes effect at the next step)."""
-        self._cancelled.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
-    def __iter__(self) -> Iterator[TextDelta]:
-        if self._async is not None:
-            raise RuntimeError("this request was submitted for async use; iterate it with `async for`")
-        self._raise_if_ended()
-        if self._ended:
-            return
-        try:
-            while True:
-                item = self._sync.get()
-                if isinstance(item, BaseException):
-                    self._ended = item
-                    raise item
-                if item is _DONE:
-                    self._ended = True
-                    return
-                yield item
-        finally:
-            self.cancel()  # a consumer that stops early frees its batch row
-
-    async def __aiter__(self) -> AsyncIterator[TextDelta]:
-        if self._async is None:
-            raise RuntimeError("this request was submitted for sync use; iterate it with `for`")
-        self._raise_if_ended()
-        if self._ended:
-            return
-        try:
-            while True:
-                item = await self._async.get()
-                if isinstance(item, BaseException):
-                    self._ended = item
-                    raise item
-                if item is _DONE:
-                    self._ended = True
-                    return
-                yield item
-        finally:
-            self.cancel()
-
-    def _raise_if_ended(self) -> None:
-        """A stream is consumed once; iterating again (e.g. ``result()`` after streaming) replays only the end."""
-        if isinstance(self._ended, BaseException):
-            raise self._ended
-
-    def result(self) -> GenerationResult:
-        """Consume the stream and return the finished request."""
-        for _ in self:
-            pass
-        assert self.result_value is not None
-        return self.result_value
-
-    async def aresult(self) -> GenerationResult:
-        async for _ in self:
-            pass
-        assert self.result_value is not None
-        return self.result_value
-
-
-@dataclass(eq=False)
-class _Active:
-    prompt_ids: list[int]
-    adapter: str
-    version: str
-    params: SamplingParams
-    handle: RequestHandle
-    assembler: TextAssembler
-    generator: Any = None
-    processors: Any = None
-    """This request's ``LogitsProcessorList`` (penalties, ``min_tokens``), None when it has none."""
-    last_token: int = 0
-    length: int = 0
-    """Tokens in this request's KV cache."""
-    kv: list[tuple[Any, Any]] | None = None
-    """Per-layer (key, value) of shape (1, Hkv, length, D), only between prefill and joining the batch."""
-    completion: int = 0
-    finish: str | None = None
-    read_tool_calls: bool = False
-    error: BaseException | None = None
-    """Why this request failed in a decode step (e.g. its grammar broke); its batch neighbours go on."""
-    logprobs: list[float] = field(default_factory=list)
+__all__ = ["BatchScheduler", "RequestHandle"]
 
 
 class BatchScheduler:
@@ -199,13 +93,13 @@ class BatchScheduler:
         self.row_quantum = row_quantum if exact else 1
         self.batch_window_s = batch_window_s
         self.num_threads = num_threads
-        self._pending: queue.Queue[_Active] = queue.Queue()
+        self._pending: queue.Queue[ActiveRequest] = queue.Queue()
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         # batch state (worker thread only)
-        self._rows: list[_Active] = []
-        self._layout: list[_Active | None] = []
+        self._rows: list[ActiveRequest] = []
+        self._layout: list[ActiveRequest | None] = []
         self._starts: list[int] = []
         self._cache: Any = None
         self.steps = 0
@@ -230,14 +124,25 @@ class BatchScheduler:
             raise RuntimeError("the scheduler is closed")
         if not prompt_ids:
             raise ValueError("the prompt has no tokens")
-        if len(prompt_ids) >= self.max_length:
-            raise ValueError(f"the prompt has {len(prompt_ids)} tokens; the model's context is {self.max_length}")
         processors = logits_processors(
             params, len(prompt_ids), self.stop_ids, self.registry.base.model.device, self.tokenizer
         )
         name, version = self.registry.acquire(adapter)
+        try:
+            route, virtual = self.registry.route(name), self.registry.virtual_tokens(name)
+            reserved = virtual.count if virtual is not None else 0
+            if len(prompt_ids) + reserved >= self.max_length:
+                raise ValueError(
+                    f"the prompt has {len(prompt_ids)} tokens"
+                    + (f" after {reserved} virtual tokens of {name!r}" if reserved else "")
+                    + f"; the model's context is {self.max_length}"
+                )
+        except BaseException:
+            self.registry.release(name)
+            raise
         handle = RequestHandle(loop)
-        active = _Active(list(prompt_ids), name, version, params, handle, TextAssembler(self.tokenizer, params.stop))
+        assembler = TextAssembler(self.tokenizer, params.stop)
+        active = ActiveRequest(list(prompt_ids), name, version, route, params, handle, assembler, virtual)
         active.processors = processors
         active.read_tool_calls = read_tool_calls
         if not params.greedy:
@@ -291,7 +196,7 @@ class BatchScheduler:
                 self._fail(item, RuntimeError("the scheduler was closed"))
 
     def _admit(self, *, block: bool) -> None:
-        joined: list[_Active] = []
+        joined: list[ActiveRequest] = []
         if block:
             first = self._pending.get()
             if first is None:
@@ -320,31 +225,36 @@ class BatchScheduler:
         if joined:
             self._relayout()
 
-    def _forward(self, input_ids: Any, position_ids: Any, cache: Any, adapters: list[str], starts: list[int]) -> Any:
+    def _forward(self, inputs: dict[str, Any], cache: Any, routes: list[str], starts: list[int]) -> Any:
+        """One forward pass; ``inputs`` holds ``position_ids`` and ``input_ids`` or ``inputs_embeds``."""
         import torch
 
         registry = self.registry
-        with registry.model_lock, torch.inference_mode(), row_spans(starts), registry.routed(adapters) as model:
-            out = model(input_ids=input_ids, position_ids=position_ids, cache=cache, use_cache=True, logits_to_keep=1)
+        with registry.model_lock, torch.inference_mode(), row_spans(starts), registry.routed(routes) as model:
+            out = model(**inputs, cache=cache, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1, :].float()
 
-    def _prefill(self, active: _Active) -> None:
+    def _prefill(self, active: ActiveRequest) -> None:
+        """The prompt alone (after the adapter's virtual tokens, if it has any), filling the request's KV cache."""
         import torch
         from transformers import DynamicCache
 
-        device = self.registry.base.model.device
-        n = len(active.prompt_ids)
-        ids = torch.tensor([active.prompt_ids], device=device)
-        positions = torch.arange(n, device=device).unsqueeze(0)
-        cache = DynamicCache()
-        logits = self._forward(ids, positions, cache, [active.adapter], [0])
+        model = self.registry.base.model
+        ids = torch.tensor([active.prompt_ids], device=model.device)
+        if active.virtual is None:
+            positions = torch.arange(ids.shape[1], device=model.device).unsqueeze(0)
+            inputs, cache = {"input_ids": ids, "position_ids": positions}, DynamicCache()
+        else:
+            with torch.inference_mode():
+                inputs, cache = active.virtual.prefill_inputs(model, ids)
+        logits = self._forward(inputs, cache, [active.adapter], [0])
         layers: list[Any] = list(cache.layers)
         active.kv = [(layer.keys, layer.values) for layer in layers]
-        active.length = n
+        active.length = int(inputs["position_ids"][0, -1]) + 1
         self._accept(active, logits[0])
 
     def _relayout(self) -> None:
-        """Rebuild the batched KV cache after requests joined or left: rows grouped by adapter, filled to the
+        """Rebuild the batched KV cache after requests joined or left: rows grouped by route, filled to the
         row quantum, left-padded to a common length."""
         from transformers import DynamicCache
 
@@ -358,9 +268,9 @@ class BatchScheduler:
                 start = self._starts[slot]
                 per_row.append([(k[slot : slot + 1, :, start:], v[slot : slot + 1, :, start:]) for k, v in self._kv()])
         by_row = dict(zip(map(id, self._rows), per_row, strict=True))
-        layout: list[_Active | None] = []
-        for adapter in sorted({r.adapter for r in self._rows}):
-            group = [r for r in self._rows if r.adapter == adapter]
+        layout: list[ActiveRequest | None] = []
+        for route in sorted({r.route for r in self._rows}):
+            group = [r for r in self._rows if r.route == route]
             layout.extend(group)
             layout.extend([None] * (-len(group) % self.row_quantum))
         self._layout = layout
@@ -393,10 +303,10 @@ class BatchScheduler:
 
         device = self.registry.base.model.device
         pad = self.tokenizer.pad_token_id or 0
-        rows_in_layout = [self._layout_group_adapter(slot) for slot in range(len(self._layout))]
+        routes = [self._slot_route(slot) for slot in range(len(self._layout))]
         ids = torch.tensor([[r.last_token if r is not None else pad] for r in self._layout], device=device)
         positions = torch.tensor([[r.length if r is not None else 0] for r in self._layout], device=device)
-        logits = self._forward(ids, positions, self._cache, rows_in_layout, self._starts)
+        logits = self._forward({"input_ids": ids, "position_ids": positions}, self._cache, routes, self._starts)
         self.steps += 1
         finished = False
         for slot, row in enumerate(self._layout):
@@ -421,16 +331,18 @@ class BatchScheduler:
                 else:
                     self._complete(row)
 
-    def _layout_group_adapter(self, slot: int) -> str:
-        """The adapter of a slot; filler rows take the adapter of the group they fill."""
+    def _slot_route(self, slot: int) -> str:
+        """The route of a slot; filler rows take the route of the group they fill."""
         for row in self._layout[slot::-1]:
             if row is not None:
-                return row.adapter
+                return row.route
         return BASE_ADAPTER
 
-    def _accept(self, row: _Active, logits: Any) -> None:
+    def _accept(self, row: ActiveRequest, logits: Any) -> None:
         """Pick the next token from this row's logits and advance its text; sets ``finish`` when done."""
-        token = self._choose(row, logits)
+        token = choose_token(
+            row.params, logits, row.processors, row.prompt_ids + row.assembler.token_ids, row.generator
+        )
         row.logprobs.append(float(logits.log_softmax(-1)[token]))
         row.completion += 1
         row.last_token = token
@@ -462,38 +374,14 @@ class BatchScheduler:
                 row.kv = None
                 self._complete(row)
 
-    def _choose(self, row: _Active, logits: Any) -> int:
-        """Greedy or sampled token from this row's logits, after its own logits processors, if any (they see its
-        prompt and generated ids only, so batch neighbours cannot change its choice)."""
-        import torch
-
-        params = row.params
-        scores = logits
-        if row.processors is not None:
-            ids = torch.tensor([row.prompt_ids + row.assembler.token_ids], device=logits.device)
-            scores = row.processors(ids, logits.unsqueeze(0).clone())[0]  # a copy: the raw logits give the log-prob
-        if params.greedy:
-            return int(torch.argmax(scores).item())
-        scores = scores / params.temperature
-        if params.top_k:
-            kth = torch.topk(scores, min(params.top_k, scores.shape[-1])).values[-1]
-            scores = scores.masked_fill(scores < kth, float("-inf"))
-        if params.top_p < 1.0:
-            ordered, order = torch.sort(scores, descending=True)
-            mass = torch.softmax(ordered, dim=-1).cumsum(-1)
-            drop = mass - torch.softmax(ordered, dim=-1) >= params.top_p  # keep the token that crosses top_p
-            scores = scores.scatter(0, order, ordered.masked_fill(drop, float("-inf")))
-        probs = torch.softmax(scores, dim=-1)
-        return int(torch.multinomial(probs, 1, generator=row.generator).item())
-
-    def _complete(self, row: _Active) -> None:
+    def _complete(self, row: ActiveRequest) -> None:
         """Free the row's adapter, then tell the client: once it sees the end, the adapter is idle again."""
         self._release(row)
-        row.handle._put(_DONE)
+        row.handle._put(DONE)
 
-    def _release(self, row: _Active) -> None:
+    def _release(self, row: ActiveRequest) -> None:
         self.registry.release(row.adapter)
 
-    def _fail(self, row: _Active, err: BaseException) -> None:
+    def _fail(self, row: ActiveRequest, err: BaseException) -> None:
         row.handle._put(err)
         self._release(row)
