@@ -40,7 +40,7 @@ from lorag.llm.generation import build_prompt
 from lorag.llm.tools import prepare_tools
 
 #: Call options ChatLorag takes besides the common ones: set by ``bind_tools`` and ``with_structured_output``.
-TOOL_OPTIONS = ("tools", "tool_choice", "json_schema")
+TOOL_OPTIONS = ("tools", "tool_choice", "json_schema", "json_mode")
 #: Content blocks of an AI message that its ``tool_calls`` already carry (Anthropic's ``tool_use`` and the like).
 _CALL_BLOCKS = frozenset({"tool_use", "tool_call", "tool_call_chunk", "function_call"})
 
@@ -214,11 +214,12 @@ class ChatLorag(LoragParams, BaseChatModel):
         Args:
             schema: A pydantic model, a TypedDict, a JSON schema or an OpenAI function spec.
             method: ``json_schema``: the reply is constrained to the schema; ``function_calling``: a forced call to
-                a tool named after the schema, its arguments constrained; ``json_mode``: any JSON object (the prompt
-                must say which keys; a pydantic schema then validates the result).
+                a tool named after the schema, its arguments constrained; ``json_mode``: a JSON object guided by the
+                schema as given, not closed: its properties and types are enforced, keys it does not list are
+                allowed (a 135M model left with "any object" nests the keys the prompt asks for).
             include_raw: Return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}`` instead of raising.
             strict: Accepted for compatibility: the ``json_schema`` and ``function_calling`` methods always enforce
-                the schema, and ``json_mode`` never does.
+                the schema closed, and ``json_mode`` as given.
         """
         if kwargs:
             raise TypeError(f"unsupported argument(s) {sorted(kwargs)}")
@@ -235,8 +236,8 @@ class ChatLorag(LoragParams, BaseChatModel):
                 else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
             )
         elif method in ("json_schema", "json_mode"):
-            target = convert_to_json_schema(schema) if method == "json_schema" else {"type": "object"}
-            llm = self.bind(json_schema=target, ls_structured_output_format=trace)
+            target = convert_to_json_schema(schema)
+            llm = self.bind(json_schema=target, json_mode=method == "json_mode", ls_structured_output_format=trace)
             parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()  # type: ignore[arg-type]
         else:
             raise ValueError(f"method must be 'json_schema', 'function_calling' or 'json_mode', got {method!r}")
@@ -261,7 +262,7 @@ class ChatLorag(LoragParams, BaseChatModel):
         extra = {name: kwargs.pop(name) for name in TOOL_OPTIONS if name in kwargs}
         options = self.request_options(stop, kwargs)
         if "json_schema" in extra:
-            options["grammar"] = Grammar.json_schema(extra["json_schema"])
+            options["grammar"] = Grammar.json_schema(extra["json_schema"], strict=not extra.get("json_mode"))
         if extra.get("tools"):
             options["tools"] = extra["tools"]
             options["tool_choice"] = extra.get("tool_choice", "auto")
