@@ -64,16 +64,16 @@ def test_adapter_added_to_existing_lora_layers_equals_peft_add_adapter(
     from lora_helpers import make_adapter
 
     from lorag.llm import LoragEngine
-    from lorag.llm.adapters import AdapterRegistry
+    from lorag.llm.lora_injection import LoraLayers
 
     direct: list[str] = []
-    add_direct = AdapterRegistry._add_to_existing_layers
+    add_direct = LoraLayers._add_to_existing_layers
 
     def spy(self, name, validated):  # type: ignore[no-untyped-def]
         direct.append(name)
         return add_direct(self, name, validated)
 
-    monkeypatch.setattr(AdapterRegistry, "_add_to_existing_layers", spy)
+    monkeypatch.setattr(LoraLayers, "_add_to_existing_layers", spy)
     dirs = {**adapter_dirs, "r8": make_adapter(tiny_llm_dir, tmp_path / "r8", seed=7, r=8)}
     alone = {}
     for name in ("a1", "a3", "r8"):

@@ -19,9 +19,7 @@ pinned nor serving a request; evicted adapters stay registered and come back on 
 from __future__ import annotations
 
 import builtins
-import functools
 import hashlib
-import inspect
 import json
 import logging
 import os
@@ -43,10 +41,11 @@ from lorag.llm.adapter_format import (
     BaseMismatchWarning,
     UnknownAdapterError,
 )
-from lorag.llm.adapter_validation import LORA_WEIGHTS, ValidatedAdapter, read_adapter, split_key, weights_file
+from lorag.llm.adapter_validation import ValidatedAdapter, read_adapter, weights_file
 from lorag.llm.layer_effects import LayerEffect
 from lorag.llm.loading import LoadedBase
-from lorag.llm.mixed_batch import add_group_deltas, grouped_rows
+from lorag.llm.lora_injection import LoraLayers, lora_attribute_names
+from lorag.llm.mixed_batch import grouped_rows
 from lorag.llm.virtual_tokens import VirtualTokens
 
 logger = logging.getLogger(__name__)
@@ -123,28 +122,12 @@ def _check_name(name: str) -> str:
 
     if hasattr(torch.nn.ModuleDict(), name):  # peft keys each adapter's layers by name in ModuleDicts
         raise AdapterError(f"adapter name {name!r} is taken by torch.nn.Module (an attribute); choose another name")
-    if name in _lora_attribute_names():  # parameter paths would read ".lora_A.lora_A." and match every adapter
+    if name in lora_attribute_names():  # parameter paths would read ".lora_A.lora_A." and match every adapter
         raise AdapterError(
             f"adapter name {name!r} is the name of a LoRA layer attribute in peft "
-            f"({', '.join(sorted(_lora_attribute_names()))}); choose another name"
+            f"({', '.join(sorted(lora_attribute_names()))}); choose another name"
         )
     return name
-
-
-@functools.cache
-def _lora_attribute_names() -> frozenset[str]:
-    """What peft's LoRA layers name their per-adapter modules and settings (``lora_A``, ``scaling``, ...)."""
-    from peft.tuners.lora import LoraLayer
-
-    return frozenset({"base_layer", *LoraLayer.adapter_layer_names, *LoraLayer.other_param_names})
-
-
-@functools.cache
-def _update_layer_takes_config() -> bool:
-    """peft releases before the config-based ``LoraLayer.update_layer`` (``config=``) always take ``add_adapter``."""
-    from peft.tuners.lora import LoraLayer
-
-    return "config" in inspect.signature(LoraLayer.update_layer).parameters
 
 
 class AdapterRegistry:
@@ -183,9 +166,7 @@ class AdapterRegistry:
         self._state = threading.Condition(threading.RLock())
         self._entries: dict[str, _Entry] = {}
         self._lru: OrderedDict[str, None] = OrderedDict()
-        self._peft: Any = None
-        self._lora_layers: tuple[Any, ...] | None = None  # peft's LoRA layers, found again after any change
-        self._lora_hooks: builtins.list[Any] = []
+        self._lora = LoraLayers(base.model)
         self.base_version = hashlib.sha256(
             json.dumps([base.fingerprint, base.settings.as_dict()], sort_keys=True).encode()
         ).hexdigest()[:16]
@@ -195,7 +176,7 @@ class AdapterRegistry:
     @property
     def model(self) -> Any:
         """The module to call: the peft model when any adapter is resident, else the bare base."""
-        return self._peft if self._peft is not None else self.base.model
+        return self._lora.peft if self._lora.peft is not None else self.base.model
 
     @property
     def has_adapters(self) -> bool:
@@ -226,25 +207,8 @@ class AdapterRegistry:
         (``lorag.llm.mixed_batch``) instead of peft's ``adapter_names`` path, which also walks every module of the
         model twice per call; the LoRA layers are listed once per change of adapters. Call with ``model_lock`` held.
         """
-        lora_layers = self._hooked_lora_layers() if self._peft is not None else ()
-        with grouped_rows(lora_layers, adapter_names):
+        with grouped_rows(self._lora.hooked_layers(), adapter_names):
             yield self.base.model  # peft wrapped its modules in place: the base model now holds the LoRA layers
-
-    def _hooked_lora_layers(self) -> tuple[Any, ...]:
-        if self._lora_layers is None:
-            from peft.tuners.lora import LoraLayer
-
-            layers = tuple(m for m in self.base.model.modules() if isinstance(m, LoraLayer))
-            self._lora_hooks = [layer.register_forward_hook(add_group_deltas) for layer in layers]
-            self._lora_layers = layers
-        return self._lora_layers
-
-    def _forget_lora_layers(self) -> None:
-        """Before the adapters change: drop the hooks; the next routed call lists the layers again."""
-        for handle in self._lora_hooks:
-            handle.remove()
-        self._lora_hooks = []
-        self._lora_layers = None
 
     # ------------------------------------------------------------------ registration
 
@@ -528,19 +492,10 @@ class AdapterRegistry:
                     f"cannot compose {entry.name!r}: compositions combine LoRA adapters (peft add_weighted_adapter), "
                     f"and the sources are {kinds}"
                 )
-            self._forget_lora_layers()
-            self._peft.add_weighted_adapter(
-                adapters=sources,
-                weights=[float(entry.recipe[s]) for s in sources],
-                adapter_name=entry.name,
-                combination_type=entry.combination_type,
-            )
-            self._peft.eval()
+            self._lora.add_weighted(entry.name, {s: entry.recipe[s] for s in sources}, entry.combination_type)
         except AdapterError:
             raise
         except Exception as err:
-            if entry.name in getattr(self._peft, "peft_config", {}):
-                self._delete(entry.name)
             raise AdapterError(f"cannot compose {entry.name!r} from {entry.recipe}: {err}") from err
         finally:
             for s in versions:
@@ -559,16 +514,17 @@ class AdapterRegistry:
 
     def _inject(self, entry: _Entry, validated: ValidatedAdapter) -> None:
         """Put a validated adapter into the model by its kind; on failure the model is left as it was."""
-        if validated.kind == "lora":
-            self._inject_lora(entry, validated)
-        else:
-            try:
-                if validated.kind in LAYER_KINDS:
-                    entry.effect = LayerEffect(self.base.model, entry.name, validated)
-                else:
-                    entry.virtual = VirtualTokens.from_validated(self.base.model, validated)
-            except Exception as err:
-                raise AdapterError(f"loading adapter {entry.name!r} from {entry.path} failed: {err}") from err
+        try:
+            if validated.kind == "lora":
+                self._lora.inject(entry.name, validated, reuse_layers=self._same_lora_layers(validated))
+            elif validated.kind in LAYER_KINDS:
+                entry.effect = LayerEffect(self.base.model, entry.name, validated)
+            else:
+                entry.virtual = VirtualTokens.from_validated(self.base.model, validated)
+        except AdapterError:
+            raise
+        except Exception as err:
+            raise AdapterError(f"loading adapter {entry.name!r} from {entry.path} failed: {err}") from err
         entry.kind = validated.kind
         entry.version = validated.version
         entry.rank = validated.rank
@@ -578,87 +534,14 @@ class AdapterRegistry:
         self._lru[entry.name] = None
         logger.info("loaded %s adapter %r (version %s) from %s", entry.kind, entry.name, entry.version, entry.path)
 
-    def _inject_lora(self, entry: _Entry, validated: ValidatedAdapter) -> None:
-        import torch
-        from peft import PeftModel
-
-        name = entry.name
-        created = self._peft is None
-        self._forget_lora_layers()
-        try:
-            # low_cpu_mem_usage: peft creates the LoRA layers on the meta device (no random init, no copies) and the
-            # validated tensors are assigned below. peft's set_peft_model_state_dict is avoided on purpose: it calls
-            # state_dict() on the model, which makes bitsandbytes unpack CPU-packed 4-bit weights, and the repack on
-            # the next forward rounds the scales again (bnb 0.50), so the base's outputs would drift.
-            if created:
-                self._peft = PeftModel(self.base.model, validated.config, adapter_name=name, low_cpu_mem_usage=True)
-            elif self._fits_existing_layers(validated):
-                self._add_to_existing_layers(name, validated)
-            else:
-                self._peft.add_adapter(name, validated.config, low_cpu_mem_usage=True)
-            filled = set()
-            for key, tensor in validated.state_dict.items():
-                path, kind = split_key(key, LORA_WEIGHTS)
-                layer: Any = self.base.model.get_submodule(path)
-                holder = (layer.lora_A if kind == "lora_A.weight" else layer.lora_B)[name]
-                if holder.weight.shape != tensor.shape:
-                    raise AdapterError(
-                        f"adapter {name!r}: {key} has shape {tuple(tensor.shape)}, the config makes "
-                        f"{tuple(holder.weight.shape)} (rank or rank_pattern mismatch)"
-                    )
-                device = layer.get_base_layer().weight.device
-                holder.weight = torch.nn.Parameter(tensor.to(device=device, dtype=torch.float32), requires_grad=False)
-                filled.add(id(holder.weight))
-            # peft may also have created layers for targets the weights do not cover
-            unfilled = [n for n, p in self._peft.named_parameters() if f".{name}." in n and id(p) not in filled]
-            if unfilled:
-                raise AdapterError(f"adapter {name!r} has no weights for {len(unfilled)} LoRA layers: {unfilled[:3]}")
-            self._peft.eval()
-        except Exception as err:
-            self._rollback(name, created)
-            if isinstance(err, AdapterError):
-                raise
-            raise AdapterError(f"loading adapter {name!r} from {entry.path} failed: {err}") from err
-
-    def _fits_existing_layers(self, validated: ValidatedAdapter) -> bool:
-        """True when a resident adapter with the same targets already wrapped exactly these modules in LoRA layers,
-        so the new adapter can be added to them directly. peft's ``add_adapter`` would match every module name of the
-        model against the targets again (most of a cold load's time); patterns and layer selections take that path."""
-        config = validated.config
-        if not _update_layer_takes_config():
-            return False
-        if config.rank_pattern or config.alpha_pattern or config.layers_to_transform is not None:
-            return False
-        if getattr(config, "exclude_modules", None) or getattr(config, "target_parameters", None):
-            return False
+    def _same_lora_layers(self, validated: ValidatedAdapter) -> bool:
+        """Whether a resident LoRA adapter with the same targets already wrapped exactly these modules."""
         return any(
             e.resident
             and e.kind == "lora"
-            and e.target_modules == validated.target_modules
-            and e.module_paths == validated.module_paths
+            and (e.target_modules, e.module_paths) == (validated.target_modules, validated.module_paths)
             for e in self._entries.values()
         )
-
-    def _add_to_existing_layers(self, name: str, validated: ValidatedAdapter) -> None:
-        """peft's own per-layer step (``LoraLayer.update_layer``) on each module, weights created empty (meta)."""
-        from peft.utils.integrations import init_empty_weights
-
-        config = validated.config
-        self._peft.peft_config[name] = config
-        with init_empty_weights():
-            for path in sorted(validated.module_paths):
-                layer: Any = self.base.model.get_submodule(path)
-                layer.update_layer(name, config.r, lora_alpha=config.lora_alpha, config=config, target_name=path)
-
-    def _rollback(self, name: str, created: bool) -> None:
-        self._forget_lora_layers()
-        if self._peft is None:
-            return
-        if created:
-            self._peft.unload()
-            self._peft = None
-        elif name in self._peft.peft_config:
-            self._delete(name)
 
     def _delete(self, name: str) -> None:
         """Take an adapter out of the model; the last LoRA adapter unwraps the base back to plain modules."""
@@ -668,15 +551,4 @@ class AdapterRegistry:
                 entry.effect.remove()
             entry.effect = entry.virtual = None
             return
-        if self._peft is None or name not in self._peft.peft_config:
-            return
-        self._forget_lora_layers()
-        if len(self._peft.peft_config) == 1:
-            self._peft.unload()
-            self._peft = None
-        else:
-            if name in self._peft.active_adapters:
-                other = next(n for n in self._peft.peft_config if n != name)
-                self._peft.set_adapter(other)
-            self._peft.delete_adapter(name)
-        self.base.model.eval()
+        self._lora.delete(name)
