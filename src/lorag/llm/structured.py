@@ -15,6 +15,9 @@ The grammar library is llguidance (guidance-ai, MIT), chosen over xgrammar, outl
 - a Lark grammar can embed JSON schemas behind lazy triggers, which is what tool calls inside free text need
   (``lorag.llm.tools``).
 
+The grammar keeps every token valid, so a small model that falls into a loop inside a value could never leave it:
+``lorag.llm.loops`` closes such a value, and tool arguments are bounded (``bounded_schema``).
+
 A ``GrammarConstraint`` holds one request's parser state and has a transformers logits processor's signature, so the
 scheduler runs it like the penalties: on that request's own ids and logits row, whatever else shares the batch.
 """
@@ -170,7 +173,8 @@ class Grammar:
 
 @dataclass
 class _Vocabulary:
-    """llguidance's view of a Hugging Face tokenizer, and each token's bytes (read when a loop is first watched)."""
+    """llguidance's view of a Hugging Face tokenizer, and each token's bytes for the loop breaker (read once, at the
+    first constrained output)."""
 
     ll: Any
     _bytes: TokenBytes | None = None
@@ -206,8 +210,8 @@ def _vocabulary(tokenizer: Any, eos_ids: tuple[int, ...]) -> _Vocabulary:
 
 class GrammarConstraint:
     """One request's grammar state as a logits processor: feeds it the tokens generated since the last call, then
-    sets every token the grammar forbids to -inf, and every token that would extend a degenerate loop
-    (``lorag.llm.loops``) unless no other token is allowed.
+    sets every token the grammar forbids to -inf, and while the output loops inside a JSON value, every token that
+    does not close that value (``lorag.llm.loops``), so a looping small model still ends where the grammar allows.
 
     Args:
         grammar: The constraint.
