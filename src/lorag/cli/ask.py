@@ -12,7 +12,7 @@ import typer
 
 from lorag.cli import app
 from lorag.rag.loaders import DEFAULT_MAX_FILE_MB
-from lorag.rag.pipeline import DEFAULT_ABSTAIN_CONFIDENCE, DEFAULT_K
+from lorag.rag.pipeline import DEFAULT_ABSTAIN_CONFIDENCE, DEFAULT_K, DEFAULT_MIN_ANSWERABILITY
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -114,11 +114,20 @@ REPETITION_PENALTY_OPTION = typer.Option(
     1.0, "--repetition-penalty", min=0.01, help="Penalise tokens already in the prompt or answer (1.0: off)."
 )
 ABSTAIN_CONFIDENCE_OPTION = typer.Option(
-    DEFAULT_ABSTAIN_CONFIDENCE,
+    None,
     "--abstain-confidence",
     min=0.0,
     max=1.0,
-    help="Keep the model's 'not in the documents' reply only when it is this sure of it; below, it answers anyway.",
+    help="Keep the model's 'not in the documents' reply only when it is this sure of it; below, it answers anyway. "
+    f"Default: {DEFAULT_ABSTAIN_CONFIDENCE}, or 1.0 (never kept: the gate decides) with the answerability gate.",
+)
+MIN_ANSWERABILITY_OPTION = typer.Option(
+    None,
+    "--min-answerability",
+    min=0.0,
+    max=1.0,
+    help="Say the documents lack the answer when lorag's answerability gate gives no passage this score "
+    f"(0: off). Default: {DEFAULT_MIN_ANSWERABILITY} with the grounded-answer adapter, off otherwise.",
 )
 NO_REPEAT_NGRAM_OPTION = typer.Option(
     0, "--no-repeat-ngram-size", min=0, help="Never repeat an n-gram of this many tokens (0: off)."
@@ -146,7 +155,8 @@ def build_pipeline(  # type: ignore[no-untyped-def]
     min_relevance: float,
     repetition_penalty: float = 1.0,
     no_repeat_ngram_size: int = 0,
-    abstain_confidence: float | None = DEFAULT_ABSTAIN_CONFIDENCE,
+    abstain_confidence: float | None = None,
+    min_answerability: float | None = None,
 ):
     """Load the model and build the pipeline exactly as ``lorag ask`` answers; returns ``(pipeline, engine)``.
 
@@ -154,7 +164,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
     applies). Bad options exit 2 with the reason.
     """
     from lorag.llm import LoragEngine
-    from lorag.rag.grounded import GroundedAdapterError, use_grounded_adapter
+    from lorag.rag.grounded import GROUNDED_ADAPTER, GroundedAdapterError, use_grounded_adapter
     from lorag.rag.pipeline import RagPipeline
 
     folder = adapter_folder(adapter)
@@ -172,6 +182,10 @@ def build_pipeline(  # type: ignore[no-untyped-def]
             name = use_grounded_adapter(engine)
     except (ValueError, LookupError, ImportError, GroundedAdapterError) as err:
         raise usage_error(str(err)) from err
+    if min_answerability is None:  # the gate's threshold was chosen for the shipped adapter
+        min_answerability = DEFAULT_MIN_ANSWERABILITY if name == GROUNDED_ADAPTER else None
+    if abstain_confidence is None:  # with the gate on, it alone decides (the model's declines are near chance)
+        abstain_confidence = 1.0 if min_answerability else DEFAULT_ABSTAIN_CONFIDENCE
     generation: dict[str, float | int] = {}
     if repetition_penalty != 1.0:
         generation["repetition_penalty"] = repetition_penalty
@@ -186,6 +200,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
         adapter=name,
         generation=generation,
         abstain_confidence=abstain_confidence,
+        min_answerability=min_answerability,
     )
     return pipeline, engine
 
@@ -205,7 +220,8 @@ def ask_command(
     min_relevance: float = MIN_RELEVANCE_OPTION,
     repetition_penalty: float = REPETITION_PENALTY_OPTION,
     no_repeat_ngram_size: int = NO_REPEAT_NGRAM_OPTION,
-    abstain_confidence: float = ABSTAIN_CONFIDENCE_OPTION,
+    abstain_confidence: float | None = ABSTAIN_CONFIDENCE_OPTION,
+    min_answerability: float | None = MIN_ANSWERABILITY_OPTION,
     follow_links: bool = FOLLOW_LINKS_OPTION,
     max_file_mb: float = MAX_FILE_MB_OPTION,
     stream: bool = typer.Option(False, "--stream", help="Print the answer as it is generated."),
@@ -233,6 +249,7 @@ def ask_command(
         repetition_penalty=repetition_penalty,
         no_repeat_ngram_size=no_repeat_ngram_size,
         abstain_confidence=abstain_confidence,
+        min_answerability=min_answerability,
     )
     try:
         if stream:

@@ -17,6 +17,7 @@ from lorag.cli.ask import (
     K_OPTION,
     MAX_FILE_MB_OPTION,
     MAX_TOKENS_OPTION,
+    MIN_ANSWERABILITY_OPTION,
     MIN_RELEVANCE_OPTION,
     MODEL_OPTION,
     NO_REPEAT_NGRAM_OPTION,
@@ -78,7 +79,8 @@ def eval_rag_command(
     min_relevance: float = MIN_RELEVANCE_OPTION,
     repetition_penalty: float = REPETITION_PENALTY_OPTION,
     no_repeat_ngram_size: int = NO_REPEAT_NGRAM_OPTION,
-    abstain_confidence: float = ABSTAIN_CONFIDENCE_OPTION,
+    abstain_confidence: float | None = ABSTAIN_CONFIDENCE_OPTION,
+    min_answerability: float | None = MIN_ANSWERABILITY_OPTION,
     follow_links: bool = FOLLOW_LINKS_OPTION,
     max_file_mb: float = MAX_FILE_MB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: the metrics and every answer."),
@@ -109,6 +111,7 @@ def eval_rag_command(
         repetition_penalty=repetition_penalty,
         no_repeat_ngram_size=no_repeat_ngram_size,
         abstain_confidence=abstain_confidence,
+        min_answerability=min_answerability,
     )
     try:
         report = evaluate_rag(pipeline, checked, progress=progress)

@@ -1,8 +1,9 @@
 """``RagPipeline``: retrieve from a ``DocumentIndex``, fit a cited prompt to the model's window, answer.
 
 Small models answer from irrelevant context rather than admit they cannot. So before generating, the pipeline
-checks the best passage's dense similarity against ``min_relevance``; below it, it answers ``NO_ANSWER`` without
-calling the model. The threshold is a cosine similarity for normalised embedders (see ``DEFAULT_MIN_RELEVANCE``).
+checks the best passage's dense similarity against ``min_relevance`` (off-topic questions), then asks the
+answerability gate (``lorag.rag.answerability``) whether a passage in the prompt holds the answer (on-topic
+questions whose answer is not there); below either threshold it answers ``NO_ANSWER`` without calling the model.
 Generated text goes through an ``AnswerGuard`` before it is streamed, so loops and mid-phrase endings are cut
 before anyone sees them and the streamed text is the final answer.
 """
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from lorag.rag.answer_guard import AnswerGuard
+from lorag.rag.answerability import AnswerabilityGate, TermStatistics
 from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock, build_prompt, cited_numbers, says_no_answer
 from lorag.retrieval import HybridHit
 
@@ -29,6 +31,12 @@ DEFAULT_K = 2
 #: The lowest threshold at which the grounded adapter answered >= 85% of the answerable SQuAD dev questions (0.87;
 #: F1 0.307, vs 0.255 trusting every no-answer reply; benchmarks/rag_defaults.py).
 DEFAULT_ABSTAIN_CONFIDENCE = 0.6
+#: Decline when the answerability gate gives the prompt's passages a lower ``P(answerable)``: what ``lorag ask`` uses
+#: with the shipped grounded adapter, the gate then deciding alone (the model's own no-answer replies separated
+#: answerable from unanswerable questions at AUC 0.57). The highest threshold that kept >= 87% of the answerable
+#: questions answered on both the SQuAD train (0.874, abstention recall 0.62) and dev splits (0.88, 0.75);
+#: ``benchmarks/answerability_gate.py``, ``benchmarks/results/rag_defaults.md`` section 5.
+DEFAULT_MIN_ANSWERABILITY = 0.55
 
 
 class ChatEngine(Protocol):
@@ -142,6 +150,10 @@ class RagPipeline:
         abstain_confidence: keep the model's "not in the documents" reply only when the model gave that reply at
             least this probability (the product of its tokens'; not the first token's alone, which an answer
             starting "The ..." shares); below it, answer with that reply forbidden. ``None`` always keeps it.
+        min_answerability: decline when no passage in the prompt scores this with the answerability gate;
+            ``None`` or 0 turns the gate off (``DEFAULT_MIN_ANSWERABILITY`` is what ``lorag ask`` uses with the
+            shipped grounded adapter).
+        answerability: the gate's coefficients; by default lorag's shipped ones (``AnswerabilityGate.load()``).
     """
 
     def __init__(
@@ -156,6 +168,8 @@ class RagPipeline:
         generation: dict[str, Any] | None = None,
         system_prompt: str = SYSTEM_PROMPT,
         abstain_confidence: float | None = DEFAULT_ABSTAIN_CONFIDENCE,
+        min_answerability: float | None = None,
+        answerability: AnswerabilityGate | None = None,
     ) -> None:
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
@@ -172,6 +186,10 @@ class RagPipeline:
         if abstain_confidence is not None and not 0.0 <= abstain_confidence <= 1.0:
             raise ValueError(f"abstain_confidence must be in [0, 1], got {abstain_confidence}")
         self.abstain_confidence = abstain_confidence
+        if min_answerability is not None and not 0.0 <= min_answerability <= 1.0:
+            raise ValueError(f"min_answerability must be in [0, 1], got {min_answerability}")
+        self.min_answerability = min_answerability or None
+        self.answerability = answerability or (AnswerabilityGate.load() if self.min_answerability else None)
         self._count = chat_token_counter(engine.tokenizer)
 
     def _prepare(self, question: str) -> tuple[list[dict[str, str]] | None, list[ContextBlock], bool]:
@@ -194,6 +212,15 @@ class RagPipeline:
                 f"no retrieved passage fits the model's {self.engine.context_window}-token window next to the "
                 f"question and {self.max_new_tokens} answer tokens; index with smaller chunks or lower max_new_tokens"
             )
+        if self.answerability is not None and self.min_answerability is not None:
+            answerable = self.answerability.probability(
+                question,
+                [b.text for b in prompt.blocks],
+                [b.metadata.get("relevance") for b in prompt.blocks],
+                TermStatistics.of_index(self.index),
+            )
+            if answerable < self.min_answerability:
+                return None, prompt.blocks, True
         return prompt.messages, prompt.blocks, False
 
     @staticmethod
@@ -237,7 +264,8 @@ class RagPipeline:
             yield Answer(question, NO_ANSWER, [], abstained=True)
             return
         abstain_probability = None
-        for attempt in range(2):
+        never_keep = self.abstain_confidence is not None and self.abstain_confidence >= 1.0
+        for attempt in range(int(never_keep), 2):  # a no-answer reply never kept is forbidden from the start
             guard = AnswerGuard()
             options: dict[str, Any] = {"max_tokens": self.max_new_tokens, "temperature": 0.0, **self.generation}
             if attempt:

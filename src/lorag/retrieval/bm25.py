@@ -105,6 +105,12 @@ class BM25Index:
             "tokenizer": self.tokenizer.settings(),
         }
 
+    def term_idf(self, terms: Sequence[str]) -> list[float | None]:
+        """Each term's IDF here (None for a term no document holds): how rare, so how telling, a word is in this
+        corpus (``lorag.rag.answerability`` weighs a question's words by it)."""
+        with self._lock:
+            return [None if (i := self.vocab.get(t)) is None else float(self._idf[i]) for t in terms]
+
     def __len__(self) -> int:
         return len(self.docs)
 

@@ -1,0 +1,120 @@
+"""Fit lorag's shipped answerability gate (``src/lorag/rag/answerability_gate.json``) and show how to set its threshold.
+
+1. ``benchmarks/squad_rag.py``'s *train* articles in open-book form: every paragraph of those articles is a document,
+   except 200 removed ones, one question of each asked as unanswerable; 500 answerable questions must find their
+   paragraph. Indexed as ``lorag ask`` does (MiniLM + BM25), each question retrieves the default k=2 passages.
+2. The gate's features (``lorag.rag.answerability``) on those passages, and a logistic regression (scikit-learn)
+   for ``P(answerable)``; its coefficients, the training AUC and the provenance go to the JSON file.
+3. For thresholds of ``P(answerable)``: the share of unanswerable questions declined (abstention recall) and of
+   answerable ones answered, on the train questions and, with ``--dev``, on the dev split's (``squad_rag.py``'s dev
+   folder). The default threshold (``DEFAULT_MIN_ANSWERABILITY``) is read from these tables; no test data is used.
+
+Usage (from the repository root; a few minutes on 2 CPU cores)::
+
+    PYTHONPATH=src python benchmarks/answerability_gate.py --data ../shared/data/squad-v1.1 \\
+        --dev /tmp/rag-bench/squad-dev
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lorag.rag.answerability import ANSWERABILITY_FILE, FEATURES, AnswerabilityGate, TermStatistics
+from squad_rag import SEED, load_articles, split_articles, write_eval_set
+
+REPO = Path(__file__).resolve().parents[1]
+ANSWERABLE, UNANSWERABLE = 500, 200
+THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+
+
+def featurise(folder: Path, work: Path, k: int) -> tuple[list[list[float]], list[int]]:
+    """Features of every question of ``folder`` (``docs/`` + ``questions.jsonl``) and 1 for answerable ones."""
+    from lorag.rag.index import DocumentIndex
+
+    index = DocumentIndex(work, embedder="minilm")
+    index.sync(folder / "docs")
+    terms = TermStatistics.of_index(index)
+    probe = AnswerabilityGate((0.0,) * 4, 0.0, (0.0,) * 4, (1.0,) * 4, {})  # features only
+    features, labels = [], []
+    for line in (folder / "questions.jsonl").open(encoding="utf-8"):
+        question = json.loads(line)
+        hits = index.search(question["question"], k)
+        dense = [h.component_scores.get("dense") for h in hits]
+        features.append(probe.features(question["question"], [h.text for h in hits], dense, terms))
+        labels.append(int(bool(question["answers"])))
+    return features, labels
+
+
+def rates(probabilities: list[float], labels: list[int], threshold: float) -> dict[str, float]:
+    declined = [p < threshold for p in probabilities]
+    unanswerable = [d for d, y in zip(declined, labels, strict=True) if not y]
+    answerable = [d for d, y in zip(declined, labels, strict=True) if y]
+    return {
+        "abstention_recall": round(sum(unanswerable) / max(len(unanswerable), 1), 3),
+        "answered_rate": round(1 - sum(answerable) / max(len(answerable), 1), 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.preprocessing import StandardScaler
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="folder with SQuAD's dev-v1.1.json.zip")
+    parser.add_argument("--dev", type=Path, help="squad_rag.py's dev folder, to check thresholds on")
+    parser.add_argument("--output", type=Path, default=ANSWERABILITY_FILE)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lorag-answerability")
+    parser.add_argument("--k", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    articles = load_articles(args.data)
+    train = [p for title in split_articles(list(articles))["train"] for p in articles[title]]
+    folder = args.work / "train"
+    if not (folder / "questions.jsonl").is_file():
+        write_eval_set(train, folder, ANSWERABLE, UNANSWERABLE, SEED + 5)
+    x, y = featurise(folder, args.work / "train-index", args.k)
+    scaler = StandardScaler().fit(x)
+    model = LogisticRegression(max_iter=5000).fit(scaler.transform(x), y)
+    probabilities = model.predict_proba(scaler.transform(x))[:, 1].tolist()
+    gate: dict[str, Any] = {
+        "features": list(FEATURES),
+        "coefficients": model.coef_[0].round(6).tolist(),
+        "intercept": round(float(model.intercept_[0]), 6),
+        "mean": scaler.mean_.round(6).tolist(),
+        "scale": scaler.scale_.round(6).tolist(),
+        "metadata": {
+            "train_questions": {"answerable": sum(y), "unanswerable": len(y) - sum(y)},
+            "train_auc": round(float(roc_auc_score(y, probabilities)), 4),
+            "k": args.k,
+            "retrieval": "lorag DocumentIndex defaults (all-MiniLM-L6-v2 + BM25, fused)",
+            "data": "SQuAD v1.1 dev (Rajpurkar et al. 2016, CC BY-SA 4.0): the train articles of "
+            "benchmarks/squad_rag.py's by-article split, in open-book form; no dev or test article",
+            "command": "PYTHONPATH=src python benchmarks/answerability_gate.py "
+            + shlex.join(str(a).replace(f"{REPO}/", "") for a in (argv if argv is not None else sys.argv[1:])),
+        },
+    }
+    args.output.write_text(json.dumps(gate, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps({"train_auc": gate["metadata"]["train_auc"], "output": str(args.output)}))
+    shipped = AnswerabilityGate.load(args.output)
+    tables = {"train": (x, y)}
+    if args.dev:
+        tables["dev"] = featurise(args.dev, args.work / "dev-index", args.k)
+    for name, (features, labels) in tables.items():
+        scores = [shipped.probability_of(f) for f in features]
+        print(f"{name}: AUC {roc_auc_score(labels, scores):.3f}")
+        for threshold in THRESHOLDS:
+            print(json.dumps({"split": name, "min_answerability": threshold, **rates(scores, labels, threshold)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The answerability gate: do the passages in the prompt hold the answer to the question?
+
+A small reader cannot tell on its own. On SQuAD questions whose paragraph was removed from the documents,
+SmolLM2-135M with the grounded adapter gave its no-answer reply probabilities that barely separated them from
+answerable ones (ROC AUC 0.57 on the dev split), and a linear probe on its hidden states did little better (about
+0.7). Retrieval scores alone do not separate them either (best dense score: AUC 0.72 on the train split), because
+the other paragraphs of the same article are as similar to the question. What does separate them is what a reader
+checks: whether the passage holds the question's *rare* words. The gate computes, with the index's own tokenizer
+and IDF (``BM25Index.term_idf``):
+
+- ``coverage``: the IDF-weighted share of the question's terms found in the best passage;
+- ``window``: the same share in the best window of three consecutive sentences (the answer sentence and its
+  neighbours), which is what single-sentence SQuAD answers need;
+- the best and second-best dense scores of the passages.
+
+A logistic regression over these four, fit on SQuAD train-article questions by ``benchmarks/answerability_gate.py``
+(which records data and command in ``answerability_gate.json``), gives ``P(answerable)``; the pipeline declines
+when it is below ``min_answerability``. A cross-encoder would read better still, but training one (MiniLM) took
+14 s a step on this project's 2 CPU cores; the four numbers cost microseconds and ship as a few coefficients.
+Without BM25 statistics (another sparse retriever), every word weighs the same: the gate still runs, less sharply.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: The shipped gate's coefficients (written by ``benchmarks/answerability_gate.py``).
+ANSWERABILITY_FILE = Path(__file__).resolve().with_name("answerability_gate.json")
+#: Feature order of the coefficients.
+FEATURES = ("coverage", "window", "dense_best", "dense_second")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+@dataclass(frozen=True)
+class TermStatistics:
+    """How the corpus splits text into terms, and how rare each term is (None: a term no document holds)."""
+
+    tokenize: Callable[[str], list[str]]
+    idf: Callable[[Sequence[str]], list[float | None]]
+
+    @classmethod
+    def of_index(cls, index: Any) -> TermStatistics:
+        """The sparse side's tokenizer and IDF of a ``DocumentIndex`` / ``HybridRetriever`` / ``BM25Index``;
+        uniform weights with lorag's default tokenizer when it has none."""
+        sparse = getattr(getattr(index, "retriever", index), "sparse", index)
+        if hasattr(sparse, "term_idf") and hasattr(sparse, "tokenizer"):
+            return cls(sparse.tokenizer.tokenize, sparse.term_idf)
+        from lorag.retrieval.tokenization import Tokenizer
+
+        return cls(Tokenizer().tokenize, lambda terms: [1.0] * len(terms))
+
+
+def coverage_features(question: str, passages: Sequence[str], terms: TermStatistics) -> tuple[float, float]:
+    """(best passage's, best three-sentence window's) IDF-weighted share of the question's terms.
+
+    A question term no document holds weighs as much as the rarest known one: it is at least as telling."""
+    words = sorted(set(terms.tokenize(question)))
+    if not words or not passages:
+        return 0.0, 0.0
+    idf = terms.idf(words)
+    rarest = max((w for w in idf if w is not None), default=1.0)
+    weight = {t: (rarest if w is None else w) for t, w in zip(words, idf, strict=True)}
+    total = sum(weight.values()) or 1.0
+
+    def share(found: set[str]) -> float:
+        return sum(weight[t] for t in words if t in found) / total
+
+    best_passage = best_window = 0.0
+    for text in passages:
+        best_passage = max(best_passage, share(set(terms.tokenize(text))))
+        sentences = [set(terms.tokenize(s)) for s in _SENTENCE_END.split(text) if s.strip()]
+        for i in range(len(sentences)):
+            window = set().union(*sentences[max(i - 1, 0) : i + 2])
+            best_window = max(best_window, share(window))
+    return best_passage, best_window
+
+
+@dataclass(frozen=True)
+class AnswerabilityGate:
+    """``P(answerable)`` = logistic(coefficients . standardised features + intercept)."""
+
+    coefficients: tuple[float, ...]
+    intercept: float
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    metadata: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: str | Path = ANSWERABILITY_FILE) -> AnswerabilityGate:
+        """A gate from its JSON file; a missing or malformed one is named, with what writes it."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if tuple(data["features"]) != FEATURES:
+                raise ValueError(f"features {data['features']} are not {list(FEATURES)}")
+            gate = cls(
+                tuple(float(c) for c in data["coefficients"]),
+                float(data["intercept"]),
+                tuple(float(m) for m in data["mean"]),
+                tuple(float(s) for s in data["scale"]),
+                dict(data.get("metadata", {})),
+            )
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ValueError(
+                f"{path}: not an answerability gate ({err}); benchmarks/answerability_gate.py writes one"
+            ) from err
+        if not len(gate.coefficients) == len(gate.mean) == len(gate.scale) == len(FEATURES):
+            raise ValueError(f"{path}: expected {len(FEATURES)} coefficients, means and scales")
+        return gate
+
+    def features(
+        self, question: str, passages: Sequence[str], dense: Sequence[float | None], terms: TermStatistics
+    ) -> list[float]:
+        """The four inputs, in ``FEATURES`` order (a passage found by BM25 alone has dense score 0)."""
+        coverage, window = coverage_features(question, passages, terms)
+        scores = [*sorted((d or 0.0 for d in dense), reverse=True), 0.0, 0.0]
+        return [coverage, window, scores[0], scores[1]]
+
+    def probability(
+        self, question: str, passages: Sequence[str], dense: Sequence[float | None], terms: TermStatistics
+    ) -> float:
+        """``P(answerable)`` for the passages given together (one that holds the answer is enough)."""
+        return self.probability_of(self.features(question, passages, dense, terms))
+
+    def probability_of(self, features: Sequence[float]) -> float:
+        """``P(answerable)`` from the features (``FEATURES`` order)."""
+        z = self.intercept + sum(
+            c * (v - m) / s for c, v, m, s in zip(self.coefficients, features, self.mean, self.scale, strict=True)
+        )
+        return 1.0 / (1.0 + math.exp(-z))
