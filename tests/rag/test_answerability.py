@@ -1,0 +1,135 @@
+"""The answerability gate: its features by hand, its file, its decision in the pipeline, and the CLI's defaults."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_rag_pipeline import FakeEngine, FakeIndex, _hit
+
+from lorag.rag.answerability import (
+    ANSWERABILITY_FILE,
+    FEATURES,
+    AnswerabilityGate,
+    TermStatistics,
+    coverage_features,
+)
+from lorag.rag.pipeline import RagPipeline
+from lorag.rag.prompt import NO_ANSWER
+from lorag.retrieval import BM25Index
+
+IDF = {"alpha": 1.0, "beta": 2.0, "gamma": 3.0}
+
+
+def _terms(idf: dict[str, float] = IDF) -> TermStatistics:
+    return TermStatistics(lambda text: re.findall(r"\w+", text.lower()), lambda ts: [idf.get(t) for t in ts])
+
+
+def test_coverage_is_the_idf_weighted_share_of_question_words() -> None:
+    # total weight 6: alpha 1, beta 2, gamma 3
+    assert coverage_features("alpha beta gamma", ["alpha beta. x y. z."], _terms()) == pytest.approx((0.5, 0.5))
+    passage = "alpha. q. r. s. beta gamma."  # all words, but the best 3-sentence window misses alpha
+    assert coverage_features("alpha beta gamma", [passage], _terms()) == pytest.approx((1.0, 5 / 6))
+    two = coverage_features("alpha beta gamma", ["alpha beta.", "gamma here. alpha too."], _terms())
+    assert two == pytest.approx((4 / 6, 4 / 6))  # the best passage counts, not their union
+
+
+def test_a_word_no_document_holds_weighs_as_the_rarest_known() -> None:
+    # "delta" is unknown: weight 3 (gamma's); total 1 + 3 + 3
+    assert coverage_features("alpha gamma delta", ["delta alpha"], _terms()) == pytest.approx((4 / 7, 4 / 7))
+    assert coverage_features("", ["alpha"], _terms()) == (0.0, 0.0)
+    assert coverage_features("alpha", [], _terms()) == (0.0, 0.0)
+
+
+def test_term_statistics_come_from_the_index_bm25_side() -> None:
+    texts = ["the bridge opened", "a river bridge", "the town bridge"]
+    terms = TermStatistics.of_index(BM25Index.from_texts(texts, ids=["a", "b", "c"]))
+    rare, common, missing = terms.idf(terms.tokenize("opened bridge zebra"))
+    assert missing is None and rare is not None and common is not None and rare > common
+    uniform = TermStatistics.of_index(object())  # no sparse statistics: every word weighs the same
+    assert uniform.idf(["x", "y"]) == [1.0, 1.0]
+
+
+def _gate(intercept: float, coefficients: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0)) -> AnswerabilityGate:
+    return AnswerabilityGate(coefficients, intercept, (0.5, 0.0, 0.0, 0.0), (0.25, 1.0, 1.0, 1.0), {})
+
+
+def test_probability_is_the_logistic_of_the_standardised_features() -> None:
+    gate = _gate(0.2, (1.0, 0.0, 2.0, 0.0))
+    assert gate.probability_of([1.0, 0.3, 0.5, 0.4]) == pytest.approx(1 / (1 + math.exp(-(0.2 + 2.0 + 1.0))))
+    dense = [0.4, None, 0.7]  # a BM25-only passage counts as dense 0; best and second best in order
+    assert gate.features("alpha", ["alpha"], dense, _terms()) == [1.0, 1.0, 0.7, 0.4]
+
+
+def test_the_shipped_gate_loads_and_prefers_the_passage_with_the_answer() -> None:
+    gate = AnswerabilityGate.load()
+    data = json.loads(ANSWERABILITY_FILE.read_text(encoding="utf-8"))
+    assert tuple(data["features"]) == FEATURES and "command" in gate.metadata
+    texts = [
+        "The Golden Gate Bridge opened in 1937 after four years of construction.",
+        "San Francisco's cable cars run on three lines through the city.",
+        "The Bay Bridge carries traffic between Oakland and San Francisco.",
+    ]
+    terms = TermStatistics.of_index(BM25Index.from_texts(texts, ids=["a", "b", "c"]))
+    question = "When did the Golden Gate Bridge open?"
+    with_answer = gate.probability(question, [texts[0], texts[1]], [0.6, 0.4], terms)
+    without = gate.probability(question, [texts[2], texts[1]], [0.6, 0.4], terms)
+    assert 0.0 < without < with_answer < 1.0
+
+
+def test_a_malformed_gate_file_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "gate.json"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"gate\.json: not an answerability gate"):
+        AnswerabilityGate.load(bad)
+    bad.write_text(json.dumps({**json.loads(ANSWERABILITY_FILE.read_text()), "features": ["x"]}), encoding="utf-8")
+    with pytest.raises(ValueError, match="features"):
+        AnswerabilityGate.load(bad)
+    with pytest.raises(ValueError, match=r"missing\.json"):
+        AnswerabilityGate.load(tmp_path / "missing.json")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_llm_dir: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_llm_dir)
+
+
+def test_the_pipeline_declines_below_the_threshold_without_calling_the_model(tokenizer: Any) -> None:
+    hits = FakeIndex([_hit(0, 0.9)])
+    engine = FakeEngine(tokenizer, "an answer [1]")
+    low = RagPipeline(hits, engine, min_answerability=0.5, answerability=_gate(-10.0))
+    answer = low.ask("What passage?")
+    assert answer.abstained and answer.answer == NO_ANSWER and engine.calls == []
+    high = RagPipeline(hits, engine, min_answerability=0.5, answerability=_gate(10.0))
+    assert high.ask("What passage?").answer == "an answer [1]" and len(engine.calls) == 1
+    off = RagPipeline(hits, engine, min_answerability=0, answerability=_gate(-10.0))
+    assert off.min_answerability is None
+    assert not off.ask("What passage?").abstained
+    with pytest.raises(ValueError, match="min_answerability"):
+        RagPipeline(hits, engine, min_answerability=1.5)
+
+
+def test_a_never_kept_no_answer_reply_is_forbidden_from_the_start(tokenizer: Any) -> None:
+    engine = FakeEngine(tokenizer, "an answer [1]")
+    RagPipeline(FakeIndex([_hit(0, 0.9)]), engine, abstain_confidence=1.0).ask("What passage?")
+    assert len(engine.calls) == 1 and engine.calls[0]["sequence_bias"]
+
+
+def test_the_cli_turns_the_gate_on_only_with_the_grounded_adapter(tiny_llm_dir: Path) -> None:
+    from lorag.cli.ask import build_pipeline
+    from lorag.rag.pipeline import DEFAULT_ABSTAIN_CONFIDENCE
+
+    options: dict[str, Any] = dict(model=str(tiny_llm_dir), quantization="none", adapter=None, k=2, max_tokens=4)
+    pipeline, engine = build_pipeline(FakeIndex([]), min_relevance=0.3, **options)
+    engine.close()
+    assert pipeline.min_answerability is None and pipeline.abstain_confidence == DEFAULT_ABSTAIN_CONFIDENCE
+    pipeline, engine = build_pipeline(FakeIndex([]), min_relevance=0.3, min_answerability=0.5, **options)
+    engine.close()
+    assert pipeline.min_answerability == 0.5 and pipeline.answerability is not None
+    assert pipeline.abstain_confidence == 1.0  # the gate decides
