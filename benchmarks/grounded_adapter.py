@@ -34,7 +34,7 @@ TRAIN_OPTIONS = [
     "--quantization", "none",
     "--bf16",
     "--rank", "8",
-    "--alpha", "16",
+    "--lora-alpha", "16",
     "--lr", "1e-3",
     "--batch-size", "4",
     "--max-length", "1024",

@@ -43,7 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "train-adapter": (
         "lorag.cli.train_adapter",
-        "Train a LoRA adapter (4-bit QLoRA by default) and save it as a peft adapter with metadata and a loss curve.",
+        "Train an adapter (4-bit QLoRA by default) and save it as a peft adapter with metadata and a loss curve.",
     ),
 }
 
