@@ -1,4 +1,5 @@
-"""``LoragEngine``: one quantized base, many LoRA adapters, chosen per request, batched across adapters.
+"""``LoragEngine``: one quantized base, many adapters (LoRA, IA3, bottleneck, prompt or prefix tuning), chosen per
+request, batched across adapters and kinds.
 
 The engine is what the LangChain and LlamaIndex wrappers talk to. It owns the loaded base, the adapter registry and
 the batching scheduler; all of its methods are safe to call from many threads and event loops at once.
@@ -31,7 +32,7 @@ Message = Mapping[str, Any]
 
 
 class LoragEngine:
-    """Serve one base model with per-request LoRA adapters.
+    """Serve one base model with per-request adapters of any kind ``lorag train-adapter`` makes.
 
     Args:
         model: A lorag short name (``smollm2-135m-instruct``), a local directory or a hub id.
