@@ -109,3 +109,20 @@ def test_04_distill_embedder(tmp_path: Path) -> None:
     # trained on corpus texts only, the student behind the hybrid retriever keeps most of the teacher's quality
     assert student["hybrid_retention"] > 0.6
     assert (tmp_path / "04_distill_embedder" / "retention.png").stat().st_size > 10_000
+
+
+SMOKE_DOCS = ("cors", "background-tasks", "static-files")  # recipe 8's smoke corpus
+
+
+@pytest.mark.real_model
+def test_08_agents(tmp_path: Path) -> None:
+    results = run_recipe("08_agents", tmp_path)
+    runs = {run["framework"]: run for run in results["runs"]}
+    assert set(runs) == {"langchain", "llamaindex"}
+    for run in runs.values():  # the forced first call always parses, so the tool always ran on a string query
+        first = run["calls"][0]
+        assert first["name"] == "search_docs" and isinstance(first["args"]["query"], str)
+        assert run["sources"] and set(run["sources"]) <= {f"tutorial/{name}.md" for name in SMOKE_DOCS}
+    langchain = runs["langchain"]  # each call answered by a ToolMessage with its id, and the loop ends in an answer
+    assert langchain["tool_message_ids"] == [call["id"] for call in langchain["calls"]]
+    assert not langchain["last_has_calls"]
