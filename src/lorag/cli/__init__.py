@@ -33,6 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lorag.cli.eval_rag",
         "Score answers to a questions file: exact match, F1, citations, abstention, latency and tokens/s.",
     ),
+    "export-adapter": (
+        "lorag.cli.export_adapter",
+        "Export a LoRA adapter for llama.cpp (GGUF) or vLLM; unsupported adapters are refused and nothing is written.",
+    ),
     "index": (
         "lorag.cli.index",
         "Build or update the hybrid index of a folder; unchanged files are not re-embedded.",
