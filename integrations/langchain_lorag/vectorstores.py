@@ -1,45 +1,165 @@
 """``LangChainVectorStoreBackend``: any LangChain ``VectorStore`` as the dense side of ``lorag.retrieval``.
 
-Users who outgrow one machine keep lorag's BM25 and fusion over Qdrant, Milvus, pgvector, Elasticsearch... through
+Users who outgrow one machine keep lorag's BM25 and fusion over Qdrant, pgvector, Milvus, Elasticsearch... through
 LangChain's own integrations. Scores come from ``similarity_search_with_relevance_scores`` (higher is better for every
 store that defines it); a store without a relevance function gives its raw ``similarity_search_with_score`` scores,
-taken as similarities unless ``distance=True`` (then negated, so higher is still better). Stores filter metadata in
-their own dialects, so lorag's filter (``lorag.retrieval.filters``) is applied to what the store returns, fetching
-deeper until ``k`` documents pass or the store runs out.
+taken as similarities unless ``distance=True`` (then negated, so higher is still better).
+
+Filters: for langchain-postgres's ``PGVector`` (JSONB) and langchain-qdrant's ``QdrantVectorStore`` (payload filters)
+the part of lorag's filter the store can evaluate is pushed into its search (``lorag.retrieval.store_filters``); for
+every store, lorag's whole filter is then applied to what the store returns, fetching deeper until ``k`` documents pass
+or the store runs out, so the filter always holds before the top-k cut.
+
+In step with lorag: an add that fails is undone in the store (a ``StoreSyncError`` names the ids when even that
+fails); ``pairing()`` and ``missing()`` let ``HybridRetriever.save`` / ``load(store=...)`` refuse another store.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
+from lorag.retrieval import store_filters
 from lorag.retrieval.documents import MetadataFilter, SearchHit, check_k, check_query
-from lorag.retrieval.filters import matches, parse
+from lorag.retrieval.filters import Filter, matches, parse
+from lorag.retrieval.stores import StoreSyncError
 
 #: Metadata key holding lorag's document id inside the store (stores differ in whether they return ``Document.id``).
 ID_KEY = "lorag_id"
+#: Namespace of the UUIDs that stand for lorag ids in stores that take only UUIDs or integers (Qdrant).
+ID_NAMESPACE = uuid.UUID("5b0d2a4e-8f1c-4c52-9a53-6c0f4a1e2b7d")
+
+
+def store_kind(vectorstore: VectorStore) -> str:
+    """The store's class with its top-level package, e.g. ``langchain_postgres.PGVector``."""
+    cls = type(vectorstore)
+    return f"{cls.__module__.split('.')[0]}.{cls.__name__}"
+
+
+class _Dialect:
+    """How lorag talks to one kind of store; this generic one pushes no filter down and keeps lorag's ids."""
+
+    def __init__(self, vectorstore: Any) -> None:
+        self.store = vectorstore
+
+    def store_id(self, doc_id: str) -> str:
+        return doc_id
+
+    def filter_kwargs(self, tree: Filter) -> dict[str, Any]:
+        return {}
+
+    def delete(self, store_ids: list[str]) -> None:
+        self.store.delete(ids=store_ids)
+
+    def collection(self) -> str | None:
+        return getattr(self.store, "collection_name", None)
+
+    def dimension(self) -> int | None:
+        """The dimension of the vectors the collection already holds (``None``: empty, or the store cannot say)."""
+        return None
+
+
+class _PGVectorDialect(_Dialect):
+    """langchain-postgres ``PGVector``: JSONB filters. Its ids are unique across the whole table, not per collection
+    (an upsert would move another collection's row), so lorag's ids go in as ``collection:id``."""
+
+    def store_id(self, doc_id: str) -> str:
+        return f"{self.store.collection_name}:{doc_id}"
+
+    def filter_kwargs(self, tree: Filter) -> dict[str, Any]:
+        pushed = store_filters.pushable(tree, key_ok=str.isidentifier)
+        return {} if pushed is None else {"filter": store_filters.to_mongo(pushed)}
+
+    def delete(self, store_ids: list[str]) -> None:
+        self.store.delete(ids=store_ids, collection_only=True)
+
+    def dimension(self) -> int | None:
+        from sqlalchemy import func, select
+
+        table = self.store.EmbeddingStore
+        with self.store.session_maker() as session:
+            collection = self.store.get_collection(session)
+            if collection is None:
+                return None
+            query = select(func.vector_dims(table.embedding)).where(table.collection_id == collection.uuid).limit(1)
+            return session.execute(query).scalar()
+
+
+class _QdrantDialect(_Dialect):
+    """langchain-qdrant ``QdrantVectorStore``: payload filters; point ids must be UUIDs, so lorag ids map to UUID5."""
+
+    def store_id(self, doc_id: str) -> str:
+        return str(uuid.uuid5(ID_NAMESPACE, doc_id))
+
+    def filter_kwargs(self, tree: Filter) -> dict[str, Any]:
+        from qdrant_client import models
+
+        pushed = store_filters.pushable(tree)
+        if pushed is None:
+            return {}
+        prefix = f"{self.store.metadata_payload_key}."
+        return {"filter": models.Filter.model_validate(store_filters.to_qdrant(pushed, prefix))}
+
+    def dimension(self) -> int | None:
+        vectors = self.store.client.get_collection(self.store.collection_name).config.params.vectors
+        params = vectors.get(self.store.vector_name) if isinstance(vectors, dict) else vectors
+        return None if params is None else int(params.size)
+
+
+_DIALECTS = {"langchain_postgres.PGVector": _PGVectorDialect, "langchain_qdrant.QdrantVectorStore": _QdrantDialect}
 
 
 class LangChainVectorStoreBackend:
     """Wrap a LangChain ``VectorStore`` (it embeds with its own ``Embeddings``) as a lorag ``DenseBackend``.
 
     Args:
-        vectorstore: any LangChain vector store.
+        vectorstore: any LangChain vector store; ``PGVector`` and ``QdrantVectorStore`` also get filters pushed down.
         distance: the store's raw scores are distances (lower is better); only used when it has no relevance function.
+
+    Raises:
+        ValueError: the collection already holds vectors of another dimension than the store's embeddings give.
     """
 
     def __init__(self, vectorstore: VectorStore, *, distance: bool = False) -> None:
         self.vectorstore = vectorstore
         self.distance = distance
+        self.kind = store_kind(vectorstore)
+        self._dialect = _DIALECTS.get(self.kind, _Dialect)(vectorstore)
+        self.dimension = self._check_dimension()
 
-    def _scored(self, query: str, k: int) -> list[tuple[Any, float]]:
+    def _check_dimension(self) -> int | None:
         try:
-            return self.vectorstore.similarity_search_with_relevance_scores(query, k=k)
+            embeddings = self.vectorstore.embeddings
+        except (AttributeError, NotImplementedError, ValueError):  # stores that embed server-side
+            embeddings = None
+        given = len(embeddings.embed_query("dimension probe")) if embeddings is not None else None
+        held = self._dialect.dimension()
+        if given is not None and held is not None and given != held:
+            raise ValueError(
+                f"{self.kind} collection {self._dialect.collection()!r} holds {held}-dimensional vectors but the "
+                f"store's embeddings give {given}: use the embeddings it was built with, or another collection"
+            )
+        return held if held is not None else given
+
+    def pairing(self) -> dict[str, Any]:
+        """Which store and collection this is (saved with a ``HybridRetriever`` and checked when it is loaded)."""
+        return {"store": self.kind, "collection": self._dialect.collection(), "dimension": self.dimension}
+
+    def missing(self, ids: Sequence[str]) -> list[str]:
+        """The ids among ``ids`` that the store does not hold."""
+        found = self.vectorstore.get_by_ids([self._dialect.store_id(i) for i in ids])
+        held = {str(doc.metadata.get(ID_KEY, doc.id)) for doc in found}
+        return [i for i in ids if i not in held]
+
+    def _scored(self, query: str, k: int, kwargs: dict[str, Any]) -> list[tuple[Any, float]]:
+        try:
+            return self.vectorstore.similarity_search_with_relevance_scores(query, k=k, **kwargs)
         except NotImplementedError:
-            found = self.vectorstore.similarity_search_with_score(query, k=k)
+            found = self.vectorstore.similarity_search_with_score(query, k=k, **kwargs)
             return [(doc, -score if self.distance else score) for doc, score in found]
 
     def add(
@@ -48,14 +168,36 @@ class LangChainVectorStoreBackend:
         ids: Sequence[str] | None = None,
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[str]:
+        """Add documents (the store upserts by id); a failed add is undone in the store before the error is raised."""
         if ids is None:
             raise ValueError("ids are required: the hybrid retriever matches BM25 and vector-store documents by id")
         metas = [{**dict(m or {}), ID_KEY: i} for m, i in zip(metadatas or [None] * len(texts), ids, strict=True)]
-        self.vectorstore.add_texts(list(texts), metadatas=metas, ids=list(ids))
+        store_ids = [self._dialect.store_id(i) for i in ids]
+        try:
+            self.vectorstore.add_texts(list(texts), metadatas=metas, ids=store_ids)
+        except Exception as err:
+            try:
+                self._dialect.delete(store_ids)
+            except Exception as undo_err:
+                raise StoreSyncError(
+                    f"adding {len(ids)} documents to {self.kind} failed ({err}) and undoing it failed too ({undo_err})",
+                    ids,
+                    "lorag's side does not hold them; once the store answers, remove them there with "
+                    "retriever.dense.delete(error.ids), or add the same batch again",
+                ) from err
+            raise
         return list(ids)
 
     def delete(self, ids: Sequence[str]) -> None:
-        self.vectorstore.delete(ids=list(ids))
+        """Delete documents by id; a store failure is a ``StoreSyncError`` (the store may have deleted some)."""
+        try:
+            self._dialect.delete([self._dialect.store_id(i) for i in ids])
+        except Exception as err:
+            raise StoreSyncError(
+                f"deleting {len(ids)} documents from {self.kind} failed ({err}); it may still hold some of them",
+                ids,
+                "lorag's side still holds them all: run retriever.delete(error.ids) again once the store answers",
+            ) from err
 
     def search(self, query: str, k: int = 10, filter: MetadataFilter | None = None) -> list[SearchHit]:
         check_query(query)
@@ -63,9 +205,10 @@ class LangChainVectorStoreBackend:
         if k == 0:
             return []
         tree = parse(filter) if filter else None  # checked and parsed once, not per returned document
+        kwargs = self._dialect.filter_kwargs(tree) if tree is not None else {}
         fetch = k if tree is None else 4 * k
         while True:
-            found = self._scored(query, fetch)
+            found = self._scored(query, fetch, kwargs)
             hits: list[SearchHit] = []
             seen: set[str] = set()
             for doc, score in found:

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from lorag.retrieval import fusion as fusion_lib
-from lorag.retrieval import persistence
+from lorag.retrieval import persistence, stores
 from lorag.retrieval._locking import synchronized
 from lorag.retrieval.bm25 import BM25Index
 from lorag.retrieval.dense import DenseBackend, DenseIndex, TextEmbedder
 from lorag.retrieval.documents import MetadataFilter, SearchHit, check_k, check_query
+from lorag.retrieval.stores import PairedStore
 from lorag.retrieval.tfidf import TfidfIndex
 from lorag.retrieval.tokenization import TextTokenizer
 
@@ -181,6 +182,12 @@ class HybridRetriever:
             if embeddings is not None:
                 raise ValueError("embeddings can only be given with a DenseIndex; vector stores embed themselves")
             self.dense.add(texts_, ids=ids_, metadatas=metas)
+            try:
+                self.sparse._add_validated(ids_, texts_, metas)
+            except BaseException:
+                self.dense.delete(ids_)  # keep the store in step with lorag's side
+                raise
+            return ids_
         self.sparse._add_validated(ids_, texts_, metas)
         return ids_
 
@@ -284,34 +291,64 @@ class HybridRetriever:
 
     # -------------------------------------------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:
-        """Save the sparse index, the FAISS index and the fusion settings atomically into one directory."""
+        """Save the sparse index, the FAISS index and the fusion settings atomically into one directory.
+
+        Over an external store (``lorag.retrieval.stores.PairedStore``) the store keeps its vectors: lorag saves its
+        sparse side and the store's pairing (kind, collection, dimension), checked on ``load``.
+        """
         dense = self.dense
-        if not isinstance(dense, DenseIndex):
+        if not isinstance(dense, (DenseIndex, PairedStore)):
             raise TypeError(
-                "only a HybridRetriever over a lorag DenseIndex can be saved; a framework vector store persists "
-                "itself: save its sparse side with retriever.sparse.save(path)"
+                f"a HybridRetriever over {type(dense).__name__} cannot be saved: its dense side must be a lorag "
+                "DenseIndex or say which store it pairs with (pairing() and missing(), lorag.retrieval.stores)"
             )
 
         def write(directory: Path) -> None:
             (directory / self.sparse_name).mkdir()
-            (directory / "dense").mkdir()
             self.sparse.write_to(directory / self.sparse_name)
-            dense.write_to(directory / "dense")
-            persistence.write_manifest(directory, KIND, {**self.settings(), "sparse": self.sparse_name})
+            extra: dict[str, Any] = {"sparse": self.sparse_name}
+            if isinstance(dense, DenseIndex):
+                (directory / "dense").mkdir()
+                dense.write_to(directory / "dense")
+            else:
+                extra["store"] = dense.pairing()
+            persistence.write_manifest(directory, KIND, {**self.settings(), **extra})
 
         with self._lock:  # both sides saved in one consistent state
             persistence.save_atomically(path, write)
 
     @classmethod
-    def load(cls, path: str | Path, embedder: TextEmbedder, tokenizer: TextTokenizer | None = None) -> HybridRetriever:
-        """Load a saved hybrid index; ``embedder`` (and ``tokenizer`` if given) must match the saved settings."""
+    def load(
+        cls,
+        path: str | Path,
+        embedder: TextEmbedder | None = None,
+        tokenizer: TextTokenizer | None = None,
+        *,
+        store: PairedStore | None = None,
+    ) -> HybridRetriever:
+        """Load a saved hybrid index; ``embedder`` (and ``tokenizer`` if given) must match the saved settings.
+
+        An index saved over an external store loads with ``store=`` (the same store and collection, else
+        ``StorePairingError``) instead of ``embedder``.
+        """
         directory = persistence.live_snapshot(path)
         settings = persistence.read_manifest(directory, KIND)
         name = settings.pop("sparse", "bm25")  # hybrids saved before TF-IDF existed have BM25 and no "sparse" key
         if name not in SPARSE:
             raise persistence.IndexFormatError(f"{directory} names an unknown sparse index {name!r}")
+        pairing = settings.pop("store", None)
+        if pairing is not None and (store is None or embedder is not None):
+            raise ValueError(
+                f"{path} pairs with {pairing.get('store')} collection {pairing.get('collection')!r}: load it with "
+                "store= (a backend over that collection) instead of an embedder"
+            )
+        if pairing is None and (store is not None or embedder is None):
+            raise ValueError(f"{path} holds a FAISS dense index: load it with the embedder it was built with")
         sparse = SPARSE[name].read_from(directory / name, tokenizer)
-        dense = DenseIndex.read_from(directory / "dense", embedder)
+        if store is not None:
+            stores.check_pairing(pairing, store, sparse.docs.ids, str(path))
+            return cls(sparse, store, **settings)  # type: ignore[arg-type]
+        dense = DenseIndex.read_from(directory / "dense", embedder)  # type: ignore[arg-type]
         if sparse.docs.ids != dense.docs.ids:
             raise persistence.IndexFormatError(
                 f"{directory} is inconsistent: the {name} and dense sides hold different documents"

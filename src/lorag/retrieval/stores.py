@@ -1,0 +1,67 @@
+"""A hybrid whose dense side is an external vector store (pgvector, Qdrant...): its pairing record and in-step errors.
+
+The store persists its own vectors; lorag saves only its sparse side and fusion settings, plus a *pairing*: which
+store kind and collection the saved index goes with, and the vectors' dimension. Loading against another store,
+collection or dimension is refused (``StorePairingError``) instead of fusing BM25 over one corpus with vectors of
+another; a sample of lorag's ids is then looked up in the store, so an emptied collection or another database is
+caught too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from lorag.retrieval.persistence import SettingsMismatchError
+
+#: At most this many of lorag's ids are looked up in the store on load (evenly spread, so the check stays cheap).
+PAIRING_SAMPLE = 256
+
+
+@runtime_checkable
+class PairedStore(Protocol):
+    """A dense backend over an external store that can say what it is and which documents it lacks."""
+
+    def pairing(self) -> dict[str, Any]:
+        """JSON-safe identity of the store: at least ``store`` (its kind), ``collection`` and ``dimension``."""
+        ...
+
+    def missing(self, ids: Sequence[str]) -> list[str]:
+        """The ids among ``ids`` that the store does not hold."""
+        ...
+
+
+class StorePairingError(SettingsMismatchError):
+    """A saved lorag index was loaded against a store other than the one it was saved with."""
+
+
+class StoreSyncError(RuntimeError):
+    """A store failed mid-change and lorag could not undo its part there: ``ids`` may be half-written in the store.
+
+    lorag's own side is unchanged; ``repair`` says what to run once the store answers again.
+    """
+
+    def __init__(self, message: str, ids: Sequence[str], repair: str) -> None:
+        super().__init__(f"{message}; {repair}")
+        self.ids = list(ids)
+        self.repair = repair
+
+
+def check_pairing(saved: Mapping[str, Any], store: PairedStore, ids: Sequence[str], where: str) -> None:
+    """Refuse ``store`` unless it is the saved pairing and holds a sample of ``ids`` (lorag's documents)."""
+    given = store.pairing()
+    diffs = [f"{key}: saved {saved.get(key)!r}, given {given.get(key)!r}" for key in saved if saved[key] != given.get(key)]
+    if diffs:
+        raise StorePairingError(
+            f"{where} pairs with {saved.get('store')} collection {saved.get('collection')!r}, not this store "
+            f"({'; '.join(diffs)}); load it with the store and collection it was saved with"
+        )
+    step = max(1, len(ids) // PAIRING_SAMPLE)
+    sample = list(ids[::step][:PAIRING_SAMPLE])
+    lacking = store.missing(sample) if sample else []
+    if lacking:
+        raise StorePairingError(
+            f"{given.get('store')} collection {given.get('collection')!r} lacks {len(lacking)} of {len(sample)} "
+            f"sampled documents of {where} (e.g. {lacking[:5]}): it was emptied, or this is another database; "
+            "re-add those documents to the store or rebuild the index"
+        )

@@ -1,0 +1,158 @@
+"""lorag's BM25 + fusion over a real PostgreSQL 16 + pgvector server (langchain-postgres ``PGVector``) as dense side."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("langchain_postgres", reason="pip install 'lorag[stores]'")
+
+from langchain_postgres import PGVector  # noqa: E402
+from store_fixtures import IDS, METADATAS, TEXTS, ConceptEmbeddings, PostgresServer, postgres_server  # noqa: E402
+
+from langchain_lorag.vectorstores import LangChainVectorStoreBackend  # noqa: E402
+from lorag.retrieval import BM25Index, HybridRetriever  # noqa: E402
+from lorag.retrieval.filters import matches, parse  # noqa: E402
+from lorag.retrieval.stores import StorePairingError, StoreSyncError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PostgresServer]:
+    with postgres_server() as started:
+        yield started
+
+
+def make_store(server: PostgresServer, collection: str, embeddings: ConceptEmbeddings | None = None) -> PGVector:
+    """A PGVector collection; pool_pre_ping lets its engine survive a server restart."""
+    return PGVector(
+        embeddings or ConceptEmbeddings(),
+        connection=server.url,
+        collection_name=collection,
+        use_jsonb=True,
+        engine_args={"pool_pre_ping": True},
+    )
+
+
+@pytest.fixture
+def collection() -> str:
+    return f"docs_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def hybrid(server: PostgresServer, collection: str) -> HybridRetriever:
+    retriever = HybridRetriever(BM25Index(), LangChainVectorStoreBackend(make_store(server, collection)))
+    retriever.add(list(TEXTS.values()), ids=IDS, metadatas=list(METADATAS.values()))
+    return retriever
+
+
+def expected(filter: dict) -> set[str]:
+    return {i for i in IDS if matches(METADATAS[i], filter)}
+
+
+def test_round_trip(hybrid: HybridRetriever) -> None:
+    hits = hybrid.search("wolves in packs", k=3)
+    assert hits[0].id == "wolf"
+    assert hits[0].text == TEXTS["wolf"]
+    assert hits[0].metadata == METADATAS["wolf"]
+    assert hits[0].component_ranks == {"bm25": 1, "dense": 1}
+    assert 0.0 < hits[0].component_scores["dense"] <= 1.0  # cosine relevance from the store
+
+
+PUSHED = [
+    {"topic": "animals"},
+    {"topic": ["animals", "geography"]},
+    {"year": {"$gte": 2020, "$lt": 2023}},
+    {"year": 2020.0},  # a float finds the stored int, as lorag's own filters do
+    {"$or": [{"topic": "manuals"}, {"year": 2019}]},
+]
+
+
+@pytest.mark.parametrize("filter", PUSHED, ids=str)
+def test_filters_are_applied_inside_the_store(hybrid: HybridRetriever, filter: dict) -> None:
+    backend = hybrid.dense
+    kwargs = backend._dialect.filter_kwargs(parse(filter))
+    assert kwargs, "this filter should be pushed down"
+    found = backend.vectorstore.similarity_search("anything", k=len(IDS), **kwargs)
+    assert {d.metadata["lorag_id"] for d in found} == expected(filter)
+
+
+LORAG_SIDE = [
+    {"year": {"$ne": 2019}},  # keeps "berlin", which has no year
+    {"$not": {"topic": "animals"}},
+    {"$and": [{"topic": "animals"}, {"year": {"$nin": [2019]}}]},
+]
+
+
+@pytest.mark.parametrize("filter", PUSHED + LORAG_SIDE, ids=str)
+def test_filters_hold_before_the_top_k_cut(hybrid: HybridRetriever, filter: dict) -> None:
+    want = expected(filter)
+    assert {h.id for h in hybrid.dense.search("capital city", k=len(IDS), filter=filter)} == want
+    assert {h.id for h in hybrid.search("capital city", k=len(IDS), filter=filter)} == want
+    top = hybrid.search("capital city", k=1, filter=filter)
+    assert len(top) == 1 and top[0].id in want
+
+
+def test_add_and_delete_stay_in_step(hybrid: HybridRetriever) -> None:
+    hybrid.add(["Lyon is a city in France."], ids=["lyon"], metadatas=[{"topic": "geography"}])
+    assert hybrid.dense.missing(["lyon"]) == []
+    assert hybrid.search("Lyon", k=1)[0].component_ranks["dense"] is not None
+    hybrid.delete(["lyon", "paris"])
+    assert hybrid.dense.missing(["lyon", "paris", "wolf"]) == ["lyon", "paris"]
+    assert {"lyon", "paris"}.isdisjoint(h.id for h in hybrid.search("city in France", k=len(IDS)))
+    with pytest.raises(KeyError):
+        hybrid.delete(["lyon"])  # unknown to lorag: refused before the store is touched
+    assert len(hybrid) == len(IDS) - 1
+
+
+def test_unreachable_store_leaves_lorag_unchanged(server: PostgresServer, hybrid: HybridRetriever) -> None:
+    server.stop()
+    try:
+        with pytest.raises(StoreSyncError) as caught:
+            hybrid.add(["Lyon is a city in France."], ids=["lyon"])
+        assert caught.value.ids == ["lyon"] and "delete" in caught.value.repair
+        assert len(hybrid) == len(IDS) and "lyon" not in hybrid.sparse.docs
+        with pytest.raises(StoreSyncError, match="still holds them"):
+            hybrid.delete(["paris"])
+        assert "paris" in hybrid.sparse.docs
+    finally:
+        server.start()
+    assert hybrid.dense.missing(["lyon", "paris"]) == ["lyon"]  # the failed add left nothing in the store
+    hybrid.add(["Lyon is a city in France."], ids=["lyon"])
+    assert hybrid.search("Lyon", k=1)[0].id == "lyon"
+
+
+def test_restart_and_reload(server: PostgresServer, collection: str, hybrid: HybridRetriever, tmp_path: Path) -> None:
+    before = [(h.id, round(h.score, 6)) for h in hybrid.search("capital city", k=4)]
+    hybrid.save(tmp_path / "lorag")
+    server.stop()
+    server.start()
+    store = LangChainVectorStoreBackend(make_store(server, collection))
+    loaded = HybridRetriever.load(tmp_path / "lorag", store=store)
+    assert [(h.id, round(h.score, 6)) for h in loaded.search("capital city", k=4)] == before
+
+    other = LangChainVectorStoreBackend(make_store(server, collection + "_other"))
+    with pytest.raises(StorePairingError, match=f"collection {collection!r}"):
+        HybridRetriever.load(tmp_path / "lorag", store=other)
+    with pytest.raises(ValueError, match="store="):
+        HybridRetriever.load(tmp_path / "lorag", ConceptEmbeddings())
+    store.delete(["wolf"])  # behind lorag's back
+    with pytest.raises(StorePairingError, match="lacks 1 of 6"):
+        HybridRetriever.load(tmp_path / "lorag", store=store)
+
+
+def test_collection_of_another_dimension_is_refused(server: PostgresServer, hybrid: HybridRetriever) -> None:
+    collection = hybrid.dense.pairing()["collection"]
+    assert hybrid.dense.pairing()["dimension"] == 8
+    with pytest.raises(ValueError, match="holds 8-dimensional vectors but the store's embeddings give 4"):
+        LangChainVectorStoreBackend(make_store(server, collection, ConceptEmbeddings(size=4)))
+
+
+def test_only_the_lexical_side_ranks_the_exact_term_first(hybrid: HybridRetriever) -> None:
+    hits = {h.id: h for h in hybrid.search("E4107 malfunction", k=len(IDS))}
+    assert hits["e4107"].component_ranks["bm25"] == 1
+    assert hits["guide"].component_ranks["dense"] == 1  # by meaning, the troubleshooting guide
+    assert hits["e4107"].component_ranks["dense"] != 1
+    assert next(iter(hits)) == "e4107"  # fused, the exact code wins
