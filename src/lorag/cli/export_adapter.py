@@ -49,7 +49,7 @@ def export_adapter_command(
             result = to_vllm(adapter_dir, output, base=base, overwrite=overwrite)
     except (AdapterExportError, ImportError) as err:
         typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from err
+        raise typer.Exit(2) from err
     if as_json:
         typer.echo(json.dumps({"output": str(result.output), "format": result.format, **result.facts}, indent=2))
         return

@@ -114,6 +114,8 @@ def load_lora_adapter(adapter_dir: str | Path) -> LoraAdapter:
 def _pair_up(weights: Path, state: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     halves: dict[str, dict[str, Any]] = {}
     for key, tensor in state.items():
+        if key.endswith(".base_layer.weight"):
+            continue  # peft's copy of a targeted lm_head / embedding's own weight: the base has it (llama.cpp skips it)
         match = _LORA_KEY.match(key.removeprefix(_PREFIX))
         if match is None:
             raise AdapterExportError(
