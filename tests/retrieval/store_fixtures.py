@@ -179,7 +179,7 @@ class ConceptEmbeddings(Embeddings):
             for dim, words in enumerate(self.CONCEPTS):
                 if word in words:
                     vector[dim] += 1.0
-        vector = vector[: self.size - 1] + [vector[-1]]
+        vector = [*vector[: self.size - 1], vector[-1]]
         norm = math.sqrt(sum(v * v for v in vector))
         return [v / norm for v in vector]
 

@@ -10,13 +10,13 @@ import pytest
 
 pytest.importorskip("langchain_postgres", reason="pip install 'lorag[stores]'")
 
-from langchain_postgres import PGVector  # noqa: E402
-from store_fixtures import IDS, METADATAS, TEXTS, ConceptEmbeddings, PostgresServer, postgres_server  # noqa: E402
+from langchain_postgres import PGVector
+from store_fixtures import IDS, METADATAS, TEXTS, ConceptEmbeddings, PostgresServer, postgres_server
 
-from langchain_lorag.vectorstores import LangChainVectorStoreBackend  # noqa: E402
-from lorag.retrieval import BM25Index, HybridRetriever  # noqa: E402
-from lorag.retrieval.filters import matches, parse  # noqa: E402
-from lorag.retrieval.stores import StorePairingError, StoreSyncError  # noqa: E402
+from langchain_lorag.vectorstores import LangChainVectorStoreBackend
+from lorag.retrieval import BM25Index, HybridRetriever
+from lorag.retrieval.filters import matches, parse
+from lorag.retrieval.stores import StorePairingError, StoreSyncError
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,9 @@ class StoreSyncError(RuntimeError):
 def check_pairing(saved: Mapping[str, Any], store: PairedStore, ids: Sequence[str], where: str) -> None:
     """Refuse ``store`` unless it is the saved pairing and holds a sample of ``ids`` (lorag's documents)."""
     given = store.pairing()
-    diffs = [f"{key}: saved {saved.get(key)!r}, given {given.get(key)!r}" for key in saved if saved[key] != given.get(key)]
+    diffs = [
+        f"{key}: saved {saved.get(key)!r}, given {given.get(key)!r}" for key in saved if saved[key] != given.get(key)
+    ]
     if diffs:
         raise StorePairingError(
             f"{where} pairs with {saved.get('store')} collection {saved.get('collection')!r}, not this store "
