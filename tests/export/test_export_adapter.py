@@ -263,6 +263,17 @@ def test_vllm_folder_is_the_peft_layout_and_loads_back_in_peft(adapter: Path, ti
     np.testing.assert_array_equal(a, peft_pairs(adapter)["model.layers.1.self_attn.q_proj"][0])
 
 
+def test_vllm_overwrite_replaces_the_folder_whole(adapter: Path, tmp_path: Path):
+    out = tmp_path / "served"
+    out.mkdir()
+    (out / "stale.txt").write_text("old", encoding="utf-8")
+    with pytest.raises(AdapterExportError, match="already exists"):
+        to_vllm(adapter, out)
+    to_vllm(adapter, out, overwrite=True)
+    assert leftovers(out) == ["adapter_config.json", "adapter_model.safetensors"]
+    assert leftovers(tmp_path) == ["served"]
+
+
 def test_vllm_refuses_modules_it_serves_no_lora_on(tiny_llm_dir: Path, tmp_path: Path):
     head = make_adapter(tiny_llm_dir, tmp_path / "head", lora(target_modules=["q_proj", "lm_head"]))
     with pytest.raises(AdapterExportError, match="not lm_head"):

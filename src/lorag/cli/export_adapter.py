@@ -19,7 +19,9 @@ class ExportFormat(str, Enum):
 
 @app.command("export-adapter")
 def export_adapter_command(
-    adapter_dir: Annotated[Path, typer.Argument(help="The adapter folder (adapter_config.json + safetensors).")],
+    adapter_dir: Annotated[
+        Path, typer.Argument(metavar="ADAPTER_DIR", help="The adapter folder (adapter_config.json + safetensors).")
+    ],
     output: Annotated[
         Path, typer.Option("--output", "-o", help="The GGUF file (gguf) or the adapter folder (vllm) to write.")
     ],
