@@ -108,6 +108,7 @@ def test_lorag_index_of_a_tiny_folder_opens_no_socket(tmp_path: Path, tiny_docs:
     [
         ["--help"],
         ["ask", "--help"],
+        ["export-adapter", "--help"],
         ["ask"],  # the question is missing
         ["ask", "what?", "--docs", "no-such-folder"],
         ["ask", "what?", "--docs", ".", "--adapter", "no-such-adapter"],
