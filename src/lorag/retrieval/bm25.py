@@ -14,18 +14,15 @@ non-zeros (milliseconds for thousands of documents).
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
-import scipy.sparse as sp
 
-from lorag.retrieval import persistence, scoring
+from lorag.retrieval import scoring
 from lorag.retrieval._locking import synchronized
-from lorag.retrieval.documents import DocumentStore, MetadataFilter, SearchHit, check_k, check_query
-from lorag.retrieval.tokenization import TextTokenizer, Tokenizer
+from lorag.retrieval.documents import MetadataFilter, SearchHit, check_k, check_query
+from lorag.retrieval.term_counts import TermCountIndex, top_rows
+from lorag.retrieval.tokenization import TextTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +36,9 @@ except ImportError:
     compiled = None  # type: ignore[assignment]
 
 
-class BM25Index:
-    """A BM25 index over documents with ids and metadata.
+class BM25Index(TermCountIndex):
+    """A BM25 index over documents with ids and metadata (sibling: ``TfidfIndex``; documents, counts, adding,
+    deleting and persistence come from ``TermCountIndex``).
 
     Args:
         method: ``"lucene"`` (default, as Lucene and bm25s), ``"okapi"``, ``"bm25l"`` or ``"bm25plus"`` (the last
@@ -52,6 +50,10 @@ class BM25Index:
         tokenizer: anything with ``tokenize(text)`` and ``settings()``; the default ``Tokenizer()`` lowercases, drops
             English stopwords and stems.
     """
+
+    KIND = KIND
+    SAVE_LENGTHS = True
+    SETTINGS = ("method", "k1", "b", "delta", "epsilon")
 
     def __init__(
         self,
@@ -70,40 +72,7 @@ class BM25Index:
         self.b = float(b)
         self.delta = float(scoring.DEFAULT_DELTA.get(method, 0.0) if delta is None else delta)
         self.epsilon = float(epsilon)
-        self.tokenizer: TextTokenizer = tokenizer if tokenizer is not None else Tokenizer()
-        self.docs = DocumentStore()
-        self._lock = threading.RLock()
-        self.vocab: dict[str, int] = {}
-        # Raw counts, documents x terms, CSR.
-        self._doc_indptr = np.zeros(1, dtype=np.int64)
-        self._doc_terms = np.zeros(0, dtype=np.int32)
-        self._doc_tfs = np.zeros(0, dtype=np.int32)
-        self._doc_len = np.zeros(0, dtype=np.int64)
-        self._rebuild()
-
-    # ----------------------------------------------------------------------------------------------------- building
-    @classmethod
-    def from_texts(
-        cls,
-        texts: Sequence[str],
-        ids: Sequence[str] | None = None,
-        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
-        **kwargs: Any,
-    ) -> BM25Index:
-        """Build an index from texts (``kwargs`` go to the constructor)."""
-        index = cls(**kwargs)
-        index.add(texts, ids=ids, metadatas=metadatas)
-        return index
-
-    def settings(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "k1": self.k1,
-            "b": self.b,
-            "delta": self.delta,
-            "epsilon": self.epsilon,
-            "tokenizer": self.tokenizer.settings(),
-        }
+        super().__init__(tokenizer)
 
     def term_idf(self, terms: Sequence[str]) -> list[float | None]:
         """Each term's IDF here (None for a term no document holds): how rare, so how telling, a word is in this
@@ -111,78 +80,9 @@ class BM25Index:
         with self._lock:
             return [None if (i := self.vocab.get(t)) is None else float(self._idf[i]) for t in terms]
 
-    def __len__(self) -> int:
-        return len(self.docs)
-
-    @synchronized
-    def add(
-        self,
-        texts: Sequence[str],
-        ids: Sequence[str] | None = None,
-        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
-    ) -> list[str]:
-        """Add documents; returns their ids. A bad batch raises and leaves the index unchanged."""
-        ids_, texts_, metas = self.docs.validate_new(ids, texts, metadatas)
-        self._add_validated(ids_, texts_, metas)
-        return ids_
-
-    @synchronized
-    def _add_validated(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]) -> None:
-        vocab = dict(self.vocab)
-        terms: list[int] = []
-        tfs: list[int] = []
-        indptr = [0]
-        lengths = []
-        for text in texts:
-            tokens = self.tokenizer.tokenize(text)
-            counts: dict[int, int] = {}
-            for tok in tokens:
-                tid = vocab.setdefault(tok, len(vocab))
-                counts[tid] = counts.get(tid, 0) + 1
-            terms.extend(counts)
-            tfs.extend(counts.values())
-            indptr.append(len(terms))
-            lengths.append(len(tokens))
-        base = self._doc_indptr[-1]
-        self._doc_indptr = np.concatenate([self._doc_indptr, base + np.asarray(indptr[1:], dtype=np.int64)])
-        self._doc_terms = np.concatenate([self._doc_terms, np.asarray(terms, dtype=np.int32)])
-        self._doc_tfs = np.concatenate([self._doc_tfs, np.asarray(tfs, dtype=np.int32)])
-        self._doc_len = np.concatenate([self._doc_len, np.asarray(lengths, dtype=np.int64)])
-        self.vocab = vocab
-        self.docs.add(ids, texts, metadatas)
-        self._rebuild()
-
-    def validate_delete(self, ids: Sequence[str]) -> np.ndarray:
-        return self.docs.rows_of(ids)
-
-    @synchronized
-    def delete(self, ids: Sequence[str]) -> None:
-        """Delete documents by id; an unknown id raises ``KeyError`` and nothing is deleted."""
-        rows = self.docs.rows_of(ids)
-        keep = np.ones(len(self.docs), dtype=bool)
-        keep[rows] = False
-        counts = self._counts()[keep]
-        # Drop terms no document uses any more, so the vocabulary (and Okapi's mean IDF) is what a fresh build gives.
-        used = np.flatnonzero(np.bincount(counts.indices, minlength=len(self.vocab)) > 0)
-        remap = np.full(len(self.vocab), -1, dtype=np.int64)
-        remap[used] = np.arange(used.size)
-        terms = list(self.vocab)
-        self.vocab = {terms[t]: i for i, t in enumerate(used.tolist())}
-        self._doc_indptr = counts.indptr.astype(np.int64)
-        self._doc_terms = remap[counts.indices].astype(np.int32)
-        self._doc_tfs = counts.data.astype(np.int32)
-        self._doc_len = self._doc_len[keep]
-        self.docs.delete_rows(rows)
-        self._rebuild()
-
-    def _counts(self) -> sp.csr_matrix:
-        return sp.csr_matrix(
-            (self._doc_tfs, self._doc_terms, self._doc_indptr), shape=(len(self._doc_len), len(self.vocab))
-        )
-
     def _rebuild(self) -> None:
         """Recompute IDFs and every posting's score from the raw counts."""
-        n_docs = len(self._doc_len)
+        n_docs = self.counts.n_docs
         n_terms = len(self.vocab)
         if n_docs == 0 or n_terms == 0:
             self._idf = np.zeros(n_terms)
@@ -192,18 +92,18 @@ class BM25Index:
             self._post_scores = np.zeros(0)
             self._positive = True
             return
-        by_term = self._counts().tocsc()
+        by_term = self.counts.matrix().tocsc()
         by_term.sort_indices()
         doc_freq = np.diff(by_term.indptr)
         self._idf = scoring.idf(self.method, doc_freq, n_docs, self.epsilon)
-        avgdl = float(self._doc_len.sum()) / n_docs
+        doc_len = self.counts.lengths
         post_terms = np.repeat(np.arange(n_terms), doc_freq)
         self._post_docs = by_term.indices.astype(np.int32)
         self._post_scores = scoring.term_scores(
             self.method,
             by_term.data,
-            self._doc_len[self._post_docs],
-            avgdl,
+            doc_len[self._post_docs],
+            float(doc_len.sum()) / n_docs,
             self._idf[post_terms],
             k1=self.k1,
             b=self.b,
@@ -229,17 +129,6 @@ class BM25Index:
             scores += np.bincount(docs, weights=vals, minlength=len(self.docs))
         scores += scoring.query_constant(self.method, self._idf[tids], self.delta)
         return scores
-
-    @synchronized
-    def score_documents(self, query: str, ids: Sequence[str]) -> dict[str, float]:
-        """The exact score of each given document (by id) for ``query``, whether or not it made a top k."""
-        scores = self.get_scores(query)
-        row_of = self.docs.row_of
-        return {doc_id: float(scores[row_of[doc_id]]) for doc_id in ids if doc_id in row_of}
-
-    def get_scores(self, query: str) -> np.ndarray:
-        """The score of every document (row order) for a query string."""
-        return self.scores_for_tokens(self.tokenizer.tokenize(check_query(query)))
 
     def _gather(self, tids: list[int]) -> tuple[np.ndarray, np.ndarray]:
         ptr = self._term_bounds
@@ -334,82 +223,9 @@ class BM25Index:
             candidates = np.flatnonzero(np.bincount(docs, minlength=n_docs))
         else:
             candidates = np.unique(docs)
-        if mask is not None:
-            candidates = candidates[mask[candidates]]
-        scores = summed[candidates]
-        if candidates.size > k:
-            kth = candidates.size - k
-            threshold = scores[np.argpartition(scores, kth)[kth]]
-            # Everything at or above the k-th best score, so ties at the cut are broken by row like the rest.
-            keep = np.flatnonzero(scores >= threshold)
-            candidates, scores = candidates[keep], scores[keep]
-        order = np.lexsort((candidates, -scores))[:k]
-        return self._with_constant(candidates[order].astype(np.int64), scores[order], tids)
+        return self._with_constant(*top_rows(summed, candidates, k, mask), tids)
 
     def _with_constant(self, rows: np.ndarray, scores: np.ndarray, tids: list[int]) -> tuple[np.ndarray, np.ndarray]:
         if self.method == "bm25plus":  # the only variant with a per-query constant
             scores = scores + scoring.query_constant(self.method, self._idf[tids], self.delta)
         return rows, scores
-
-    # -------------------------------------------------------------------------------------------------- persistence
-    def save(self, path: str | Path) -> None:
-        """Save to a directory atomically: an interrupted save leaves the previous index there loadable."""
-        persistence.save_atomically(path, self.write_to)
-
-    @synchronized
-    def write_to(self, directory: Path) -> None:
-        """Write this index's files and manifest into an existing empty directory (no atomicity by itself)."""
-        persistence.save_arrays(
-            directory / "counts.npz",
-            doc_indptr=self._doc_indptr,
-            doc_terms=self._doc_terms,
-            doc_tfs=self._doc_tfs,
-            doc_len=self._doc_len,
-        )
-        persistence.write_json(directory / "vocab.json", list(self.vocab))
-        persistence.write_json(directory / "documents.json", self.docs.to_json())
-        persistence.write_manifest(directory, KIND, self.settings())
-
-    @classmethod
-    def load(cls, path: str | Path, tokenizer: TextTokenizer | None = None) -> BM25Index:
-        """Load a saved index; a ``tokenizer`` given must match the saved settings (default: rebuild the saved one)."""
-        return cls.read_from(persistence.live_snapshot(path), tokenizer)
-
-    @classmethod
-    def read_from(cls, directory: Path, tokenizer: TextTokenizer | None = None) -> BM25Index:
-        settings = persistence.read_manifest(directory, KIND)
-        saved_tok = settings["tokenizer"]
-        if tokenizer is None:
-            tokenizer = Tokenizer.from_settings(saved_tok)
-        else:
-            persistence.check_settings("tokenizer", saved_tok, tokenizer.settings())
-        index = cls(
-            settings["method"],
-            k1=settings["k1"],
-            b=settings["b"],
-            delta=settings["delta"],
-            epsilon=settings["epsilon"],
-            tokenizer=tokenizer,
-        )
-        arrays = persistence.load_arrays(directory / "counts.npz")
-        vocab = persistence.read_json(directory / "vocab.json")
-        docs = DocumentStore.from_json(persistence.read_json(directory / "documents.json"))
-        try:
-            index._doc_indptr = arrays["doc_indptr"].astype(np.int64)
-            index._doc_terms = arrays["doc_terms"].astype(np.int32)
-            index._doc_tfs = arrays["doc_tfs"].astype(np.int32)
-            index._doc_len = arrays["doc_len"].astype(np.int64)
-        except KeyError as err:
-            raise persistence.IndexFormatError(f"{directory}/counts.npz lacks array {err}") from err
-        index.vocab = {t: i for i, t in enumerate(vocab)}
-        n = len(docs)
-        if (
-            len(index._doc_len) != n
-            or len(index._doc_indptr) != n + 1
-            or index._doc_indptr[-1] != len(index._doc_terms)
-            or (len(index._doc_terms) and int(index._doc_terms.max()) >= len(index.vocab))
-        ):
-            raise persistence.IndexFormatError(f"{directory} is inconsistent: counts, vocabulary and documents differ")
-        index.docs = docs
-        index._rebuild()
-        return index
