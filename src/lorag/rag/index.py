@@ -10,13 +10,14 @@ reading the index to swapping the pointer, so two syncs never interleave; loadin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from lorag.embedding import Embedder, EmbeddingCache
 from lorag.embedding.onnx_backend import Backend
 from lorag.locking import exclusive
 from lorag.rag.loaders import DEFAULT_MAX_FILE_MB, LoadReport, SourceDocument, load_folder
+from lorag.rag.ray_sync import RayExecutor
 from lorag.retrieval import HybridHit, HybridRetriever, persistence
 
 logger = logging.getLogger(__name__)
@@ -115,6 +117,30 @@ def chunk_id(doc: SourceDocument, index: int) -> str:
     return f"{doc.source}#{doc.sha256[:12]}:{index}"
 
 
+def chunk_document(
+    doc: SourceDocument, splitters: dict[str, Splitter]
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """Chunk one document: ids, texts and metadata (source, offsets, section or page).
+
+    A function of the document and the splitters alone, so Ray workers (``lorag.rag.ray_sync``) chunk exactly as
+    a local sync does.
+    """
+    splitter = splitters.get(doc.kind) or splitters["text"]
+    ids, texts, metas = [], [], []
+    for chunk in splitter.split(doc.text, {"source": doc.source}):
+        meta: dict[str, Any] = {"source": doc.source, "start": chunk.start, "end": chunk.end}
+        section = chunk.metadata.get("header_path")
+        if section:
+            meta["section"] = section
+        page = doc.page_at(chunk.start)
+        if page is not None:
+            meta["page"] = page
+        ids.append(chunk_id(doc, chunk.index))
+        texts.append(chunk.text)
+        metas.append(meta)
+    return ids, texts, metas
+
+
 class DocumentIndex:
     """A hybrid (BM25 + dense) index over the chunks of a folder's documents, persisted in ``index_dir``.
 
@@ -184,20 +210,7 @@ class DocumentIndex:
     # --------------------------------------------------------------------------------------------------- indexing
     def chunk(self, doc: SourceDocument) -> tuple[list[str], list[str], list[dict[str, Any]]]:
         """Chunk one document: ids, texts and metadata (source, offsets, section or page)."""
-        splitter = self.splitters.get(doc.kind) or self.splitters["text"]
-        ids, texts, metas = [], [], []
-        for chunk in splitter.split(doc.text, {"source": doc.source}):
-            meta: dict[str, Any] = {"source": doc.source, "start": chunk.start, "end": chunk.end}
-            section = chunk.metadata.get("header_path")
-            if section:
-                meta["section"] = section
-            page = doc.page_at(chunk.start)
-            if page is not None:
-                meta["page"] = page
-            ids.append(chunk_id(doc, chunk.index))
-            texts.append(chunk.text)
-            metas.append(meta)
-        return ids, texts, metas
+        return chunk_document(doc, self.splitters)
 
     def sync(
         self,
@@ -207,6 +220,7 @@ class DocumentIndex:
         wait: float | None = 0.0,
         follow_links: bool = False,
         max_file_mb: float = DEFAULT_MAX_FILE_MB,
+        executor: Literal["local", "ray"] | RayExecutor = "local",
     ) -> SyncReport:
         """Bring the index in line with ``folder``: index new and changed files, drop removed ones.
 
@@ -215,18 +229,40 @@ class DocumentIndex:
             on_skip: called with ``(path, reason)`` for each file not indexed.
             wait: seconds to wait while another process writes this index; ``0`` fails at once, ``None`` waits as
                 long as it takes. A sync that waited starts from what the other one saved.
+            executor: ``"local"`` chunks and embeds in this process; ``"ray"`` (``pip install "lorag[ray]"``) shards
+                both over a local Ray runtime, a ``RayExecutor`` over the cluster it names. Same index either way.
 
         Raises:
             DirectoryBusyError: another process still writes the index after ``wait`` seconds (a ``ValueError``).
             FileNotFoundError / ValueError: the folder is missing or holds no readable document; the index on disk
                 is left as it was.
+            RayUnreachableError: the Ray address did not answer (a ``ConnectionError``); nothing was locked or written.
         """
-        with exclusive(self.index_dir, wait=wait):
+        if executor not in ("local", "ray") and not isinstance(executor, RayExecutor):
+            raise ValueError(f"executor must be 'local', 'ray' or a RayExecutor, got {executor!r}")
+        remote = RayExecutor() if executor == "ray" else executor
+        # Ray is reached before the lock is taken, so a cluster that does not answer leaves the index untouched.
+        with (
+            remote if isinstance(remote, RayExecutor) else contextlib.nullcontext(),
+            exclusive(self.index_dir, wait=wait),
+        ):
             self._refresh()
-            return self._sync(folder, on_skip, follow_links=follow_links, max_file_mb=max_file_mb)
+            return self._sync(
+                folder,
+                on_skip,
+                follow_links=follow_links,
+                max_file_mb=max_file_mb,
+                remote=remote if isinstance(remote, RayExecutor) else None,
+            )
 
     def _sync(
-        self, folder: str | Path, on_skip: Callable[[str, str], None] | None, *, follow_links: bool, max_file_mb: float
+        self,
+        folder: str | Path,
+        on_skip: Callable[[str, str], None] | None,
+        *,
+        follow_links: bool,
+        max_file_mb: float,
+        remote: RayExecutor | None,
     ) -> SyncReport:
         loaded: LoadReport = load_folder(folder, follow_links=follow_links, max_file_mb=max_file_mb)
         report = SyncReport(skipped=list(loaded.skipped))
@@ -260,21 +296,14 @@ class DocumentIndex:
         texts: list[str] = []
         metas: list[dict[str, Any]] = []
         files = {s: e for s, e in self.files.items() if s in current and s not in report.changed}
-        with self._bar(sum(len(doc.text) for doc in fresh), "chunking", "char") as bar:
-            for doc in fresh:
-
-                def reached(offset: int, base: int = bar.n) -> None:  # an offset into this document
-                    bar.update(max(0, base + offset - bar.n))
-
-                with reporting_progress(reached):
-                    d_ids, d_texts, d_metas = self.chunk(doc)
-                reached(len(doc.text))
-                files[doc.source] = {"sha256": doc.sha256, "chunk_ids": d_ids}
-                ids += d_ids
-                texts += d_texts
-                metas += d_metas
+        for doc, (d_ids, d_texts, d_metas) in zip(fresh, self._chunk_all(fresh, remote), strict=True):
+            files[doc.source] = {"sha256": doc.sha256, "chunk_ids": d_ids}
+            ids += d_ids
+            texts += d_texts
+            metas += d_metas
         before = len(self._cache) if self._cache is not None else 0
-        vectors = self._embed(texts)
+        with remote.encoding(self.embedder, self.splitters) if remote is not None else contextlib.nullcontext():
+            vectors = self._embed(texts)
         report.chunks_embedded = (len(self._cache) - before) if self._cache is not None else len(texts)
         report.chunks_added = len(ids)
 
@@ -300,6 +329,24 @@ class DocumentIndex:
             report.chunks_embedded,
         )
         return report
+
+    def _chunk_all(
+        self, docs: list[SourceDocument], remote: RayExecutor | None
+    ) -> list[tuple[list[str], list[str], list[dict[str, Any]]]]:
+        """Each document's chunks in order, here (the bar moves through long files) or on the Ray workers."""
+        with self._bar(sum(len(doc.text) for doc in docs), "chunking", "char") as bar:
+            if remote is not None and docs:
+                return remote.chunk(docs, self.embedder, self.splitters, bar.update)
+            chunked = []
+            for doc in docs:
+
+                def reached(offset: int, base: int = bar.n) -> None:  # an offset into this document
+                    bar.update(max(0, base + offset - bar.n))
+
+                with reporting_progress(reached):
+                    chunked.append(self.chunk(doc))
+                reached(len(doc.text))
+            return chunked
 
     def _bar(self, total: int, desc: str, unit: str) -> Any:
         from tqdm.auto import tqdm
