@@ -75,7 +75,7 @@ def main() -> None:
             r_ids, r_texts, r_vectors = rows(sharded)
             same = r_ids == ids and r_texts == texts
             diff = float(np.abs(r_vectors - vectors).max()) if same else float("nan")
-            check = f"same chunks: {same}; max |Δv| {diff:.1e}"
+            check = f"same chunks: {same}; largest vector difference {diff:.1e}"
             table.append((f"Ray, {workers} worker{'s' * (workers > 1)}", seconds, check))
         load_after = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
