@@ -79,7 +79,8 @@ class Answer:
     """The answer text and the passages the model was given.
 
     ``abstained`` when the documents were judged not to hold the answer: retrieval found nothing relevant enough,
-    or the model said so. ``cited`` when the answer cites at least one passage.
+    the answerability gate judged the passages not to hold it, or the model said so. ``cited`` when the answer cites
+    at least one passage.
     """
 
     question: str
