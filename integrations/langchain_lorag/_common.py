@@ -24,16 +24,6 @@ class LoragParams(_Options):  # type: ignore[misc,valid-type]
 
     _engine_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        """The fields are plain settings (the engine is left out), so ``dumpd`` / ``load`` rebuild the wrapper."""
-        return True
-
-    @classmethod
-    def get_lc_namespace(cls) -> list[str]:
-        """Where ``langchain_core.load`` finds the class: ``["langchain_lorag", "chat_models"]`` and so on."""
-        return cls.__module__.split(".")
-
     def get_engine(self) -> LoragEngine:
         """The engine, loaded on first use and shared by every wrapper with the same base settings."""
         with self._engine_lock:
