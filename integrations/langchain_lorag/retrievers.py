@@ -205,7 +205,8 @@ class LoragHybridRetriever(_LoragRetriever):
     """
 
     retriever: HybridRetriever
-    """The lorag hybrid retriever (``retriever.retriever.save(path)`` persists it when its dense side is FAISS)."""
+    """The lorag hybrid retriever: ``retriever.retriever.save(path)`` persists it (over a PGVector or Qdrant store,
+    lorag's side and which collection it pairs with; ``HybridRetriever.load(path, store=...)`` checks the pairing)."""
 
     @classmethod
     def from_texts(

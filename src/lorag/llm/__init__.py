@@ -1,9 +1,12 @@
-"""LLM serving: one (quantized) base model, many LoRA adapters chosen per request, batched across adapters.
+"""LLM serving: one (quantized) base model, many adapters (LoRA, IA3, bottleneck, prompt and prefix tuning) chosen
+per request, batched across adapters.
 
 - ``loading``: load the base by reference (nf4 / fp4 / int8 / none), report its memory footprint.
-- ``adapters``: ``AdapterRegistry``: validated, versioned, LRU-bounded adapters; weighted compositions.
+- ``adapters``: ``AdapterRegistry``: validated (``adapter_validation``), versioned, LRU-bounded adapters of every
+  kind (``lora_injection``, ``layer_effects``, ``virtual_tokens``); weighted compositions of LoRA adapters.
 - ``generation``: ``SamplingParams``, prompts and chat templates, exact stop strings and UTF-8-safe streaming.
-- ``attention`` + ``scheduler``: ``BatchScheduler`` runs requests for different adapters in one forward pass.
+- ``attention`` + ``scheduler``: ``BatchScheduler`` runs requests for different adapters in one forward pass
+  (``requests``: the handle a caller iterates).
 - ``structured``: ``Grammar``: a JSON schema or Lark grammar as a per-request token mask (llguidance).
 - ``tools``: ``Tool``, ``ToolCall``: tools through the chat template, calls parsed from the reply and constrained.
 - ``engine``: ``LoragEngine`` ties them together for the LangChain and LlamaIndex wrappers.

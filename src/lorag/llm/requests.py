@@ -55,14 +55,7 @@ class RequestHandle:
         if self._ended:
             return
         try:
-            while True:
-                item = self._sync.get()
-                if isinstance(item, BaseException):
-                    self._ended = item
-                    raise item
-                if item is DONE:
-                    self._ended = True
-                    return
+            while (item := self._delta(self._sync.get())) is not None:
                 yield item
         finally:
             self.cancel()  # a consumer that stops early frees its batch row
@@ -74,17 +67,20 @@ class RequestHandle:
         if self._ended:
             return
         try:
-            while True:
-                item = await self._async.get()
-                if isinstance(item, BaseException):
-                    self._ended = item
-                    raise item
-                if item is DONE:
-                    self._ended = True
-                    return
+            while (item := self._delta(await self._async.get())) is not None:
                 yield item
         finally:
             self.cancel()
+
+    def _delta(self, item: Any) -> TextDelta | None:
+        """The piece a queue item carries; None at the end; an error the worker put is raised (and remembered)."""
+        if isinstance(item, BaseException):
+            self._ended = item
+            raise item
+        if item is DONE:
+            self._ended = True
+            return None
+        return item  # type: ignore[no-any-return]
 
     def _raise_if_ended(self) -> None:
         """A stream is consumed once; iterating again (e.g. ``result()`` after streaming) replays only the end."""
