@@ -221,9 +221,11 @@ class RayExecutor:
             raise RuntimeError("RayExecutor is used outside its with-block")
         if not self._pool:
             ray = self._ray
-            count = self.workers or int(ray.available_resources().get("CPU", 0))
+            # Every CPU of the cluster, not the free ones: CPUs of just-killed actors come back asynchronously,
+            # and an actor waiting for a CPU simply starts later.
+            count = self.workers or int(ray.cluster_resources().get("CPU", 0))
             if count < 1:
-                raise RuntimeError("the Ray cluster has no free CPU for lorag's workers; pass workers= or free some")
+                raise RuntimeError("the Ray cluster has no CPU for lorag's workers; pass workers= or add a CPU node")
             actor = ray.remote(num_cpus=1)(_Worker)
             args = (worker_embedder_args(embedder), embedder.fingerprint, ray.put(splitters))
             self._pool = [actor.remote(*args) for _ in range(count)]
