@@ -64,7 +64,7 @@ def test_adapter_added_to_existing_lora_layers_equals_peft_add_adapter(
     from lora_helpers import make_adapter
 
     from lorag.llm import LoragEngine
-    from lorag.llm.lora_injection import LoraLayers
+    from lorag.llm.adapters.injection import LoraLayers
 
     direct: list[str] = []
     add_direct = LoraLayers._add_to_existing_layers

@@ -142,7 +142,7 @@ def test_loading_and_unloading_adapters_mid_generation(engine) -> None:
 
 
 def test_row_groups_are_runs_of_one_adapter() -> None:
-    from lorag.llm.mixed_batch import row_groups
+    from lorag.llm.adapters.row_groups import row_groups
 
     names = ["a", "a", "a", "a", "__base__", "b", "b", "b", "b", "a"]
     assert row_groups(names) == (("a", 0, 4), ("__base__", 4, 5), ("b", 5, 9), ("a", 9, 10))

@@ -2,8 +2,8 @@
 per request, batched across adapters.
 
 - ``loading``: load the base by reference (nf4 / fp4 / int8 / none), report its memory footprint.
-- ``adapters``: ``AdapterRegistry``: validated (``adapter_validation``), versioned, LRU-bounded adapters of every
-  kind (``lora_injection``, ``layer_effects``, ``virtual_tokens``); weighted compositions of LoRA adapters.
+- ``adapters``: ``AdapterRegistry``: validated, versioned, LRU-bounded adapters of every kind
+  (a package: registry, validation, injection); weighted compositions of LoRA adapters.
 - ``generation``: ``SamplingParams``, prompts and chat templates, exact stop strings and UTF-8-safe streaming.
 - ``attention`` + ``scheduler``: ``BatchScheduler`` runs requests for different adapters in one forward pass
   (``requests``: the handle a caller iterates).

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lorag.llm.generation import GenerationResult, SamplingParams, TextAssembler, TextDelta
-from lorag.llm.virtual_tokens import VirtualTokens
+from lorag.llm.adapters.virtual_tokens import VirtualTokens
 
 #: Put after the last piece: the stream has ended (and the adapter is released).
 DONE = object()

@@ -3,11 +3,11 @@
 Adapters are registered by name -> directory (a standard peft dir: ``adapter_config.json`` +
 ``adapter_model.safetensors``, optionally a ``training_metadata.json`` from lorag's trainer) and loaded into the
 base on first use. Every kind ``lorag train-adapter`` makes is served: LoRA, IA3, bottleneck, prompt tuning and prefix
-tuning, side by side on the same base, chosen per request. Each is validated first (``lorag.llm.adapter_validation``:
+tuning, side by side on the same base, chosen per request. Each is validated first (``lorag.llm.adapters.validation``:
 safetensors only, finite weights, shapes against the base, the recorded base), so a refused adapter leaves the
 registry and the base as they were; then injected by kind: LoRA into peft's LoRA layers (this module), IA3 and
-bottleneck as per-row hooks (``lorag.llm.layer_effects``), prompt and prefix tuning as virtual tokens for the prefill
-(``lorag.llm.virtual_tokens``).
+bottleneck as per-row hooks (``lorag.llm.adapters.layer_effects``), prompt and prefix tuning as virtual tokens for the prefill
+(``lorag.llm.adapters.virtual_tokens``).
 
 Each adapter carries a content ``version`` (sha256 of its config and weight bytes). Reloading an adapter under the same
 name with other weights changes the version, so any cache keyed by (adapter, version) cannot serve stale output.
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lorag.llm.adapter_format import (
+from lorag.llm.adapters.format import (
     BASE_ADAPTER,
     LAYER_KINDS,
     VIRTUAL_TOKEN_KINDS,
@@ -41,12 +41,12 @@ from lorag.llm.adapter_format import (
     BaseMismatchWarning,
     UnknownAdapterError,
 )
-from lorag.llm.adapter_validation import ValidatedAdapter, read_adapter, weights_file
-from lorag.llm.layer_effects import LayerEffect
+from lorag.llm.adapters.validation import ValidatedAdapter, read_adapter, weights_file
+from lorag.llm.adapters.layer_effects import LayerEffect
 from lorag.llm.loading import LoadedBase
-from lorag.llm.lora_injection import LoraLayers, lora_attribute_names
-from lorag.llm.mixed_batch import grouped_rows
-from lorag.llm.virtual_tokens import VirtualTokens
+from lorag.llm.adapters.injection import LoraLayers, lora_attribute_names
+from lorag.llm.adapters.row_groups import grouped_rows
+from lorag.llm.adapters.virtual_tokens import VirtualTokens
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class AdapterRegistry:
         """The module to call with row ``i`` of the batch going through ``adapter_names[i]`` (``"__base__"``: none).
 
         Rows grouped by adapter (as the scheduler lays them out) run each group's adapter on its slice
-        (``lorag.llm.mixed_batch``) instead of peft's ``adapter_names`` path, which also walks every module of the
+        (``lorag.llm.adapters.row_groups``) instead of peft's ``adapter_names`` path, which also walks every module of the
         model twice per call; the LoRA layers are listed once per change of adapters. Call with ``model_lock`` held.
         """
         with grouped_rows(self._lora.hooked_layers(), adapter_names):

@@ -1,7 +1,7 @@
 """Every step that puts LoRA adapters into the base through peft, or takes them out: the only module that touches
 peft's LoRA internals (``update_layer``, ``init_empty_weights``, the layers' forward hooks).
 
-The registry calls it with ``model_lock`` held, after ``lorag.llm.adapter_validation`` has checked the adapter.
+The registry calls it with ``model_lock`` held, after ``lorag.llm.adapters.validation`` has checked the adapter.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import inspect
 import logging
 from typing import Any
 
-from lorag.llm.adapter_format import AdapterError
-from lorag.llm.adapter_validation import LORA_WEIGHTS, ValidatedAdapter, split_key
-from lorag.llm.mixed_batch import add_group_deltas
+from lorag.llm.adapters.format import AdapterError
+from lorag.llm.adapters.validation import LORA_WEIGHTS, ValidatedAdapter, split_key
+from lorag.llm.adapters.row_groups import add_group_deltas
 
 logger = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ KINDS: dict[str, str] = {
     "PROMPT_TUNING": "prompt-tuning",
     "PREFIX_TUNING": "prefix-tuning",
 }
-#: Kinds that change what some base layers compute for their rows (forward hooks, ``lorag.llm.layer_effects``).
+#: Kinds that change what some base layers compute for their rows (forward hooks, ``lorag.llm.adapters.layer_effects``).
 LAYER_KINDS: tuple[str, ...] = ("ia3", "bottleneck")
 #: Kinds that put trained virtual tokens before the prompt; after prefill they live in the request's KV cache
-#: (``lorag.llm.virtual_tokens``), so their decode steps run the bare base layers.
+#: (``lorag.llm.adapters.virtual_tokens``), so their decode steps run the bare base layers.
 VIRTUAL_TOKEN_KINDS: tuple[str, ...] = ("prompt-tuning", "prefix-tuning")
 
 

@@ -7,9 +7,9 @@ quantum, and every decode step is ONE forward pass over all of them, whatever th
   adds each group's ``B(A(dropout(x))) * scaling`` into its slice of the output, in place (``add_group_deltas``).
   peft's own ``adapter_names`` path (``LoraLayer._mixed_batch_forward``) gathers each adapter's rows with an index
   list and scatters them back, per layer and step; slices avoid that. Per row the arithmetic is peft's.
-- IA3 and bottleneck: hooks on the base layers they target change their group's slice (``lorag.llm.layer_effects``).
+- IA3 and bottleneck: hooks on the base layers they target change their group's slice (``lorag.llm.adapters.layer_effects``).
 - prompt and prefix tuning: their trained virtual tokens enter the request's KV cache at prefill
-  (``lorag.llm.virtual_tokens``); after that the request needs only the bare base layers, so its rows decode in
+  (``lorag.llm.adapters.virtual_tokens``); after that the request needs only the bare base layers, so its rows decode in
   the base's group (route ``"__base__"``), beside requests without adapter.
 
 So a mixed batch costs no extra forward pass; what it costs is padding (each LoRA, IA3 or bottleneck adapter's group

@@ -18,14 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lorag.llm.adapter_validation import (
+from lorag.llm.adapters.validation import (
     BOTTLENECK_WEIGHTS,
     IA3_WEIGHTS,
     ValidatedAdapter,
     is_feedforward,
     split_key,
 )
-from lorag.llm.mixed_batch import rows_of
+from lorag.llm.adapters.row_groups import rows_of
 
 if TYPE_CHECKING:
     import torch

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lorag.llm.adapter_format import (
+from lorag.llm.adapters.format import (
     CONFIG_FILE,
     KINDS,
     METADATA_FILE,

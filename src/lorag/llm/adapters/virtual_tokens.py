@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lorag.llm.adapter_validation import VIRTUAL_TOKENS_WEIGHT, ValidatedAdapter, prefix_shape
+from lorag.llm.adapters.validation import VIRTUAL_TOKENS_WEIGHT, ValidatedAdapter, prefix_shape
 
 if TYPE_CHECKING:
     import torch

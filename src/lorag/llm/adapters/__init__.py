@@ -1,0 +1,34 @@
+"""Adapters on one shared base, one job per module: the registry, read-and-check, injection, the format.
+
+- ``registry``: ``AdapterRegistry``: names -> adapter folders, LRU residency, pins, busy counts, versions, weighted
+  compositions of LoRA adapters.
+- ``validation``: reads an adapter folder and checks it against the base, with no side effects -> ``ValidatedAdapter``.
+- ``injection``: puts a validated adapter into the base by kind and takes it out; the only module that touches
+  peft's internals (LoRA layers).
+- ``layer_effects``: IA3 and bottleneck adapters as forward hooks on the base's layers, per row group.
+- ``virtual_tokens``: prompt- and prefix-tuning adapters as virtual tokens placed before a prompt at prefill.
+- ``row_groups``: which rows of a mixed batch go through which adapter, for the hooks above.
+- ``format``: what an adapter folder is: file names, kinds, and the errors about them.
+"""
+
+from __future__ import annotations
+
+from lorag.llm.adapters.registry import (
+    BASE_ADAPTER,
+    AdapterBusyError,
+    AdapterError,
+    AdapterInfo,
+    AdapterRegistry,
+    BaseMismatchWarning,
+    UnknownAdapterError,
+)
+
+__all__ = [
+    "BASE_ADAPTER",
+    "AdapterBusyError",
+    "AdapterError",
+    "AdapterInfo",
+    "AdapterRegistry",
+    "BaseMismatchWarning",
+    "UnknownAdapterError",
+]
