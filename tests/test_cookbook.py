@@ -119,10 +119,19 @@ def test_08_agents(tmp_path: Path) -> None:
     results = run_recipe("08_agents", tmp_path)
     runs = {run["framework"]: run for run in results["runs"]}
     assert set(runs) == {"langchain", "llamaindex"}
+    # each framework's own agent ran the loop, not a hand-written one
+    assert runs["langchain"]["agent"] == "langchain.agents.create_agent"
+    graph = runs["langchain"]["graph"]
+    assert graph["type"] == "langgraph.graph.state.CompiledStateGraph" and {"model", "tools"} <= set(graph["nodes"])
+    assert graph["tool_node"] == "langgraph.prebuilt.tool_node.ToolNode"
+    assert runs["llamaindex"]["agent"] == "llama_index.core.agent.workflow.FunctionAgent"
     for run in runs.values():  # the forced first call always parses, so the tool always ran on a string query
         first = run["calls"][0]
         assert first["name"] == "search_docs" and isinstance(first["args"]["query"], str)
         assert run["sources"] and set(run["sources"]) <= {f"tutorial/{name}.md" for name in SMOKE_DOCS}
     langchain = runs["langchain"]  # each call answered by a ToolMessage with its id, and the loop ends in an answer
     assert langchain["tool_message_ids"] == [call["id"] for call in langchain["calls"]]
+    assert set(langchain["tool_statuses"]) == {"success"}  # LangGraph's ToolNode ran the retriever tool without error
+    assert langchain["sources_in_content"] == langchain["sources"]  # the model read the Documents the artifact keeps
+    assert langchain["model_turns"] <= 3  # the middleware's "none" after MAX_SEARCHES (2) tool results ends the loop
     assert not langchain["last_has_calls"]
