@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from lorag.llm.generation import GenerationResult, SamplingParams, TextAssembler, TextDelta
 from lorag.llm.adapters.virtual_tokens import VirtualTokens
+from lorag.llm.generation import GenerationResult, SamplingParams, TextAssembler, TextDelta
 
 #: Put after the last piece: the stream has ended (and the adapter is released).
 DONE = object()

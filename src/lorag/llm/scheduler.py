@@ -4,9 +4,9 @@ Requests arrive from any thread or event loop (``lorag.llm.requests``). One work
 each new request on its own, then runs every active request's next token in ONE forward pass. Rows are laid out in
 groups, one per route (a LoRA, IA3 or bottleneck adapter, or the base, where prompt- and prefix-tuning requests decode
 once their virtual tokens are in their KV cache), and each group's adapter is applied to its slice of rows
-(``lorag.llm.adapters.row_groups``), not through peft's ``adapter_names``. Requests join and leave between steps (continuous
-batching), so a long request does not hold back short ones, and no adapter is ever "switched": there is no global
-active adapter to race on.
+(``lorag.llm.adapters.row_groups``), not through peft's ``adapter_names``. Requests join and leave between steps
+(continuous batching), so a long request does not hold back short ones, and no adapter is ever "switched": there is
+no global active adapter to race on.
 
 Exactness. A request's greedy output under concurrency is bit-for-bit the output it gets alone, by construction:
 

@@ -1,21 +1,25 @@
-"""Every step that puts LoRA adapters into the base through peft, or takes them out: the only module that touches
-peft's LoRA internals (``update_layer``, ``init_empty_weights``, the layers' forward hooks).
+"""Putting validated adapters into the base by kind, and taking them out: the only module that touches peft's
+internals (``PeftModel`` wrapping, ``update_layer``, ``init_empty_weights``, the LoRA layers' attributes and hooks).
 
-The registry calls it with ``model_lock`` held, after ``lorag.llm.adapters.validation`` has checked the adapter.
+``ResidentAdapters`` holds what the base carries, by adapter name: LoRA adapters in peft's LoRA layers
+(``LoraLayers``), IA3 and bottleneck adapters as hooks (``layer_effects``), prompt and prefix tuning as virtual tokens
+(``virtual_tokens``). The registry calls it with ``model_lock`` held, after ``validation`` has checked the adapter.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from lorag.llm.adapters.format import AdapterError
-from lorag.llm.adapters.validation import LORA_WEIGHTS, ValidatedAdapter, split_key
-from lorag.llm.adapters.row_groups import add_group_deltas
-
-logger = logging.getLogger(__name__)
+from lorag.llm.adapters.errors import AdapterError
+from lorag.llm.adapters.format import LAYER_KINDS, LORA_WEIGHTS
+from lorag.llm.adapters.layer_effects import LayerEffect
+from lorag.llm.adapters.row_groups import active_groups, grouping
+from lorag.llm.adapters.validation import ValidatedAdapter, split_key
+from lorag.llm.adapters.virtual_tokens import VirtualTokens
 
 
 @functools.cache
@@ -24,6 +28,21 @@ def lora_attribute_names() -> frozenset[str]:
     from peft.tuners.lora import LoraLayer
 
     return frozenset({"base_layer", *LoraLayer.adapter_layer_names, *LoraLayer.other_param_names})
+
+
+def check_layer_key(name: str) -> None:
+    """Refuse an adapter name peft cannot key the adapter's layers and parameters by."""
+    if "." in name:
+        raise AdapterError(f"adapter name {name!r} may not contain '.' (peft uses it in module paths)")
+    import torch
+
+    if hasattr(torch.nn.ModuleDict(), name):  # peft keys each adapter's layers by name in ModuleDicts
+        raise AdapterError(f"adapter name {name!r} is taken by torch.nn.Module (an attribute); choose another name")
+    if name in lora_attribute_names():  # parameter paths would read ".lora_A.lora_A." and match every adapter
+        raise AdapterError(
+            f"adapter name {name!r} is the name of a LoRA layer attribute in peft "
+            f"({', '.join(sorted(lora_attribute_names()))}); choose another name"
+        )
 
 
 @functools.cache
@@ -170,3 +189,95 @@ class LoraLayers:
                 self.peft.set_adapter(other)
             self.peft.delete_adapter(name)
         self.base_model.eval()
+
+
+def add_group_deltas(layer: Any, args: tuple[Any, ...], output: Any) -> Any:
+    """Forward hook on a peft ``LoraLayer``: inside ``grouped_rows``, add each group's LoRA product to its rows."""
+    groups = active_groups()
+    if groups is None:
+        return None
+    x = args[0]
+    if x.shape[0] != groups[-1][2]:
+        raise RuntimeError(f"a LoRA layer got {x.shape[0]} rows, the batch has {groups[-1][2]}")
+    for name, start, stop in groups:
+        if name not in layer.lora_A:  # the bare base ("__base__"), or an adapter that does not target this layer
+            continue
+        lora_a = layer.lora_A[name]
+        rows = x[start:stop]
+        if rows.dtype != lora_a.weight.dtype:
+            rows = rows.to(lora_a.weight.dtype)
+        delta = layer.lora_B[name](lora_a(layer.lora_dropout[name](rows))) * layer.scaling[name]
+        output[start:stop] += delta.to(output.dtype)
+    return output
+
+
+@contextmanager
+def grouped_rows(layers: Sequence[Any], adapter_names: Sequence[str]) -> Iterator[None]:
+    """Within the block, row ``i`` of every forward pass goes through ``adapter_names[i]``; ``layers`` are the model's
+    LoRA layers, each carrying the ``add_group_deltas`` hook (IA3 and bottleneck hooks read the groups too)."""
+    with grouping(adapter_names):
+        for layer in layers:
+            layer._disable_adapters = True  # the layer's own forward runs the base layer only
+        try:
+            yield
+        finally:
+            for layer in layers:
+                layer._disable_adapters = False
+
+
+class ResidentAdapters:
+    """The adapters the base carries, of every kind, by name; what the model runs with them.
+
+    Args:
+        base_model: The loaded base; peft wraps its modules in place, hooks go on its layers.
+    """
+
+    def __init__(self, base_model: Any) -> None:
+        self.base_model = base_model
+        self.lora = LoraLayers(base_model)
+        self._effects: dict[str, LayerEffect] = {}
+        self._virtual: dict[str, VirtualTokens] = {}
+        #: Each LoRA adapter loaded from a folder -> (target modules, module paths): the layers it wrapped.
+        self._lora_layout: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {}
+
+    @property
+    def model(self) -> Any:
+        """The module to call: the peft model when a LoRA adapter is resident, else the bare base."""
+        return self.lora.peft if self.lora.peft is not None else self.base_model
+
+    def virtual_tokens(self, name: str) -> VirtualTokens | None:
+        """The virtual tokens of a resident prompt- or prefix-tuning adapter (None for other kinds)."""
+        return self._virtual.get(name)
+
+    def inject(self, name: str, validated: ValidatedAdapter) -> None:
+        """Put a validated adapter into the model by its kind; on failure the model is left as it was."""
+        if validated.kind == "lora":
+            layout = (validated.target_modules, validated.module_paths)
+            # a resident LoRA adapter with the same targets already wrapped exactly these modules
+            self.lora.inject(name, validated, reuse_layers=layout in self._lora_layout.values())
+            self._lora_layout[name] = layout
+        elif validated.kind in LAYER_KINDS:
+            self._effects[name] = LayerEffect(self.base_model, name, validated)
+        else:
+            self._virtual[name] = VirtualTokens.from_validated(self.base_model, validated)
+
+    def add_weighted(self, name: str, weights: dict[str, float], combination_type: str) -> None:
+        """peft's ``add_weighted_adapter`` of resident LoRA adapters under a new name."""
+        self.lora.add_weighted(name, weights, combination_type)
+
+    def delete(self, name: str) -> None:
+        """Take an adapter out of the model; the last LoRA adapter unwraps the base back to plain modules."""
+        effect = self._effects.pop(name, None)
+        if effect is not None:
+            effect.remove()
+            return
+        if self._virtual.pop(name, None) is not None:
+            return
+        self._lora_layout.pop(name, None)
+        self.lora.delete(name)
+
+    @contextmanager
+    def routed(self, adapter_names: Sequence[str]) -> Iterator[Any]:
+        """The module to call with row ``i`` of the batch going through ``adapter_names[i]`` (see ``row_groups``)."""
+        with grouped_rows(self.lora.hooked_layers(), adapter_names):
+            yield self.base_model  # peft wrapped its modules in place: the base model now holds the LoRA layers

@@ -2,8 +2,8 @@
 
 peft gives each module one tuner wrapper per method, so an IA3 or bottleneck layer cannot sit on a module LoRA has
 already wrapped, and peft routes rows to adapters (``adapter_names``) for LoRA only. Here each resident adapter
-hooks the plain base layers it targets (under any LoRA wrapper, which then calls them) and, inside
-``mixed_batch.grouped_rows``, changes only the rows of its own group, with peft's arithmetic:
+hooks the plain base layers it targets (under any LoRA wrapper, which then calls them) and, in a forward pass over
+row groups (``row_groups``), changes only the rows of its own group, with peft's arithmetic:
 
 - IA3 (Liu et al., 2022, "Few-Shot Parameter-Efficient Fine-Tuning is Better and Cheaper than In-Context Learning"):
   ``base(x) * l`` on keys and values, ``base(x * l)`` on feed-forward layers (``peft.tuners.ia3.layer.Linear``);
@@ -18,14 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lorag.llm.adapters.validation import (
-    BOTTLENECK_WEIGHTS,
-    IA3_WEIGHTS,
-    ValidatedAdapter,
-    is_feedforward,
-    split_key,
-)
+from lorag.llm.adapters.format import BOTTLENECK_WEIGHTS, IA3_WEIGHTS
 from lorag.llm.adapters.row_groups import rows_of
+from lorag.llm.adapters.validation import ValidatedAdapter, is_feedforward, plain_layer, split_key
 
 if TYPE_CHECKING:
     import torch
@@ -41,7 +36,7 @@ class LayerEffect:
         build = _ia3_hooks if validated.kind == "ia3" else _bottleneck_hooks
         try:
             for path, (pre_hook, hook) in build(model, name, validated).items():
-                layer = _base_layer(model, path)
+                layer = plain_layer(model, path)
                 if pre_hook is not None:
                     self.handles.append(layer.register_forward_pre_hook(pre_hook))
                 if hook is not None:
@@ -56,18 +51,13 @@ class LayerEffect:
         self.handles = []
 
 
-def _base_layer(model: Any, path: str) -> Any:
-    module = model.get_submodule(path)
-    return module.get_base_layer() if hasattr(module, "get_base_layer") else module
-
-
 def _weights_by_layer(model: Any, validated: ValidatedAdapter, suffixes: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     import torch
 
     by_layer: dict[str, dict[str, Any]] = {}
     for key, tensor in validated.state_dict.items():
         path, suffix = split_key(key, suffixes)
-        device = _base_layer(model, path).weight.device
+        device = plain_layer(model, path).weight.device
         by_layer.setdefault(path, {})[suffix] = tensor.to(device=device, dtype=torch.float32)
     return by_layer
 

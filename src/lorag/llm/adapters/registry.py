@@ -1,13 +1,10 @@
-"""A registry of adapters on one shared base: lazy registration, validated loading, LRU residency, versions.
+"""The adapter registry: names -> adapter folders over one shared base, LRU residency, pins, busy counts, versions,
+and weighted compositions of LoRA adapters.
 
-Adapters are registered by name -> directory (a standard peft dir: ``adapter_config.json`` +
-``adapter_model.safetensors``, optionally a ``training_metadata.json`` from lorag's trainer) and loaded into the
-base on first use. Every kind ``lorag train-adapter`` makes is served: LoRA, IA3, bottleneck, prompt tuning and prefix
-tuning, side by side on the same base, chosen per request. Each is validated first (``lorag.llm.adapters.validation``:
-safetensors only, finite weights, shapes against the base, the recorded base), so a refused adapter leaves the
-registry and the base as they were; then injected by kind: LoRA into peft's LoRA layers (this module), IA3 and
-bottleneck as per-row hooks (``lorag.llm.adapters.layer_effects``), prompt and prefix tuning as virtual tokens for the prefill
-(``lorag.llm.adapters.virtual_tokens``).
+Adapters are registered by name -> directory (a standard peft dir, ``format``) and loaded into the base on first
+use. Every kind ``lorag train-adapter`` makes is served: LoRA, IA3, bottleneck, prompt tuning and prefix tuning, side
+by side on the same base, chosen per request. Each is read and checked first (``validation``), so a refused adapter
+leaves the registry and the base as they were; then put into the base by kind (``injection``).
 
 Each adapter carries a content ``version`` (sha256 of its config and weight bytes). Reloading an adapter under the same
 name with other weights changes the version, so any cache keyed by (adapter, version) cannot serve stale output.
@@ -28,87 +25,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lorag.llm.adapters.format import (
-    BASE_ADAPTER,
-    LAYER_KINDS,
-    VIRTUAL_TOKEN_KINDS,
-    AdapterBusyError,
-    AdapterError,
-    BaseMismatchWarning,
-    UnknownAdapterError,
-)
+from lorag.llm.adapters.entries import AdapterInfo, Entry
+from lorag.llm.adapters.errors import AdapterBusyError, AdapterError, UnknownAdapterError
+from lorag.llm.adapters.format import BASE_ADAPTER, VIRTUAL_TOKEN_KINDS
+from lorag.llm.adapters.injection import ResidentAdapters, check_layer_key
 from lorag.llm.adapters.validation import ValidatedAdapter, read_adapter, weights_file
-from lorag.llm.adapters.layer_effects import LayerEffect
-from lorag.llm.loading import LoadedBase
-from lorag.llm.adapters.injection import LoraLayers, lora_attribute_names
-from lorag.llm.adapters.row_groups import grouped_rows
 from lorag.llm.adapters.virtual_tokens import VirtualTokens
+from lorag.llm.loading import LoadedBase
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "BASE_ADAPTER",
-    "AdapterBusyError",
-    "AdapterError",
-    "AdapterInfo",
-    "AdapterRegistry",
-    "BaseMismatchWarning",
-    "UnknownAdapterError",
-]
-
-
-@dataclass(frozen=True)
-class AdapterInfo:
-    """What the registry knows about one adapter (a snapshot)."""
-
-    name: str
-    path: str | None
-    resident: bool
-    pinned: bool
-    version: str | None
-    rank: int | None = None
-    target_modules: tuple[str, ...] = ()
-    recipe: dict[str, float] | None = None
-    """For a weighted composition: source adapter -> weight."""
-    kind: str | None = None
-    """``lora``, ``ia3``, ``bottleneck``, ``prompt-tuning`` or ``prefix-tuning``; None until first loaded."""
-
-
-@dataclass
-class _Entry:
-    name: str
-    path: str | None
-    pinned: bool = False
-    allow_pickle: bool = False
-    resident: bool = False
-    version: str | None = None
-    rank: int | None = None
-    target_modules: tuple[str, ...] = ()
-    recipe: dict[str, float] | None = None
-    combination_type: str = "linear"
-    source_versions: dict[str, str] = field(default_factory=dict)
-    busy: int = 0
-    module_paths: frozenset[str] = frozenset()
-    kind: str | None = None
-    effect: LayerEffect | None = None
-    virtual: VirtualTokens | None = None
-
-    def info(self) -> AdapterInfo:
-        return AdapterInfo(
-            self.name,
-            self.path,
-            self.resident,
-            self.pinned,
-            self.version,
-            self.rank,
-            self.target_modules,
-            dict(self.recipe) if self.recipe else None,
-            self.kind,
-        )
+__all__ = ["AdapterInfo", "AdapterRegistry"]
 
 
 def _check_name(name: str) -> str:
@@ -116,17 +46,7 @@ def _check_name(name: str) -> str:
         raise AdapterError(f"adapter name must be a non-empty string, got {name!r}")
     if name == BASE_ADAPTER:
         raise AdapterError(f"{BASE_ADAPTER!r} is reserved for the base model")
-    if "." in name:
-        raise AdapterError(f"adapter name {name!r} may not contain '.' (peft uses it in module paths)")
-    import torch
-
-    if hasattr(torch.nn.ModuleDict(), name):  # peft keys each adapter's layers by name in ModuleDicts
-        raise AdapterError(f"adapter name {name!r} is taken by torch.nn.Module (an attribute); choose another name")
-    if name in lora_attribute_names():  # parameter paths would read ".lora_A.lora_A." and match every adapter
-        raise AdapterError(
-            f"adapter name {name!r} is the name of a LoRA layer attribute in peft "
-            f"({', '.join(sorted(lora_attribute_names()))}); choose another name"
-        )
+    check_layer_key(name)
     return name
 
 
@@ -164,9 +84,9 @@ class AdapterRegistry:
         #: Held while the model runs a forward pass or its adapters change; the scheduler shares it.
         self.model_lock = threading.RLock()
         self._state = threading.Condition(threading.RLock())
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, Entry] = {}
         self._lru: OrderedDict[str, None] = OrderedDict()
-        self._lora = LoraLayers(base.model)
+        self._resident = ResidentAdapters(base.model)
         self.base_version = hashlib.sha256(
             json.dumps([base.fingerprint, base.settings.as_dict()], sort_keys=True).encode()
         ).hexdigest()[:16]
@@ -176,7 +96,7 @@ class AdapterRegistry:
     @property
     def model(self) -> Any:
         """The module to call: the peft model when any adapter is resident, else the bare base."""
-        return self._lora.peft if self._lora.peft is not None else self.base.model
+        return self._resident.model
 
     @property
     def has_adapters(self) -> bool:
@@ -197,18 +117,19 @@ class AdapterRegistry:
         if name == BASE_ADAPTER:
             return None
         with self._state:
-            return self._entry(name).virtual
+            self._entry(name)
+            return self._resident.virtual_tokens(name)
 
     @contextmanager
     def routed(self, adapter_names: builtins.list[str]) -> Iterator[Any]:
         """The module to call with row ``i`` of the batch going through ``adapter_names[i]`` (``"__base__"``: none).
 
-        Rows grouped by adapter (as the scheduler lays them out) run each group's adapter on its slice
-        (``lorag.llm.adapters.row_groups``) instead of peft's ``adapter_names`` path, which also walks every module of the
-        model twice per call; the LoRA layers are listed once per change of adapters. Call with ``model_lock`` held.
+        Rows grouped by adapter (as the scheduler lays them out) run each group's adapter on its slice (``row_groups``)
+        instead of peft's ``adapter_names`` path, which also walks every module of the model twice per call; the LoRA
+        layers are listed once per change of adapters. Call with ``model_lock`` held.
         """
-        with grouped_rows(self._lora.hooked_layers(), adapter_names):
-            yield self.base.model  # peft wrapped its modules in place: the base model now holds the LoRA layers
+        with self._resident.routed(adapter_names) as model:
+            yield model
 
     # ------------------------------------------------------------------ registration
 
@@ -243,7 +164,7 @@ class AdapterRegistry:
                     f"adapter {name!r} is already registered from {existing.path}; call reload({name!r}, path) "
                     "to replace it or remove() it first"
                 )
-            self._entries[name] = _Entry(name, resolved, pinned=pinned, allow_pickle=allow)
+            self._entries[name] = Entry(name, resolved, pinned=pinned, allow_pickle=allow)
         if load:
             try:
                 return self.load(name)
@@ -294,7 +215,7 @@ class AdapterRegistry:
             self._entry(name).pinned = False
             self._state.notify_all()
 
-    def _entry(self, name: str) -> _Entry:
+    def _entry(self, name: str) -> Entry:
         entry = self._entries.get(name)
         if entry is None:
             known = ", ".join(sorted(self._entries)) or "none registered"
@@ -326,9 +247,7 @@ class AdapterRegistry:
                 raise AdapterBusyError(f"adapter {name!r} is serving {entry.busy} request(s); reload it when idle")
             with self.model_lock:
                 if entry.resident:
-                    self._delete(name)
-                    entry.resident = False
-                    self._lru.pop(name, None)
+                    self._take_out(entry)
                 entry.path = str(folder)
                 self._inject(entry, validated)
             return entry.info()
@@ -341,10 +260,7 @@ class AdapterRegistry:
                 return
             if entry.busy:
                 raise AdapterBusyError(f"adapter {name!r} is serving {entry.busy} request(s); unload it when idle")
-            with self.model_lock:
-                self._delete(name)
-            entry.resident = False
-            self._lru.pop(name, None)
+            self._take_out(entry)
             self._state.notify_all()
 
     @contextmanager
@@ -419,10 +335,7 @@ class AdapterRegistry:
             )
             if victim is not None:
                 logger.info("evicting adapter %r (max_resident=%d)", victim, self.max_resident)
-                with self.model_lock:
-                    self._delete(victim)
-                self._entries[victim].resident = False
-                self._lru.pop(victim)
+                self._take_out(self._entries[victim])
                 continue
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._state.wait(timeout=remaining):
@@ -456,7 +369,7 @@ class AdapterRegistry:
                         f"cannot compose {name!r}: compositions combine LoRA adapters (peft add_weighted_adapter), "
                         f"and {source!r} is a {self._entry(source).kind} adapter"
                     )
-            entry = _Entry(name, None, pinned=pinned, recipe=dict(weights), combination_type=combination_type)
+            entry = Entry(name, None, pinned=pinned, recipe=dict(weights), combination_type=combination_type)
             self._entries[name] = entry
             try:
                 self._acquire(name)
@@ -466,18 +379,15 @@ class AdapterRegistry:
                 raise
             return entry.info()
 
-    def _refresh_composition(self, entry: _Entry) -> None:
+    def _refresh_composition(self, entry: Entry) -> None:
         assert entry.recipe is not None
         current = {s: self._entries[s].version for s in entry.recipe if s in self._entries}
         if entry.resident and current != entry.source_versions:
             if entry.busy:
                 return  # serve the old build to in-flight requests; rebuild when idle
-            with self.model_lock:
-                self._delete(entry.name)
-            entry.resident = False
-            self._lru.pop(entry.name, None)
+            self._take_out(entry)
 
-    def _compose_into(self, entry: _Entry) -> None:
+    def _compose_into(self, entry: Entry) -> None:
         assert entry.recipe is not None
         sources = list(entry.recipe)
         for s in sources:
@@ -492,7 +402,7 @@ class AdapterRegistry:
                     f"cannot compose {entry.name!r}: compositions combine LoRA adapters (peft add_weighted_adapter), "
                     f"and the sources are {kinds}"
                 )
-            self._lora.add_weighted(entry.name, {s: entry.recipe[s] for s in sources}, entry.combination_type)
+            self._resident.add_weighted(entry.name, {s: entry.recipe[s] for s in sources}, entry.combination_type)
         except AdapterError:
             raise
         except Exception as err:
@@ -512,15 +422,10 @@ class AdapterRegistry:
 
     # ------------------------------------------------------------------ injection (holds model_lock)
 
-    def _inject(self, entry: _Entry, validated: ValidatedAdapter) -> None:
+    def _inject(self, entry: Entry, validated: ValidatedAdapter) -> None:
         """Put a validated adapter into the model by its kind; on failure the model is left as it was."""
         try:
-            if validated.kind == "lora":
-                self._lora.inject(entry.name, validated, reuse_layers=self._same_lora_layers(validated))
-            elif validated.kind in LAYER_KINDS:
-                entry.effect = LayerEffect(self.base.model, entry.name, validated)
-            else:
-                entry.virtual = VirtualTokens.from_validated(self.base.model, validated)
+            self._resident.inject(entry.name, validated)
         except AdapterError:
             raise
         except Exception as err:
@@ -529,26 +434,13 @@ class AdapterRegistry:
         entry.version = validated.version
         entry.rank = validated.rank
         entry.target_modules = validated.target_modules
-        entry.module_paths = validated.module_paths
         entry.resident = True
         self._lru[entry.name] = None
         logger.info("loaded %s adapter %r (version %s) from %s", entry.kind, entry.name, entry.version, entry.path)
 
-    def _same_lora_layers(self, validated: ValidatedAdapter) -> bool:
-        """Whether a resident LoRA adapter with the same targets already wrapped exactly these modules."""
-        return any(
-            e.resident
-            and e.kind == "lora"
-            and (e.target_modules, e.module_paths) == (validated.target_modules, validated.module_paths)
-            for e in self._entries.values()
-        )
-
-    def _delete(self, name: str) -> None:
-        """Take an adapter out of the model; the last LoRA adapter unwraps the base back to plain modules."""
-        entry = self._entries.get(name)
-        if entry is not None and (entry.effect is not None or entry.virtual is not None):
-            if entry.effect is not None:
-                entry.effect.remove()
-            entry.effect = entry.virtual = None
-            return
-        self._lora.delete(name)
+    def _take_out(self, entry: Entry) -> None:
+        """Take a resident adapter out of the model; it stays registered (the last LoRA adapter unwraps the base)."""
+        with self.model_lock:
+            self._resident.delete(entry.name)
+        entry.resident = False
+        self._lru.pop(entry.name, None)

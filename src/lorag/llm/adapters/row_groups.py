@@ -1,16 +1,17 @@
-"""Each row of a batch through its own adapter, with rows grouped by adapter: how mixed kinds share a forward pass.
+"""Which rows of a batch go through which adapter: the row groups every hook reads, so mixed kinds share a forward pass.
 
 The scheduler lays rows out in groups, one contiguous slice per *route* (``row_groups``), each filled to the row
 quantum, and every decode step is ONE forward pass over all of them, whatever the mix of kinds:
 
 - LoRA: the base layer runs on the whole batch (peft's ``disable_adapters`` path) and a forward hook on each LoRA layer
-  adds each group's ``B(A(dropout(x))) * scaling`` into its slice of the output, in place (``add_group_deltas``).
-  peft's own ``adapter_names`` path (``LoraLayer._mixed_batch_forward``) gathers each adapter's rows with an index
-  list and scatters them back, per layer and step; slices avoid that. Per row the arithmetic is peft's.
-- IA3 and bottleneck: hooks on the base layers they target change their group's slice (``lorag.llm.adapters.layer_effects``).
-- prompt and prefix tuning: their trained virtual tokens enter the request's KV cache at prefill
-  (``lorag.llm.adapters.virtual_tokens``); after that the request needs only the bare base layers, so its rows decode in
-  the base's group (route ``"__base__"``), beside requests without adapter.
+  adds each group's ``B(A(dropout(x))) * scaling`` into its slice of the output, in place
+  (``injection.add_group_deltas``). peft's own ``adapter_names`` path (``LoraLayer._mixed_batch_forward``) gathers
+  each adapter's rows with an index list and scatters them back, per layer and step; slices avoid that. Per row the
+  arithmetic is peft's.
+- IA3 and bottleneck: hooks on the base layers they target change their group's slice (``layer_effects``).
+- prompt and prefix tuning: their trained virtual tokens enter the request's KV cache at prefill (``virtual_tokens``);
+  after that the request needs only the bare base layers, so its rows decode in the base's group (route
+  ``"__base__"``), beside requests without adapter.
 
 So a mixed batch costs no extra forward pass; what it costs is padding (each LoRA, IA3 or bottleneck adapter's group
 is filled up to the row quantum with thrown-away rows when ``exact_batching`` is on) and one small product per
@@ -22,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
 
 Groups = tuple[tuple[str, int, int], ...]
 _GROUPS: ContextVar[Groups | None] = ContextVar("lorag_lora_row_groups", default=None)
@@ -40,8 +40,8 @@ def row_groups(adapter_names: Sequence[str]) -> Groups:
 
 
 def rows_of(name: str, n_rows: int) -> list[tuple[int, int]]:
-    """The ``(start, stop)`` slices of ``name``'s rows in the current forward pass (none outside ``grouped_rows``)."""
-    groups = _GROUPS.get()
+    """The ``(start, stop)`` slices of ``name``'s rows in the current forward pass (none outside ``grouping``)."""
+    groups = active_groups()
     if groups is None:
         return []
     if n_rows != groups[-1][2]:
@@ -49,36 +49,16 @@ def rows_of(name: str, n_rows: int) -> list[tuple[int, int]]:
     return [(start, stop) for group, start, stop in groups if group == name]
 
 
-def add_group_deltas(layer: Any, args: tuple[Any, ...], output: Any) -> Any:
-    """Forward hook on a peft ``LoraLayer``: inside ``grouped_rows``, add each group's LoRA product to its rows."""
-    groups = _GROUPS.get()
-    if groups is None:
-        return None
-    x = args[0]
-    if x.shape[0] != groups[-1][2]:
-        raise RuntimeError(f"a LoRA layer got {x.shape[0]} rows, the batch has {groups[-1][2]}")
-    for name, start, stop in groups:
-        if name not in layer.lora_A:  # the bare base ("__base__"), or an adapter that does not target this layer
-            continue
-        lora_a = layer.lora_A[name]
-        rows = x[start:stop]
-        if rows.dtype != lora_a.weight.dtype:
-            rows = rows.to(lora_a.weight.dtype)
-        delta = layer.lora_B[name](lora_a(layer.lora_dropout[name](rows))) * layer.scaling[name]
-        output[start:stop] += delta.to(output.dtype)
-    return output
+def active_groups() -> Groups | None:
+    """The row groups of the forward pass under way (None outside ``grouping``)."""
+    return _GROUPS.get()
 
 
 @contextmanager
-def grouped_rows(layers: Sequence[Any], adapter_names: Sequence[str]) -> Iterator[None]:
-    """Within the block, row ``i`` of every forward pass goes through ``adapter_names[i]``; ``layers`` are the model's
-    LoRA layers, each carrying the ``add_group_deltas`` hook (IA3 and bottleneck hooks read the groups too)."""
+def grouping(adapter_names: Sequence[str]) -> Iterator[None]:
+    """Within the block, row ``i`` of every forward pass belongs to ``adapter_names[i]``'s group."""
     token = _GROUPS.set(row_groups(adapter_names))
-    for layer in layers:
-        layer._disable_adapters = True  # the layer's own forward runs the base layer only
     try:
         yield
     finally:
-        for layer in layers:
-            layer._disable_adapters = False
         _GROUPS.reset(token)

@@ -3,7 +3,7 @@
 Everything that could be wrong with an adapter is found here, *before* the base is touched, from the exact bytes that
 are then loaded (read once, hashed, parsed), so a refused adapter leaves the registry and the base as they were:
 
-- the directory and ``adapter_config.json`` exist and describe a kind lorag serves (``adapter_format.KINDS``; DoRA
+- the directory and ``adapter_config.json`` exist and describe a kind lorag serves (``format.KINDS``; DoRA
   and ``modules_to_save`` are refused: they cannot be applied per row of a batch);
 - the weights are ``adapter_model.safetensors``; a pickle ``adapter_model.bin`` is refused unless ``allow_pickle``;
 - the safetensors file parses (a truncated or corrupted file is named as such), and every weight is finite (a NaN
@@ -28,27 +28,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lorag.llm.adapters.errors import AdapterError, BaseMismatchWarning
 from lorag.llm.adapters.format import (
+    BOTTLENECK_WEIGHTS,
     CONFIG_FILE,
+    FINGERPRINT_KEY,
+    IA3_WEIGHTS,
     KINDS,
+    LORA_WEIGHTS,
     METADATA_FILE,
     PICKLE_FILE,
     SAFETENSORS_FILE,
-    AdapterError,
-    BaseMismatchWarning,
+    VIRTUAL_TOKENS_WEIGHT,
 )
 from lorag.llm.loading import LoadedBase
 from lorag.models import ModelNotAvailableError, resolve_model
 
 if TYPE_CHECKING:
     import torch
-
-#: Saved weight names per layer kind: the suffix after the module path.
-LORA_WEIGHTS = ("lora_A.weight", "lora_B.weight")
-IA3_WEIGHTS = ("ia3_l",)
-BOTTLENECK_WEIGHTS = ("bottleneck_down.weight", "bottleneck_down.bias", "bottleneck_up.weight", "bottleneck_up.bias")
-#: The one tensor peft saves for prompt and prefix tuning.
-VIRTUAL_TOKENS_WEIGHT = "prompt_embeddings"
 
 
 @dataclass
@@ -184,12 +181,9 @@ def _check_finite(path: Path, state_dict: Mapping[str, torch.Tensor]) -> None:
 # ---------------------------------------------------------------------- shape checks per kind
 
 
-def _base_linear(base: LoadedBase, path: str) -> Any:
-    """The base's plain layer at ``path`` (under any peft wrapper), or None when the base has no such module."""
-    try:
-        module: Any = base.model.get_submodule(path)
-    except AttributeError:
-        return None
+def plain_layer(model: Any, path: str) -> Any:
+    """The model's plain layer at ``path``, under any peft wrapper; ``AttributeError`` when it has no such module."""
+    module = model.get_submodule(path)
     return module.get_base_layer() if hasattr(module, "get_base_layer") else module
 
 
@@ -214,8 +208,9 @@ def _layer_weights(
         if not suffix:
             problems.append(f"{key}: not a {label} weight ({', '.join(suffixes)})")
             continue
-        module = _base_linear(base, path)
-        if module is None:
+        try:
+            module = plain_layer(base.model, path)
+        except AttributeError:
             missing.append(path)
             continue
         if not isinstance(module, torch.nn.Linear):
@@ -359,7 +354,7 @@ def _check_recorded_base(folder: Path, base: LoadedBase, config_dict: Mapping[st
     metadata_file = folder / METADATA_FILE
     if metadata_file.is_file():
         try:
-            recorded = json.loads(metadata_file.read_text()).get("base_model_fingerprint")
+            recorded = json.loads(metadata_file.read_text()).get(FINGERPRINT_KEY)
         except (OSError, ValueError) as err:
             raise AdapterError(f"{metadata_file} is not valid JSON: {err}") from err
         if recorded and recorded != base.fingerprint:

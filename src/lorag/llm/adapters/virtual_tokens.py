@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lorag.llm.adapters.validation import VIRTUAL_TOKENS_WEIGHT, ValidatedAdapter, prefix_shape
+from lorag.llm.adapters.format import VIRTUAL_TOKENS_WEIGHT
+from lorag.llm.adapters.validation import ValidatedAdapter, prefix_shape
 
 if TYPE_CHECKING:
     import torch
