@@ -9,11 +9,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-METADATA_FILE = "training_metadata.json"
+from lorag.llm.adapters.format import CONFIG_FILE, METADATA_FILE, SAFETENSORS_FILE
+
 LOSS_CURVE_FILE = "loss_curve.png"
 CHECKPOINT_DIR = "checkpoints"
 RUN_CONFIG_FILE = "lorag_run.json"
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+ADAPTER_FILES = (CONFIG_FILE, SAFETENSORS_FILE)
 #: The weights ``method="full"`` writes instead of an adapter (with the model's config and tokenizer): one file,
 #: or shards listed in the index.
 FULL_MODEL_FILES = ("model.safetensors", "model.safetensors.index.json")

@@ -30,6 +30,7 @@ from typing import Any
 
 from lorag._imports import require
 from lorag.fingerprint import directory_fingerprint
+from lorag.llm.adapters.format import FINGERPRINT_KEY
 from lorag.locking import holding_lock
 from lorag.models import resolve_model
 from lorag.training.config import QUANTIZATIONS, QLoRAConfig, Quantization
@@ -126,7 +127,7 @@ def _run_identity(
     hp = asdict(config)
     hp.pop("keep_checkpoints")
     return {
-        "base_model_fingerprint": fingerprint,
+        FINGERPRINT_KEY: fingerprint,
         "data_sha256": data_sha,
         "teacher_fingerprint": teacher.fingerprint if teacher else None,
         "teacher_adapter_fingerprint": teacher.adapter_fingerprint if teacher else None,
@@ -140,7 +141,7 @@ def _check_resume_identity(ckpt_root: Path, identity: dict[str, Any]) -> None:
     if not stored_path.is_file():
         return
     stored = json.loads(stored_path.read_text())
-    keys = ("base_model_fingerprint", "data_sha256", "teacher_fingerprint", "teacher_adapter_fingerprint")
+    keys = (FINGERPRINT_KEY, "data_sha256", "teacher_fingerprint", "teacher_adapter_fingerprint")
     diffs = [k for k in keys if stored.get(k) != identity[k]]
     diffs += [
         f"hyperparameters.{k}"
@@ -314,7 +315,7 @@ def train_adapter(
     stopped_early = use_early_stopping and state.global_step < state.max_steps
     metadata: dict[str, Any] = {
         "base_model": base_ref,
-        "base_model_fingerprint": fingerprint,
+        FINGERPRINT_KEY: fingerprint,
         "method": config.method,
         "distillation": _distillation_record(config, teacher_spec),
         "data_path": str(Path(data).resolve()),
