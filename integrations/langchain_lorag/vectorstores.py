@@ -10,28 +10,32 @@ the part of lorag's filter the store can evaluate is pushed into its search (``l
 every store, lorag's whole filter is then applied to what the store returns, fetching deeper until ``k`` documents pass
 or the store runs out, so the filter always holds before the top-k cut.
 
+Store-native hybrid: ``PGVectorStore`` with a ``HybridSearchConfig`` and ``QdrantVectorStore`` in
+``RetrievalMode.HYBRID`` fuse lexical and vector search themselves; ``hybrid_search`` asks them to (what
+``HybridRetriever(fusion="store")`` calls), with lorag's filter holding as above. Per-store details live in
+``langchain_lorag.store_dialects``.
+
 In step with lorag: an add that fails is undone in the store (a ``StoreSyncError`` names the ids when even that
 fails); ``pairing()`` and ``missing()`` let ``HybridRetriever.save`` / ``load(store=...)`` refuse another store.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
-from lorag.retrieval import store_filters
+from langchain_lorag.store_dialects import ID_NAMESPACE, Scored, dialect_for
 from lorag.retrieval.documents import MetadataFilter, SearchHit, check_k, check_query
-from lorag.retrieval.filters import Filter, matches, parse
+from lorag.retrieval.filters import matches, parse
 from lorag.retrieval.stores import StoreSyncError
+
+__all__ = ["ID_KEY", "ID_NAMESPACE", "LangChainEmbedder", "LangChainVectorStoreBackend", "store_kind"]
 
 #: Metadata key holding lorag's document id inside the store (stores differ in whether they return ``Document.id``).
 ID_KEY = "lorag_id"
-#: Namespace of the UUIDs that stand for lorag ids in stores that take only UUIDs or integers (Qdrant).
-ID_NAMESPACE = uuid.UUID("5b0d2a4e-8f1c-4c52-9a53-6c0f4a1e2b7d")
 
 
 def store_kind(vectorstore: VectorStore) -> str:
@@ -40,95 +44,27 @@ def store_kind(vectorstore: VectorStore) -> str:
     return f"{cls.__module__.split('.')[0]}.{cls.__name__}"
 
 
-class _Dialect:
-    """How lorag talks to one kind of store; this generic one pushes no filter down and keeps lorag's ids."""
-
-    def __init__(self, vectorstore: Any) -> None:
-        self.store = vectorstore
-
-    def store_id(self, doc_id: str) -> str:
-        return doc_id
-
-    def filter_kwargs(self, tree: Filter) -> dict[str, Any]:
-        return {}
-
-    def delete(self, store_ids: list[str]) -> None:
-        self.store.delete(ids=store_ids)
-
-    def collection(self) -> str | None:
-        return getattr(self.store, "collection_name", None)
-
-    def dimension(self) -> int | None:
-        """The dimension of the vectors the collection already holds (``None``: empty, or the store cannot say)."""
-        return None
-
-
-class _PGVectorDialect(_Dialect):
-    """langchain-postgres ``PGVector``: JSONB filters. Its ids are unique across the whole table, not per collection
-    (an upsert would move another collection's row), so lorag's ids go in as ``collection:id``."""
-
-    def store_id(self, doc_id: str) -> str:
-        return f"{self.store.collection_name}:{doc_id}"
-
-    def filter_kwargs(self, tree: Filter) -> dict[str, Any]:
-        pushed = store_filters.pushable(tree, key_ok=str.isidentifier)
-        return {} if pushed is None else {"filter": store_filters.to_mongo(pushed)}
-
-    def delete(self, store_ids: list[str]) -> None:
-        self.store.delete(ids=store_ids, collection_only=True)
-
-    def dimension(self) -> int | None:
-        from sqlalchemy import func, select
-
-        table = self.store.EmbeddingStore
-        with self.store.session_maker() as session:
-            collection = self.store.get_collection(session)
-            if collection is None:
-                return None
-            query = select(func.vector_dims(table.embedding)).where(table.collection_id == collection.uuid).limit(1)
-            return session.execute(query).scalar()
-
-
-class _QdrantDialect(_Dialect):
-    """langchain-qdrant ``QdrantVectorStore``: payload filters; point ids must be UUIDs, so lorag ids map to UUID5."""
-
-    def store_id(self, doc_id: str) -> str:
-        return str(uuid.uuid5(ID_NAMESPACE, doc_id))
-
-    def filter_kwargs(self, tree: Filter) -> dict[str, Any]:
-        from qdrant_client import models
-
-        pushed = store_filters.pushable(tree)
-        if pushed is None:
-            return {}
-        prefix = f"{self.store.metadata_payload_key}."
-        return {"filter": models.Filter.model_validate(store_filters.to_qdrant(pushed, prefix))}
-
-    def dimension(self) -> int | None:
-        vectors = self.store.client.get_collection(self.store.collection_name).config.params.vectors
-        params = vectors.get(self.store.vector_name) if isinstance(vectors, dict) else vectors
-        return None if params is None else int(params.size)
-
-
-_DIALECTS = {"langchain_postgres.PGVector": _PGVectorDialect, "langchain_qdrant.QdrantVectorStore": _QdrantDialect}
-
-
 class LangChainVectorStoreBackend:
     """Wrap a LangChain ``VectorStore`` (it embeds with its own ``Embeddings``) as a lorag ``DenseBackend``.
 
     Args:
         vectorstore: any LangChain vector store; ``PGVector`` and ``QdrantVectorStore`` also get filters pushed down.
         distance: the store's raw scores are distances (lower is better); only used when it has no relevance function.
+        hybrid_kwargs: extra arguments for the store's own hybrid search, e.g.
+            ``{"hybrid_fusion": models.FusionQuery(fusion=models.Fusion.DBSF)}`` for Qdrant.
 
     Raises:
         ValueError: the collection already holds vectors of another dimension than the store's embeddings give.
     """
 
-    def __init__(self, vectorstore: VectorStore, *, distance: bool = False) -> None:
+    def __init__(
+        self, vectorstore: VectorStore, *, distance: bool = False, hybrid_kwargs: Mapping[str, Any] | None = None
+    ) -> None:
         self.vectorstore = vectorstore
         self.distance = distance
+        self.hybrid_kwargs = dict(hybrid_kwargs or {})
         self.kind = store_kind(vectorstore)
-        self._dialect = _DIALECTS.get(self.kind, _Dialect)(vectorstore)
+        self._dialect = dialect_for(self.kind, vectorstore)
         self.dimension = self._check_dimension()
 
     def _check_dimension(self) -> int | None:
@@ -155,7 +91,10 @@ class LangChainVectorStoreBackend:
         held = {str(doc.metadata.get(ID_KEY, doc.id)) for doc in found}
         return [i for i in ids if i not in held]
 
-    def _scored(self, query: str, k: int, kwargs: dict[str, Any]) -> list[tuple[Any, float]]:
+    def _scored(self, query: str, k: int, kwargs: dict[str, Any]) -> Scored:
+        own = self._dialect.dense_scored(query, k, kwargs)
+        if own is not None:
+            return own
         try:
             return self.vectorstore.similarity_search_with_relevance_scores(query, k=k, **kwargs)
         except NotImplementedError:
@@ -200,6 +139,33 @@ class LangChainVectorStoreBackend:
             ) from err
 
     def search(self, query: str, k: int = 10, filter: MetadataFilter | None = None) -> list[SearchHit]:
+        """Vector search: the top ``k`` by the store's relevance score, ``filter`` holding before the cut."""
+        return self._filtered(lambda fetch, kwargs: self._scored(query, fetch, kwargs), query, k, filter)
+
+    def native_hybrid_problem(self) -> str | None:
+        """``None`` when the store fuses lexical and vector search itself, else why it cannot."""
+        return self._dialect.hybrid_problem()
+
+    def hybrid_search(
+        self, query: str, k: int = 10, filter: MetadataFilter | None = None, *, depth: int = 200
+    ) -> list[SearchHit]:
+        """The store's own lexical + vector fusion: its top ``k`` (``depth`` candidates per ranking), ``filter``
+        holding before the cut; scores are the store's fused scores."""
+
+        def fetch(n: int, kwargs: dict[str, Any]) -> Scored:
+            return self._dialect.hybrid_scored(query, n, depth, {**self.hybrid_kwargs, **kwargs})
+
+        return self._filtered(fetch, query, k, filter)
+
+    def _filtered(
+        self,
+        fetch_scored: Callable[[int, dict[str, Any]], Scored],
+        query: str,
+        k: int,
+        filter: MetadataFilter | None,
+    ) -> list[SearchHit]:
+        """Push what the store can of ``filter`` into ``fetch_scored(n, kwargs)``, check lorag's whole filter on
+        what comes back, and fetch deeper until ``k`` documents pass or the store runs out."""
         check_query(query)
         k = check_k(k)
         if k == 0:
@@ -208,7 +174,7 @@ class LangChainVectorStoreBackend:
         kwargs = self._dialect.filter_kwargs(tree) if tree is not None else {}
         fetch = k if tree is None else 4 * k
         while True:
-            found = self._scored(query, fetch, kwargs)
+            found = fetch_scored(fetch, kwargs)
             hits: list[SearchHit] = []
             seen: set[str] = set()
             for doc, score in found:

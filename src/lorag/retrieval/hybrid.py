@@ -6,6 +6,11 @@ The sparse component is named by its kind (``"bm25"``, or ``"tfidf"`` for a ``Tf
 z-score, ``depth=200``) were the best of 36 settings on the SciFact *train* queries with BM25 and ``minilm``
 (``benchmarks/tune_fusion.py``, table in ``benchmarks/results/tune_fusion.md``), never on test.
 RRF keeps the literature's constant 60 and equal weights (Cormack et al. 2009).
+
+``fusion="store"`` delegates ranking to a store that fuses lexical and vector search itself
+(``lorag.retrieval.stores.NativeHybridStore``), so BM25 or full-text search runs in the database; lorag still keeps its
+sparse index, the record of ids, texts and metadata that keeps add/delete in step with the store and pairs a saved
+index with its collection.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ DEFAULT_ALPHA = 0.5
 DEFAULT_NORMALIZATION = "zscore"
 #: Candidates taken from each component before fusion; chosen on SciFact train.
 DEFAULT_DEPTH = 200
+#: The fusion that hands ranking to a store that fuses lexical and vector search itself.
+STORE_FUSION = "store"
 
 
 @dataclass(frozen=True)
@@ -73,12 +80,15 @@ class HybridRetriever:
     Args:
         sparse: the lexical index; it also keeps the documents' texts and metadata.
         dense: a ``DenseIndex`` or any ``DenseBackend``; it must hold the same document ids.
-        fusion: ``"convex"`` (default) or ``"rrf"``.
+        fusion: ``"convex"`` (default), ``"rrf"``, or ``"store"``: the store ranks and fuses by itself (see
+            ``lorag.retrieval.stores.check_native_hybrid`` for the stores that can; ``ValueError`` otherwise). Its
+            hits carry the store's fused score as their only component, ``"store"``.
         alpha: convex weight of the dense scores; the sparse side gets ``1 - alpha``.
         normalization: convex score normalisation, ``"zscore"`` (default) or ``"minmax"``.
         rrf_k: the RRF constant (60, as in Cormack et al. 2009).
         weights: RRF weights per component, e.g. ``{"bm25": 1.0, "dense": 2.0}`` (1 each by default).
-        depth: candidates per component before fusion: one int, or ``{"bm25": n, "dense": m}``.
+        depth: candidates per component before fusion: one int, or ``{"bm25": n, "dense": m}`` (with
+            ``fusion="store"``, the larger one is what the store takes from each of its rankings).
     """
 
     def __init__(
@@ -93,7 +103,11 @@ class HybridRetriever:
         weights: Mapping[str, float] | None = None,
         depth: int | Mapping[str, int] = DEFAULT_DEPTH,
     ) -> None:
-        self.fusion = fusion_lib.check_fusion(fusion)
+        if fusion == STORE_FUSION:
+            stores.check_native_hybrid(dense)
+        elif fusion not in fusion_lib.FUSIONS:
+            raise ValueError(f"unknown fusion {fusion!r}; choose one of {[*fusion_lib.FUSIONS, STORE_FUSION]}")
+        self.fusion = fusion
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         if normalization not in fusion_lib.NORMALIZATIONS:
@@ -222,6 +236,8 @@ class HybridRetriever:
         if k == 0 or not len(self.sparse):
             return []
         depth = {name: max(k, d) for name, d in self.depth.items()}
+        if self.fusion == STORE_FUSION:
+            return self._store_search(query, k, filter, max(depth.values()))
         if isinstance(self.dense, DenseIndex):
             if query_vector is None:  # outside the lock: embedding is the slow part and needs no index state
                 query_vector = np.asarray(self.dense.embedder.embed_query(query), dtype=np.float32)
@@ -244,6 +260,18 @@ class HybridRetriever:
                 missing = [doc_id for doc_id in sparse_top if doc_id not in dense_top]
                 exact["dense"] = self.dense.score_documents(query_vector, missing)  # type: ignore[arg-type]
             return self.fuse({name: sparse_top, "dense": dense_top}, k, exact, documents)
+
+    def _store_search(self, query: str, k: int, filter: MetadataFilter | None, depth: int) -> list[HybridHit]:
+        """The store's fused ranking, ties broken by id as ``fuse`` does (stores break them by storage order, which a
+        restart may change); texts and metadata from lorag's side where it holds the document."""
+        hits = self.dense.hybrid_search(query, k, filter, depth=depth)  # type: ignore[attr-defined]
+        docs = self.sparse.docs
+        out = []
+        for rank, hit in enumerate(sorted(hits[:k], key=lambda h: (-h.score, h.id)), start=1):
+            row = docs.row_of.get(hit.id)
+            text, meta = (hit.text, dict(hit.metadata)) if row is None else (docs.texts[row], dict(docs.metadatas[row]))
+            out.append(HybridHit(hit.id, float(hit.score), rank, text, meta, {"store": hit.score}, {"store": rank}))
+        return out
 
     def fuse(
         self,

@@ -14,6 +14,7 @@ One difference remains: a pushed equality compares as the store does, so ``1`` d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from lorag.retrieval.filters import Combined, Condition, Filter
@@ -30,11 +31,17 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def pushable(tree: Filter, key_ok: Any = None) -> Filter | None:
+def pushable(
+    tree: Filter, key_ok: Callable[[str], bool] | None = None, value_ok: Callable[[Any], bool] | None = None
+) -> Filter | None:
     """The widest part of ``tree`` a store can apply (``None``: nothing); ``key_ok(key)`` rejects keys it cannot
-    address (pgvector takes identifiers only)."""
+    address (pgvector takes identifiers only), ``value_ok(value)`` values it cannot compare safely (PGVectorStore
+    casts a JSON value per row, so it takes strings only)."""
     if isinstance(tree, Condition):
         if key_ok is not None and not key_ok(tree.key):
+            return None
+        values = tree.value if tree.op == "$in" else [tree.value]
+        if value_ok is not None and not all(value_ok(v) for v in values):
             return None
         if tree.op == "$eq" and _pushable_value(tree.value):
             return tree
@@ -45,7 +52,7 @@ def pushable(tree: Filter, key_ok: Any = None) -> Filter | None:
         return None
     if tree.op == "$not":
         return None
-    parts = [pushable(part, key_ok) for part in tree.parts]
+    parts = [pushable(part, key_ok, value_ok) for part in tree.parts]
     if tree.op == "$or":
         return None if any(p is None for p in parts) else Combined("$or", tuple(p for p in parts if p is not None))
     kept = tuple(p for p in parts if p is not None)

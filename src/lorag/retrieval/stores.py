@@ -5,6 +5,10 @@ store kind and collection the saved index goes with, and the vectors' dimension.
 collection or dimension is refused (``StorePairingError``) instead of fusing BM25 over one corpus with vectors of
 another; a sample of lorag's ids is then looked up in the store, so an emptied collection or another database is
 caught too.
+
+``fusion="store"`` hands the fusion itself to a store that ranks lexically and by vector and fuses the two
+(``NativeHybridStore``: PGVectorStore's full-text search, Qdrant's sparse vectors); ``check_native_hybrid`` refuses a
+dense side that cannot.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from lorag.retrieval.documents import MetadataFilter, SearchHit
 from lorag.retrieval.persistence import SettingsMismatchError
 
 #: At most this many of lorag's ids are looked up in the store on load (evenly spread, so the check stays cheap).
@@ -29,6 +34,36 @@ class PairedStore(Protocol):
     def missing(self, ids: Sequence[str]) -> list[str]:
         """The ids among ``ids`` that the store does not hold."""
         ...
+
+
+@runtime_checkable
+class NativeHybridStore(Protocol):
+    """A dense backend over a store that can also rank lexically and fuse both rankings itself."""
+
+    def native_hybrid_problem(self) -> str | None:
+        """``None`` when the store can fuse lexical and vector search itself, else why it cannot."""
+        ...
+
+    def hybrid_search(
+        self, query: str, k: int = 10, filter: MetadataFilter | None = None, *, depth: int = 200
+    ) -> list[SearchHit]:
+        """The store's own fused top ``k`` (``depth`` candidates from each of its rankings); ``filter`` holds."""
+        ...
+
+
+def check_native_hybrid(dense: object) -> None:
+    """Refuse ``fusion="store"`` over a dense side that cannot fuse by itself, saying which stores can."""
+    how = (
+        "fusion='store' needs a store that fuses lexical and vector search itself: langchain-postgres PGVectorStore "
+        "with a HybridSearchConfig, or langchain-qdrant QdrantVectorStore with retrieval_mode=RetrievalMode.HYBRID "
+        "(through langchain_lorag.vectorstores.LangChainVectorStoreBackend); use fusion='convex' or 'rrf' for "
+        "lorag's own BM25 and fusion"
+    )
+    if not isinstance(dense, NativeHybridStore):
+        raise ValueError(f"{how}; a {type(dense).__name__} cannot")
+    problem = dense.native_hybrid_problem()
+    if problem is not None:
+        raise ValueError(f"{how}; this one cannot: {problem}")
 
 
 class StorePairingError(SettingsMismatchError):

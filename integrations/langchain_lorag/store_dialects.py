@@ -1,0 +1,230 @@
+"""How ``LangChainVectorStoreBackend`` talks to each kind of LangChain vector store: ids, filters, dimension, and the
+store's own hybrid search where it has one.
+
+- langchain-postgres ``PGVector``: JSONB filters pushed down; ids prefixed by the collection.
+- langchain-postgres ``PGVectorStore``: one table per store; string filters pushed down; with a ``HybridSearchConfig``
+  it fuses Postgres full-text search (``ts_rank_cd`` over ``plainto_tsquery``) with its vectors.
+- langchain-qdrant ``QdrantVectorStore``: payload filters pushed down; in ``RetrievalMode.HYBRID`` it fuses sparse and
+  dense search (RRF by default) in one query.
+- anything else: no filter pushed down, lorag's ids as the store's, no hybrid search of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from typing import Any
+
+from lorag.retrieval import store_filters
+from lorag.retrieval.filters import Filter
+
+#: Namespace of the UUIDs that stand for lorag ids in stores that take only UUIDs or integers (Qdrant).
+ID_NAMESPACE = uuid.UUID("5b0d2a4e-8f1c-4c52-9a53-6c0f4a1e2b7d")
+
+Scored = list[tuple[Any, float]]
+
+
+class _Dialect:
+    """How lorag talks to one kind of store; this generic one pushes no filter down and keeps lorag's ids."""
+
+    def __init__(self, vectorstore: Any) -> None:
+        self.store = vectorstore
+
+    def store_id(self, doc_id: str) -> str:
+        return doc_id
+
+    def filter_kwargs(self, tree: Filter) -> dict[str, Any]:
+        return {}
+
+    def delete(self, store_ids: list[str]) -> None:
+        self.store.delete(ids=store_ids)
+
+    def collection(self) -> str | None:
+        return getattr(self.store, "collection_name", None)
+
+    def dimension(self) -> int | None:
+        """The dimension of the vectors the collection already holds (``None``: empty, or the store cannot say)."""
+        return None
+
+    def dense_scored(self, query: str, k: int, kwargs: dict[str, Any]) -> Scored | None:
+        """Vector-only results with relevance scores, where the store's default search would not give them
+        (``None``: use ``similarity_search_with_relevance_scores``)."""
+        return None
+
+    def hybrid_problem(self) -> str | None:
+        """``None`` when the store fuses lexical and vector search itself, else why it cannot."""
+        return f"{type(self.store).__name__} has no lexical search of its own that lorag knows how to call"
+
+    def hybrid_scored(self, query: str, k: int, depth: int, kwargs: dict[str, Any]) -> Scored:
+        """The store's fused top ``k`` (at least; ``depth`` candidates per ranking), best first."""
+        raise NotImplementedError(self.hybrid_problem())
+
+
+class _PGVectorDialect(_Dialect):
+    """langchain-postgres ``PGVector``: JSONB filters. Its ids are unique across the whole table, not per collection
+    (an upsert would move another collection's row), so lorag's ids go in as ``collection:id``."""
+
+    def store_id(self, doc_id: str) -> str:
+        return f"{self.store.collection_name}:{doc_id}"
+
+    def filter_kwargs(self, tree: Filter) -> dict[str, Any]:
+        pushed = store_filters.pushable(tree, key_ok=str.isidentifier)
+        return {} if pushed is None else {"filter": store_filters.to_mongo(pushed)}
+
+    def delete(self, store_ids: list[str]) -> None:
+        self.store.delete(ids=store_ids, collection_only=True)
+
+    def dimension(self) -> int | None:
+        from sqlalchemy import func, select
+
+        table = self.store.EmbeddingStore
+        with self.store.session_maker() as session:
+            collection = self.store.get_collection(session)
+            if collection is None:
+                return None
+            query = select(func.vector_dims(table.embedding)).where(table.collection_id == collection.uuid).limit(1)
+            return session.execute(query).scalar()
+
+
+class _PGVectorStoreDialect(_Dialect):
+    """langchain-postgres ``PGVectorStore`` (one table per store, ids in a UUID column, so lorag ids map to UUID5).
+
+    Filters on string values are pushed down; numbers stay on lorag's side, because the store casts a JSON value per
+    row (``(metadata->>'year')::INTEGER``) and one row holding text under that key would fail the whole query.
+    The store's dense search is asked with ``hybrid_search_config=None``, so it stays vector-only even when the store
+    has a hybrid config; its hybrid search gets a copy of that config per query, because the store writes the first
+    query into a shared config's ``fts_query`` and would reuse it for every later query.
+    """
+
+    def __init__(self, vectorstore: Any) -> None:
+        super().__init__(vectorstore)
+        self.inner = vectorstore._PGVectorStore__vs  # the AsyncPGVectorStore: table, columns and hybrid config
+
+    def store_id(self, doc_id: str) -> str:
+        return str(uuid.uuid5(ID_NAMESPACE, doc_id))
+
+    def filter_kwargs(self, tree: Filter) -> dict[str, Any]:
+        pushed = store_filters.pushable(tree, key_ok=str.isidentifier, value_ok=lambda v: isinstance(v, str))
+        return {} if pushed is None else {"filter": store_filters.to_mongo(pushed)}
+
+    def collection(self) -> str | None:
+        return f"{self.inner.schema_name}.{self.inner.table_name}"
+
+    def dimension(self) -> int | None:
+        """The vector column's declared dimension (pgvector keeps it as the column's type modifier)."""
+        from sqlalchemy import text
+
+        query = text(
+            "SELECT a.atttypmod FROM pg_attribute a JOIN pg_class c ON a.attrelid = c.oid "
+            "JOIN pg_namespace n ON c.relnamespace = n.oid "
+            "WHERE n.nspname = :schema AND c.relname = :table AND a.attname = :column"
+        )
+        inner = self.inner
+        params = {"schema": inner.schema_name, "table": inner.table_name, "column": inner.embedding_column}
+
+        async def read() -> Any:
+            async with self.inner.engine.connect() as conn:
+                return (await conn.execute(query, params)).scalar()
+
+        size = self.store._engine._run_as_sync(read())
+        return int(size) if size is not None and size > 0 else None
+
+    def dense_scored(self, query: str, k: int, kwargs: dict[str, Any]) -> Scored | None:
+        return self.store.similarity_search_with_relevance_scores(query, k=k, hybrid_search_config=None, **kwargs)
+
+    def hybrid_problem(self) -> str | None:
+        if self.inner.hybrid_search_config is None:
+            return "this PGVectorStore has no hybrid_search_config (create it with HybridSearchConfig(...))"
+        return None
+
+    def hybrid_scored(self, query: str, k: int, depth: int, kwargs: dict[str, Any]) -> Scored:
+        config = self.inner.hybrid_search_config
+        if config is None:
+            raise NotImplementedError(self.hybrid_problem())
+        per_query = dataclasses.replace(
+            config,
+            fts_query=query,
+            primary_top_k=max(k, depth),
+            secondary_top_k=max(k, depth),
+            fusion_function_parameters=dict(config.fusion_function_parameters),
+        )
+        found: Scored = self.store.similarity_search_with_score(query, k=k, hybrid_search_config=per_query, **kwargs)
+        return found
+
+
+class _QdrantDialect(_Dialect):
+    """langchain-qdrant ``QdrantVectorStore``: payload filters; point ids must be UUIDs, so lorag ids map to UUID5."""
+
+    def store_id(self, doc_id: str) -> str:
+        return str(uuid.uuid5(ID_NAMESPACE, doc_id))
+
+    def filter_kwargs(self, tree: Filter) -> dict[str, Any]:
+        from qdrant_client import models
+
+        pushed = store_filters.pushable(tree)
+        if pushed is None:
+            return {}
+        prefix = f"{self.store.metadata_payload_key}."
+        return {"filter": models.Filter.model_validate(store_filters.to_qdrant(pushed, prefix))}
+
+    def dimension(self) -> int | None:
+        vectors = self.store.client.get_collection(self.store.collection_name).config.params.vectors
+        params = vectors.get(self.store.vector_name) if isinstance(vectors, dict) else vectors
+        return None if params is None else int(params.size)
+
+    def dense_scored(self, query: str, k: int, kwargs: dict[str, Any]) -> Scored | None:
+        """In sparse or hybrid mode the store's text search is not vector-only: search its dense vectors directly."""
+        from langchain_qdrant import RetrievalMode
+
+        if self.store.retrieval_mode == RetrievalMode.DENSE:
+            return None
+        vector = self.store.embeddings.embed_query(query)
+        found = self.store.similarity_search_with_score_by_vector(vector, k=k, **kwargs)
+        relevance = self.store._select_relevance_score_fn()
+        return [(doc, relevance(score)) for doc, score in found]
+
+    def hybrid_problem(self) -> str | None:
+        from langchain_qdrant import RetrievalMode
+        from qdrant_client import models
+
+        mode = self.store.retrieval_mode
+        if mode != RetrievalMode.HYBRID:
+            return (
+                f"this QdrantVectorStore is in retrieval_mode={mode.value!r}; create it with "
+                "retrieval_mode=RetrievalMode.HYBRID and a sparse_embedding (e.g. langchain_lorag's "
+                "LoragSparseEmbeddings, lorag's BM25 as sparse vectors)"
+            )
+        from langchain_lorag.sparse_embeddings import LoragSparseEmbeddings
+
+        if isinstance(self.store.sparse_embeddings, LoragSparseEmbeddings):
+            config = self.store.client.get_collection(self.store.collection_name).config.params
+            sparse = (config.sparse_vectors or {}).get(self.store.sparse_vector_name)
+            if sparse is None or sparse.modifier != models.Modifier.IDF:
+                return (
+                    f"collection {self.store.collection_name!r} does not weight its sparse vectors by IDF, which "
+                    "LoragSparseEmbeddings' BM25 term weights need: create it with "
+                    "sparse_vectors_config={name: SparseVectorParams(modifier=Modifier.IDF)}"
+                )
+        return None
+
+    def hybrid_scored(self, query: str, k: int, depth: int, kwargs: dict[str, Any]) -> Scored:
+        """Qdrant prefetches as many candidates per ranking as results asked for, so ask for ``depth`` and cut: RRF
+        over the top ``depth`` of each ranking, whose first ``k`` are the answer."""
+        from langchain_qdrant import RetrievalMode
+
+        if self.store.retrieval_mode != RetrievalMode.HYBRID:
+            raise NotImplementedError(self.hybrid_problem())
+        found: Scored = self.store.similarity_search_with_score(query, k=max(k, depth), **kwargs)
+        return found
+
+
+DIALECTS: dict[str, type[_Dialect]] = {
+    "langchain_postgres.PGVector": _PGVectorDialect,
+    "langchain_postgres.PGVectorStore": _PGVectorStoreDialect,
+    "langchain_qdrant.QdrantVectorStore": _QdrantDialect,
+}
+
+
+def dialect_for(kind: str, vectorstore: Any) -> _Dialect:
+    """The dialect of a store kind (``store_kind``'s ``package.Class``), the generic one for unknown kinds."""
+    return DIALECTS.get(kind, _Dialect)(vectorstore)
