@@ -193,3 +193,24 @@ def test_a_collection_without_idf_is_refused(tmp_path: Path) -> None:
             HybridRetriever(BM25Index(), backend, fusion="store")
     finally:
         client.close()
+
+
+def test_query_vector_is_refused(hybrid: HybridRetriever) -> None:
+    import numpy as np
+
+    with pytest.raises(ValueError, match="vector stores embed themselves"):
+        hybrid.search("wolves", k=1, query_vector=np.ones(8, dtype=np.float32))
+
+
+def test_llamaindex_retriever_over_the_store(hybrid: HybridRetriever) -> None:
+    """LlamaIndex's LoragHybridRetriever takes any HybridRetriever, the store-backed one and fusion="store" included."""
+    pytest.importorskip("llama_index.core")
+    from llama_index.retrievers.lorag import LoragHybridRetriever as LlamaHybrid
+
+    for retriever in (hybrid, HybridRetriever(hybrid.sparse, hybrid.dense)):
+        nodes = LlamaHybrid(retriever, similarity_top_k=2).retrieve("E4107 malfunction")
+        assert len(nodes) == 2 and nodes[0].node.node_id == "e4107"
+        assert nodes[0].node.get_content() == TEXTS["e4107"]
+        assert nodes[0].node.metadata["topic"] == "manuals"
+    filtered = LlamaHybrid(hybrid, similarity_top_k=6, filter={"topic": "animals"}).retrieve("hunt")
+    assert {n.node.node_id for n in filtered} == {"wolf", "fox"}

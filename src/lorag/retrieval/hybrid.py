@@ -236,13 +236,14 @@ class HybridRetriever:
         if k == 0 or not len(self.sparse):
             return []
         depth = {name: max(k, d) for name, d in self.depth.items()}
-        if self.fusion == STORE_FUSION:
-            return self._store_search(query, k, filter, max(depth.values()))
         if isinstance(self.dense, DenseIndex):
             if query_vector is None:  # outside the lock: embedding is the slow part and needs no index state
                 query_vector = np.asarray(self.dense.embedder.embed_query(query), dtype=np.float32)
         elif query_vector is not None:
             raise ValueError("query_vector can only be given with a DenseIndex; vector stores embed themselves")
+        if self.fusion == STORE_FUSION:
+            with self._lock:  # lorag's side read in the state the store was last kept in step with
+                return self._store_search(query, k, filter, max(depth.values()))
         with self._lock:
             documents: dict[str, SearchHit] = {}
             if isinstance(self.dense, DenseIndex):
