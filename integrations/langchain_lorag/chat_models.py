@@ -3,6 +3,10 @@
 Tool calling and structured output are the core's (``lorag.llm.tools``, ``lorag.llm.structured``): this module maps
 LangChain's tools, messages and schemas onto them. Calls and structured replies are grammar-constrained, so a forced
 call always parses and its arguments validate, even from a 135M model.
+
+With ``base_url`` set, the same class talks to a vLLM, llama.cpp or other OpenAI-compatible server instead
+(``lorag.llm.remote.RemoteEngine``, which has the local engine's methods): every method below runs unchanged, and
+tools and schemas go to the server as OpenAI tools and ``response_format``.
 """
 
 from __future__ import annotations
@@ -35,9 +39,12 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
 from langchain_lorag._common import LoragParams
-from lorag.llm import GenerationResult, Grammar, TextDelta, ToolCallStream, ToolReply, Usage
+from lorag.llm import GenerationResult, Grammar, LoragEngine, TextDelta, ToolCallStream, ToolReply, Usage
 from lorag.llm.generation import build_prompt
+from lorag.llm.remote import RemoteEngine, remote_options_model
 from lorag.llm.tools import prepare_tools
+
+_Remote = remote_options_model()
 
 #: Call options ChatLorag takes besides the common ones: set by ``bind_tools`` and ``with_structured_output``.
 TOOL_OPTIONS = ("tools", "tool_choice", "json_schema", "json_mode")
@@ -128,8 +135,9 @@ def _usage(usage: Usage) -> UsageMetadata:
     )
 
 
-class ChatLorag(LoragParams, BaseChatModel):
-    """Chat with a local (4-bit by default) base model and per-call LoRA adapters, batched across adapters.
+class ChatLorag(LoragParams, _Remote, BaseChatModel):  # type: ignore[misc,valid-type]
+    """Chat with a local (4-bit by default) base model and per-call LoRA adapters, batched across adapters, or
+    with a server that serves the base and the adapters (``base_url``).
 
     Example:
         .. code-block:: python
@@ -143,6 +151,10 @@ class ChatLorag(LoragParams, BaseChatModel):
 
             chat.bind_tools([get_weather], tool_choice="get_weather").invoke("Weather in Paris?").tool_calls
             chat.with_structured_output(Person).invoke("Ada Lovelace, 36")   # a validated Person
+
+            # the same chains against a server: vLLM (adapter = the served LoRA name) or llama-server (the GGUF)
+            chat = ChatLorag(base_url="http://gpu-host:8000/v1", backend="vllm", model="HuggingFaceTB/SmolLM2-135M")
+            chat = ChatLorag(base_url="http://127.0.0.1:8080", backend="llama.cpp", adapters={"legal": "legal.gguf"})
 
     The adapter (and its content version) is part of ``_identifying_params`` and of the LangChain cache key. Tool
     calls and structured output are grammar-constrained (``lorag.llm.structured``): they always parse and validate,
@@ -158,7 +170,22 @@ class ChatLorag(LoragParams, BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return self.lorag_identity()
+        identity = self.lorag_identity()
+        if self.is_remote():
+            identity.update(base_url=self.base_url, backend=self.backend)
+        return identity
+
+    def get_engine(self) -> Any:  # LoragEngine, or RemoteEngine with the same methods when base_url is set
+        """The local engine (loaded on first use, shared), or with ``base_url`` the shared ``RemoteEngine``."""
+        if not self.is_remote():
+            return super().get_engine()
+        return self.remote_engine(self.model, self.adapters)
+
+    def get_token_ids(self, text: str) -> list[int]:
+        engine = self.get_engine()
+        if isinstance(engine, RemoteEngine):
+            return engine.tokenize(text)
+        return super().get_token_ids(text)
 
     def _get_invocation_params(self, stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
         return self.versioned(super()._get_invocation_params(stop=stop, **kwargs), kwargs)
@@ -252,8 +279,11 @@ class ChatLorag(LoragParams, BaseChatModel):
     def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools: Sequence[Any] | None = None) -> int:
         """Tokens of the prompt the model would read: the chat template, the tools (if given) and the opened
         assistant turn included."""
+        engine = self.get_engine()
+        if not isinstance(engine, LoragEngine):  # a server's chat template is its own: count the messages' text
+            return BaseChatModel.get_num_tokens_from_messages(self, messages, tools)
         offered = prepare_tools([convert_to_openai_tool(tool) for tool in tools or ()])
-        return len(build_prompt(self.get_engine().tokenizer, messages=to_chat(messages), tools=offered))
+        return len(build_prompt(engine.tokenizer, messages=to_chat(messages), tools=offered))
 
     # ------------------------------------------------------------------ generation
 
@@ -261,7 +291,9 @@ class ChatLorag(LoragParams, BaseChatModel):
         """Engine keyword arguments for one call: sampling options, tools and the structured-output grammar."""
         extra = {name: kwargs.pop(name) for name in TOOL_OPTIONS if name in kwargs}
         options = self.request_options(stop, kwargs)
-        if "json_schema" in extra:
+        if "json_schema" in extra and self.is_remote():  # the server constrains it (response_format)
+            options.update(json_schema=extra["json_schema"], json_mode=bool(extra.get("json_mode")))
+        elif "json_schema" in extra:
             options["grammar"] = Grammar.json_schema(extra["json_schema"], strict=not extra.get("json_mode"))
         if extra.get("tools"):
             options["tools"] = extra["tools"]

@@ -8,6 +8,10 @@ It is a ``FunctionCallingLLM``: ``chat_with_tools``, ``predict_and_call``, ``str
 ``FunctionAgent`` call tools through ``lorag.llm.tools`` (the model's chat template, or its Hermes-style fallback),
 and a forced call (``tool_required=True``, as structured prediction asks) is grammar-constrained, so its arguments
 always parse and validate against the tool's schema.
+
+With ``base_url`` set it talks to a vLLM, llama.cpp or other OpenAI-compatible server instead
+(``lorag.llm.remote.RemoteEngine``, the local engine's methods over the server): the same calls, ``adapter=`` and
+``with_adapter`` included; tools go to the server as OpenAI tools.
 """
 
 from __future__ import annotations
@@ -36,24 +40,27 @@ from llama_index.core.tools import BaseTool
 from llama_index.llms.lorag.tools import StreamedReply, assistant_message, to_chat, tool_selections, tool_specs
 from lorag.llm import GenerationResult, LoragEngine
 from lorag.llm.options import options_model
+from lorag.llm.remote import RemoteEngine, remote_options_model
 
 _Options = options_model()
+_Remote = remote_options_model()
 
 
-class LoragLLM(_Options, FunctionCallingLLM):  # type: ignore[misc,valid-type]
+class LoragLLM(_Options, _Remote, FunctionCallingLLM):  # type: ignore[misc,valid-type]
     """LlamaIndex LLM over ``lorag.llm.LoragEngine``: one base in memory, per-request LoRA adapters, batched.
 
     Takes the options the LangChain ``LoragLLM`` / ``ChatLorag`` take (``lorag.llm.options``: the base and how it
     is loaded, ``max_resident_adapters``, ``trust_remote_code``, the adapters and the sampling defaults), plus
-    ``context_window``.
+    ``context_window``, and the server options (``base_url``, ``api_key``, ``backend``, ``timeout``, ``max_retries``:
+    ``lorag.llm.remote.RemoteOptions``).
     """
 
     context_window: int | None = Field(default=None, description="Override the model's context window.")
 
-    _engine: LoragEngine | None = PrivateAttr(default=None)
+    _engine: LoragEngine | RemoteEngine | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
-    def __init__(self, engine: LoragEngine | None = None, **kwargs: Any) -> None:
+    def __init__(self, engine: LoragEngine | RemoteEngine | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._engine = engine
 
@@ -62,10 +69,13 @@ class LoragLLM(_Options, FunctionCallingLLM):  # type: ignore[misc,valid-type]
         return "Lorag_LLM"
 
     @property
-    def engine(self) -> LoragEngine:
-        """The engine (loaded on first use, shared with every wrapper that has the same base settings)."""
+    def engine(self) -> LoragEngine | RemoteEngine:
+        """The engine (loaded on first use, shared with every wrapper that has the same base settings), or with
+        ``base_url`` the shared ``RemoteEngine`` for that server."""
         with self._lock:
-            if self._engine is None:
+            if self._engine is None and self.is_remote():
+                self._engine = self.remote_engine(self.model, self.adapters)
+            elif self._engine is None:
                 self._engine = self.engine_options().shared_engine()
             else:
                 for name, path in self.adapters.items():
@@ -83,7 +93,7 @@ class LoragLLM(_Options, FunctionCallingLLM):  # type: ignore[misc,valid-type]
         return LLMMetadata(
             context_window=self.context_window or self.engine.context_window,
             num_output=self.max_tokens,
-            is_chat_model=bool(getattr(self.engine.tokenizer, "chat_template", None)),
+            is_chat_model=self.is_remote() or bool(getattr(self.engine.tokenizer, "chat_template", None)),
             is_function_calling_model=True,
             model_name=self.model if self.adapter is None else f"{self.model}+{self.adapter}",
         )
