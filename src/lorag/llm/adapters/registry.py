@@ -51,7 +51,7 @@ def _check_name(name: str) -> str:
 
 
 class AdapterRegistry:
-    """LoRA adapters by name over one base model; thread-safe.
+    """Adapters of every kind by name over one base model; thread-safe.
 
     Args:
         base: The loaded base (``lorag.llm.loading.load_base``).
