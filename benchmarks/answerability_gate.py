@@ -1,13 +1,17 @@
 """Fit lorag's shipped answerability gate (``src/lorag/rag/answerability_gate.json``) and show how to set its threshold.
 
 1. ``benchmarks/squad_rag.py``'s *train* articles in open-book form: every paragraph of those articles is a document,
-   except 200 removed ones, one question of each asked as unanswerable; 500 answerable questions must find their
-   paragraph. Indexed as ``lorag ask`` does (MiniLM + BM25), each question retrieves the default k=2 passages.
+   except 400 removed ones, one question of each asked as unanswerable; 1,200 answerable questions must find their
+   paragraph (the *fit* set). Indexed as ``lorag ask`` does (MiniLM + BM25), each question retrieves the default
+   k=2 passages.
 2. The gate's features (``lorag.rag.answerability``) on those passages, and a logistic regression (scikit-learn)
    for ``P(answerable)``; its coefficients, the training AUC and the provenance go to the JSON file.
 3. For thresholds of ``P(answerable)``: the share of unanswerable questions declined (abstention recall) and of
-   answerable ones answered, on the train questions and, with ``--dev``, on the dev split's (``squad_rag.py``'s dev
-   folder). The default threshold (``DEFAULT_MIN_ANSWERABILITY``) is read from these tables; no test data is used.
+   answerable ones answered, on the fit set, on a *check* set of the same articles with another 200 paragraphs
+   removed (500 + 200 questions the fit never saw) and, with ``--dev``, on the dev split's (``squad_rag.py``'s dev
+   folder); a question counts as declined as ``lorag ask`` would decline it: by this gate or by the relevance gate
+   (best dense score below ``DEFAULT_MIN_RELEVANCE``). The default threshold (``DEFAULT_MIN_ANSWERABILITY``) is read
+   from these tables; no test data is used.
 
 Usage (from the repository root; a few minutes on 2 CPU cores)::
 
@@ -27,11 +31,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lorag.rag.answerability import ANSWERABILITY_FILE, FEATURES, AnswerabilityGate, TermStatistics
+from lorag.rag.answerability import ANSWERABILITY_FILE, FEATURES, AnswerabilityGate, SentenceSimilarity, TermStatistics
+from lorag.rag.pipeline import DEFAULT_MIN_RELEVANCE
 from squad_rag import SEED, load_articles, split_articles, write_eval_set
 
 REPO = Path(__file__).resolve().parents[1]
-ANSWERABLE, UNANSWERABLE = 500, 200
+#: (answerable, unanswerable, seed) of the fit set and of the check set.
+FIT, CHECK = (1200, 400, SEED + 11), (500, 200, SEED + 5)
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 
 
@@ -41,20 +47,27 @@ def featurise(folder: Path, work: Path, k: int) -> tuple[list[list[float]], list
 
     index = DocumentIndex(work, embedder="minilm")
     index.sync(folder / "docs")
-    terms = TermStatistics.of_index(index)
-    probe = AnswerabilityGate((0.0,) * 4, 0.0, (0.0,) * 4, (1.0,) * 4, {})  # features only
+    terms, sentences = TermStatistics.of_index(index), SentenceSimilarity.of_index(index)
     features, labels = [], []
     for line in (folder / "questions.jsonl").open(encoding="utf-8"):
         question = json.loads(line)
         hits = index.search(question["question"], k)
         dense = [h.component_scores.get("dense") for h in hits]
-        features.append(probe.features(question["question"], [h.text for h in hits], dense, terms))
+        features.append(
+            AnswerabilityGate.features(question["question"], [h.text for h in hits], dense, terms, sentences)
+        )
         labels.append(int(bool(question["answers"])))
     return features, labels
 
 
-def rates(probabilities: list[float], labels: list[int], threshold: float) -> dict[str, float]:
-    declined = [p < threshold for p in probabilities]
+def rates(
+    probabilities: list[float], features: list[list[float]], labels: list[int], threshold: float
+) -> dict[str, float]:
+    """Abstention recall and answered rate with the gate and, as ``lorag ask`` has it, the relevance gate too."""
+    best_dense = FEATURES.index("dense_best")
+    declined = [
+        p < threshold or f[best_dense] < DEFAULT_MIN_RELEVANCE for p, f in zip(probabilities, features, strict=True)
+    ]
     unanswerable = [d for d, y in zip(declined, labels, strict=True) if not y]
     answerable = [d for d, y in zip(declined, labels, strict=True) if y]
     return {
@@ -78,10 +91,13 @@ def main(argv: list[str] | None = None) -> int:
 
     articles = load_articles(args.data)
     train = [p for title in split_articles(list(articles))["train"] for p in articles[title]]
-    folder = args.work / "train"
-    if not (folder / "questions.jsonl").is_file():
-        write_eval_set(train, folder, ANSWERABLE, UNANSWERABLE, SEED + 5)
-    x, y = featurise(folder, args.work / "train-index", args.k)
+    tables: dict[str, tuple[list[list[float]], list[int]]] = {}
+    for name, (answerable, unanswerable, seed) in {"fit": FIT, "check": CHECK}.items():
+        folder = args.work / name
+        if not (folder / "questions.jsonl").is_file():
+            write_eval_set(train, folder, answerable, unanswerable, seed)
+        tables[name] = featurise(folder, args.work / f"{name}-index", args.k)
+    x, y = tables["fit"]
     scaler = StandardScaler().fit(x)
     model = LogisticRegression(max_iter=5000).fit(scaler.transform(x), y)
     probabilities = model.predict_proba(scaler.transform(x))[:, 1].tolist()
@@ -105,14 +121,17 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(json.dumps(gate, indent=1) + "\n", encoding="utf-8")
     print(json.dumps({"train_auc": gate["metadata"]["train_auc"], "output": str(args.output)}))
     shipped = AnswerabilityGate.load(args.output)
-    tables = {"train": (x, y)}
     if args.dev:
         tables["dev"] = featurise(args.dev, args.work / "dev-index", args.k)
     for name, (features, labels) in tables.items():
         scores = [shipped.probability_of(f) for f in features]
         print(f"{name}: AUC {roc_auc_score(labels, scores):.3f}")
         for threshold in THRESHOLDS:
-            print(json.dumps({"split": name, "min_answerability": threshold, **rates(scores, labels, threshold)}))
+            print(
+                json.dumps(
+                    {"split": name, "min_answerability": threshold, **rates(scores, features, labels, threshold)}
+                )
+            )
     return 0
 
 

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from test_rag_pipeline import FakeEngine, FakeIndex, _hit
 
@@ -15,6 +16,7 @@ from lorag.rag.answerability import (
     ANSWERABILITY_FILE,
     FEATURES,
     AnswerabilityGate,
+    SentenceSimilarity,
     TermStatistics,
     coverage_features,
 )
@@ -31,18 +33,20 @@ def _terms(idf: dict[str, float] = IDF) -> TermStatistics:
 
 def test_coverage_is_the_idf_weighted_share_of_question_words() -> None:
     # total weight 6: alpha 1, beta 2, gamma 3
-    assert coverage_features("alpha beta gamma", ["alpha beta. x y. z."], _terms()) == pytest.approx((0.5, 0.5))
+    # the third number: the weight of the rarest word the best window lacks, over the rarest word's (gamma: 3)
+    assert coverage_features("alpha beta gamma", ["alpha beta. x y. z."], _terms()) == pytest.approx((0.5, 0.5, 1.0))
     passage = "alpha. q. r. s. beta gamma."  # all words, but the best 3-sentence window misses alpha
-    assert coverage_features("alpha beta gamma", [passage], _terms()) == pytest.approx((1.0, 5 / 6))
+    assert coverage_features("alpha beta gamma", [passage], _terms()) == pytest.approx((1.0, 5 / 6, 1 / 3))
     two = coverage_features("alpha beta gamma", ["alpha beta.", "gamma here. alpha too."], _terms())
-    assert two == pytest.approx((4 / 6, 4 / 6))  # the best passage counts, not their union
+    assert two == pytest.approx((4 / 6, 4 / 6, 2 / 3))  # the best passage counts, not their union
 
 
 def test_a_word_no_document_holds_weighs_as_the_rarest_known() -> None:
     # "delta" is unknown: weight 3 (gamma's); total 1 + 3 + 3
-    assert coverage_features("alpha gamma delta", ["delta alpha"], _terms()) == pytest.approx((4 / 7, 4 / 7))
-    assert coverage_features("", ["alpha"], _terms()) == (0.0, 0.0)
-    assert coverage_features("alpha", [], _terms()) == (0.0, 0.0)
+    assert coverage_features("alpha gamma delta", ["delta alpha"], _terms()) == pytest.approx((4 / 7, 4 / 7, 1.0))
+    assert coverage_features("alpha gamma delta", ["delta gamma alpha"], _terms())[2] == 0.0  # lacks none
+    assert coverage_features("", ["alpha"], _terms()) == (0.0, 0.0, 0.0)
+    assert coverage_features("alpha", [], _terms()) == (0.0, 0.0, 1.0)
 
 
 def test_term_statistics_come_from_the_index_bm25_side() -> None:
@@ -54,15 +58,37 @@ def test_term_statistics_come_from_the_index_bm25_side() -> None:
     assert uniform.idf(["x", "y"]) == [1.0, 1.0]
 
 
-def _gate(intercept: float, coefficients: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0)) -> AnswerabilityGate:
-    return AnswerabilityGate(coefficients, intercept, (0.5, 0.0, 0.0, 0.0), (0.25, 1.0, 1.0, 1.0), {})
+def _gate(intercept: float, coefficients: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0)) -> AnswerabilityGate:
+    return AnswerabilityGate(coefficients, intercept, (0.5, 0, 0, 0, 0, 0), (0.25, 1, 1, 1, 1, 1), {})
 
 
 def test_probability_is_the_logistic_of_the_standardised_features() -> None:
-    gate = _gate(0.2, (1.0, 0.0, 2.0, 0.0))
-    assert gate.probability_of([1.0, 0.3, 0.5, 0.4]) == pytest.approx(1 / (1 + math.exp(-(0.2 + 2.0 + 1.0))))
+    gate = _gate(0.2, (1.0, 0.0, 0.0, 2.0, 0.0, -1.0))
+    value = gate.probability_of([1.0, 0.3, 0.1, 0.5, 0.4, 0.6])
+    assert value == pytest.approx(1 / (1 + math.exp(-(0.2 + 2.0 + 1.0 - 0.6))))
     dense = [0.4, None, 0.7]  # a BM25-only passage counts as dense 0; best and second best in order
-    assert gate.features("alpha", ["alpha"], dense, _terms()) == [1.0, 1.0, 0.7, 0.4]
+    # without an embedder, the best dense score stands in for the best sentence's
+    assert gate.features("alpha", ["alpha"], dense, _terms()) == [1.0, 1.0, 0.0, 0.7, 0.4, 0.7]
+
+
+class _Embedder:
+    """Two-dimensional vectors: "answer" sentences point along the question, others across it."""
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return np.array([2.0, 0.0])
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        return np.array([[3.0, 4.0] if "answer" in t else [0.0, 1.0] for t in texts])
+
+
+def test_sentence_similarity_is_the_best_cosine_of_one_sentence() -> None:
+    similarity = SentenceSimilarity.of_index(type("Index", (), {"embedder": _Embedder()})())
+    assert similarity is not None
+    assert similarity.best("q", ["no. nothing here.", "still no. the answer is here. more."]) == pytest.approx(0.6)
+    assert similarity.best("q", ["no. none."]) == 0.0 and similarity.best("q", []) == 0.0
+    assert SentenceSimilarity.of_index(object()) is None
+    features = AnswerabilityGate.features("alpha", ["alpha answer."], [0.9], _terms(), similarity)
+    assert features[-1] == pytest.approx(0.6)
 
 
 def test_the_shipped_gate_loads_and_prefers_the_passage_with_the_answer() -> None:
@@ -76,8 +102,8 @@ def test_the_shipped_gate_loads_and_prefers_the_passage_with_the_answer() -> Non
     ]
     terms = TermStatistics.of_index(BM25Index.from_texts(texts, ids=["a", "b", "c"]))
     question = "When did the Golden Gate Bridge open?"
-    with_answer = gate.probability(question, [texts[0], texts[1]], [0.6, 0.4], terms)
-    without = gate.probability(question, [texts[2], texts[1]], [0.6, 0.4], terms)
+    with_answer = gate.probability(question, [texts[0], texts[1]], [0.6, 0.4], terms, None)
+    without = gate.probability(question, [texts[2], texts[1]], [0.6, 0.4], terms, None)
     assert 0.0 < without < with_answer < 1.0
 
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from lorag.rag.answer_guard import AnswerGuard
-from lorag.rag.answerability import AnswerabilityGate, TermStatistics
+from lorag.rag.answerability import AnswerabilityGate, SentenceSimilarity, TermStatistics
 from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock, build_prompt, cited_numbers, says_no_answer
 from lorag.retrieval import HybridHit
 
@@ -219,6 +219,7 @@ class RagPipeline:
                 [b.text for b in prompt.blocks],
                 [b.metadata.get("relevance") for b in prompt.blocks],
                 TermStatistics.of_index(self.index),
+                SentenceSimilarity.of_index(self.index),
             )
             if answerable < self.min_answerability:
                 return None, prompt.blocks, True
