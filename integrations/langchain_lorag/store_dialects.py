@@ -18,6 +18,8 @@ from typing import Any
 from lorag.retrieval import store_filters
 from lorag.retrieval.filters import Filter
 
+#: Metadata key holding lorag's document id inside the store (stores differ in whether they return ``Document.id``).
+ID_KEY = "lorag_id"
 #: Namespace of the UUIDs that stand for lorag ids in stores that take only UUIDs or integers (Qdrant).
 ID_NAMESPACE = uuid.UUID("5b0d2a4e-8f1c-4c52-9a53-6c0f4a1e2b7d")
 
@@ -46,9 +48,18 @@ class _Dialect:
         """The dimension of the vectors the collection already holds (``None``: empty, or the store cannot say)."""
         return None
 
-    def dense_scored(self, query: str, k: int, kwargs: dict[str, Any]) -> Scored | None:
-        """Vector-only results with relevance scores, where the store's default search would not give them
-        (``None``: use ``similarity_search_with_relevance_scores``)."""
+    #: Whether the store searches by a query vector (``scored_by_vector``): lorag then embeds each query once
+    #: and can ask the store for the scores of given documents (``ids_filter_kwargs``).
+    by_vector = False
+
+    def scored_by_vector(self, vector: list[float], k: int, kwargs: dict[str, Any]) -> Scored:
+        """Vector-only results for a query vector, with the store's relevance scores (higher is better)."""
+        found = self.store.similarity_search_with_score_by_vector(vector, k=k, **kwargs)
+        relevance = self.store._select_relevance_score_fn()
+        return [(doc, relevance(score)) for doc, score in found]
+
+    def ids_filter_kwargs(self, doc_ids: list[str]) -> dict[str, Any] | None:
+        """Search arguments that keep only these documents (``None``: the store cannot filter by id)."""
         return None
 
     def hybrid_problem(self) -> str | None:
@@ -63,6 +74,11 @@ class _Dialect:
 class _PGVectorDialect(_Dialect):
     """langchain-postgres ``PGVector``: JSONB filters. Its ids are unique across the whole table, not per collection
     (an upsert would move another collection's row), so lorag's ids go in as ``collection:id``."""
+
+    by_vector = True
+
+    def ids_filter_kwargs(self, doc_ids: list[str]) -> dict[str, Any] | None:
+        return {"filter": {ID_KEY: {"$in": doc_ids}}}
 
     def store_id(self, doc_id: str) -> str:
         return f"{self.store.collection_name}:{doc_id}"
@@ -95,6 +111,8 @@ class _PGVectorStoreDialect(_Dialect):
     has a hybrid config; its hybrid search gets a copy of that config per query, because the store writes the first
     query into a shared config's ``fts_query`` and would reuse it for every later query.
     """
+
+    by_vector = True
 
     def __init__(self, vectorstore: Any) -> None:
         super().__init__(vectorstore)
@@ -129,8 +147,11 @@ class _PGVectorStoreDialect(_Dialect):
         size = self.store._engine._run_as_sync(read())
         return int(size) if size is not None and size > 0 else None
 
-    def dense_scored(self, query: str, k: int, kwargs: dict[str, Any]) -> Scored | None:
-        return self.store.similarity_search_with_relevance_scores(query, k=k, hybrid_search_config=None, **kwargs)
+    def scored_by_vector(self, vector: list[float], k: int, kwargs: dict[str, Any]) -> Scored:
+        return super().scored_by_vector(vector, k, {**kwargs, "hybrid_search_config": None})
+
+    def ids_filter_kwargs(self, doc_ids: list[str]) -> dict[str, Any] | None:
+        return {"filter": {ID_KEY: {"$in": doc_ids}}}
 
     def hybrid_problem(self) -> str | None:
         if self.inner.hybrid_search_config is None:
@@ -153,7 +174,10 @@ class _PGVectorStoreDialect(_Dialect):
 
 
 class _QdrantDialect(_Dialect):
-    """langchain-qdrant ``QdrantVectorStore``: payload filters; point ids must be UUIDs, so lorag ids map to UUID5."""
+    """langchain-qdrant ``QdrantVectorStore``: payload filters; point ids must be UUIDs, so lorag ids map to UUID5.
+    Searching by vector uses its dense vectors whatever its retrieval mode."""
+
+    by_vector = True
 
     def store_id(self, doc_id: str) -> str:
         return str(uuid.uuid5(ID_NAMESPACE, doc_id))
@@ -172,16 +196,11 @@ class _QdrantDialect(_Dialect):
         params = vectors.get(self.store.vector_name) if isinstance(vectors, dict) else vectors
         return None if params is None else int(params.size)
 
-    def dense_scored(self, query: str, k: int, kwargs: dict[str, Any]) -> Scored | None:
-        """In sparse or hybrid mode the store's text search is not vector-only: search its dense vectors directly."""
-        from langchain_qdrant import RetrievalMode
+    def ids_filter_kwargs(self, doc_ids: list[str]) -> dict[str, Any] | None:
+        from qdrant_client import models
 
-        if self.store.retrieval_mode == RetrievalMode.DENSE:
-            return None
-        vector = self.store.embeddings.embed_query(query)
-        found = self.store.similarity_search_with_score_by_vector(vector, k=k, **kwargs)
-        relevance = self.store._select_relevance_score_fn()
-        return [(doc, relevance(score)) for doc, score in found]
+        has_id: list[models.ExtendedPointId] = [self.store_id(i) for i in doc_ids]
+        return {"filter": models.Filter(must=[models.HasIdCondition(has_id=has_id)])}
 
     def hybrid_problem(self) -> str | None:
         from langchain_qdrant import RetrievalMode

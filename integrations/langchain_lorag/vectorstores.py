@@ -27,15 +27,12 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
-from langchain_lorag.store_dialects import ID_NAMESPACE, Scored, dialect_for
+from langchain_lorag.store_dialects import ID_KEY, ID_NAMESPACE, Scored, dialect_for
 from lorag.retrieval.documents import MetadataFilter, SearchHit, check_k, check_query
 from lorag.retrieval.filters import matches, parse
 from lorag.retrieval.stores import StoreSyncError
 
 __all__ = ["ID_KEY", "ID_NAMESPACE", "LangChainEmbedder", "LangChainVectorStoreBackend", "store_kind"]
-
-#: Metadata key holding lorag's document id inside the store (stores differ in whether they return ``Document.id``).
-ID_KEY = "lorag_id"
 
 
 def store_kind(vectorstore: VectorStore) -> str:
@@ -65,6 +62,7 @@ class LangChainVectorStoreBackend:
         self.hybrid_kwargs = dict(hybrid_kwargs or {})
         self.kind = store_kind(vectorstore)
         self._dialect = dialect_for(self.kind, vectorstore)
+        self._last_query: tuple[str, list[float]] | None = None
         self.dimension = self._check_dimension()
 
     def _check_dimension(self) -> int | None:
@@ -91,10 +89,19 @@ class LangChainVectorStoreBackend:
         held = {str(doc.metadata.get(ID_KEY, doc.id)) for doc in found}
         return [i for i in ids if i not in held]
 
+    def _query_vector(self, query: str) -> list[float]:
+        """The store's embedding of ``query``, kept for the last query: a hybrid search asks twice (its top
+        documents, then the scores of the lexical side's other candidates)."""
+        last = self._last_query
+        if last is not None and last[0] == query:
+            return last[1]
+        vector = list(self.vectorstore.embeddings.embed_query(query))  # type: ignore[union-attr]
+        self._last_query = (query, vector)
+        return vector
+
     def _scored(self, query: str, k: int, kwargs: dict[str, Any]) -> Scored:
-        own = self._dialect.dense_scored(query, k, kwargs)
-        if own is not None:
-            return own
+        if self._dialect.by_vector:
+            return self._dialect.scored_by_vector(self._query_vector(query), k, kwargs)
         try:
             return self.vectorstore.similarity_search_with_relevance_scores(query, k=k, **kwargs)
         except NotImplementedError:
@@ -141,6 +148,18 @@ class LangChainVectorStoreBackend:
     def search(self, query: str, k: int = 10, filter: MetadataFilter | None = None) -> list[SearchHit]:
         """Vector search: the top ``k`` by the store's relevance score, ``filter`` holding before the cut."""
         return self._filtered(lambda fetch, kwargs: self._scored(query, fetch, kwargs), query, k, filter)
+
+    def score_documents(self, query: str, ids: Sequence[str]) -> dict[str, float]:
+        """The store's relevance score for ``query`` of each of ``ids`` it holds, in one search restricted to them
+        (empty for a store lorag cannot filter by id). ``HybridRetriever`` fills in the dense scores of documents only
+        its lexical side returned, as it does with FAISS, instead of treating them as the worst candidate."""
+        wanted = set(ids)
+        kwargs = self._dialect.ids_filter_kwargs(list(wanted)) if wanted and self._dialect.by_vector else None
+        if kwargs is None:
+            return {}
+        found = self._scored(query, len(wanted), kwargs)
+        scores = {str(doc.metadata.get(ID_KEY, doc.id)): float(score) for doc, score in found}
+        return {doc_id: score for doc_id, score in scores.items() if doc_id in wanted}
 
     def native_hybrid_problem(self) -> str | None:
         """``None`` when the store fuses lexical and vector search itself, else why it cannot."""

@@ -141,3 +141,14 @@ def test_only_the_lexical_side_ranks_the_exact_term_first(hybrid: HybridRetrieve
     assert hits["guide"].component_ranks["dense"] == 1
     assert hits["e4107"].component_ranks["dense"] != 1
     assert next(iter(hits)) == "e4107"
+
+
+def test_lexical_only_candidates_get_the_stores_exact_dense_score(hybrid: HybridRetriever) -> None:
+    """As with FAISS: documents outside the store's top are scored by the store, in one search restricted to them."""
+    full = {h.id: h.score for h in hybrid.dense.search("E4107 malfunction", k=len(IDS))}
+    scored = hybrid.dense.score_documents("E4107 malfunction", ["e4107", "wolf", "unknown"])
+    assert scored == pytest.approx({"e4107": full["e4107"], "wolf": full["wolf"]}, abs=1e-6)
+    narrow = HybridRetriever(hybrid.sparse, hybrid.dense, depth={"bm25": len(IDS), "dense": 1})
+    (hit,) = narrow.search("E4107 malfunction", k=1)  # the store returns "guide" alone; BM25 only "e4107"
+    assert hit.component_scores["dense"] == pytest.approx(full[hit.id], abs=1e-6)
+    assert hit.component_scores["bm25"] is not None

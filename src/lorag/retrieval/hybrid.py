@@ -227,9 +227,10 @@ class HybridRetriever:
 
         ``query_vector`` skips embedding the query (FAISS ``DenseIndex`` only). A document one component returned
         and the other did not gets the other's exact score when that component can compute it (the sparse side
-        always; a FAISS ``DenseIndex`` too): convex normalisation then sees true scores rather than a guessed floor,
-        and every result reports every component's score (its rank stays ``None`` outside that component's
-        candidates).
+        always; a FAISS ``DenseIndex``; a store that can score given documents, ``stores.ScoringStore``, such as
+        PGVector, PGVectorStore and Qdrant, in one more search restricted to them): convex normalisation then sees
+        true scores rather than a guessed floor, and every result reports every component's score (its rank stays
+        ``None`` outside that component's candidates).
         """
         check_query(query)
         k = check_k(k)
@@ -257,9 +258,11 @@ class HybridRetriever:
             name = self.sparse_name
             sparse_top, sparse_exact = self.sparse.ranking(query, depth[name], filter, exact_for=list(dense_top))
             exact = {name: sparse_exact}
+            missing = [doc_id for doc_id in sparse_top if doc_id not in dense_top]
             if isinstance(self.dense, DenseIndex):
-                missing = [doc_id for doc_id in sparse_top if doc_id not in dense_top]
                 exact["dense"] = self.dense.score_documents(query_vector, missing)  # type: ignore[arg-type]
+            elif isinstance(self.dense, stores.ScoringStore) and missing:
+                exact["dense"] = self.dense.score_documents(query, missing)
             return self.fuse({name: sparse_top, "dense": dense_top}, k, exact, documents)
 
     def _store_search(self, query: str, k: int, filter: MetadataFilter | None, depth: int) -> list[HybridHit]:

@@ -51,6 +51,15 @@ class NativeHybridStore(Protocol):
         ...
 
 
+@runtime_checkable
+class ScoringStore(Protocol):
+    """A dense backend over a store that can score given documents for a query (one search restricted to them)."""
+
+    def score_documents(self, query: str, ids: Sequence[str]) -> dict[str, float]:
+        """The dense score of each of ``ids`` the store holds, on the scale of its search scores."""
+        ...
+
+
 def check_native_hybrid(dense: object) -> None:
     """Refuse ``fusion="store"`` over a dense side that cannot fuse by itself, saying which stores can."""
     how = (
