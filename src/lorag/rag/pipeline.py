@@ -6,6 +6,10 @@ answerability gate (``lorag.rag.answerability``) whether a passage in the prompt
 questions whose answer is not there); below either threshold it answers ``NO_ANSWER`` without calling the model.
 Generated text goes through an ``AnswerGuard`` before it is streamed, so loops and mid-phrase endings are cut
 before anyone sees them and the streamed text is the final answer.
+
+The gates, the prompt fitting and what the generated text means are ``lorag.rag.composition``'s, shared with the
+LangChain chain and the LlamaIndex query engine; this module retrieves, calls the engine and adds what needs the
+engine itself (the no-answer reply's probability, ``abstain_confidence``, and the token ban that replaces it).
 """
 
 from __future__ import annotations
@@ -17,26 +21,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from lorag.rag.answer_guard import AnswerGuard
-from lorag.rag.answerability import AnswerabilityGate, SentenceSimilarity, TermStatistics
-from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock, build_prompt, cited_numbers, says_no_answer
+from lorag.rag.answerability import AnswerabilityGate
+from lorag.rag.composition import DEFAULT_MIN_ANSWERABILITY as DEFAULT_MIN_ANSWERABILITY
+from lorag.rag.composition import DEFAULT_MIN_RELEVANCE as DEFAULT_MIN_RELEVANCE
+from lorag.rag.composition import Plan, RagComposition, check_question
+from lorag.rag.composition import chat_token_counter as chat_token_counter
+from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock, says_no_answer
 from lorag.retrieval import HybridHit
 
-#: Below this cosine similarity between the question and the best passage, the documents are taken not to hold the
-#: answer. Chosen on the bundled FastAPI extract with all-MiniLM-L6-v2 (``benchmarks/rag_relevance_gate.py``): ten
-#: on-topic questions scored 0.54-0.81 with their best passage, eight off-topic ones 0.11-0.18.
-DEFAULT_MIN_RELEVANCE = 0.3
 #: Passages per question. On the SQuAD dev split (benchmarks/rag_defaults.py) k=2 answered as well as 3 or 4 (F1
 #: 0.255 / 0.232 / 0.244 with the grounded adapter) in the least time (median 1.6 / 2.0 / 2.6 s).
 DEFAULT_K = 2
 #: The lowest threshold at which the grounded adapter answered >= 85% of the answerable SQuAD dev questions (0.87;
 #: F1 0.307, vs 0.255 trusting every no-answer reply; benchmarks/rag_defaults.py).
 DEFAULT_ABSTAIN_CONFIDENCE = 0.6
-#: Decline when the answerability gate gives the prompt's passages a lower ``P(answerable)``: what ``lorag ask`` uses
-#: with the shipped grounded adapter, the gate then deciding alone (the model's own no-answer replies separated
-#: answerable from unanswerable questions at AUC 0.57). The highest threshold that kept >= 87% of the answerable
-#: questions answered on both the SQuAD train (0.874, abstention recall 0.62) and dev splits (0.88, 0.75);
-#: ``benchmarks/answerability_gate.py``, ``benchmarks/results/rag_defaults.md`` section 5.
-DEFAULT_MIN_ANSWERABILITY = 0.55
 
 
 class ChatEngine(Protocol):
@@ -111,18 +109,6 @@ class Answer:
         }
 
 
-def chat_token_counter(tokenizer: Any) -> Any:
-    """Count a message list's tokens as the chat template renders it, generation prompt included."""
-
-    def count(messages: list[dict[str, str]]) -> int:
-        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        if isinstance(ids, dict) or hasattr(ids, "keys"):
-            ids = ids["input_ids"]
-        return len(ids)
-
-    return count
-
-
 def blocks_from_hits(hits: Sequence[HybridHit]) -> list[ContextBlock]:
     """Prompt blocks from hits; each block's metadata also keeps the hit's dense score as ``relevance``."""
     return [
@@ -174,62 +160,50 @@ class RagPipeline:
     ) -> None:
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
-        if max_new_tokens <= 0:
-            raise ValueError(f"max_new_tokens must be positive, got {max_new_tokens}")
+        if abstain_confidence is not None and not 0.0 <= abstain_confidence <= 1.0:
+            raise ValueError(f"abstain_confidence must be in [0, 1], got {abstain_confidence}")
         self.index = index
         self.engine = engine
         self.k = k
-        self.max_new_tokens = max_new_tokens
-        self.min_relevance = min_relevance
         self.adapter = adapter
         self.generation = dict(generation or {})
-        self.system_prompt = system_prompt
-        if abstain_confidence is not None and not 0.0 <= abstain_confidence <= 1.0:
-            raise ValueError(f"abstain_confidence must be in [0, 1], got {abstain_confidence}")
         self.abstain_confidence = abstain_confidence
-        if min_answerability is not None and not 0.0 <= min_answerability <= 1.0:
-            raise ValueError(f"min_answerability must be in [0, 1], got {min_answerability}")
-        self.min_answerability = min_answerability or None
-        self.answerability = answerability or (AnswerabilityGate.load() if self.min_answerability else None)
         self._count = chat_token_counter(engine.tokenizer)
-
-    def _prepare(self, question: str) -> tuple[list[dict[str, str]] | None, list[ContextBlock], bool]:
-        if not isinstance(question, str) or not question.strip():
-            raise ValueError("the question is empty: ask something about your documents")
-        hits = self.index.search(question, self.k)
-        best_dense = max((h.component_scores.get("dense") or float("-inf") for h in hits), default=float("-inf"))
-        if not hits or (self.min_relevance is not None and best_dense < self.min_relevance):
-            return None, blocks_from_hits(hits), True
-        prompt = build_prompt(
-            question,
-            blocks_from_hits(hits),
+        self.composition = RagComposition(
             count_tokens=self._count,
-            context_window=self.engine.context_window,
-            max_new_tokens=self.max_new_tokens,
-            system_prompt=self.system_prompt,
+            context_window=engine.context_window,
+            max_new_tokens=max_new_tokens,
+            system_prompt=system_prompt,
+            min_relevance=min_relevance,
+            min_answerability=min_answerability,
+            answerability=answerability,
+            statistics=index,
         )
-        if not prompt.blocks:
-            raise ValueError(
-                f"no retrieved passage fits the model's {self.engine.context_window}-token window next to the "
-                f"question and {self.max_new_tokens} answer tokens; index with smaller chunks or lower max_new_tokens"
-            )
-        if self.answerability is not None and self.min_answerability is not None:
-            answerable = self.answerability.probability(
-                question,
-                [b.text for b in prompt.blocks],
-                [b.metadata.get("relevance") for b in prompt.blocks],
-                TermStatistics.of_index(self.index),
-                SentenceSimilarity.of_index(self.index),
-            )
-            if answerable < self.min_answerability:
-                return None, prompt.blocks, True
-        return prompt.messages, prompt.blocks, False
+
+    @property
+    def max_new_tokens(self) -> int:
+        return self.composition.max_new_tokens
+
+    @property
+    def min_relevance(self) -> float | None:
+        return self.composition.min_relevance
+
+    @property
+    def min_answerability(self) -> float | None:
+        return self.composition.min_answerability
+
+    @property
+    def answerability(self) -> AnswerabilityGate | None:
+        return self.composition.answerability
+
+    def _prepare(self, question: str) -> Plan:
+        check_question(question)
+        return self.composition.plan(question, blocks_from_hits(self.index.search(question, self.k)))
 
     @staticmethod
-    def _sources(blocks: Sequence[ContextBlock], answer: str, abstained: bool) -> list[Source]:
-        if abstained:
+    def _sources(plan: Plan, cited: frozenset[int]) -> list[Source]:
+        if plan.declined is not None:
             return []
-        cited = set(cited_numbers(answer, len(blocks)))
         return [
             Source(
                 number=i,
@@ -243,7 +217,7 @@ class RagPipeline:
                 page=b.metadata.get("page"),
                 relevance=b.metadata.get("relevance"),
             )
-            for i, b in enumerate(blocks, start=1)
+            for i, b in enumerate(plan.blocks, start=1)
         ]
 
     def ask(self, question: str, *, adapter: str | None = None) -> Answer:
@@ -260,8 +234,9 @@ class RagPipeline:
         end. A no-answer reply the model was not confident of (see ``abstain_confidence``) is replaced, before
         anything is shown, by its answer with that reply forbidden. The pieces yielded add up to ``Answer.answer``.
         """
-        messages, blocks, abstained = self._prepare(question)
-        if messages is None:
+        plan = self._prepare(question)
+        messages = plan.messages
+        if plan.declined is not None:
             yield NO_ANSWER
             yield Answer(question, NO_ANSWER, [], abstained=True)
             return
@@ -291,13 +266,11 @@ class RagPipeline:
                 "prompt_tokens": self._count(messages),
                 "completion_tokens": len(self.engine.tokenizer(guard.text, add_special_tokens=False)["input_ids"]),
             }
-        if not text or says_no_answer(text):
-            if not text:
-                yield NO_ANSWER
-            sources = self._sources(blocks, "", False)
-            yield Answer(question, text or NO_ANSWER, sources, True, usage, abstain_probability)
-            return
-        yield Answer(question, text, self._sources(blocks, text, abstained), False, usage, abstain_probability)
+        outcome = self.composition.outcome(plan, text)
+        if outcome.answer != text:  # nothing generated: the no-answer sentence
+            yield outcome.answer
+        sources = self._sources(plan, outcome.cited)
+        yield Answer(question, outcome.answer, sources, outcome.abstained, usage, abstain_probability)
 
     @staticmethod
     def _generate(
