@@ -172,7 +172,7 @@ class ChatLorag(LoragParams, _Remote, BaseChatModel):  # type: ignore[misc,valid
     def _identifying_params(self) -> dict[str, Any]:
         identity = self.lorag_identity()
         if self.is_remote():
-            identity.update(base_url=self.base_url, backend=self.backend)
+            identity.update(base_url=self.base_url, backend=self.backend, extra_body=self.extra_body)
         return identity
 
     def get_engine(self) -> Any:  # LoragEngine, or RemoteEngine with the same methods when base_url is set

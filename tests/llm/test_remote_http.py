@@ -31,6 +31,7 @@ from lorag.llm.remote import (
     RemoteEngine,
     RemoteStatusError,
     RemoteTimeoutError,
+    ToolCallUnsupportedError,
 )
 from lorag.serving.llama_server import free_port
 
@@ -367,3 +368,24 @@ def test_structured_output_sends_the_closed_schema_as_response_format(server: Sc
     sent = server.posts()[-1]["response_format"]
     assert sent["type"] == "json_schema" and sent["json_schema"]["strict"] is True
     assert sent["json_schema"]["schema"]["additionalProperties"] is False
+
+
+def test_a_forced_call_answered_in_prose_is_an_error_and_auto_is_not(server: Scripted):
+    server.on("POST", "/v1/chat/completions", (200, completion("It is sunny in Paris.")))
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    with pytest.raises(ToolCallUnsupportedError, match="forced but the openai-compatible server"):
+        chat(server).bind_tools([tool], tool_choice="required").invoke("Weather?")
+    reply = chat(server).bind_tools([tool]).invoke("Weather?")
+    assert reply.content == "It is sunny in Paris." and reply.tool_calls == []
+
+
+def test_extra_body_is_sent_under_lorags_own_fields(server: Scripted):
+    server.on("GET", "/lora-adapters", (200, LORAS))
+    server.on("POST", "/v1/chat/completions", (200, completion("ok")))
+    extra = {"cache_prompt": False, "lora": [{"id": 1, "scale": 1.0}], "top_k": 5}
+    model = chat(server, backend="llama.cpp", extra_body=extra)
+    model.invoke("hi", adapter="legal")
+    body = server.posts()[-1]
+    assert body["cache_prompt"] is False
+    assert body["lora"] == [{"id": 0, "scale": 1.0}] and body["top_k"] == 0  # the call's adapter and options win
+    assert model._identifying_params["extra_body"] == extra

@@ -83,6 +83,11 @@ class LoraUnsupportedError(RemoteError):
     """The server cannot select LoRA adapters per request (no ``/lora-adapters``, or none loaded)."""
 
 
+class ToolCallUnsupportedError(RemoteError):
+    """A call was forced (``tool_choice`` required or a tool's name) and the server answered without one: its chat
+    template or tool parser does not do tools (llama-server ignores tools for a template without them)."""
+
+
 def _doc(text: str) -> dict[str, str]:
     return {"doc": text}
 
@@ -111,6 +116,13 @@ class RemoteOptions:
     timeout: float = field(default=60.0, metadata=_doc("Seconds one attempt may take (connecting: at most 10)."))
     max_retries: int = field(
         default=2, metadata=_doc("Retries on connection errors, timeouts, 408/409/429 and 5xx, with backoff.")
+    )
+    extra_body: dict[str, Any] | None = field(
+        default=None,
+        metadata=_doc(
+            "Server-specific fields sent with every request, under lorag's own (llama.cpp's cache_prompt, vLLM's "
+            "priority, ...)."
+        ),
     )
 
 
@@ -183,6 +195,10 @@ class RemoteEngine:
         timeout: Seconds one attempt may take (connecting: at most 10).
         max_retries: Retries on connection errors, timeouts, 408/409/429 and 5xx, with exponential backoff.
         context_window: The model's window, if known (else read from the server where it says).
+        extra_body: Server-specific fields sent with every request; lorag's own fields (``lora``, ``top_k``, ...)
+            take precedence. E.g. ``{"cache_prompt": False}``: llama-server reuses a cached prompt's KV and
+            re-evaluates only its last token, which can change a greedy reply (measured on SmolLM2-135M Q4_1: the
+            same request answered " Paris. It is the largest city in", then " Paris. It's a city that's").
 
     Raises:
         ImportError: ``openai`` is not installed (``pip install "lorag[remote]"``).
@@ -203,6 +219,7 @@ class RemoteEngine:
         timeout: float = 60.0,
         max_retries: int = 2,
         context_window: int | None = None,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
@@ -223,6 +240,7 @@ class RemoteEngine:
         self.max_retries = int(max_retries)
         self._api_key = api_key or NO_KEY
         self._context_window = context_window
+        self.extra_body = dict(extra_body or {})
         self._client = openai.OpenAI(**self._client_options())
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._served_model: str | None = None
@@ -457,6 +475,7 @@ class RemoteEngine:
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
+        extra = {**self.extra_body, **extra}
         if extra:
             body["extra_body"] = extra
         if messages is not None:
@@ -499,7 +518,7 @@ class RemoteEngine:
 
     def _lora_scales(self, lora_id: int | None) -> list[dict[str, Any]]:
         """llama.cpp's per-request ``lora`` list: the chosen id at 1, or every loaded id at 0 for the base (an empty
-        list would mean the server's start-up scales, 1 unless it runs with ``--lora-init-without-apply``)."""
+        list means the server's global scales: 1 for each ``--lora``, even under ``--lora-init-without-apply``)."""
         if lora_id is not None:
             return [{"id": lora_id, "scale": 1.0}]
         try:
@@ -526,7 +545,7 @@ class RemoteEngine:
         kind, body, read_calls = self._request(prompt, messages, adapter, stream=False, **options)
         with self._errors(adapter):
             reply = self._endpoint(self._client, kind).create(**body)
-        return self._result(reply, kind, adapter, read_calls)
+        return self._checked(self._result(reply, kind, adapter, read_calls), body)
 
     async def agenerate(
         self,
@@ -542,7 +561,7 @@ class RemoteEngine:
         )
         with self._errors(adapter):
             reply = await self._endpoint(self._async_client(), kind).create(**body)
-        return self._result(reply, kind, adapter, read_calls)
+        return self._checked(self._result(reply, kind, adapter, read_calls), body)
 
     def stream(
         self,
@@ -561,7 +580,7 @@ class RemoteEngine:
                 delta = state.push(chunk)
                 if delta is not None:
                     yield delta
-        yield state.finish()
+        yield self._checked_stream(state, body)
 
     async def astream(
         self,
@@ -579,7 +598,28 @@ class RemoteEngine:
                 delta = state.push(chunk)
                 if delta is not None:
                     yield delta
-        yield state.finish()
+        yield self._checked_stream(state, body)
+
+    def _checked(self, result: GenerationResult, body: Mapping[str, Any]) -> GenerationResult:
+        called = result.tool_reply is not None and (
+            result.tool_reply.tool_calls or result.tool_reply.invalid_tool_calls
+        )
+        self._check_forced_call(body, bool(called))
+        return result
+
+    def _checked_stream(self, state: _StreamState, body: Mapping[str, Any]) -> TextDelta:
+        self._check_forced_call(body, bool(state.calls))
+        return state.finish()
+
+    def _check_forced_call(self, body: Mapping[str, Any], called: bool) -> None:
+        choice = body.get("tool_choice")
+        if body.get("tools") and choice not in (None, "auto", "none") and not called:
+            raise ToolCallUnsupportedError(
+                f"a tool call was forced but the {self.backend} server at {self.base_url} answered without one: its "
+                f"chat template or tool parser does not do tools (llama-server: a --chat-template-file with tools; "
+                f"vLLM: --enable-auto-tool-choice --tool-call-parser NAME); for structured output use "
+                f"with_structured_output(method='json_schema')"
+            )
 
     @staticmethod
     def _endpoint(client: Any, kind: str) -> Any:
@@ -673,7 +713,7 @@ class _StreamState:
 
     def __init__(self, kind: str) -> None:
         self._kind = kind
-        self._calls: dict[int, dict[str, Any]] = {}
+        self.calls: dict[int, dict[str, Any]] = {}
         self._finish: str | None = None
         self._usage: Usage | None = None
         self._pieces = 0
@@ -691,7 +731,7 @@ class _StreamState:
         else:
             text = choice.delta.content or ""
             for part in choice.delta.tool_calls or ():
-                call = self._calls.setdefault(part.index, {"id": None, "name": "", "arguments": ""})
+                call = self.calls.setdefault(part.index, {"id": None, "name": "", "arguments": ""})
                 call["id"] = part.id or call["id"]
                 if part.function is not None:
                     call["name"] += part.function.name or ""
@@ -702,7 +742,7 @@ class _StreamState:
         return TextDelta(text=text, token_id=None)
 
     def finish(self) -> TextDelta:
-        calls = [_tool_call(c["name"], c["arguments"], c["id"]) for _, c in sorted(self._calls.items())]
+        calls = [_tool_call(c["name"], c["arguments"], c["id"]) for _, c in sorted(self.calls.items())]
         usage = self._usage or Usage(0, self._pieces)
         return TextDelta("".join(map(_call_block, calls)), None, _finish_reason(self._finish), usage)
 
@@ -781,6 +821,7 @@ def remote_options_model() -> Any:
                 api_key=options.api_key,
                 timeout=options.timeout,
                 max_retries=options.max_retries,
+                extra_body=options.extra_body,
             )
 
     hints = typing.get_type_hints(RemoteOptions)

@@ -20,9 +20,11 @@ otherwise raises ``LlamaServerNotBuiltError`` saying how. From a shell::
     python -m lorag.serving.llama_server path       # the cached binary, or exit 1
 
 **Serving.** ``LlamaServer`` starts the binary on 127.0.0.1 (a free port by default) with ``-t 1 -nr`` (without
-``--no-repack`` it segfaulted on this machine's CPU while repacking the Q4 weights), every ``--lora`` file loaded at
-scale 0 (``--lora-init-without-apply``: a request that names no adapter gets the bare base, and each request says
-which adapter it wants through ``"lora": [{"id", "scale"}]``), waits a bounded time for ``/health``, and stops the
+``--no-repack`` it segfaulted on this machine's CPU while repacking the Q4 weights) and every ``--lora`` file, waits a
+bounded time for ``/health``, then sets every adapter's global scale to 0 (``POST /lora-adapters``), so a request
+that names no adapter gets the bare base: llama-server starts adapters at scale 1, and in this version
+``--lora-init-without-apply`` leaves the scales it reports and applies to requests at 1. Each request says which
+adapter it wants through ``"lora": [{"id", "scale"}]`` (lorag's client always sends every id). ``stop`` ends the
 process by its PID (SIGTERM, then SIGKILL after a bounded wait).
 """
 
@@ -241,7 +243,7 @@ class LlamaServer:
     """One ``llama-server`` process on 127.0.0.1: a GGUF base plus GGUF LoRA adapters, each applied per request.
 
     Adapters are loaded in the order given, so the first has id 0 (``GET /lora-adapters`` lists them with their
-    paths); all start at scale 0.
+    paths); ``start`` sets them all to scale 0.
 
     Example:
         .. code-block:: python
@@ -311,8 +313,6 @@ class LlamaServer:
         command += ["--no-webui"]
         for lora in self.loras:
             command += ["--lora", str(lora)]
-        if self.loras:
-            command.append("--lora-init-without-apply")
         return command + self.extra_args
 
     def start(self, timeout: float = 120.0) -> LlamaServer:
@@ -336,6 +336,8 @@ class LlamaServer:
                     f"llama-server exited with {code} while starting; log {self.log_path}:\n{_tail(self.log_path)}"
                 )
             if self._healthy():
+                if self.loras:
+                    self._zero_lora_scales()
                 return self
             time.sleep(0.2)
         self.stop()
@@ -349,6 +351,18 @@ class LlamaServer:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):
             return False
+
+    def _zero_lora_scales(self) -> None:
+        body = json.dumps([{"id": i, "scale": 0.0} for i in range(len(self.loras))]).encode()
+        request = urllib.request.Request(
+            f"{self.base_url}/lora-adapters", data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # http://127.0.0.1
+                response.read()
+        except (urllib.error.URLError, OSError) as err:
+            self.stop()
+            raise LlamaServerError(f"could not set the adapters' scales to 0: {err}; log {self.log_path}") from err
 
     def running(self) -> bool:
         """True while the process is alive."""
