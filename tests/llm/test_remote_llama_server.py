@@ -76,7 +76,7 @@ def make_lora(base_dir: str, out: Path, seed: int) -> Path:
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"],
         task_type="CAUSAL_LM",
     )
-    model = peft.get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir, torch_dtype=torch.float32), config)
+    model = peft.get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32), config)
     model.save_pretrained(out)
     return out
 
