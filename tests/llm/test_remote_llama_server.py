@@ -300,3 +300,14 @@ def test_a_server_without_adapters_then_stopped_by_pid(binary: Path, base_gguf: 
 def test_cached_binary_is_what_the_gate_found(binary: Path):
     assert cached_llama_server() == binary
     assert (binary.parent / "build.json").is_file()
+
+
+def test_a_server_that_cannot_start_fails_with_its_log(binary: Path, tmp_path: Path):
+    from lorag.serving.llama_server import LlamaServerError
+
+    broken = tmp_path / "not-a-model.gguf"
+    broken.write_bytes(b"this is not a GGUF file")
+    server = LlamaServer(broken, binary=binary)
+    with pytest.raises(LlamaServerError, match=r"exited with .* while starting; log .*\n.*"):
+        server.start(timeout=60)
+    assert not server.running() and server.log_path.is_file()  # kept for the error

@@ -262,7 +262,8 @@ class LlamaServer:
         ctx_size: Context tokens in all, shared by the slots (``-c``).
         parallel: Slots, i.e. requests decoded concurrently (``-np``).
         extra_args: Further ``llama-server`` arguments, appended as given.
-        log_path: Where the server's output goes (default: a temp file, kept for error messages).
+        log_path: Where the server's output goes (default: a temp file, removed by a ``stop`` that follows a
+            successful start; a failed start keeps it and names it in the error).
     """
 
     def __init__(
@@ -289,10 +290,10 @@ class LlamaServer:
         self.ctx_size = ctx_size
         self.parallel = parallel
         self.extra_args = list(extra_args)
+        self._own_log = log_path is None
         if log_path is None:
-            handle, name = tempfile.mkstemp(prefix="llama-server-", suffix=".log")
+            handle, log_path = tempfile.mkstemp(prefix="llama-server-", suffix=".log")
             os.close(handle)
-            log_path = name
         self.log_path = Path(log_path)
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -340,10 +341,10 @@ class LlamaServer:
                     self._zero_lora_scales()
                 return self
             time.sleep(0.2)
+        message = f"llama-server was not ready within {timeout:g} s; log {self.log_path}:\n{_tail(self.log_path)}"
+        self._own_log = False  # kept for the error
         self.stop()
-        raise LlamaServerError(
-            f"llama-server was not ready within {timeout:g} s; log {self.log_path}:\n{_tail(self.log_path)}"
-        )
+        raise LlamaServerError(message)
 
     def _healthy(self) -> bool:
         try:
@@ -361,6 +362,7 @@ class LlamaServer:
             with urllib.request.urlopen(request, timeout=10) as response:  # http://127.0.0.1
                 response.read()
         except (urllib.error.URLError, OSError) as err:
+            self._own_log = False  # kept for the error
             self.stop()
             raise LlamaServerError(f"could not set the adapters' scales to 0: {err}; log {self.log_path}") from err
 
@@ -381,11 +383,14 @@ class LlamaServer:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(process.pid, signal.SIGTERM)
             try:
-                return process.wait(timeout=timeout)
+                process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGKILL)
-        return process.wait(timeout=timeout)
+        code = process.wait(timeout=timeout)
+        if self._own_log:
+            self.log_path.unlink(missing_ok=True)
+        return code
 
     def __enter__(self) -> LlamaServer:
         return self if self.running() else self.start()
