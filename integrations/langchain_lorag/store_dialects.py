@@ -62,6 +62,11 @@ class _Dialect:
         """Search arguments that keep only these documents (``None``: the store cannot filter by id)."""
         return None
 
+    def stored_scores(self, vector: list[float], doc_ids: list[str]) -> dict[str, float] | None:
+        """Relevance scores of these documents computed from their stored vectors, fetched by id: cheaper than a
+        search restricted to them (``None``: the store cannot, use ``ids_filter_kwargs``)."""
+        return None
+
     def hybrid_problem(self) -> str | None:
         """``None`` when the store fuses lexical and vector search itself, else why it cannot."""
         return f"{type(self.store).__name__} has no lexical search of its own that lorag knows how to call"
@@ -69,6 +74,18 @@ class _Dialect:
     def hybrid_scored(self, query: str, k: int, depth: int, kwargs: dict[str, Any]) -> Scored:
         """The store's fused top ``k`` (at least; ``depth`` candidates per ranking), best first."""
         raise NotImplementedError(self.hybrid_problem())
+
+
+def _cosines(vector: list[float], stored: dict[str, Any]) -> dict[str, float]:
+    """Cosine similarity of ``vector`` with each stored vector."""
+    import numpy as np
+
+    if not stored:
+        return {}
+    query = np.asarray(vector, dtype=np.float64)
+    matrix = np.asarray(list(stored.values()), dtype=np.float64)
+    sims = matrix @ query / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(query) + 1e-12)
+    return dict(zip(stored, sims.tolist(), strict=True))
 
 
 class _PGVectorDialect(_Dialect):
@@ -79,6 +96,20 @@ class _PGVectorDialect(_Dialect):
 
     def ids_filter_kwargs(self, doc_ids: list[str]) -> dict[str, Any] | None:
         return {"filter": {ID_KEY: {"$in": doc_ids}}}
+
+    def stored_scores(self, vector: list[float], doc_ids: list[str]) -> dict[str, float] | None:
+        from langchain_postgres.vectorstores import DistanceStrategy
+        from sqlalchemy import select
+
+        if self.store._distance_strategy != DistanceStrategy.COSINE:
+            return None
+        by_store_id = {self.store_id(i): i for i in doc_ids}
+        table = self.store.EmbeddingStore
+        with self.store.session_maker() as session:
+            rows = session.execute(select(table.id, table.embedding).where(table.id.in_(list(by_store_id)))).all()
+        cosines = _cosines(vector, {by_store_id[row[0]]: row[1] for row in rows})
+        relevance = self.store._select_relevance_score_fn()
+        return {doc_id: relevance(1.0 - cos) for doc_id, cos in cosines.items()}  # pgvector's cosine distance
 
     def store_id(self, doc_id: str) -> str:
         return f"{self.store.collection_name}:{doc_id}"
@@ -201,6 +232,22 @@ class _QdrantDialect(_Dialect):
 
         has_id: list[models.ExtendedPointId] = [self.store_id(i) for i in doc_ids]
         return {"filter": models.Filter(must=[models.HasIdCondition(has_id=has_id)])}
+
+    def stored_scores(self, vector: list[float], doc_ids: list[str]) -> dict[str, float] | None:
+        from qdrant_client import models
+
+        if self.store.distance != models.Distance.COSINE:
+            return None
+        by_store_id = {self.store_id(i): i for i in doc_ids}
+        name = self.store.vector_name
+        points = self.store.client.retrieve(
+            self.store.collection_name, list(by_store_id), with_payload=False, with_vectors=[name] if name else True
+        )
+        stored = {
+            by_store_id[str(p.id)]: p.vector.get(name) if isinstance(p.vector, dict) else p.vector for p in points
+        }
+        relevance = self.store._select_relevance_score_fn()
+        return {doc_id: relevance(cos) for doc_id, cos in _cosines(vector, stored).items()}  # Qdrant's cosine score
 
     def hybrid_problem(self) -> str | None:
         from langchain_qdrant import RetrievalMode

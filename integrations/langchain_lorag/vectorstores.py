@@ -150,11 +150,17 @@ class LangChainVectorStoreBackend:
         return self._filtered(lambda fetch, kwargs: self._scored(query, fetch, kwargs), query, k, filter)
 
     def score_documents(self, query: str, ids: Sequence[str]) -> dict[str, float]:
-        """The store's relevance score for ``query`` of each of ``ids`` it holds, in one search restricted to them
-        (empty for a store lorag cannot filter by id). ``HybridRetriever`` fills in the dense scores of documents only
+        """The store's relevance score for ``query`` of each of ``ids`` it holds: from their stored vectors, fetched by
+        id (PGVector, Qdrant, cosine), else by one search restricted to them (empty for a store lorag cannot filter
+        by id). ``HybridRetriever`` fills in the dense scores of documents only
         its lexical side returned, as it does with FAISS, instead of treating them as the worst candidate."""
         wanted = set(ids)
-        kwargs = self._dialect.ids_filter_kwargs(list(wanted)) if wanted and self._dialect.by_vector else None
+        if not wanted or not self._dialect.by_vector:
+            return {}
+        stored = self._dialect.stored_scores(self._query_vector(query), list(wanted))
+        if stored is not None:
+            return stored
+        kwargs = self._dialect.ids_filter_kwargs(list(wanted))
         if kwargs is None:
             return {}
         found = self._scored(query, len(wanted), kwargs)
