@@ -1,34 +1,40 @@
-"""``create_rag_chain``: an LCEL chain (retriever | cited prompt | chat model | parser) that returns the answer
-and the numbered sources it was given, each marked ``cited`` when the answer cites its number.
+"""``create_rag_chain``: an LCEL chain (retriever | lorag's RAG composition around a chat model) that returns the
+answer, the numbered sources it was given (each marked ``cited`` when the answer cites its number) and whether it
+abstained.
 
-The prompt is lorag's core RAG prompt (``lorag.rag.prompt``), fitted to the chat model's context window in tokens:
-exactly for ``ChatLorag`` (its tokenizer and chat template), by a 4-characters-per-token estimate for other models.
-A ``ChatLorag`` over SmolLM2-135M-Instruct with no adapter chosen answers with lorag's shipped grounded-answer
-adapter (``lorag.rag.grounded``), as ``lorag ask`` does.
+What the chain decides is ``lorag.rag.composition``'s, as for ``lorag ask``: the relevance and answerability gates
+(a declined question is answered "The documents do not contain the answer." without calling the model), the prompt
+fitted to the chat model's window in tokens (exactly for ``ChatLorag``: its tokenizer and chat template; by a
+4-characters-per-token estimate for other models), the loop guard on the streamed text, and citations. A
+``ChatLorag`` over SmolLM2-135M-Instruct with no adapter chosen answers with lorag's shipped grounded-answer adapter
+(``lorag.rag.grounded``), and then, as ``lorag ask`` does, with the answerability gate on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from operator import itemgetter
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, cast
 
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import convert_to_messages
-from langchain_core.output_parsers import StrOutputParser
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableParallel
+from langchain_core.runnables.utils import AddableDict
 
+from lorag.rag.answerability import AnswerabilityGate
+from lorag.rag.composition import (
+    DEFAULT_MIN_RELEVANCE,
+    CountTokens,
+    RagComposition,
+    chat_token_counter,
+    dense_relevance,
+    estimate_tokens,
+    guarded,
+    resolve_min_answerability,
+)
 from lorag.rag.grounded import use_grounded_adapter
-from lorag.rag.pipeline import chat_token_counter
-from lorag.rag.prompt import SYSTEM_PROMPT, ContextBlock, build_prompt, cited_numbers
-
-CountTokens = Callable[[list[dict[str, str]]], int]
-
-
-def _estimate_tokens(messages: list[dict[str, str]]) -> int:
-    return sum(len(m["content"]) // 4 + 4 for m in messages)
+from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock
 
 
 def _unwrap(llm: Runnable[Any, Any]) -> tuple[Any, bool]:
@@ -41,13 +47,14 @@ def _unwrap(llm: Runnable[Any, Any]) -> tuple[Any, bool]:
     return target, adapter_bound
 
 
-def _with_grounded_adapter(llm: Runnable[Any, Any]) -> Runnable[Any, Any]:
-    """Bind the shipped grounded-answer adapter to a ChatLorag over its base when no adapter was chosen."""
+def _with_grounded_adapter(llm: Runnable[Any, Any]) -> tuple[Runnable[Any, Any], bool]:
+    """Bind the shipped grounded-answer adapter to a ChatLorag over its base when no adapter was chosen; says
+    whether it did."""
     target, adapter_bound = _unwrap(llm)
     if adapter_bound or not hasattr(target, "get_engine") or getattr(target, "adapter", None) is not None:
-        return llm
+        return llm, False
     name = use_grounded_adapter(target.get_engine())
-    return llm if name is None else llm.bind(adapter=name)
+    return (llm, False) if name is None else (llm.bind(adapter=name), True)
 
 
 def _window_of(llm: Runnable[Any, Any], context_window: int | None) -> tuple[CountTokens, int]:
@@ -56,7 +63,30 @@ def _window_of(llm: Runnable[Any, Any], context_window: int | None) -> tuple[Cou
     if hasattr(target, "get_engine"):
         engine = target.get_engine()
         return chat_token_counter(engine.tokenizer), context_window or engine.context_window
-    return _estimate_tokens, context_window or 4096
+    return estimate_tokens, context_window or 4096
+
+
+def _text(chunk: Any) -> str:
+    """The text of a chat model's message chunk (or of a plain string from an LLM)."""
+    if isinstance(chunk, str):
+        return chunk
+    content = getattr(chunk, "content", "")
+    if isinstance(content, str):
+        return content
+    return "".join(p if isinstance(p, str) else str(p.get("text", "")) for p in content if isinstance(p, (str, dict)))
+
+
+def _capped(chunk: Any) -> bool:
+    """Whether the chunk says generation stopped at the token cap (``ChatLorag`` and most chat models say so)."""
+    return (getattr(chunk, "response_metadata", None) or {}).get("finish_reason") == "length"
+
+
+def _block(number: int, document: Document) -> ContextBlock:
+    """A retrieved document as a prompt block; its ``relevance`` is the dense cosine lorag's hybrid retriever
+    recorded (``metadata["lorag"]``), None for other retrievers' documents."""
+    source = str(document.metadata.get("source") or document.id or f"document {number}")
+    metadata = {**document.metadata, "relevance": dense_relevance(document.metadata)}
+    return ContextBlock(document.page_content, source, float(document.metadata.get("score", 0.0)), metadata)
 
 
 def create_rag_chain(
@@ -67,20 +97,37 @@ def create_rag_chain(
     max_new_tokens: int = 160,
     system_prompt: str = SYSTEM_PROMPT,
     grounded: bool = True,
+    min_relevance: float | None = DEFAULT_MIN_RELEVANCE,
+    min_answerability: float | None = None,
+    answerability: AnswerabilityGate | None = None,
 ) -> Runnable[Any, dict[str, Any]]:
-    """Build ``question -> {"answer": str, "sources": [Document]}`` from any retriever and chat model.
+    """Build ``question -> {"answer": str, "sources": [Document], "abstained": bool}`` from any retriever and chat
+    model.
 
     Args:
-        retriever: any LangChain retriever (``LoragHybridRetriever`` works best with lorag's chunk metadata).
+        retriever: any LangChain retriever. ``LoragHybridRetriever`` works best: its documents carry the dense
+            similarity the gates read, and its index the term statistics and embedder of the answerability gate.
+            With a retriever whose documents have no dense score (``LoragBM25Retriever``, a foreign one) both gates
+            are skipped; with a foreign hybrid, see ``lorag.rag.composition.gate_statistics``.
         llm: any chat model or runnable over messages (``ChatLorag``, also bound to an adapter).
         context_window: the model's window in tokens; read from ``ChatLorag``, else 4096 unless given.
         max_new_tokens: room kept for the answer.
         system_prompt: the instruction; the default asks for ``[n]`` citations and an explicit "not in context".
         grounded: answer with lorag's grounded-answer adapter when ``llm`` is a ``ChatLorag`` over the model it was
             trained for and no adapter is chosen (``False``: the bare model).
+        min_relevance: decline when the best passage's dense similarity is below this (``RagPipeline``'s and
+            ``lorag ask --min-relevance``'s default); None turns the gate off.
+        min_answerability: decline when lorag's answerability gate gives the passages less; None: 0.55
+            (``DEFAULT_MIN_ANSWERABILITY``) when the answer comes from the grounded adapter, off otherwise, as in
+            ``lorag ask``; 0 turns it off.
+        answerability: the gate's coefficients; by default lorag's shipped ones.
 
     The input is a question string or ``{"question": ...}``. Each source ``Document`` carries ``metadata["number"]``
-    (its ``[n]`` in the prompt) and ``metadata["cited"]``.
+    (its ``[n]`` in the prompt) and ``metadata["cited"]``. A declined question gets the answer "The documents do
+    not contain the answer.", ``abstained: True`` and no sources, without calling the model; the model's own such
+    reply gets ``abstained: True`` and every source uncited. Streaming yields the answer in pieces that are final
+    (loops are cut before they are shown), then ``sources`` and ``abstained``. Unlike ``lorag ask``, the model's own
+    no-answer reply is always kept: ``abstain_confidence`` needs the reply's token log-probabilities.
 
     Example:
         .. code-block:: python
@@ -90,8 +137,19 @@ def create_rag_chain(
             result["answer"], [d.metadata["source"] for d in result["sources"] if d.metadata["cited"]]
     """
     count_tokens, window = _window_of(llm, context_window)
+    grounded_adapter = False
     if grounded:
-        llm = _with_grounded_adapter(llm)
+        llm, grounded_adapter = _with_grounded_adapter(llm)
+    composition = RagComposition(
+        count_tokens=count_tokens,
+        context_window=window,
+        max_new_tokens=max_new_tokens,
+        system_prompt=system_prompt,
+        min_relevance=min_relevance,
+        min_answerability=resolve_min_answerability(min_answerability, grounded_adapter),
+        answerability=answerability,
+        statistics=retriever,
+    )
 
     def question_of(inputs: Any) -> str:
         question = inputs.get("question") if isinstance(inputs, dict) else inputs
@@ -99,41 +157,33 @@ def create_rag_chain(
             raise TypeError(f"the chain takes a question string or {{'question': str}}, got {type(inputs).__name__}")
         return question
 
-    def prompt(inputs: dict[str, Any]) -> dict[str, Any]:
+    def answer(inputs: dict[str, Any], config: RunnableConfig) -> Iterator[AddableDict]:
         documents: list[Document] = inputs["documents"]
-        blocks = [
-            ContextBlock(
-                d.page_content,
-                str(d.metadata.get("source") or d.id or f"document {i}"),
-                float(d.metadata.get("score", 0.0)),
-                dict(d.metadata),
-            )
-            for i, d in enumerate(documents, start=1)
-        ]
-        built = build_prompt(
-            inputs["question"],
-            blocks,
-            count_tokens=count_tokens,
-            context_window=window,
-            max_new_tokens=max_new_tokens,
-            system_prompt=system_prompt,
-        )
+        blocks = [_block(i, d) for i, d in enumerate(documents, start=1)]
+        plan = composition.plan(inputs["question"], blocks)
+        if plan.declined is not None:
+            yield AddableDict(answer=NO_ANSWER)
+            yield AddableDict(sources=[], abstained=True)
+            return
+        chunks = llm.stream(convert_to_messages(plan.messages), config)
+        text = ""
+        for piece in guarded((_text(c), _capped(c)) for c in chunks):
+            text += piece
+            yield AddableDict(answer=piece)
+        outcome = composition.outcome(plan, text)
+        if outcome.answer != text:
+            yield AddableDict(answer=outcome.answer[len(text) :])
+        original = {id(b): d for b, d in zip(blocks, documents, strict=True)}
         sources = [
-            Document(b.text, metadata={**b.metadata, "source": b.source, "number": n})
-            for n, b in enumerate(built.blocks, start=1)
+            Document(
+                b.text,
+                id=original[id(b)].id,
+                metadata={**original[id(b)].metadata, "source": b.source, "number": n, "cited": n in outcome.cited},
+            )
+            for n, b in enumerate(plan.blocks, start=1)
         ]
-        return {"messages": convert_to_messages(built.messages), "sources": sources}
-
-    def mark_cited(result: dict[str, Any]) -> dict[str, Any]:
-        cited = set(cited_numbers(result["answer"], len(result["sources"])))
-        for doc in result["sources"]:
-            doc.metadata["cited"] = doc.metadata["number"] in cited
-        return result
+        yield AddableDict(sources=sources, abstained=outcome.abstained)
 
     ask = RunnableLambda(question_of, name="question")
-    return (
-        RunnableParallel(question=ask, documents=ask | retriever)
-        | RunnableLambda(prompt, name="lorag_rag_prompt")
-        | RunnableParallel(answer=itemgetter("messages") | llm | StrOutputParser(), sources=itemgetter("sources"))
-        | RunnableLambda(mark_cited, name="mark_cited")
-    ).with_config(run_name="lorag_rag_chain")
+    respond = cast("Runnable[Any, dict[str, Any]]", RunnableLambda(answer, name="lorag_rag_answer"))
+    return (RunnableParallel(question=ask, documents=ask | retriever) | respond).with_config(run_name="lorag_rag_chain")
