@@ -15,6 +15,7 @@ IMPORTS = [
     "llama_index.core",
     "llama_index.llms.lorag",
     "llama_index.retrievers.lorag",
+    "llama_index.query_engine.lorag",
     "llama_index.embeddings.lorag",
     "llama_index.node_parser.lorag",
 ]

@@ -1,0 +1,184 @@
+"""The LCEL chain and the LlamaIndex query engine answer through lorag's RAG composition, as ``RagPipeline`` does: they
+decline below the relevance and answerability gates without calling the model, cut a looping answer, mark citations,
+and give ``RagPipeline``'s answer on the same passages and model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableLambda
+from llama_index.core.llms import CompletionResponse, CompletionResponseGen, MockLLM
+from pydantic import Field
+from test_rag_composition import BagOfWords, gate
+
+import langchain_lorag
+import llama_index.retrievers.lorag as llama_retrievers
+from llama_index.query_engine.lorag import LoragQueryEngine, create_query_engine
+from lorag.rag.pipeline import RagPipeline
+from lorag.rag.prompt import NO_ANSWER
+from lorag.retrieval import HybridRetriever
+
+TEXTS = [
+    "CORS is enabled with CORSMiddleware and a list of allowed origins.",
+    "Background tasks run after the response is sent.",
+    "Static files are served with StaticFiles mounted on a path.",
+]
+METAS = [{"source": "cors.md"}, {"source": "tasks.md"}, {"source": "static.md"}]
+ON_TOPIC = "How is CORS enabled with CORSMiddleware?"
+OFF_TOPIC = "Why do volcanoes erupt?"  # no word in common: dense similarity 0
+LOOPING = "Use the CORS middleware [1].\n  allowOrigin: {\n    allowOrigin: {\n      allowOrigin: {\n"
+CUT = "Use the CORS middleware [1].\n  allowOrigin: {"
+
+
+@pytest.fixture
+def hybrid() -> HybridRetriever:
+    return HybridRetriever.from_texts(TEXTS, BagOfWords(), metadatas=METAS)
+
+
+class Recording:
+    """A chat model (a runnable over messages) that records its calls and replies with a fixed text."""
+
+    def __init__(self, reply: str) -> None:
+        self.calls: list[Any] = []
+        self.reply = reply
+
+    def __call__(self, messages: Any) -> AIMessage:
+        self.calls.append(messages)
+        return AIMessage(self.reply)
+
+
+class FixedLLM(MockLLM):
+    """A LlamaIndex LLM that records its prompts and replies with a fixed text (streamed word by word)."""
+
+    reply: str = ""
+    prompts: list[str] = Field(default_factory=list)
+
+    def __init__(self, reply: str) -> None:
+        super().__init__()
+        self.reply = reply
+
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        self.prompts.append(prompt)
+        return CompletionResponse(text=self.reply)
+
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        self.prompts.append(prompt)
+
+        def gen() -> Iterator[CompletionResponse]:
+            text = ""
+            for word in self.reply.split(" "):
+                delta = word if not text else " " + word
+                text += delta
+                yield CompletionResponse(text=text, delta=delta)
+
+        return gen()
+
+
+def chain_for(hybrid: HybridRetriever, llm: Any, **kwargs: Any) -> Any:
+    retriever = langchain_lorag.LoragHybridRetriever(retriever=hybrid, k=2)
+    return langchain_lorag.create_rag_chain(retriever, llm, **kwargs)
+
+
+def engine_for(hybrid: HybridRetriever, llm: Any, **kwargs: Any) -> LoragQueryEngine:
+    return create_query_engine(llama_retrievers.LoragHybridRetriever(hybrid, similarity_top_k=2), llm, **kwargs)
+
+
+def test_the_chain_declines_below_the_relevance_gate_without_calling_the_model(hybrid: HybridRetriever) -> None:
+    model = Recording("made up [1]")
+    result = chain_for(hybrid, RunnableLambda(model)).invoke(OFF_TOPIC)
+    assert result == {"answer": NO_ANSWER, "sources": [], "abstained": True} and model.calls == []
+    answered = chain_for(hybrid, RunnableLambda(model)).invoke(ON_TOPIC)
+    assert answered["answer"] == "made up [1]" and not answered["abstained"] and len(model.calls) == 1
+    off = chain_for(hybrid, RunnableLambda(model), min_relevance=None).invoke(OFF_TOPIC)
+    assert not off["abstained"] and len(model.calls) == 2
+
+
+def test_the_chain_declines_below_the_answerability_gate(hybrid: HybridRetriever) -> None:
+    model = Recording("an answer [1]")
+    low = chain_for(hybrid, RunnableLambda(model), min_answerability=0.5, answerability=gate(-10.0))
+    assert low.invoke(ON_TOPIC)["abstained"] and model.calls == []
+    high = chain_for(hybrid, RunnableLambda(model), min_answerability=0.5, answerability=gate(10.0))
+    assert high.invoke(ON_TOPIC)["answer"] == "an answer [1]"
+
+
+def test_the_chain_cuts_a_loop_and_marks_citations(hybrid: HybridRetriever) -> None:
+    result = chain_for(hybrid, FakeListChatModel(responses=[LOOPING])).invoke(ON_TOPIC)
+    assert result["answer"] == CUT and not result["abstained"]
+    assert [(d.metadata["number"], d.metadata["cited"]) for d in result["sources"]] == [(1, True), (2, False)]
+    assert result["sources"][0].metadata["source"] == "cors.md" and result["sources"][0].id
+    chunks = list(chain_for(hybrid, FakeListChatModel(responses=[LOOPING])).stream(ON_TOPIC))
+    assert "".join(c.get("answer", "") for c in chunks) == CUT  # streamed: exactly the final answer
+    assert chunks[-1]["abstained"] is False and chunks[-1]["sources"][0].metadata["cited"]
+
+
+def test_the_chain_s_model_no_answer_reply_abstains_with_uncited_sources(hybrid: HybridRetriever) -> None:
+    result = chain_for(hybrid, FakeListChatModel(responses=["The documents don't contain the answer [1]."]))
+    answer = result.invoke(ON_TOPIC)
+    assert answer["abstained"] and answer["sources"] and not any(d.metadata["cited"] for d in answer["sources"])
+
+
+def test_the_query_engine_declines_below_the_relevance_gate(hybrid: HybridRetriever) -> None:
+    llm = FixedLLM("made up [1]")
+    response = engine_for(hybrid, llm).query(OFF_TOPIC)
+    assert str(response) == NO_ANSWER and response.source_nodes == [] and llm.prompts == []
+    assert response.metadata["abstained"] and response.metadata["declined"]["gate"] == "relevance"
+    answered = engine_for(hybrid, llm).query(ON_TOPIC)
+    assert str(answered) == "made up [1]" and not answered.metadata["abstained"] and len(llm.prompts) == 1
+    assert answered.metadata["declined"] is None
+
+
+def test_the_query_engine_declines_below_the_answerability_gate(hybrid: HybridRetriever) -> None:
+    llm = FixedLLM("an answer [1]")
+    low = engine_for(hybrid, llm, min_answerability=0.5, answerability=gate(-10.0)).query(ON_TOPIC)
+    assert low.metadata["declined"]["gate"] == "answerability" and llm.prompts == []
+    assert str(engine_for(hybrid, llm, min_answerability=0.5, answerability=gate(10.0)).query(ON_TOPIC)) == (
+        "an answer [1]"
+    )
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_the_query_engine_cuts_a_loop_and_marks_citations(hybrid: HybridRetriever, streaming: bool) -> None:
+    response = engine_for(hybrid, FixedLLM(LOOPING), streaming=streaming).query(ON_TOPIC)
+    text = "".join(response.response_gen) if streaming else str(response)  # type: ignore[union-attr]
+    assert text == CUT and response.metadata["abstained"] is False
+    cited = [(n.node.metadata["number"], n.node.metadata["cited"]) for n in response.source_nodes]
+    assert cited == [(1, True), (2, False)] and response.source_nodes[0].node.metadata["citation"] == "[1] cors.md"
+
+
+def test_the_query_engine_s_old_import_path_still_works() -> None:
+    from llama_index.retrievers.lorag import create_query_engine as old
+    from llama_index.retrievers.lorag.query_engine import source_label
+
+    assert old is create_query_engine and source_label({"source": "a.md"}) == "a.md"
+
+
+def test_chain_query_engine_and_pipeline_answer_alike_on_tiny_models(
+    hybrid: HybridRetriever, tiny_llm_dir: Path
+) -> None:
+    from langchain_lorag import ChatLorag
+    from llama_index.llms.lorag import LoragLLM
+    from lorag.llm import LoragEngine
+
+    engine = LoragEngine(str(tiny_llm_dir), quantization="none", device="cpu")
+    try:
+        for question in (ON_TOPIC, "Which tasks run after the response is sent?"):
+            expected = RagPipeline(hybrid, engine, k=2, max_new_tokens=8).ask(question)
+            chain = chain_for(hybrid, ChatLorag(engine=engine, max_tokens=8), max_new_tokens=8)
+            result = chain.invoke(question)
+            response = engine_for(hybrid, LoragLLM(engine=engine, max_tokens=8)).query(question)
+            assert expected.answer and result["answer"] == str(response) == expected.answer
+            assert result["abstained"] is response.metadata["abstained"] is expected.abstained
+            numbers = [s.number for s in expected.sources]
+            assert [d.metadata["number"] for d in result["sources"]] == numbers
+            assert [n.node.metadata["number"] for n in response.source_nodes] == numbers
+            assert [d.metadata["cited"] for d in result["sources"]] == [s.cited for s in expected.sources]
+        declined = RagPipeline(hybrid, engine, k=2, max_new_tokens=8).ask(OFF_TOPIC)
+        chain = chain_for(hybrid, ChatLorag(engine=engine, max_tokens=8), max_new_tokens=8)
+        assert declined.abstained and chain.invoke(OFF_TOPIC)["answer"] == declined.answer == NO_ANSWER
+    finally:
+        engine.close()
