@@ -1,14 +1,15 @@
 """Recipe 1: a LangChain RAG chain over your documents, with lorag's hybrid retriever and a 4-bit chat model.
 
-The chain is plain LCEL: ``retriever | cited prompt | ChatLorag | parser``. The retriever fuses BM25 (exact terms,
-names, error codes) with MiniLM embeddings (paraphrases); the chat model is SmolLM2-135M-Instruct in NF4, about a
-third of its float32 memory. Everything runs offline on a CPU.
+The chain is plain LCEL: ``retriever | lorag's RAG composition around ChatLorag`` (gates, cited prompt, loop
+guard). The retriever fuses BM25 (exact terms, names, error codes) with MiniLM embeddings (paraphrases); the chat
+model is SmolLM2-135M-Instruct in NF4, about a third of its float32 memory. Everything runs offline on a CPU.
 
     python cookbook/01_langchain_rag.py                 # all bundled docs, three questions, streamed
     python cookbook/01_langchain_rag.py --size smoke    # a few docs, one short answer (CI)
 
-Expect each answer to cite the passages it used, and a question the documents cannot answer to be answered from
-whatever was retrieved: a 135M model rarely says "not in the context" (``lorag ask`` adds a relevance gate for that).
+Expect each answer to cite the passages it used, and a question the documents cannot answer to be declined ("The
+documents do not contain the answer.") when the relevance or answerability gate judges the passages off-topic or
+without its answer, as ``lorag ask`` declines it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Recipe 2: the same RAG as a LlamaIndex query engine: lorag node parser, hybrid retriever and 4-bit LLM.
 
-``create_query_engine`` puts lorag's retriever and LLM into LlamaIndex's own ``RetrieverQueryEngine`` and numbers the
-sources, so ``response.source_nodes`` are the passages the answer can cite as ``[n]``. ``Settings.llm`` works too:
-``LoragLLM`` is a regular LlamaIndex LLM.
+``create_query_engine`` answers through lorag's RAG composition, as ``lorag ask`` does (relevance and answerability
+gates, a window-fitted cited prompt, the loop guard) and numbers the sources, so ``response.source_nodes`` are the
+passages the answer can cite as ``[n]``. ``Settings.llm`` works too: ``LoragLLM`` is a regular LlamaIndex LLM.
 
     python cookbook/02_llamaindex_query_engine.py
     python cookbook/02_llamaindex_query_engine.py --size smoke
