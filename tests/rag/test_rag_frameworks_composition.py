@@ -15,6 +15,7 @@ from langchain_core.runnables import RunnableLambda
 from llama_index.core.llms import CompletionResponse, CompletionResponseGen, MockLLM
 from pydantic import Field
 from test_rag_composition import BagOfWords, gate
+from test_rag_frameworks import METAS, TEXTS
 
 import langchain_lorag
 import llama_index.retrievers.lorag as llama_retrievers
@@ -23,12 +24,6 @@ from lorag.rag.pipeline import RagPipeline
 from lorag.rag.prompt import NO_ANSWER
 from lorag.retrieval import HybridRetriever
 
-TEXTS = [
-    "CORS is enabled with CORSMiddleware and a list of allowed origins.",
-    "Background tasks run after the response is sent.",
-    "Static files are served with StaticFiles mounted on a path.",
-]
-METAS = [{"source": "cors.md"}, {"source": "tasks.md"}, {"source": "static.md"}]
 ON_TOPIC = "How is CORS enabled with CORSMiddleware?"
 OFF_TOPIC = "Why do volcanoes erupt?"  # no word in common: dense similarity 0
 LOOPING = "Use the CORS middleware [1].\n  allowOrigin: {\n    allowOrigin: {\n      allowOrigin: {\n"
