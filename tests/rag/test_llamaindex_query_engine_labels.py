@@ -16,8 +16,8 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.node_parser import MarkdownNodeParser, NodeParser
 
 from llama_index.node_parser.lorag import LoragNodeParser
+from llama_index.query_engine.lorag import source_label
 from llama_index.retrievers.lorag import LoragBM25Retriever, create_query_engine
-from llama_index.retrievers.lorag.query_engine import source_label
 
 ROOT = Path(__file__).resolve().parents[2]
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -177,3 +177,12 @@ def test_chain_query_engine_and_pipeline_answer_alike_on_tiny_models(
         assert declined.abstained and chain.invoke(OFF_TOPIC)["answer"] == declined.answer == NO_ANSWER
     finally:
         engine.close()
+
+
+async def test_the_chain_and_the_query_engine_answer_alike_asynchronously(hybrid: HybridRetriever) -> None:
+    chain = chain_for(hybrid, FakeListChatModel(responses=[LOOPING]))
+    assert (await chain.ainvoke(ON_TOPIC))["answer"] == CUT
+    response = await engine_for(hybrid, FixedLLM(LOOPING)).aquery(ON_TOPIC)
+    assert str(response) == CUT and response.source_nodes[0].node.metadata["cited"]
+    declined = await chain.ainvoke(OFF_TOPIC)
+    assert declined["abstained"] and declined["answer"] == NO_ANSWER
