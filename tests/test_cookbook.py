@@ -135,3 +135,23 @@ def test_08_agents(tmp_path: Path) -> None:
     assert langchain["sources_in_content"] == langchain["sources"]  # the model read the Documents the artifact keeps
     assert langchain["model_turns"] <= 3  # the middleware's "none" after MAX_SEARCHES (2) tool results ends the loop
     assert not langchain["last_has_calls"]
+
+
+def test_09_peft_methods(tmp_path: Path) -> None:
+    from tiny_models import build_tiny_causal_lm
+
+    tiny = build_tiny_causal_lm(tmp_path / "tiny-llm")
+    methods = ["lora", "ia3", "prompt-tuning"]
+    results = run_recipe("09_peft_methods", tmp_path, "--base", str(tiny), "--methods", *methods)
+    rows = {row["method"]: row for row in results["methods"]}
+    assert list(rows) == methods and results["steps"] == 4 and results["records"] == 24
+    for row in rows.values():  # same steps for each, one logged loss per step, a held-out loss, a small file
+        assert len(row["losses"]) == 4 and all(loss > 0 for loss in row["losses"])
+        assert row["eval_loss"] > 0 and 0 < row["file_kib"] < 1024 and row["train_seconds"] > 0
+    # IA3 trains a scale per channel: far fewer parameters than LoRA; prompt tuning 20 virtual tokens of width 32
+    assert rows["ia3"]["trainable_parameters"] < rows["lora"]["trainable_parameters"]
+    assert rows["prompt-tuning"]["trainable_parameters"] == 20 * 32
+    assert set(results["answers"]) == {"base", *methods}  # one engine served the base and each kind per request
+    table = ROOT / "benchmarks" / "results" / "peft_methods.md"
+    assert bool(results["committed_table"]) == table.exists()
+    assert (tmp_path / "09_peft_methods" / "peft_methods.png").stat().st_size > 10_000
