@@ -169,20 +169,20 @@ def test_a_client_error_is_not_retried(server: Scripted):
 
 def test_a_slow_server_times_out_within_the_timeout(server: Scripted):
     server.on("POST", "/v1/chat/completions", (200, completion("late")))
-    server.delay = 3.0
+    server.delay = 20.0
     started = time.monotonic()
     with pytest.raises(RemoteTimeoutError, match=r"did not answer within 0.5 s \(1 attempt"):
         chat(server, timeout=0.5, max_retries=0).invoke("hi")
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 10  # gave up long before the server's 20 s answer
 
 
 def test_an_unreachable_server_fails_fast_and_says_so():
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    model = ChatLorag(base_url=url, backend="openai-compatible", timeout=3.0, max_retries=1)
+    model = ChatLorag(base_url=url, backend="openai-compatible", timeout=10.0, max_retries=1)
     started = time.monotonic()
     with pytest.raises(RemoteConnectionError, match=r"cannot reach the openai-compatible server at .*is it running"):
         model.invoke("hi")
-    assert time.monotonic() - started < 3.0
+    assert time.monotonic() - started < 10.0  # within one attempt's timeout, both attempts and the backoff included
 
 
 async def test_async_calls_retry_and_map_errors_too(server: Scripted):

