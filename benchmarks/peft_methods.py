@@ -128,6 +128,18 @@ def measure(spec: dict[str, Any], output: Path) -> dict[str, Any]:
     return out
 
 
+def base_f1(spec: dict[str, Any]) -> dict[str, Any]:
+    """Held-out F1 of the bare full-precision base, the reference every row's F1 is read against."""
+    import peft_measures as pm
+    from lorag.llm import LoragEngine
+
+    engine = LoragEngine(spec["base"], quantization="none", num_threads=1)
+    try:
+        return {"f1": pm.held_out_f1(engine, None, spec["eval_records"])}
+    finally:
+        engine.close()
+
+
 def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     """Train one row in this process and measure it (called in a child process by ``main``)."""
     from lorag.training.config import QLoRAConfig
@@ -189,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--row", help=argparse.SUPPRESS)  # internal: one row's spec as JSON, run in a child
     args = parser.parse_args(argv)
     if args.row:
-        print(json.dumps(run_row(json.loads(args.row))))
+        spec = json.loads(args.row)
+        print(json.dumps(base_f1(spec) if spec["settings"] is None else run_row(spec)))
         return 0
     if args.data is None:
         parser.error("--data is required")
@@ -208,11 +221,11 @@ def main(argv: list[str] | None = None) -> int:
     load_before = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
     results: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-    for name, settings in ROWS:
-        if args.only and name not in args.only:
+    for name, settings in [("bare base", None), *ROWS]:
+        if args.only and name not in args.only and settings is not None:
             continue
-        settings = dict(settings)
-        if settings.get("teacher") == "<full>":
+        settings = None if settings is None else dict(settings)
+        if settings and settings.get("teacher") == "<full>":
             settings["teacher"] = str(work / "full fine-tuning")
         spec = {"base": base, "train": str(train), "output": str(work / name), "settings": settings}
         spec |= {"common": common, "eval_records": eval_records, "eval": ev}
@@ -224,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append((name, settings, json.loads(done.stdout.strip().splitlines()[-1])))
         print(json.dumps(results[-1][2]), file=sys.stderr, flush=True)
 
+    reference = results.pop(0)[2]["f1"] if results[0][0] == "bare base" else None
     body = table(results)
     label = "TINY SMOKE RUN: a random 2-layer Llama (tests/tiny_models.py), so the losses and F1 say nothing about the"
     label += " methods; the sizes, relative times and the harness are what it checks"
@@ -246,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- decode ms/token: one request at a time, exactly {args.decode_tokens} tokens, prefill excluded, on "
         f"{args.decode_prompts} held-out prompts; base and row interleaved, best of {args.decode_rounds} per prompt, "
         "mean over prompts",
+        f"- the bare base (full precision, no training) scores F1 "
+        f"{reference if reference is None else round(reference, 3)} on the same held-out records",
         f"- forgetting: perplexity of the first {args.ppl_tokens} tokens of the bundled FastAPI docs "
         f"(`examples/fastapi-docs`, out of the SQuAD domain) in windows of {args.ppl_window}, with the row minus "
         "without (the QLoRA row against its nf4 base)",
