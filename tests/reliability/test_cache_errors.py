@@ -97,7 +97,8 @@ def test_a_read_only_cache_file_is_a_clear_error_and_stays_intact(tmp_path: Path
     assert path.read_bytes() == before
 
 
-def test_lorag_index_in_a_read_only_index_folder_exits_2_naming_the_file(tmp_path: Path, tiny_st_dir: Path) -> None:
+def test_a_read_only_index_answers_queries_and_refuses_a_sync(tmp_path: Path, tiny_st_dir: Path) -> None:
+    """An index in a read-only folder: searched with its cache read as is; ``lorag index`` refuses to sync it."""
     docs = write_docs(tmp_path / "docs", 2)
     folder = tmp_path / "idx"
     open_index(folder, tiny_st_dir).sync(docs)
@@ -105,15 +106,21 @@ def test_lorag_index_in_a_read_only_index_folder_exits_2_naming_the_file(tmp_pat
     before = _files(folder)
     folder.chmod(0o555)
     code = "from lorag.cli import main\nsys.argv = ['lorag', *sys.argv[1:]]\nmain()\n"
-    args = ["index", "--docs", str(docs), "--index-dir", str(folder), "--embedder", str(tiny_st_dir)]
+    index = ["index", "--docs", str(docs), "--index-dir", str(folder), "--embedder", str(tiny_st_dir)]
+    search = "from lorag.rag.index import DocumentIndex\n" + (
+        f"hits = DocumentIndex({str(folder)!r}, embedder={str(tiny_st_dir)!r}).search('topic 1', 2)\n"
+        "print(len(hits), hits[0].text[:30])\n"
+    )
     try:
-        done = _run(code, *args, as_user=True)
+        done = _run(code, *index, as_user=True)
+        found = _run(search, as_user=True)
     finally:
         folder.chmod(0o755)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     cache = folder / "embeddings.sqlite"
     assert f"error: embedding cache {cache} is read-only: make it and {folder} writable by this user" in done.stderr
+    assert found.returncode == 0 and found.stdout.startswith("2 "), found.stderr
     assert _files(folder) == before
 
 
@@ -135,7 +142,8 @@ def test_a_damaged_cache_that_cannot_be_moved_aside_is_a_clear_error(tmp_path: P
         folder.chmod(0o755)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert (
-        f"error: embedding cache {cache} is damaged (file is not a database) and cannot be moved aside" in done.stderr
+        f"error: embedding cache {cache} is damaged (file is not a database) and cannot be moved aside (read-only)"
+        in done.stderr
     )
     assert f"make {folder} writable by this user, or delete the file; lorag rebuilds it" in done.stderr
     assert _files(folder) == before

@@ -164,6 +164,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
     applies). Bad options exit 2 with the reason.
     """
     from lorag.llm import LoragEngine
+    from lorag.rag.composition import resolve_min_answerability
     from lorag.rag.grounded import GROUNDED_ADAPTER, GroundedAdapterError, use_grounded_adapter
     from lorag.rag.pipeline import RagPipeline
 
@@ -182,8 +183,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
             name = use_grounded_adapter(engine)
     except (ValueError, LookupError, ImportError, GroundedAdapterError) as err:
         raise usage_error(str(err)) from err
-    if min_answerability is None:  # the gate's threshold was chosen for the shipped adapter
-        min_answerability = DEFAULT_MIN_ANSWERABILITY if name == GROUNDED_ADAPTER else None
+    min_answerability = resolve_min_answerability(min_answerability, grounded_adapter=name == GROUNDED_ADAPTER)
     if abstain_confidence is None:  # with the gate on, it alone decides (the model's declines are near chance)
         abstain_confidence = 1.0 if min_answerability else DEFAULT_ABSTAIN_CONFIDENCE
     generation: dict[str, float | int] = {}

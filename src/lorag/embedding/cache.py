@@ -90,15 +90,21 @@ class EmbeddingCache:
     Args:
         path: the SQLite file; created with its folder if missing.
         timeout: seconds to wait while another process writes the file.
+        read_only: only read the file, which must exist (an index on a read-only mount can still be queried);
+            ``put_many`` then keeps nothing, so new texts are embedded again next time.
 
     Raises:
         EmbeddingCacheError: the file cannot be used (locked, read-only, disk error); the message says what to do.
     """
 
-    def __init__(self, path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, path: str | Path, *, timeout: float = DEFAULT_TIMEOUT_S, read_only: bool = False) -> None:
         self.path = Path(path)
         self.timeout = timeout
+        self.read_only = read_only
         self._lock = threading.Lock()
+        if read_only:
+            self._conn = self._connect_read_only()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -125,6 +131,24 @@ class EmbeddingCache:
         except BaseException:
             conn.close()
             raise
+        return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """The file as it is, never written: ``immutable`` needs no lock or ``-shm`` file, which a read-only folder
+        could not hold. A damaged or foreign file is a clear error (it cannot be moved aside here)."""
+        if not self.path.is_file():
+            raise EmbeddingCacheError(f"embedding cache {self.path} does not exist; it cannot be opened read-only")
+        try:
+            conn = sqlite3.connect(
+                f"{self.path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False
+            )
+            conn.execute("SELECT key, dim, vec, digest FROM embeddings LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as err:
+            state = "is damaged" if _is_damage(err) else "cannot be read"
+            raise EmbeddingCacheError(
+                f"embedding cache {self.path} {state} ({err}) and cannot be moved aside (read-only): make "
+                f"{self.path.parent} writable by this user, or delete the file; lorag rebuilds it"
+            ) from err
         return conn
 
     def _start_afresh(self, err: sqlite3.DatabaseError) -> sqlite3.Connection:
@@ -185,6 +209,8 @@ class EmbeddingCache:
         return found
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:
+        if self.read_only:
+            return
         rows = []
         for key, vec in items.items():
             blob = np.ascontiguousarray(vec, dtype=np.float32).tobytes()

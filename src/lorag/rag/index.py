@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from lorag.chunking import Splitter, make_splitter, reporting_progress
-from lorag.embedding import Embedder, EmbeddingCache
+from lorag.embedding import Embedder, EmbeddingCache, EmbeddingCacheError
 from lorag.embedding.onnx_backend import Backend
 from lorag.locking import exclusive
 from lorag.rag.loaders import DEFAULT_MAX_FILE_MB, LoadReport, SourceDocument, load_folder
@@ -170,8 +171,7 @@ class DocumentIndex:
         self.show_progress = show_progress
         self._cache: EmbeddingCache | None = None
         if isinstance(embedder, str):
-            self.index_dir.mkdir(parents=True, exist_ok=True)
-            self._cache = EmbeddingCache(self.index_dir / CACHE_FILE)
+            self._cache = self._open_cache()
             embedder = Embedder(embedder, cache=self._cache, device="cpu", backend=backend)
         self.embedder = embedder
         self.splitters = splitters or default_splitters(embedder)
@@ -240,6 +240,11 @@ class DocumentIndex:
         """
         if executor not in ("local", "ray") and not isinstance(executor, RayExecutor):
             raise ValueError(f"executor must be 'local', 'ray' or a RayExecutor, got {executor!r}")
+        if self._cache is not None and self._cache.read_only:
+            raise EmbeddingCacheError(
+                f"embedding cache {self._cache.path} is read-only: make it and {self.index_dir} writable by this "
+                "user, or use another index directory"
+            )
         remote = RayExecutor() if executor == "ray" else executor
         # Ray is reached before the lock is taken, so a cluster that does not answer leaves the index untouched.
         with (
@@ -373,6 +378,16 @@ class DocumentIndex:
         return np.concatenate(blocks)
 
     # -------------------------------------------------------------------------------------------------- querying
+    def _open_cache(self) -> EmbeddingCache | None:
+        """The index's embedding cache; read-only in a folder this user cannot write, so the index can still be
+        queried there (a sync is refused, with an error naming the folder)."""
+        cache = self.index_dir / CACHE_FILE
+        if self.index_dir.is_dir() and not os.access(self.index_dir, os.W_OK):
+            logger.info("index %s is read-only: querying only, its embedding cache is not written", self.index_dir)
+            return EmbeddingCache(cache, read_only=True) if cache.is_file() else None
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        return EmbeddingCache(cache)
+
     def search(self, query: str, k: int = 5) -> list[HybridHit]:
         if self.retriever is None:
             raise RuntimeError(f"the index at {self.index_dir} is empty: sync a folder first")
