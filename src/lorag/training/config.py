@@ -10,6 +10,9 @@ from lorag.training.sft_data import Overflow
 Quantization = Literal["nf4", "int8", "none"]
 QUANTIZATIONS: tuple[str, ...] = ("nf4", "int8", "none")
 COMPUTE_DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16", "float16")
+#: dtypes the packed 4-bit weights can be stored in. ``uint8`` is bitsandbytes' default; FSDP shards only float
+#: tensors, so FSDP-QLoRA needs a float one (bitsandbytes' FSDP-QLoRA guide).
+QUANT_STORAGES: tuple[str, ...] = ("uint8", "bfloat16", "float16", "float32")
 
 #: Training methods, cheapest state first within each family; ``full`` is the reference that trains every weight.
 METHODS: tuple[str, ...] = ("lora", "ia3", "prompt-tuning", "prefix-tuning", "bottleneck", "full")
@@ -31,6 +34,11 @@ class QLoRAConfig:
         compute_dtype: dtype of the 4-bit matmuls. ``"auto"`` is float32 on CPU (bfloat16 is slower there
             without AMX) and bfloat16 on a GPU that supports it.
         double_quant: Quantize the NF4 block scales too (QLoRA's double quantization).
+        quant_storage: dtype the packed NF4 weights are stored in (bitsandbytes' ``bnb_4bit_quant_storage``):
+            ``"uint8"`` (default) or, for FSDP-QLoRA, the float dtype FSDP shards in (``"bfloat16"`` with
+            ``mixed_precision: bf16``). A float storage loads the whole model in that dtype, so ``compute_dtype``
+            must be ``"auto"`` or the same dtype, and the layer norms are not upcast to float32 as they are
+            otherwise (FSDP wraps a layer only when its parameters share one dtype).
         rank: LoRA rank ``r``.
         alpha: LoRA scaling numerator; the update is scaled by ``alpha / rank``.
         dropout: Dropout on the LoRA (or bottleneck) input.
@@ -73,6 +81,7 @@ class QLoRAConfig:
     quantization: Quantization = "nf4"
     compute_dtype: str = "auto"
     double_quant: bool = True
+    quant_storage: str = "uint8"
     rank: int = 16
     alpha: int = 32
     dropout: float = 0.05
@@ -114,6 +123,7 @@ class QLoRAConfig:
             raise ValueError(f"quantization must be one of {', '.join(QUANTIZATIONS)}; got {self.quantization!r}")
         if self.compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(f"compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}; got {self.compute_dtype!r}")
+        self._validate_quant_storage()
         if self.overflow not in ("truncate", "skip"):
             raise ValueError(f"overflow must be 'truncate' or 'skip'; got {self.overflow!r}")
         positive = {
@@ -170,6 +180,26 @@ class QLoRAConfig:
             raise ValueError(
                 f"bottleneck_placement must be one of {', '.join(BOTTLENECK_PLACEMENTS)}; "
                 f"got {self.bottleneck_placement!r}"
+            )
+
+    def _validate_quant_storage(self) -> None:
+        if self.quant_storage not in QUANT_STORAGES:
+            raise ValueError(
+                f"quant_storage (--quant-storage) must be one of {', '.join(QUANT_STORAGES)}; "
+                f"got {self.quant_storage!r}"
+            )
+        if self.quant_storage == "uint8":
+            return
+        if self.quantization != "nf4":
+            raise ValueError(
+                f"quant_storage (--quant-storage) {self.quant_storage!r} stores 4-bit weights and needs "
+                f"quantization='nf4'; got quantization={self.quantization!r}"
+            )
+        if self.compute_dtype not in ("auto", self.quant_storage):
+            raise ValueError(
+                f"quant_storage {self.quant_storage!r} loads the model in {self.quant_storage}, so compute_dtype "
+                f"must be 'auto' or {self.quant_storage!r} too (FSDP wraps a layer only when its parameters share "
+                f"one dtype); got compute_dtype={self.compute_dtype!r}"
             )
 
     def _validate_distillation(self) -> None:

@@ -19,12 +19,21 @@ def compute_dtype(name: str) -> Any:
     return torch.float32
 
 
+def sharded_storage(config: QLoRAConfig) -> bool:
+    """True when the 4-bit weights are stored in a float dtype so that FSDP can shard them (FSDP-QLoRA)."""
+    return config.quantization == "nf4" and config.quant_storage != "uint8"
+
+
 def load_frozen_model(path: str, config: QLoRAConfig) -> Any:
-    """The model at ``path``, quantized as ``config`` says; nothing prepared for training (a teacher uses this)."""
+    """The model at ``path``, quantized as ``config`` says; nothing prepared for training (a teacher uses this).
+
+    With a float ``quant_storage`` the whole model loads in that dtype, as bitsandbytes' FSDP-QLoRA guide asks:
+    FSDP then wraps the 4-bit layers with the others instead of one by one.
+    """
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    dtype = compute_dtype(config.compute_dtype)
+    dtype = getattr(torch, config.quant_storage) if sharded_storage(config) else compute_dtype(config.compute_dtype)
     kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
     if config.quantization == "nf4":
         require("bitsandbytes", purpose="4-bit quantization")
@@ -33,6 +42,7 @@ def load_frozen_model(path: str, config: QLoRAConfig) -> Any:
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=config.double_quant,
             bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_quant_storage=getattr(torch, config.quant_storage),
         )
     elif config.quantization == "int8":
         require("bitsandbytes", purpose="8-bit quantization")
@@ -46,7 +56,15 @@ def load_base_model(path: str, config: QLoRAConfig) -> Any:
     """The base, quantized as ``config`` says and prepared for k-bit training where that applies."""
     peft = require("peft", purpose="adapters")
     model = load_frozen_model(path, config)
-    if config.quantization != "none":
+    if sharded_storage(config):
+        # peft's k-bit preparation would upcast the norms and embeddings to float32, leaving layers of mixed dtypes
+        # that FSDP cannot flatten; keep one dtype and do only the rest of it (TRL does the same for FSDP-QLoRA).
+        for param in model.parameters():
+            param.requires_grad_(False)
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.enable_input_require_grads()
+    elif config.quantization != "none":
         model = peft.prepare_model_for_kbit_training(model, use_gradient_checkpointing=config.gradient_checkpointing)
     elif config.gradient_checkpointing:
         model.gradient_checkpointing_enable()

@@ -83,14 +83,20 @@ def peft_config_for(config: QLoRAConfig) -> Any | None:
 
 
 def make_trainable(model: Any, config: QLoRAConfig) -> Any:
-    """Wrap the loaded base in the method's adapter (only it trains), or unfreeze every weight for ``full``."""
+    """Wrap the loaded base in the method's adapter (only it trains), or unfreeze every weight for ``full``.
+
+    With a float ``quant_storage`` (FSDP-QLoRA) the adapter keeps the base's dtype instead of peft's float32, so
+    each FSDP unit holds one dtype.
+    """
     peft_config = peft_config_for(config)
     if peft_config is None:
         model.requires_grad_(True)
         return model
     from peft import get_peft_model
 
-    return get_peft_model(model, peft_config)
+    from lorag.training.loading import sharded_storage
+
+    return get_peft_model(model, peft_config, autocast_adapter_dtype=not sharded_storage(config))
 
 
 def count_parameters(model: Any) -> tuple[int, int]:
