@@ -22,6 +22,11 @@ def train_adapter_command(
     max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after N optimizer steps."),
     epochs: float = typer.Option(1.0, "--epochs", help="Passes over the data (when --max-steps is not given)."),
     quantization: str = typer.Option("nf4", "--quantization", help="How the base is loaded: nf4, int8 or none."),
+    quant_storage: str = typer.Option(
+        "uint8",
+        "--quant-storage",
+        help="dtype NF4 weights are stored in: uint8, or for FSDP-QLoRA the FSDP dtype (bfloat16, float16, float32).",
+    ),
     rank: int = typer.Option(16, "--rank", help="LoRA rank."),
     lora_alpha: int | None = typer.Option(
         None, "--lora-alpha", help="LoRA alpha (the update is scaled by alpha/rank); 32."
@@ -62,8 +67,13 @@ def train_adapter_command(
     keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep OUTPUT/checkpoints at the end."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar with the loss."),
 ) -> None:
-    """Train an adapter (4-bit QLoRA by default) and save it as a peft adapter with metadata and a loss curve."""
+    """Train an adapter (4-bit QLoRA by default) and save it as a peft adapter with metadata and a loss curve.
+
+    Under ``accelerate launch ... -m lorag train-adapter`` every process trains and the main one writes OUTPUT
+    (see the README's "Scaling out" and examples/accelerate/).
+    """
     from lorag.losses.llm_distillation import DEFAULT_ALPHA, DEFAULT_TEMPERATURE
+    from lorag.training.distributed import MainProcessError
     from lorag.training.qlora import OutputExistsError, QLoRAConfig, train_adapter
     from lorag.training.sft_data import DataFormatError
 
@@ -78,6 +88,7 @@ def train_adapter_command(
     config = QLoRAConfig(
         method=method,
         quantization=quantization,  # type: ignore[arg-type]
+        quant_storage=quant_storage,
         rank=rank,
         alpha=QLoRAConfig.alpha if lora_alpha is None else lora_alpha,
         dropout=dropout,
@@ -107,9 +118,20 @@ def train_adapter_command(
     )
     try:
         result = train_adapter(base, data, output, config, resume=resume, overwrite=overwrite, show_progress=progress)
-    except (OutputExistsError, DataFormatError, FileNotFoundError, ModelNotAvailableError, ValueError) as err:
+    except (
+        OutputExistsError,
+        DataFormatError,
+        FileNotFoundError,
+        ModelNotAvailableError,
+        ValueError,
+        MainProcessError,
+    ) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from err
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # under accelerate launch the main process reports for all
+        return
     meta = result.metadata
     summary = {
         key: meta[key]

@@ -1,4 +1,5 @@
-"""The output directory's rules: what counts as a finished run, refusing to overwrite, and atomic writes."""
+"""The output directory's rules: what counts as a finished run, refusing to overwrite, what a resumed run must
+share with the interrupted one, and atomic writes."""
 
 from __future__ import annotations
 
@@ -6,14 +7,21 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lorag.llm.adapters.format import CONFIG_FILE, METADATA_FILE, SAFETENSORS_FILE
+from lorag.llm.adapters.format import CONFIG_FILE, FINGERPRINT_KEY, METADATA_FILE, SAFETENSORS_FILE
+from lorag.training.config import QLoRAConfig
+
+if TYPE_CHECKING:
+    from lorag.training.teacher import TeacherSpec
 
 LOSS_CURVE_FILE = "loss_curve.png"
 CHECKPOINT_DIR = "checkpoints"
 RUN_CONFIG_FILE = "lorag_run.json"
+#: The pickled ``TrainingArguments`` that ``Trainer.save_model`` writes beside the weights.
+TRAINER_ARGS_FILE = "training_args.bin"
 ADAPTER_FILES = (CONFIG_FILE, SAFETENSORS_FILE)
 #: The weights ``method="full"`` writes instead of an adapter (with the model's config and tokenizer): one file,
 #: or shards listed in the index.
@@ -64,27 +72,64 @@ def check_output(output: Path, *, resume: bool, overwrite: bool) -> None:
         )
 
 
-def save_atomically(model: Any, tokenizer: Any, output: Path, base_reference: str) -> None:
-    """Write the result into a temp dir beside the output, then move the files in, so no half result is seen.
+def run_identity(
+    base: str, fingerprint: str, data_sha: str, config: QLoRAConfig, teacher: TeacherSpec | None, processes: int
+) -> dict[str, Any]:
+    """What must not change between an interrupted run and its resumption (stored as ``RUN_CONFIG_FILE``)."""
+    hp = asdict(config)
+    hp.pop("keep_checkpoints")
+    return {
+        FINGERPRINT_KEY: fingerprint,
+        "data_sha256": data_sha,
+        "teacher_fingerprint": teacher.fingerprint if teacher else None,
+        "teacher_adapter_fingerprint": teacher.adapter_fingerprint if teacher else None,
+        "hyperparameters": hp,
+        "base_model": base,
+        "world_size": processes,  # the global batch, hence the data position of a checkpoint, depends on it
+    }
 
-    A peft model saves its adapter (recording ``base_reference`` as its base); a plain model (``method="full"``)
-    saves all its weights and the tokenizer, so the directory is a model lorag can load as a base or a teacher.
-    Both as safetensors only.
-    """
+
+def check_resume_identity(ckpt_root: Path, identity: dict[str, Any]) -> None:
+    """Raise ValueError naming every setting in which ``identity`` differs from the interrupted run's."""
+    stored_path = ckpt_root / RUN_CONFIG_FILE
+    if not stored_path.is_file():
+        return
+    stored = json.loads(stored_path.read_text())
+    keys = (FINGERPRINT_KEY, "data_sha256", "teacher_fingerprint", "teacher_adapter_fingerprint")
+    diffs = [k for k in keys if stored.get(k) != identity[k]]
+    if stored.get("world_size", 1) != identity["world_size"]:  # runs from before it was recorded had one process
+        diffs.append("number of processes (world_size)")
+    defaults = asdict(QLoRAConfig())  # a setting added since the run was stored had its default then
+    diffs += [
+        f"hyperparameters.{k}"
+        for k in identity["hyperparameters"]
+        if stored.get("hyperparameters", {}).get(k, defaults[k]) != identity["hyperparameters"][k]
+    ]
+    if diffs:
+        raise ValueError(
+            f"cannot resume: the interrupted run in {str(ckpt_root)!r} used a different {', '.join(diffs)}; "
+            "resume with the same settings, or pass overwrite=True to start over"
+        )
+
+
+def staging_dir(output: Path) -> Path:
+    """A fresh temporary directory inside ``output`` for the result, which ``publish`` then moves in."""
     output.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=output))
+    return Path(tempfile.mkdtemp(prefix=".adapter-", dir=output))
+
+
+def publish(staging: Path, output: Path) -> None:
+    """Move the result from ``staging`` into ``output`` file by file (each an atomic rename), then remove ``staging``.
+
+    transformers' pickled ``training_args.bin`` stays behind: the metadata records the settings as JSON, and a
+    result holds safetensors and JSON only.
+    """
     try:
-        peft_configs = getattr(model, "peft_config", None)
-        if peft_configs:
-            for cfg in peft_configs.values():
-                cfg.base_model_name_or_path = base_reference
-        model.save_pretrained(str(tmp), safe_serialization=True)
-        if not peft_configs:
-            tokenizer.save_pretrained(str(tmp))
-        for item in tmp.iterdir():
-            os.replace(item, output / item.name)
+        for item in staging.iterdir():
+            if item.name != TRAINER_ARGS_FILE:
+                os.replace(item, output / item.name)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:

@@ -16,6 +16,8 @@ def progress_callback() -> Any:
             self.postfix: dict[str, str] = {}
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if not state.is_world_process_zero:  # under accelerate launch one bar, not one per process
+                return
             self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="training adapter", unit="step")
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

@@ -7,7 +7,8 @@ The loop is transformers' ``Trainer``: it already does gradient accumulation, LR
 early stopping, checkpoints and exact resume (optimizer, scheduler, RNG and data position), and it knows
 how to save and reload peft models. lorag adds what a user would otherwise get wrong: completion-only labels
 (``sft_data``), input validation, the refuse-to-overwrite rule, and the metadata the adapter registry checks.
-The methods are built in ``methods``, the distillation loss in ``kd_trainer``; this module runs them.
+The methods are built in ``methods``, the distillation loss in ``kd_trainer``; this module runs them, in one
+process or in several under ``accelerate launch`` (``distributed``: only the main process writes the output).
 
 TRL's ``SFTTrainer`` was not used: its assistant-only loss needs chat templates with ``{% generation %}``
 markers, which common templates (SmolLM2's, ChatML) lack, so masking would still be ours.
@@ -15,7 +16,6 @@ markers, which common templates (SmolLM2's, ChatML) lack, so masking would still
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -23,6 +23,7 @@ import random
 import shutil
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,9 +32,10 @@ from typing import Any
 from lorag._imports import require
 from lorag.fingerprint import directory_fingerprint
 from lorag.llm.adapters.format import FINGERPRINT_KEY
-from lorag.locking import holding_lock
+from lorag.locking import exclusive
 from lorag.models import resolve_model
 from lorag.training.config import QUANTIZATIONS, QLoRAConfig, Quantization
+from lorag.training.distributed import check_fsdp_storage, on_main, process_state, run_record, save_result
 from lorag.training.loading import load_base_model, load_frozen_model
 from lorag.training.methods import METHOD_LABELS, count_parameters, make_trainable, reserved_positions
 from lorag.training.output import (
@@ -44,9 +46,10 @@ from lorag.training.output import (
     RUN_CONFIG_FILE,
     OutputExistsError,
     check_output,
+    check_resume_identity,
     holds_adapter,
     last_checkpoint,
-    save_atomically,
+    run_identity,
     write_json_atomically,
 )
 from lorag.training.plots import plot_loss_curve
@@ -121,41 +124,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _run_identity(
-    base: str, fingerprint: str, data_sha: str, config: QLoRAConfig, teacher: TeacherSpec | None
-) -> dict[str, Any]:
-    hp = asdict(config)
-    hp.pop("keep_checkpoints")
-    return {
-        FINGERPRINT_KEY: fingerprint,
-        "data_sha256": data_sha,
-        "teacher_fingerprint": teacher.fingerprint if teacher else None,
-        "teacher_adapter_fingerprint": teacher.adapter_fingerprint if teacher else None,
-        "hyperparameters": hp,
-        "base_model": base,
-    }
-
-
-def _check_resume_identity(ckpt_root: Path, identity: dict[str, Any]) -> None:
-    stored_path = ckpt_root / RUN_CONFIG_FILE
-    if not stored_path.is_file():
-        return
-    stored = json.loads(stored_path.read_text())
-    keys = (FINGERPRINT_KEY, "data_sha256", "teacher_fingerprint", "teacher_adapter_fingerprint")
-    diffs = [k for k in keys if stored.get(k) != identity[k]]
-    diffs += [
-        f"hyperparameters.{k}"
-        for k in identity["hyperparameters"]
-        if stored.get("hyperparameters", {}).get(k) != identity["hyperparameters"][k]
-    ]
-    if diffs:
-        raise ValueError(
-            f"cannot resume: the interrupted run in {str(ckpt_root)!r} used a different {', '.join(diffs)}; "
-            "resume with the same settings, or pass overwrite=True to start over"
-        )
-
-
-@holding_lock("output")  # a second run into the same output fails at once
 def train_adapter(
     base: str | os.PathLike[str],
     data: str | os.PathLike[str],
@@ -182,7 +150,11 @@ def train_adapter(
         show_progress: Show a progress bar with the latest loss.
         callbacks: Extra ``transformers.TrainerCallback`` objects (e.g. to log elsewhere).
 
+    Under ``accelerate launch`` every process calls this with the same arguments: they train together, the main
+    process alone writes ``output`` (``distributed``), and each returns the same result.
+
     Raises:
+        DirectoryBusyError: another run is writing ``output`` (a second run into it fails at once).
         OutputExistsError: ``output`` holds an adapter (or an interrupted run) and neither ``overwrite``
             nor (for an interrupted run) ``resume`` was given.
         DataFormatError: the data file has empty or malformed lines (all listed by line number).
@@ -194,7 +166,29 @@ def train_adapter(
     config = config or QLoRAConfig()
     config.validate()
     out = Path(output)
-    check_output(out, resume=resume, overwrite=overwrite)
+    procs = process_state()
+    with ExitStack() as held:
+
+        def claim() -> None:  # the lock sits beside the output, which stays untouched until the inputs pass
+            held.enter_context(exclusive(out, wait=0, beside=True))
+            check_output(out, resume=resume, overwrite=overwrite)
+
+        on_main(procs, claim)
+        return _train(base, data, out, config, procs, resume, overwrite, show_progress, callbacks)
+
+
+def _train(
+    base: str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    out: Path,
+    config: QLoRAConfig,
+    procs: Any,
+    resume: bool,
+    overwrite: bool,
+    show_progress: bool,
+    callbacks: Sequence[Any],
+) -> TrainingResult:
+    check_fsdp_storage(config)
     records = read_sft_jsonl(Path(data))
     data_sha = file_sha256(Path(data))
     base_ref = os.fspath(base)
@@ -223,19 +217,25 @@ def train_adapter(
     train_rows, eval_rows = _split(examples, config.eval_fraction, config.seed)
 
     ckpt_root = out / CHECKPOINT_DIR
-    identity = _run_identity(base_ref, fingerprint, data_sha, config, teacher_spec)
-    resume_from = last_checkpoint(out) if resume else None
-    if resume and resume_from is None:
-        logger.warning("lorag: resume asked but %s holds no checkpoint; training from the start", ckpt_root)
-    if resume_from is not None:
-        _check_resume_identity(ckpt_root, identity)
-    else:
-        if overwrite:
-            shutil.rmtree(ckpt_root, ignore_errors=True)
-        ckpt_root.mkdir(parents=True, exist_ok=True)
-        write_json_atomically(ckpt_root / RUN_CONFIG_FILE, identity)
+    identity = run_identity(base_ref, fingerprint, data_sha, config, teacher_spec, procs.num_processes)
 
-    steps_per_epoch = math.ceil(len(train_rows) / (config.batch_size * config.grad_accum))
+    def prepare_run() -> Path | None:
+        resume_from = last_checkpoint(out) if resume else None
+        if resume and resume_from is None:
+            logger.warning("lorag: resume asked but %s holds no checkpoint; training from the start", ckpt_root)
+        if resume_from is not None:
+            check_resume_identity(ckpt_root, identity)
+        else:
+            if overwrite:
+                shutil.rmtree(ckpt_root, ignore_errors=True)
+            ckpt_root.mkdir(parents=True, exist_ok=True)
+            write_json_atomically(ckpt_root / RUN_CONFIG_FILE, identity)
+        return resume_from
+
+    resume_from = on_main(procs, prepare_run)
+
+    global_batch = config.batch_size * config.grad_accum * procs.num_processes
+    steps_per_epoch = math.ceil(len(train_rows) / global_batch)
     total_steps = config.max_steps or max(1, math.ceil(steps_per_epoch * config.epochs))
     every = max(1, total_steps // 10)
     eval_steps = config.eval_steps or every
@@ -276,7 +276,7 @@ def train_adapter(
         dataloader_num_workers=0,
     )
     all_callbacks: list[Any] = list(callbacks)
-    if show_progress:
+    if show_progress:  # drawn by the main process only
         all_callbacks.append(progress_callback())
     if use_early_stopping:
         all_callbacks.append(transformers.EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
@@ -334,18 +334,23 @@ def train_adapter(
         "max_steps": int(state.max_steps),
         "epochs": float(state.epoch or 0.0),
         "stopped_early": bool(stopped_early),
+        "distributed": run_record(trainer, config),
         "resumed_from_step": resumed_step,
         "train_time_s": round(train_time, 2),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(),
         "log_history": history,
     }
-    save_atomically(model, tokenizer, out, base_ref)
-    title = f"{METHOD_LABELS[config.method]} on {Path(base_ref).name}"
-    plot_loss_curve(history, out / LOSS_CURVE_FILE, title=title + (" (distilled)" if teacher_spec else ""))
-    write_json_atomically(out / METADATA_FILE, metadata)
-    if not config.keep_checkpoints:
-        shutil.rmtree(ckpt_root, ignore_errors=True)
+    save_result(trainer, model, tokenizer, out, base_ref, procs)
+
+    def finish() -> None:
+        title = f"{METHOD_LABELS[config.method]} on {Path(base_ref).name}"
+        plot_loss_curve(history, out / LOSS_CURVE_FILE, title=title + (" (distilled)" if teacher_spec else ""))
+        write_json_atomically(out / METADATA_FILE, metadata)
+        if not config.keep_checkpoints:
+            shutil.rmtree(ckpt_root, ignore_errors=True)
+
+    on_main(procs, finish)
     logger.info("lorag: %s saved to %s after %d steps", METHOD_LABELS[config.method], out, state.global_step)
     return TrainingResult(output_dir=out, metadata=metadata, data_report=report)
 
