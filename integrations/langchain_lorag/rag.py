@@ -31,6 +31,7 @@ from lorag.rag.composition import (
     dense_relevance,
     estimate_tokens,
     guarded,
+    no_answer_ban,
     resolve_min_answerability,
 )
 from lorag.rag.grounded import use_grounded_adapter
@@ -57,13 +58,19 @@ def _with_grounded_adapter(llm: Runnable[Any, Any]) -> tuple[Runnable[Any, Any],
     return (llm, False) if name is None else (llm.bind(adapter=name), True)
 
 
-def _window_of(llm: Runnable[Any, Any], context_window: int | None) -> tuple[CountTokens, int]:
-    """Exact counting for ChatLorag (also through ``.bind``/``configurable_fields``), an estimate otherwise."""
+def _local_tokenizer(llm: Runnable[Any, Any]) -> Any:
+    """The tokenizer of a ChatLorag on a local engine (also through ``.bind``/``configurable_fields``), else None."""
     target, _ = _unwrap(llm)
-    if hasattr(target, "get_engine"):
-        engine = target.get_engine()
-        return chat_token_counter(engine.tokenizer), context_window or engine.context_window
-    return estimate_tokens, context_window or 4096
+    tokenizer = getattr(target.get_engine(), "tokenizer", None) if hasattr(target, "get_engine") else None
+    return tokenizer if hasattr(tokenizer, "apply_chat_template") else None
+
+
+def _window_of(llm: Runnable[Any, Any], context_window: int | None) -> tuple[CountTokens, int]:
+    """Exact counting for a local ChatLorag, an estimate otherwise; the window from ChatLorag's engine."""
+    target, _ = _unwrap(llm)
+    window = context_window or (target.get_engine().context_window if hasattr(target, "get_engine") else 4096)
+    tokenizer = _local_tokenizer(llm)
+    return (chat_token_counter(tokenizer) if tokenizer is not None else estimate_tokens), window
 
 
 def _text(chunk: Any) -> str:
@@ -125,9 +132,10 @@ def create_rag_chain(
     The input is a question string or ``{"question": ...}``. Each source ``Document`` carries ``metadata["number"]``
     (its ``[n]`` in the prompt) and ``metadata["cited"]``. A declined question gets the answer "The documents do
     not contain the answer.", ``abstained: True`` and no sources, without calling the model; the model's own such
-    reply gets ``abstained: True`` and every source uncited. Streaming yields the answer in pieces that are final
-    (loops are cut before they are shown), then ``sources`` and ``abstained``. Unlike ``lorag ask``, the model's own
-    no-answer reply is always kept: ``abstain_confidence`` needs the reply's token log-probabilities.
+    reply gets ``abstained: True`` and every source uncited. With the answerability gate on and a local ChatLorag,
+    the gate alone decides, as in ``lorag ask``: the model answers with its no-answer reply forbidden. Streaming
+    yields the answer in pieces that are final (loops are cut before they are shown), then ``sources`` and
+    ``abstained``.
 
     Example:
         .. code-block:: python
@@ -150,6 +158,8 @@ def create_rag_chain(
         answerability=answerability,
         statistics=retriever,
     )
+    tokenizer = _local_tokenizer(llm)
+    gate_decides = composition.min_answerability is not None and tokenizer is not None
 
     def question_of(inputs: Any) -> str:
         question = inputs.get("question") if isinstance(inputs, dict) else inputs
@@ -165,7 +175,8 @@ def create_rag_chain(
             yield AddableDict(answer=NO_ANSWER)
             yield AddableDict(sources=[], abstained=True)
             return
-        chunks = llm.stream(convert_to_messages(plan.messages), config)
+        ban = {"sequence_bias": no_answer_ban(tokenizer, plan.messages)} if gate_decides else {}
+        chunks = llm.stream(convert_to_messages(plan.messages), config, **ban)
         text = ""
         for piece in guarded((_text(c), _capped(c)) for c in chunks):
             text += piece

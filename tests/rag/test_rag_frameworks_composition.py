@@ -179,6 +179,40 @@ def test_chain_query_engine_and_pipeline_answer_alike_on_tiny_models(
         engine.close()
 
 
+def test_with_the_answerability_gate_on_every_front_end_forbids_the_no_answer_reply(
+    hybrid: HybridRetriever, tiny_llm_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As ``lorag ask`` with the gate on (abstain_confidence 1.0): the gate alone decides, so the model answers with
+    the no-answer reply's opening tokens banned; the chain and the query engine send the pipeline's ban."""
+    from langchain_lorag import ChatLorag
+    from llama_index.llms.lorag import LoragLLM
+    from lorag.llm import LoragEngine
+
+    engine = LoragEngine(str(tiny_llm_dir), quantization="none", device="cpu")
+    bans: list[Any] = []
+    submit = engine.submit
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        bans.append(kwargs.get("sequence_bias") or ())
+        return submit(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "submit", recording)
+    gate_on: dict[str, Any] = {"min_answerability": 0.5, "answerability": gate(10.0)}
+    try:
+        pipeline = RagPipeline(hybrid, engine, k=2, max_new_tokens=8, abstain_confidence=1.0, **gate_on)
+        expected = pipeline.ask(ON_TOPIC)
+        chain = chain_for(hybrid, ChatLorag(engine=engine, max_tokens=8), max_new_tokens=8, **gate_on)
+        result = chain.invoke(ON_TOPIC)
+        response = engine_for(hybrid, LoragLLM(engine=engine, max_tokens=8), **gate_on).query(ON_TOPIC)
+        assert result["answer"] == str(response) == expected.answer
+        assert len(bans) == 3 and bans[0] and bans[0] == tuple(bans[1]) == tuple(bans[2])
+        chain_for(hybrid, ChatLorag(engine=engine, max_tokens=8), max_new_tokens=8).invoke(ON_TOPIC)
+        engine_for(hybrid, LoragLLM(engine=engine, max_tokens=8)).query(ON_TOPIC)
+        assert bans[3:] == [(), ()]  # gate off: the model's own no-answer reply may stand
+    finally:
+        engine.close()
+
+
 async def test_the_chain_and_the_query_engine_answer_alike_asynchronously(hybrid: HybridRetriever) -> None:
     chain = chain_for(hybrid, FakeListChatModel(responses=[LOOPING]))
     assert (await chain.ainvoke(ON_TOPIC))["answer"] == CUT

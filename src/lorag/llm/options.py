@@ -19,8 +19,8 @@ from lorag.llm.engine import LoragEngine
 from lorag.llm.generation import SamplingParams
 from lorag.llm.loading import Quantization
 
-#: ``SamplingParams`` fields a wrapper takes as defaults for every call (overridable per call). The others
-#: (``sequence_bias``, ``grammar``) are set per request by lorag itself, from token ids or a schema.
+#: ``SamplingParams`` fields a wrapper takes as defaults for every call (overridable per call). The grammar is set per
+#: request by lorag itself, from a schema or tools.
 SAMPLING_OPTIONS = (
     "max_tokens",
     "temperature",
@@ -33,6 +33,7 @@ SAMPLING_OPTIONS = (
     "presence_penalty",
     "frequency_penalty",
     "min_tokens",
+    "sequence_bias",
 )
 #: What one call may set: the adapter and the sampling options.
 CALL_OPTIONS = ("adapter", *SAMPLING_OPTIONS)

@@ -23,6 +23,10 @@ framework-free, so one question over the same passages and model gets the same a
 3. ``RagComposition.outcome``: the final answer (an empty one, or the model's own "not in the documents" reply, is
    an abstention) and the passage numbers it cites.
 
+When the answerability gate is on, it alone decides whether to decline: the model is asked to answer with the
+no-answer reply forbidden (``no_answer_ban``, passed as ``sequence_bias``), since its own declines separated
+answerable from unanswerable questions at chance there.
+
 Each passage is a ``ContextBlock`` whose ``metadata["relevance"]`` is its dense cosine (None without one).
 """
 
@@ -251,6 +255,17 @@ def guarded(deltas: Iterable[tuple[str, bool]], guard: AnswerGuard | None = None
             close()
     if piece := guard.finish(truncated=truncated):
         yield piece
+
+
+def no_answer_ban(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[tuple[tuple[int, ...], float], ...]:
+    """``sequence_bias`` that forbids the reply to ``messages`` to open with the no-answer sentence: its first tokens
+    ("The", "Documents") are banned only right after the prompt's last tokens, so they stay free everywhere else."""
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    if isinstance(prompt, dict) or hasattr(prompt, "keys"):
+        prompt = prompt["input_ids"]
+    tail = tuple(int(i) for i in prompt[-3:])
+    firsts = {tokenizer(o, add_special_tokens=False)["input_ids"][0] for o in (NO_ANSWER, "Documents", "documents")}
+    return tuple(((*tail, int(first)), -100.0) for first in sorted(firsts))
 
 
 def resolve_min_answerability(min_answerability: float | None, grounded_adapter: bool) -> float | None:

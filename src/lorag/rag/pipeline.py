@@ -24,7 +24,7 @@ from lorag.rag.answer_guard import AnswerGuard
 from lorag.rag.answerability import AnswerabilityGate
 from lorag.rag.composition import DEFAULT_MIN_ANSWERABILITY as DEFAULT_MIN_ANSWERABILITY
 from lorag.rag.composition import DEFAULT_MIN_RELEVANCE as DEFAULT_MIN_RELEVANCE
-from lorag.rag.composition import Plan, RagComposition, check_question
+from lorag.rag.composition import Plan, RagComposition, check_question, no_answer_ban
 from lorag.rag.composition import chat_token_counter as chat_token_counter
 from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock, says_no_answer
 from lorag.retrieval import HybridHit
@@ -246,7 +246,7 @@ class RagPipeline:
             guard = AnswerGuard()
             options: dict[str, Any] = {"max_tokens": self.max_new_tokens, "temperature": 0.0, **self.generation}
             if attempt:
-                options["sequence_bias"] = self._no_answer_ban(messages)
+                options["sequence_bias"] = no_answer_ban(self.engine.tokenizer, messages)
             handle = self.engine.submit(messages=messages, adapter=adapter or self.adapter, **options)
             hold = self.abstain_confidence is not None and not attempt  # a no-answer reply may yet be replaced
             usage, truncated, held, shown = yield from self._generate(handle, guard, hold)
@@ -303,14 +303,3 @@ class RagPipeline:
                 if guard.looped:
                     break
         return usage, truncated, held, shown
-
-    def _no_answer_ban(self, messages: list[dict[str, str]]) -> tuple[tuple[tuple[int, ...], float], ...]:
-        """Forbid the tokens that open the no-answer reply ("The", "Documents") as the reply's first token: each is
-        banned only right after the prompt's last tokens, so "The" stays free everywhere else."""
-        prompt = self.engine.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        if isinstance(prompt, dict) or hasattr(prompt, "keys"):
-            prompt = prompt["input_ids"]
-        tail = tuple(int(i) for i in prompt[-3:])
-        encode = self.engine.tokenizer
-        firsts = {encode(o, add_special_tokens=False)["input_ids"][0] for o in (NO_ANSWER, "Documents", "documents")}
-        return tuple(((*tail, int(first)), -100.0) for first in sorted(firsts))

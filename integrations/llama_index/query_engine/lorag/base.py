@@ -38,6 +38,7 @@ from lorag.rag.composition import (
     dense_relevance,
     estimate_tokens,
     guarded,
+    no_answer_ban,
     resolve_min_answerability,
 )
 from lorag.rag.grounded import use_grounded_adapter
@@ -168,18 +169,27 @@ class LoragQueryEngine(BaseQueryEngine):
     async def _aquery(self, query_bundle: QueryBundle) -> RESPONSE_TYPE:
         return await asyncio.to_thread(self._query, query_bundle)
 
-    def _deltas(self, messages: list[ChatMessage]) -> Iterable[tuple[str, bool]]:
+    def _deltas(self, plan: Plan) -> Iterable[tuple[str, bool]]:
+        messages = [ChatMessage(role=m["role"], content=m["content"]) for m in plan.messages]
+        options = self._generation_options(plan)
         if not self.streaming:
-            reply = self.llm.chat(messages)
+            reply = self.llm.chat(messages, **options)
             return [(reply.message.content or "", _capped(reply.raw))]
-        return ((chunk.delta or "", _capped(chunk.raw)) for chunk in self.llm.stream_chat(messages))
+        return ((chunk.delta or "", _capped(chunk.raw)) for chunk in self.llm.stream_chat(messages, **options))
+
+    def _generation_options(self, plan: Plan) -> dict[str, Any]:
+        """As in ``lorag ask``: with the answerability gate on, it alone decides, so a local ``LoragLLM`` answers
+        with its no-answer reply forbidden."""
+        tokenizer = _local_tokenizer(self.llm)
+        if self.composition.min_answerability is None or tokenizer is None:
+            return {}
+        return {"sequence_bias": no_answer_ban(tokenizer, plan.messages)}
 
     def _answer(self, plan: Plan, sources: list[NodeWithScore], metadata: dict[str, Any]) -> Generator[str, None, None]:
         """The answer's final pieces; then marks the cited sources and whether it abstained."""
         text = ""
         if plan.declined is None:
-            messages = [ChatMessage(role=m["role"], content=m["content"]) for m in plan.messages]
-            for piece in guarded(self._deltas(messages)):
+            for piece in guarded(self._deltas(plan)):
                 text += piece
                 yield piece
         outcome = self.composition.outcome(plan, text)
@@ -190,12 +200,18 @@ class LoragQueryEngine(BaseQueryEngine):
         metadata["abstained"] = outcome.abstained
 
 
+def _local_tokenizer(llm: LLM) -> Any:
+    """The tokenizer of a ``LoragLLM`` on a local engine, else None."""
+    tokenizer = getattr(llm.engine, "tokenizer", None) if isinstance(llm, LoragLLM) else None
+    return tokenizer if hasattr(tokenizer, "apply_chat_template") else None
+
+
 def _window(llm: LLM, context_window: int | None, max_new_tokens: int | None) -> dict[str, Any]:
     """Token counting, window and answer room: exact for a local ``LoragLLM``, estimated from ``llm.metadata``."""
     info = llm.metadata
     room = max_new_tokens or (info.num_output if info.num_output > 0 else 160)
-    tokenizer = getattr(llm.engine, "tokenizer", None) if isinstance(llm, LoragLLM) else None
-    count = chat_token_counter(tokenizer) if hasattr(tokenizer, "apply_chat_template") else estimate_tokens
+    tokenizer = _local_tokenizer(llm)
+    count = chat_token_counter(tokenizer) if tokenizer is not None else estimate_tokens
     return {"count_tokens": count, "context_window": context_window or info.context_window, "max_new_tokens": room}
 
 
@@ -237,8 +253,9 @@ def create_query_engine(
         streaming: ``query`` returns a ``StreamingResponse``.
         callback_manager: LlamaIndex callbacks for the query.
 
-    Unlike ``lorag ask``, the model's own no-answer reply is always kept (``abstain_confidence`` needs the reply's
-    token log-probabilities), and without ``streaming`` a looping answer is cut once the LLM has returned it.
+    With the answerability gate on and a local ``LoragLLM``, the gate alone decides, as in ``lorag ask``: the model
+    answers with its no-answer reply forbidden. Without ``streaming`` a looping answer is cut once the LLM has
+    returned it.
     """
     grounded_adapter = False
     if grounded and isinstance(llm, LoragLLM) and llm.adapter is None:

@@ -221,7 +221,7 @@ class RemoteEngine:
         **sampling: Any,
     ) -> tuple[str, dict[str, Any], bool]:
         """The client method (``chat`` / ``completions``), its keyword arguments, and whether calls are read."""
-        if "grammar" in sampling or "params" in sampling or "sequence_bias" in sampling:
+        if "grammar" in sampling or "params" in sampling or sampling.get("sequence_bias"):
             raise ValueError(
                 "a remote server takes json_schema= or tools=, not a lorag grammar, params or sequence_bias"
             )
