@@ -24,7 +24,7 @@ from lorag.llm.generation import (
     build_prompt,
     stop_token_ids,
 )
-from lorag.llm.loading import LoadedBase, MemoryFootprint, Quantization, load_base
+from lorag.llm.loading import LmHeadDtype, LoadedBase, MemoryFootprint, Quantization, load_base
 from lorag.llm.scheduler import BatchScheduler, RequestHandle
 from lorag.llm.tools import Tool, prepare_tools, supports_tools, tool_grammar
 
@@ -51,6 +51,11 @@ class LoragEngine:
             an OpenMP barrier for every thread, and a thread without a core stalls each of them; SmolLM2-135M
             unquantized then decoded at 0.8 tokens/s with 2 threads against 4.7 with 1 (2 cores, one busy).
         trust_remote_code: Allow modelling code from the model repository.
+        lm_head_dtype: None (default: the output layer as loaded), ``bfloat16`` or ``int8`` (CPU only): compute
+            the output layer from a lower-precision copy while the input embedding stays exact, for faster CPU
+            decoding of small models whose tied full-precision head dominates the bytes read per token (see
+            ``lorag.llm.loading.lower_lm_head``). Greedy outputs can change; ``benchmarks/results/decode.md``
+            counts how many tokens match and the speed gained. Adapters and exact batching work as without it.
         base: An already loaded base (then the loading arguments are ignored).
     """
 
@@ -70,6 +75,7 @@ class LoragEngine:
         exact_batching: bool = True,
         num_threads: int | None = None,
         trust_remote_code: bool = False,
+        lm_head_dtype: LmHeadDtype | None = None,
         base: LoadedBase | None = None,
     ) -> None:
         self.base = base or load_base(
@@ -79,6 +85,7 @@ class LoragEngine:
             double_quant=double_quant,
             device=device,
             trust_remote_code=trust_remote_code,
+            lm_head_dtype=lm_head_dtype,
         )
         self.base.model.set_attn_implementation(ensure_registered())
         self.tokenizer = self.base.tokenizer

@@ -11,6 +11,7 @@ import it would fetch an optional CPU kernel from the hub; see ``lorag._bitsandb
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import asdict, dataclass, field
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 Quantization = Literal["nf4", "fp4", "int8", "none"]
 QUANTIZATIONS: tuple[str, ...] = ("nf4", "fp4", "int8", "none")
 _DTYPES = ("float32", "bfloat16", "float16")
+LmHeadDtype = Literal["bfloat16", "int8"]
+LM_HEAD_DTYPES: tuple[str, ...] = ("bfloat16", "int8")
 
 
 def import_bitsandbytes() -> Any:
@@ -51,6 +54,8 @@ class BaseSettings:
         double_quant: Quantize the 4-bit scales too (saves ~0.4 bit per weight).
         device: ``cpu`` or ``cuda`` (``cuda:N``); ``auto`` picks CUDA when present.
         trust_remote_code: Run modelling code shipped with the model; off unless you trust the source.
+        lm_head_dtype: ``None`` (the output layer as loaded) or the lower precision its copy runs in
+            (``bfloat16``, ``int8``; see ``lower_lm_head``).
     """
 
     model: str
@@ -59,9 +64,14 @@ class BaseSettings:
     double_quant: bool = True
     device: str = "cpu"
     trust_remote_code: bool = False
+    lm_head_dtype: LmHeadDtype | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings; ``lm_head_dtype`` only when set, so versions made before the option existed still hold."""
+        settings = asdict(self)
+        if settings["lm_head_dtype"] is None:
+            del settings["lm_head_dtype"]
+        return settings
 
 
 @dataclass
@@ -139,6 +149,81 @@ def quantization_config(settings: BaseSettings) -> Any:
     )
 
 
+def check_lm_head_dtype(lm_head_dtype: str | None, device: str) -> None:
+    """Refuse an unknown ``lm_head_dtype``, and ``int8`` off the CPU (its kernel is the CPU one)."""
+    if lm_head_dtype is not None and lm_head_dtype not in LM_HEAD_DTYPES:
+        raise ValueError(
+            f"unknown lm_head_dtype {lm_head_dtype!r}; choose one of {', '.join(LM_HEAD_DTYPES)} or None (as loaded)"
+        )
+    if lm_head_dtype == "int8" and device != "cpu":
+        raise ValueError(f"lm_head_dtype='int8' runs torch's CPU int8 kernel; on {device} use 'bfloat16' or None")
+
+
+def lower_lm_head(model: PreTrainedModel, lm_head_dtype: LmHeadDtype) -> None:
+    """Run the output layer (``lm_head``) from its own lower-precision copy; the input embedding stays as loaded.
+
+    The decode step of a small model reads the output layer once per token, and with tied embeddings it is a full
+    precision matrix (SmolLM2-135M: 49152 x 576 in float32, 113 MB, two thirds of the bytes an NF4 step reads; the
+    bitsandbytes-quantized bases keep it unquantized). The lookup of the input embedding needs only one row per
+    token, so it keeps the exact weights while the product reads the copy:
+
+    - ``bfloat16``: the weight and the hidden state rounded to bfloat16 (half the bytes); the product accumulates in
+      float32 (oneDNN on CPUs with AVX512-BF16 or AMX; tensor cores on CUDA).
+    - ``int8``: symmetric int8 per output row with a bfloat16 scale (a quarter of the bytes), computed by torch's
+      weight-only int8 kernel (``torch._weight_int8pack_mm``) on the hidden state in bfloat16; CPU only.
+
+    The logits change (bfloat16 keeps 8 significant bits of the hidden state and weights; int8 adds its rounding of
+    the weights), so greedy tokens can differ from the default path where two candidates are close:
+    ``benchmarks/results/decode.md`` counts the matching tokens and measures the speed. With tied embeddings the copy
+    is extra memory (SmolLM2-135M: 57 MB in bfloat16, 28 MB in int8); an adapter may not target ``lm_head`` here.
+    """
+    import torch
+
+    head = model.get_output_embeddings()
+    if not isinstance(head, torch.nn.Linear) or head.bias is not None:
+        raise ValueError(f"lm_head_dtype needs a bias-free torch.nn.Linear output layer, got {type(head).__name__}")
+    model.set_output_embeddings(_low_precision_head_class()(head.weight.detach(), lm_head_dtype))
+
+
+@functools.cache
+def _low_precision_head_class() -> type[torch.nn.Module]:
+    """The output layer ``lower_lm_head`` puts in (defined on first use: torch is imported lazily)."""
+    import torch
+
+    class LowPrecisionHead(torch.nn.Module):
+        """A bias-free output layer computed in bfloat16, or in int8 with bfloat16 row scales."""
+
+        stored_weight: torch.Tensor
+        scales: torch.Tensor | None
+
+        def __init__(self, weight: torch.Tensor, lm_head_dtype: LmHeadDtype) -> None:
+            super().__init__()
+            self.lm_head_dtype = lm_head_dtype
+            self.out_features, self.in_features = weight.shape
+            full = weight.float()
+            scales = None
+            if lm_head_dtype == "bfloat16":
+                stored = full.to(torch.bfloat16)
+            else:  # quantize with the scale as stored, so dequantizing uses exactly the scale rounding used
+                scales = (full.abs().amax(dim=1).clamp(min=1e-8) / 127).to(torch.bfloat16)
+                stored = torch.round(full / scales.float()[:, None]).clamp(-127, 127).to(torch.int8)
+            self.register_buffer("stored_weight", stored.contiguous())
+            self.register_buffer("scales", scales)
+
+        def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+            flat = hidden.reshape(-1, self.in_features).to(torch.bfloat16)
+            if self.scales is None:
+                logits = torch.nn.functional.linear(flat, self.stored_weight)
+            else:
+                logits = torch._weight_int8pack_mm(flat, self.stored_weight, self.scales)
+            return logits.to(hidden.dtype).reshape(*hidden.shape[:-1], self.out_features)
+
+        def extra_repr(self) -> str:
+            return f"in_features={self.in_features}, out_features={self.out_features}, dtype={self.lm_head_dtype}"
+
+    return LowPrecisionHead
+
+
 def load_base(
     model: str | os.PathLike[str] = "smollm2-135m-instruct",
     *,
@@ -147,6 +232,7 @@ def load_base(
     double_quant: bool = True,
     device: str = "auto",
     trust_remote_code: bool = False,
+    lm_head_dtype: LmHeadDtype | None = None,
 ) -> LoadedBase:
     """Load a causal LM and its tokenizer for inference (eval mode, no gradients).
 
@@ -157,10 +243,13 @@ def load_base(
         double_quant: Double quantization of the 4-bit scales.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         trust_remote_code: Allow modelling code from the model repository (off by default).
+        lm_head_dtype: None (default: the output layer as loaded), ``bfloat16`` or ``int8`` (CPU): the output
+            layer runs from a lower-precision copy, the input embedding stays exact (see ``lower_lm_head``). Off by
+            default because greedy outputs can change.
 
     Raises:
         ModelNotAvailableError: The reference cannot be resolved offline.
-        ValueError: An unknown quantization, dtype or device.
+        ValueError: An unknown quantization, dtype, device or lm_head_dtype.
     """
     torch = require("torch", purpose="LLM inference")
     transformers = require("transformers", purpose="LLM inference")
@@ -170,6 +259,7 @@ def load_base(
         raise ValueError(f"unknown compute_dtype {dtype_name!r}; choose one of {', '.join(_DTYPES)}")
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quantization!r}; choose one of {', '.join(QUANTIZATIONS)}")
+    check_lm_head_dtype(lm_head_dtype, resolved_device)
     settings = BaseSettings(
         model=os.fspath(model),
         quantization=quantization,
@@ -177,6 +267,7 @@ def load_base(
         double_quant=double_quant,
         device=resolved_device,
         trust_remote_code=trust_remote_code,
+        lm_head_dtype=lm_head_dtype,
     )
     path = resolve_model(model)
     local = Path(path).is_dir()
@@ -193,13 +284,16 @@ def load_base(
     )
     loaded.eval()
     loaded.requires_grad_(False)
+    if lm_head_dtype is not None:
+        lower_lm_head(loaded, lm_head_dtype)
     fingerprint = directory_fingerprint(path)
     base = LoadedBase(loaded, tokenizer, settings, path, fingerprint)
     logger.info(
-        "loaded %s (%s, %s) on %s: %.1f MiB",
+        "loaded %s (%s, %s, lm_head %s) on %s: %.1f MiB",
         settings.model,
         quantization,
         dtype_name,
+        lm_head_dtype or "as loaded",
         resolved_device,
         base.footprint.total_mib,
     )
