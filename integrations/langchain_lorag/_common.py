@@ -50,6 +50,7 @@ class LoragParams(_Options):  # type: ignore[misc,valid-type]
             "quantization": self.quantization,
             "compute_dtype": self.compute_dtype,
             "double_quant": self.double_quant,
+            "lm_head_dtype": self.lm_head_dtype,
             "adapter": self.adapter,
             **{name: getattr(self, name) for name in SAMPLING_OPTIONS},
         }

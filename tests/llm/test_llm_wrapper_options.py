@@ -44,6 +44,9 @@ def test_loading_options_reach_the_engine(wrapper: type, tiny_llm_dir: Path) -> 
     llm = wrapper(model=str(tiny_llm_dir), quantization="none", device="cpu", max_resident_adapters=3)
     engine = llm.engine if isinstance(llm, LlamaIndexLLM) else llm.get_engine()
     assert engine.adapters.max_resident == 3
+    lowered = wrapper(model=str(tiny_llm_dir), quantization="none", device="cpu", lm_head_dtype="bfloat16")
+    lowered_engine = lowered.engine if isinstance(lowered, LlamaIndexLLM) else lowered.get_engine()
+    assert lowered_engine is not engine and lowered_engine.base.settings.lm_head_dtype == "bfloat16"
     assert (
         engine
         is LangChainLLM(

@@ -17,7 +17,7 @@ from typing import Any
 
 from lorag.llm.engine import LoragEngine
 from lorag.llm.generation import SamplingParams
-from lorag.llm.loading import Quantization
+from lorag.llm.loading import LmHeadDtype, Quantization
 
 #: ``SamplingParams`` fields a wrapper takes as defaults for every call (overridable per call). The grammar is set per
 #: request by lorag itself, from a schema or tools.
@@ -57,6 +57,13 @@ class EngineOptions:
         default=None, metadata=_doc("float32 / bfloat16 / float16; default float32 on CPU, bfloat16 on CUDA.")
     )
     double_quant: bool = field(default=True, metadata=_doc("Double-quantize the 4-bit scales."))
+    lm_head_dtype: LmHeadDtype | None = field(
+        default=None,
+        metadata=_doc(
+            "bfloat16 or int8 (CPU only): the output layer from a copy in that precision, for faster decoding "
+            "(outputs not bit-identical); None keeps it as loaded."
+        ),
+    )
     device: str = field(default="auto", metadata=_doc("auto, cpu, cuda or cuda:N."))
     max_resident_adapters: int = field(
         default=8, metadata=_doc("Adapters kept loaded at once; the least recently used is evicted beyond it.")
