@@ -98,7 +98,7 @@ def test_bad_settings_name_the_choices(tiny_embedder) -> None:
         BM25Index("bm99")
     with pytest.raises(ValueError, match=r"choose one of \['flat', 'hnsw', 'ivf'\]"):
         DenseIndex(tiny_embedder, index_type="lsh")
-    with pytest.raises(ValueError, match=r"choose one of \['rrf', 'convex'\]"):
+    with pytest.raises(ValueError, match=r"choose one of \['rrf', 'convex', 'store'\]"):
         HybridRetriever(BM25Index(), DenseIndex(tiny_embedder), fusion="max")
     with pytest.raises(ValueError, match="k must be a non-negative integer"):
         BM25Index.from_texts(CORPUS).search("fox", k=-1)
