@@ -1,7 +1,7 @@
 """Adapters on one shared base, one job per module: the registry, read-and-check, injection, the format.
 
-- ``registry``: ``AdapterRegistry``: names -> adapter folders, LRU residency, pins, busy counts, versions, weighted
-  compositions of LoRA adapters.
+- ``registry``: ``AdapterRegistry``: names -> adapter folders, LRU residency, pins, busy counts, versions.
+- ``compositions``: weighted compositions of LoRA adapters (what may combine, when a build is stale, its version).
 - ``validation``: reads an adapter folder and checks it against the base, with no side effects -> ``ValidatedAdapter``.
 - ``injection``: puts a validated adapter into the base by kind and takes it out; the only module that touches
   peft's internals (LoRA layers).

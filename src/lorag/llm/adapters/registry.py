@@ -1,5 +1,6 @@
-"""The adapter registry: names -> adapter folders over one shared base, LRU residency, pins, busy counts, versions,
-and weighted compositions of LoRA adapters.
+"""The adapter registry: which adapters there are by name over one shared base, and which are resident in it (LRU
+residency, pins, busy counts); one job, since registering, loading, evicting and serving all change the same entries
+under one lock.
 
 Adapters are registered by name -> directory (a standard peft dir, ``format``) and loaded into the base on first
 use. Every kind ``lorag train-adapter`` makes is served: LoRA, IA3, bottleneck, prompt tuning and prefix tuning, side
@@ -8,6 +9,8 @@ leaves the registry and the base as they were; then put into the base by kind (`
 
 Each adapter carries a content ``version`` (sha256 of its config and weight bytes). Reloading an adapter under the same
 name with other weights changes the version, so any cache keyed by (adapter, version) cannot serve stale output.
+Weighted compositions of LoRA adapters are entries too, built by ``compositions`` (what may combine, when a build is
+stale, its version).
 
 Residency is bounded (``max_resident``): loading one more evicts the least recently used adapter that is neither
 pinned nor serving a request; evicted adapters stay registered and come back on the next request.
@@ -28,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from lorag.llm.adapters import compositions
 from lorag.llm.adapters.entries import AdapterInfo, Entry
 from lorag.llm.adapters.errors import AdapterBusyError, AdapterError, UnknownAdapterError
 from lorag.llm.adapters.format import BASE_ADAPTER, VIRTUAL_TOKEN_KINDS
@@ -299,16 +303,15 @@ class AdapterRegistry:
             return self.base_version
         with self._state:
             entry = self._entry(name)
-            if entry.recipe is not None:
-                self._refresh_composition(entry)
+            if entry.recipe is not None and compositions.stale(entry, self._entries) and not entry.busy:
+                self._take_out(entry)  # a busy one serves its old build to in-flight requests; rebuilt when idle
             if not entry.resident:
                 validated = None if entry.recipe is not None else self._read(Path(str(entry.path)), entry.allow_pickle)
                 self._make_room(exclude=name)
                 with self.model_lock:
-                    if entry.recipe is not None:
-                        self._compose_into(entry)
+                    if validated is None:
+                        compositions.build(entry, self._entries, self.use, self._resident)
                     else:
-                        assert validated is not None
                         self._inject(entry, validated)
             entry.busy += 1
             self._lru.pop(name, None)
@@ -351,71 +354,21 @@ class AdapterRegistry:
     ) -> AdapterInfo:
         """Register a weighted combination of registered adapters as a named virtual adapter (peft
         ``add_weighted_adapter``). It is built now, rebuilt after eviction, and rebuilt when a source's version
-        changes, so its own version always reflects the sources it was built from.
+        changes, so its own version always reflects the sources it was built from (``compositions``).
 
         ``combination_type`` is peft's: ``linear`` (all sources need the same rank), ``cat``, ``svd``, ...
         """
         _check_name(name)
-        if not weights:
-            raise AdapterError("compose() needs at least one source adapter")
         with self._state:
-            if name in self._entries:
-                raise AdapterError(f"adapter {name!r} is already registered; remove() it first")
-            for source in weights:
-                if self._entry(source).recipe is not None:
-                    raise AdapterError(f"{source!r} is itself a composition; compose from file adapters")
-                if self._entry(source).kind not in (None, "lora"):  # None: not loaded yet, checked once it is
-                    raise AdapterError(
-                        f"cannot compose {name!r}: compositions combine LoRA adapters (peft add_weighted_adapter), "
-                        f"and {source!r} is a {self._entry(source).kind} adapter"
-                    )
-            entry = Entry(name, None, pinned=pinned, recipe=dict(weights), combination_type=combination_type)
-            self._entries[name] = entry
+            compositions.check_recipe(name, weights, self._entries, self._entry)
+            self._entries[name] = Entry(
+                name, None, pinned=pinned, recipe=dict(weights), combination_type=combination_type
+            )
             try:
-                self._acquire(name)
-                self._release(name)
+                return self.load(name)
             except Exception:
                 self._entries.pop(name, None)
                 raise
-            return entry.info()
-
-    def _refresh_composition(self, entry: Entry) -> None:
-        assert entry.recipe is not None
-        current = {s: self._entries[s].version for s in entry.recipe if s in self._entries}
-        if entry.resident and current != entry.source_versions:
-            if entry.busy:
-                return  # serve the old build to in-flight requests; rebuild when idle
-            self._take_out(entry)
-
-    def _compose_into(self, entry: Entry) -> None:
-        assert entry.recipe is not None
-        sources = list(entry.recipe)
-        for s in sources:
-            self._entry(s)
-        versions: dict[str, str] = {}
-        try:
-            for s in sources:
-                versions[s] = self._acquire(s)
-            kinds = {s: self._entries[s].kind for s in sources}
-            if any(kind != "lora" for kind in kinds.values()):
-                raise AdapterError(
-                    f"cannot compose {entry.name!r}: compositions combine LoRA adapters (peft add_weighted_adapter), "
-                    f"and the sources are {kinds}"
-                )
-            self._resident.add_weighted(entry.name, {s: entry.recipe[s] for s in sources}, entry.combination_type)
-        except AdapterError:
-            raise
-        except Exception as err:
-            raise AdapterError(f"cannot compose {entry.name!r} from {entry.recipe}: {err}") from err
-        finally:
-            for s in versions:
-                self._release(s)
-        entry.kind = "lora"
-        entry.source_versions = versions
-        payload = json.dumps([versions, entry.recipe, entry.combination_type], sort_keys=True)
-        entry.version = hashlib.sha256(payload.encode()).hexdigest()[:16]
-        entry.resident = True
-        self._lru[entry.name] = None
 
     def _read(self, folder: Path, allow_pickle: bool) -> ValidatedAdapter:
         return read_adapter(folder, self.base, allow_pickle=allow_pickle, on_base_mismatch=self.on_base_mismatch)
