@@ -175,7 +175,7 @@ def create_rag_chain(
             yield AddableDict(answer=NO_ANSWER)
             yield AddableDict(sources=[], abstained=True)
             return
-        ban = {"sequence_bias": no_answer_ban(tokenizer, plan.messages)} if gate_decides else {}
+        ban: dict[str, Any] = {"sequence_bias": no_answer_ban(tokenizer, plan.messages)} if gate_decides else {}
         chunks = llm.stream(convert_to_messages(plan.messages), config, **ban)
         text = ""
         for piece in guarded((_text(c), _capped(c)) for c in chunks):
