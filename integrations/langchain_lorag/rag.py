@@ -31,7 +31,6 @@ from lorag.rag.composition import (
     dense_relevance,
     estimate_tokens,
     guarded,
-    no_answer_ban,
     resolve_min_answerability,
 )
 from lorag.rag.grounded import use_grounded_adapter
@@ -159,7 +158,6 @@ def create_rag_chain(
         statistics=retriever,
     )
     tokenizer = _local_tokenizer(llm)
-    gate_decides = composition.min_answerability is not None and tokenizer is not None
 
     def question_of(inputs: Any) -> str:
         question = inputs.get("question") if isinstance(inputs, dict) else inputs
@@ -175,8 +173,8 @@ def create_rag_chain(
             yield AddableDict(answer=NO_ANSWER)
             yield AddableDict(sources=[], abstained=True)
             return
-        ban: dict[str, Any] = {"sequence_bias": no_answer_ban(tokenizer, plan.messages)} if gate_decides else {}
-        chunks = llm.stream(convert_to_messages(plan.messages), config, **ban)
+        options: dict[str, Any] = composition.generation_options(plan, tokenizer)
+        chunks = llm.stream(convert_to_messages(plan.messages), config, **options)
         text = ""
         for piece in guarded((_text(c), _capped(c)) for c in chunks):
             text += piece

@@ -224,6 +224,14 @@ class RagComposition:
                 return Plan([], prompt.blocks, Declined("answerability", reason, answerable))
         return Plan(prompt.messages, prompt.blocks)
 
+    def generation_options(self, plan: Plan, tokenizer: Any) -> dict[str, Any]:
+        """Options for the model call that answers ``plan``: with the answerability gate on, the gate alone decides
+        (as in ``lorag ask``), so the no-answer reply is forbidden (``no_answer_ban``); needs the local model's
+        tokenizer (None: nothing to add)."""
+        if self.min_answerability is None or tokenizer is None or plan.declined is not None:
+            return {}
+        return {"sequence_bias": no_answer_ban(tokenizer, plan.messages)}
+
     @staticmethod
     def outcome(plan: Plan, text: str) -> Outcome:
         """The final answer for ``plan`` given the guarded text the model generated (``guarded``'s pieces, joined)."""

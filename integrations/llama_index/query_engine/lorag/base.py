@@ -38,7 +38,6 @@ from lorag.rag.composition import (
     dense_relevance,
     estimate_tokens,
     guarded,
-    no_answer_ban,
     resolve_min_answerability,
 )
 from lorag.rag.grounded import use_grounded_adapter
@@ -171,19 +170,11 @@ class LoragQueryEngine(BaseQueryEngine):
 
     def _deltas(self, plan: Plan) -> Iterable[tuple[str, bool]]:
         messages = [ChatMessage(role=m["role"], content=m["content"]) for m in plan.messages]
-        options = self._generation_options(plan)
+        options = self.composition.generation_options(plan, _local_tokenizer(self.llm))
         if not self.streaming:
             reply = self.llm.chat(messages, **options)
             return [(reply.message.content or "", _capped(reply.raw))]
         return ((chunk.delta or "", _capped(chunk.raw)) for chunk in self.llm.stream_chat(messages, **options))
-
-    def _generation_options(self, plan: Plan) -> dict[str, Any]:
-        """As in ``lorag ask``: with the answerability gate on, it alone decides, so a local ``LoragLLM`` answers
-        with its no-answer reply forbidden."""
-        tokenizer = _local_tokenizer(self.llm)
-        if self.composition.min_answerability is None or tokenizer is None:
-            return {}
-        return {"sequence_bias": no_answer_ban(tokenizer, plan.messages)}
 
     def _answer(self, plan: Plan, sources: list[NodeWithScore], metadata: dict[str, Any]) -> Generator[str, None, None]:
         """The answer's final pieces; then marks the cited sources and whether it abstained."""
