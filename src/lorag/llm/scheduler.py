@@ -26,10 +26,12 @@ neighbours; nf4/fp4/none do not.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import queue
 import threading
 import time
+import weakref
 from typing import Any
 
 from lorag.llm.adapters import BASE_ADAPTER, AdapterRegistry
@@ -49,6 +51,17 @@ from lorag.llm.tools import parse_tool_calls
 logger = logging.getLogger(__name__)
 
 __all__ = ["BatchScheduler", "RequestHandle"]
+
+_RUNNING: weakref.WeakSet[BatchScheduler] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_running() -> None:
+    """Join every worker before the interpreter finalizes. A daemon thread still inside torch at exit is ended by
+    ``pthread_exit``, whose unwinding through C++ frames aborts the process ("terminate called without an active
+    exception", exit code 134) after a script has done its work."""
+    for scheduler in list(_RUNNING):
+        scheduler.close()
 
 
 class BatchScheduler:
@@ -169,6 +182,7 @@ class BatchScheduler:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="lorag-scheduler", daemon=True)
                 self._thread.start()
+                _RUNNING.add(self)
 
     # ------------------------------------------------------------------ worker
 
@@ -187,6 +201,9 @@ class BatchScheduler:
                 for row in self._rows:
                     self._fail(row, err)
                 self._rows, self._layout, self._starts, self._cache = [], [], [], None
+        for row in self._rows:
+            self._fail(row, RuntimeError("the scheduler was closed"))
+        self._rows, self._layout, self._starts, self._cache = [], [], [], None
         while True:
             try:
                 item = self._pending.get_nowait()
