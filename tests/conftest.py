@@ -9,7 +9,7 @@ import pytest
 # that import lazy and offline (lorag._bitsandbytes). Test modules list third-party imports first, so without this
 # one bitsandbytes looked up a CPU kernel on the hub at collection ("Failed to load CPU gemm_4bit_forward").
 import lorag  # noqa: F401
-from tiny_models import build_tiny_causal_lm, build_tiny_sentence_transformer
+from tiny_models import CORPUS, build_tiny_causal_lm, build_tiny_sentence_transformer
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +29,21 @@ def tiny_llm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_st_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 2-layer BERT sentence-transformer with a WordPiece tokenizer."""
     return build_tiny_sentence_transformer(tmp_path_factory.mktemp("tiny-st"))
+
+
+@pytest.fixture(scope="session")
+def distill_texts() -> list[str]:
+    """40 distinct training texts (the tiny corpus's 10 sentences with variations), for the embedding and the
+    embedder-distillation tests."""
+    base = sorted(set(CORPUS))
+    return [f"{t} {suffix}".strip() for suffix in ("", "again", "and more", "once more") for t in base]
+
+
+@pytest.fixture(scope="session")
+def teacher_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny teacher sentence-transformer of the embedding and embedder-distillation tests: 2 layers, 32 wide
+    (tests/training/llm_distillation overrides it with its LLM teacher)."""
+    return build_tiny_sentence_transformer(tmp_path_factory.mktemp("teacher"), hidden=32, layers=2)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from tiny_models import widen_tiny_llm
-from training_qlora.qlora_helpers import echo_task, write_jsonl
+from training.qlora.qlora_helpers import echo_task, write_jsonl
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from lorag.cli import app
 from lorag.training.qlora import QLoRAConfig, train_adapter
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples" / "accelerate"
 # dropout 0 and a constant schedule: two processes and one then differ only in how the batch is split
 SETTINGS = ["--quantization", "none", "--max-steps", "3", "--rank", "4", "--lora-alpha", "8", "--dropout", "0"]
