@@ -47,7 +47,7 @@ from lorag.llm.tools import prepare_tools
 _Remote = remote_options_model()
 
 #: Call options ChatLorag takes besides the common ones: set by ``bind_tools`` and ``with_structured_output``.
-TOOL_OPTIONS = ("tools", "tool_choice", "json_schema", "json_mode")
+TOOL_OPTIONS = ("tools", "tool_choice", "auto_call_min_logprob", "json_schema", "json_mode")
 #: Content blocks of an AI message that its ``tool_calls`` already carry (Anthropic's ``tool_use`` and the like).
 _CALL_BLOCKS = frozenset({"tool_use", "tool_call", "tool_call_chunk", "function_call"})
 
@@ -216,7 +216,10 @@ class ChatLorag(LoragParams, _Remote, BaseChatModel):  # type: ignore[misc,valid
         Args:
             tools: The tools; their calls come back as ``AIMessage.tool_calls`` (streamed as ``tool_call_chunks``).
             tool_choice: None / ``"auto"`` (the model decides), ``"any"`` / ``"required"`` / True (exactly one call),
-                a tool's name (exactly one call to it), ``"none"`` / False (tools not offered).
+                a tool's name (exactly one call to it), ``"none"`` / False (tools not offered). Under ``"auto"`` a
+                local model whose base has a calibrated threshold calls a tool when its probability of opening a
+                call reaches it (``lorag.llm.auto_calls``); bind ``auto_call_min_logprob`` (a log-probability, or
+                None for the model's own choice) to change that.
             **kwargs: Further call options to bind.
 
         Raises:
@@ -298,6 +301,8 @@ class ChatLorag(LoragParams, _Remote, BaseChatModel):  # type: ignore[misc,valid
         if extra.get("tools"):
             options["tools"] = extra["tools"]
             options["tool_choice"] = extra.get("tool_choice", "auto")
+            if "auto_call_min_logprob" in extra and not self.is_remote():
+                options["auto_call_min_logprob"] = extra["auto_call_min_logprob"]
         return options
 
     def _message(self, result: GenerationResult) -> AIMessage:

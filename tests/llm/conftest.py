@@ -4,6 +4,8 @@ start, so they really change the outputs)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,18 @@ def kind_dirs(tiny_llm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
 @pytest.fixture(scope="session")
 def tiny_llm64_dir(tiny_llm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return widen_tiny_llm(tiny_llm_dir, tmp_path_factory.mktemp("tiny-llm-64"))
+
+
+@pytest.fixture(scope="session")
+def long_llm_dir(tiny_llm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with a 2048-token context (RoPE: only the config changes), room for tools and a history."""
+    out = tmp_path_factory.mktemp("tiny-llm-long")
+    for item in tiny_llm_dir.iterdir():
+        shutil.copy(item, out / item.name)
+    config = json.loads((out / "config.json").read_text())
+    config["max_position_embeddings"] = 2048
+    (out / "config.json").write_text(json.dumps(config))
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -50,18 +49,6 @@ ADD = Tool(
 )
 NOW = Tool("now", "The time.")
 CHAT = [{"role": "user", "content": "What is the weather in Paris?"}]
-
-
-@pytest.fixture(scope="module")
-def long_llm_dir(tiny_llm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model with a 2048-token context (RoPE: only the config changes), room for tools and a history."""
-    out = tmp_path_factory.mktemp("tiny-llm-long")
-    for item in tiny_llm_dir.iterdir():
-        shutil.copy(item, out / item.name)
-    config = json.loads((out / "config.json").read_text())
-    config["max_position_embeddings"] = 2048
-    (out / "config.json").write_text(json.dumps(config))
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from lorag.llm.adapters import BASE_ADAPTER, AdapterInfo, AdapterRegistry
 from lorag.llm.attention import ensure_registered
+from lorag.llm.auto_calls import CALIBRATED, auto_call_threshold, opening_ids
 from lorag.llm.generation import (
     GenerationResult,
     SamplingParams,
@@ -26,7 +27,7 @@ from lorag.llm.generation import (
 )
 from lorag.llm.loading import LmHeadDtype, LoadedBase, MemoryFootprint, Quantization, load_base
 from lorag.llm.scheduler import BatchScheduler, RequestHandle
-from lorag.llm.tools import Tool, prepare_tools, supports_tools, tool_grammar
+from lorag.llm.tools import OPEN, Tool, prepare_tools, supports_tools, tool_grammar
 
 Message = Mapping[str, Any]
 
@@ -167,6 +168,7 @@ class LoragEngine:
         tools: Sequence[Tool | Mapping[str, Any]] | None = None,
         tool_choice: str = "auto",
         constrain_tools: bool = True,
+        auto_call_min_logprob: float | str | None = CALIBRATED,
         loop: asyncio.AbstractEventLoop | None = None,
         **sampling: Any,
     ) -> RequestHandle:
@@ -183,6 +185,9 @@ class LoragEngine:
                 call) or a tool's name (exactly one call to it).
             constrain_tools: Grammar-constrain the calls (a forced call always parses and its arguments validate;
                 under ``auto`` a call the model starts does). False leaves the model free, for comparison.
+            auto_call_min_logprob: Under ``auto`` with constrained tools, force one call when the model's
+                log-probability of opening one after the prompt is at least this (``lorag.llm.auto_calls``); the
+                default is the threshold calibrated for this base (none: plain ``auto``); None turns it off.
             loop: The running event loop, for ``async for`` consumption.
             **sampling: ``SamplingParams`` fields: max_tokens, temperature, top_p, top_k, seed, stop,
                 repetition_penalty, no_repeat_ngram_size, presence_penalty, frequency_penalty, min_tokens,
@@ -197,14 +202,18 @@ class LoragEngine:
         params = sampling.pop("params", None) or SamplingParams(**sampling)
         checked = prepare_tools(tools or (), tool_choice)
         offered = checked if tool_choice != "none" else ()
+        threshold = auto_call_threshold(auto_call_min_logprob, self.base.fingerprint)
+        if offered and params.grammar is not None and constrain_tools:
+            raise ValueError("give either tools or a grammar: tool calls carry their own grammar")
+        ids = build_prompt(self.tokenizer, prompt, messages, offered)
+        adapter = adapter if adapter is not None else BASE_ADAPTER
+        if offered and constrain_tools and tool_choice == "auto" and threshold is not None:
+            opening = self.scheduler.continuation_logprob(ids, opening_ids(self.tokenizer, OPEN), adapter)
+            tool_choice = "required" if opening is not None and opening >= threshold else tool_choice
         listed = not supports_tools(self.tokenizer)  # the fallback format's call blocks
         grammar = tool_grammar(offered, tool_choice, listed=listed) if constrain_tools else None
         if grammar is not None:
-            if params.grammar is not None:
-                raise ValueError("give either tools or a grammar: tool calls carry their own grammar")
             params = dataclasses.replace(params, grammar=grammar)
-        ids = build_prompt(self.tokenizer, prompt, messages, offered)
-        adapter = adapter if adapter is not None else BASE_ADAPTER
         return self.scheduler.submit(ids, adapter, params, loop=loop, read_tool_calls=bool(offered))
 
     def generate(

@@ -1,0 +1,37 @@
+"""Tool calls under ``tool_choice="auto"`` for models too unsure to open one themselves.
+
+Greedy decoding calls a tool only when the opening ``<tool_call>`` tag is the model's single most likely start, and
+SmolLM2-135M-Instruct never makes it so (0 of 100 BFCL prompts unconstrained, ``benchmarks/results/tool_calls.md``),
+so under ``auto`` lorag's agents never acted. The *probability* it gives the tag still tells the prompts that need a
+call from those that do not (``benchmarks/results/tool_calls_auto.md``). Under ``auto`` the engine therefore scores
+the tag after the prompt (one teacher-forced forward pass) and, when its log-probability reaches the threshold
+calibrated for the base, forces one call (the tool grammar makes it valid); below it the model writes freely, as
+before. Thresholds are chosen per base (by content fingerprint) by ``benchmarks/tool_calls.py calibrate`` on BFCL
+prompts the benchmark does not test; a base without one keeps plain ``auto``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+#: ``auto_call_min_logprob`` default: the threshold calibrated for the engine's base, if there is one.
+CALIBRATED: Final = "calibrated"
+
+#: log P(``<tool_call>`` | prompt) at or above which ``auto`` calls a tool, per base fingerprint.
+AUTO_CALL_MIN_LOGPROB: Final[dict[str, float]] = {}
+
+
+def auto_call_threshold(value: float | str | None, fingerprint: str) -> float | None:
+    """The threshold a request uses: ``CALIBRATED`` looks the base up, None turns the decision off."""
+    if value == CALIBRATED:
+        return AUTO_CALL_MIN_LOGPROB.get(fingerprint)
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError(f"auto_call_min_logprob must be a log-probability, None or {CALIBRATED!r}; got {value!r}")
+
+
+def opening_ids(tokenizer: Any, opening: str) -> list[int]:
+    """The tokens of the opening tag as the model writes it after a prompt."""
+    return list(tokenizer(opening, add_special_tokens=False)["input_ids"])

@@ -1,0 +1,82 @@
+"""``tool_choice="auto"`` with a calibrated opening threshold (``lorag.llm.auto_calls``): the score is the model's
+own log-probability of the opening tag, a score at or above the threshold forces one valid call, below it the model
+writes freely, and a base without a calibration keeps plain ``auto``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lorag.llm import LoragEngine, Tool
+from lorag.llm.adapters import BASE_ADAPTER
+from lorag.llm.auto_calls import AUTO_CALL_MIN_LOGPROB, CALIBRATED, auto_call_threshold, opening_ids
+from lorag.llm.generation import build_prompt
+from lorag.llm.tools import OPEN, prepare_tools
+
+pytest.importorskip("llguidance")
+
+WEATHER = Tool(
+    "get_weather",
+    "Weather at a place.",
+    {"type": "object", "properties": {"city": {"type": "string", "maxLength": 8}}, "required": ["city"]},
+)
+CHAT = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+@pytest.fixture(scope="module")
+def engine(long_llm_dir: Path, llm_device: str):
+    eng = LoragEngine(long_llm_dir, quantization="none", device=llm_device)
+    yield eng
+    eng.close()
+
+
+def test_thresholds_resolve_and_bad_values_are_named():
+    assert auto_call_threshold(CALIBRATED, "no-such-base") is None
+    assert auto_call_threshold(None, "any") is None
+    assert auto_call_threshold(-3, "any") == -3.0
+    for fingerprint, threshold in AUTO_CALL_MIN_LOGPROB.items():
+        assert auto_call_threshold(CALIBRATED, fingerprint) == threshold
+    with pytest.raises(ValueError, match="auto_call_min_logprob must be"):
+        auto_call_threshold("always", "any")
+    with pytest.raises(ValueError, match="auto_call_min_logprob must be"):
+        auto_call_threshold(True, "any")
+
+
+def test_the_score_is_the_teacher_forced_log_probability_of_the_tag(engine: LoragEngine):
+    import torch
+
+    prompt = build_prompt(engine.tokenizer, None, CHAT, prepare_tools([WEATHER]))
+    tag = opening_ids(engine.tokenizer, OPEN)
+    score = engine.scheduler.continuation_logprob(prompt, tag, BASE_ADAPTER)
+    model, expected, ids = engine.scheduler.registry.base.model, 0.0, list(prompt)
+    with torch.inference_mode():
+        for token in tag:  # one token at a time, each from the full forward pass of the ids so far
+            logits = model(input_ids=torch.tensor([ids]), use_cache=False).logits[0, -1].float()
+            expected += float(torch.log_softmax(logits, -1)[token])
+            ids.append(token)
+    assert score == pytest.approx(expected, abs=1e-4)
+    assert score < 0
+
+
+def test_a_score_at_the_threshold_forces_one_valid_call_and_below_it_the_model_writes_freely(engine: LoragEngine):
+    prompt = build_prompt(engine.tokenizer, None, CHAT, prepare_tools([WEATHER]))
+    score = engine.scheduler.continuation_logprob(prompt, opening_ids(engine.tokenizer, OPEN), BASE_ADAPTER)
+    forced = engine.generate(messages=CHAT, tools=[WEATHER], auto_call_min_logprob=score, max_tokens=120)
+    assert [call.name for call in forced.tool_reply.tool_calls] == ["get_weather"]
+    assert isinstance(forced.tool_reply.tool_calls[0].arguments["city"], str)
+    free = engine.generate(messages=CHAT, tools=[WEATHER], auto_call_min_logprob=score + 1e-3, max_tokens=120)
+    plain = engine.generate(messages=CHAT, tools=[WEATHER], auto_call_min_logprob=None, max_tokens=120)
+    assert free.text == plain.text  # below the threshold: exactly plain auto
+    assert not free.tool_reply.tool_calls  # the random tiny model does not open a call itself
+    uncalibrated = engine.generate(messages=CHAT, tools=[WEATHER], max_tokens=120)
+    assert uncalibrated.text == plain.text  # the tiny base has no calibration: plain auto by default
+
+
+def test_chat_lorag_binds_the_threshold(engine: LoragEngine):
+    from langchain_lorag import ChatLorag
+
+    chat = ChatLorag(engine=engine, max_tokens=120)
+    forced = chat.bind_tools([WEATHER.to_openai()], auto_call_min_logprob=-1e9).invoke(CHAT[0]["content"])
+    assert [call["name"] for call in forced.tool_calls] == ["get_weather"]
+    assert not chat.bind_tools([WEATHER.to_openai()], auto_call_min_logprob=None).invoke(CHAT[0]["content"]).tool_calls
