@@ -12,11 +12,16 @@
    folder); a question counts as declined as ``lorag ask`` would decline it: by this gate or by the relevance gate
    (best dense score below ``DEFAULT_MIN_RELEVANCE``). The default threshold (``DEFAULT_MIN_ANSWERABILITY``) is read
    from these tables; no test data is used.
+4. With ``--hotpot``, the same tables on multi-hop questions: HotpotQA dev questions past the benchmark's first 100
+   (``benchmarks/rag_answers.py``'s test set), in two halves (``hotpot-fit``, ``hotpot-check``), each a documents
+   folder of their paragraphs with 130 questions asked without one of their two gold paragraphs
+   (``make_hotpot_extract.py --unanswerable``). ``--fit-hotpot`` fits on ``hotpot-fit`` too (write it elsewhere
+   with ``--output``: the shipped gate is fit on SQuAD alone, ``rag_defaults.md`` section 7 says why).
 
 Usage (from the repository root; a few minutes on 2 CPU cores)::
 
     PYTHONPATH=src python benchmarks/answerability_gate.py --data ../shared/data/squad-v1.1 \\
-        --dev /tmp/rag-bench/squad-dev
+        --dev /tmp/rag-bench/squad-dev [--hotpot hotpot_dev_idx100plus_official.json]
 """
 
 from __future__ import annotations
@@ -33,11 +38,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lorag.rag.answerability import ANSWERABILITY_FILE, FEATURES, AnswerabilityGate, SentenceSimilarity, TermStatistics
 from lorag.rag.pipeline import DEFAULT_MIN_RELEVANCE
+from make_hotpot_extract import make_extract
 from squad_rag import SEED, load_articles, split_articles, write_eval_set
 
 REPO = Path(__file__).resolve().parents[1]
 #: (answerable, unanswerable, seed) of the fit set and of the check set.
 FIT, CHECK = (1200, 400, SEED + 11), (500, 200, SEED + 5)
+#: Multi-hop questions of each HotpotQA half asked without one of their gold paragraphs.
+MULTIHOP_UNANSWERABLE = 130
+#: Where the HotpotQA questions past the benchmark's 100 come from (recorded with the gate).
+MULTIHOP_SOURCE = "GitHub megagonlabs/RPT at cf2bc1b1, data/hotpotqa/*.jsonl: 1,100 dev questions"
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 
 
@@ -58,6 +68,22 @@ def featurise(folder: Path, work: Path, k: int) -> tuple[list[list[float]], list
         )
         labels.append(int(bool(question["answers"])))
     return features, labels
+
+
+def write_multihop_sets(source: Path, work: Path) -> dict[str, Path]:
+    """``hotpot-fit`` and ``hotpot-check``: the even and odd records of ``source``, each as a documents folder with
+    ``MULTIHOP_UNANSWERABLE`` of its questions asked without one of their gold paragraphs."""
+    records = json.loads(source.read_text(encoding="utf-8"))
+    if any(int(r.get("dev_index", 100)) < 100 for r in records):
+        raise SystemExit(f"{source}: holds questions among HotpotQA dev's first 100, the benchmark's test set")
+    folders = {}
+    for name, part in {"hotpot-fit": records[0::2], "hotpot-check": records[1::2]}.items():
+        folder = folders[name] = work / name
+        if not (folder / "questions.jsonl").is_file():
+            half = work / f"{name}.json"
+            half.write_text(json.dumps(part), encoding="utf-8")
+            make_extract(half, folder, n=len(part), seed=SEED, unanswerable=MULTIHOP_UNANSWERABLE)
+    return folders
 
 
 def rates(
@@ -84,10 +110,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="folder with SQuAD's dev-v1.1.json.zip")
     parser.add_argument("--dev", type=Path, help="squad_rag.py's dev folder, to check thresholds on")
+    parser.add_argument(
+        "--hotpot",
+        type=Path,
+        help="HotpotQA dev distractor questions at official positions >= 100 (never the benchmark's first 100), "
+        "to check the gate on multi-hop questions (two halves)",
+    )
+    parser.add_argument("--fit-hotpot", action="store_true", help="fit on the even half of --hotpot too")
     parser.add_argument("--output", type=Path, default=ANSWERABILITY_FILE)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lorag-answerability")
     parser.add_argument("--k", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.fit_hotpot and not args.hotpot:
+        parser.error("--fit-hotpot needs --hotpot")
 
     articles = load_articles(args.data)
     train = [p for title in split_articles(list(articles))["train"] for p in articles[title]]
@@ -97,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         if not (folder / "questions.jsonl").is_file():
             write_eval_set(train, folder, answerable, unanswerable, seed)
         tables[name] = featurise(folder, args.work / f"{name}-index", args.k)
-    x, y = tables["fit"]
+    fitted = ["fit", "hotpot-fit"] if args.fit_hotpot else ["fit"]
+    if args.hotpot:
+        for name, folder in write_multihop_sets(args.hotpot, args.work).items():
+            tables[name] = featurise(folder, args.work / f"{name}-index", args.k)
+    x = [row for name in fitted for row in tables[name][0]]
+    y = [label for name in fitted for label in tables[name][1]]
     scaler = StandardScaler().fit(x)
     model = LogisticRegression(max_iter=5000).fit(scaler.transform(x), y)
     probabilities = model.predict_proba(scaler.transform(x))[:, 1].tolist()
@@ -113,7 +153,13 @@ def main(argv: list[str] | None = None) -> int:
             "k": args.k,
             "retrieval": "lorag DocumentIndex defaults (all-MiniLM-L6-v2 + BM25, fused)",
             "data": "SQuAD v1.1 dev (Rajpurkar et al. 2016, CC BY-SA 4.0): the train articles of "
-            "benchmarks/squad_rag.py's by-article split, in open-book form; no dev or test article",
+            "benchmarks/squad_rag.py's by-article split, in open-book form; no dev or test article"
+            + (
+                "; HotpotQA dev distractor (Yang et al. 2018, CC BY-SA 4.0): the even half of the questions at "
+                f"official positions >= 100 ({MULTIHOP_SOURCE}), never the benchmark's first 100"
+                if args.fit_hotpot
+                else ""
+            ),
             "command": "PYTHONPATH=src python benchmarks/answerability_gate.py "
             + shlex.join(str(a).replace(f"{REPO}/", "") for a in (argv if argv is not None else sys.argv[1:])),
         },

@@ -5,12 +5,13 @@ Each question's ten paragraphs (its two gold paragraphs and eight retrieved dist
 Wikipedia title, all in one ``docs/`` folder shared by every question, so retrieval searches the whole extract.
 ``supporting`` lists the files of the gold paragraphs (the titles in ``supporting_facts``); ``answers`` is the one
 gold answer. Yes/no questions are left out: "yes"/"no" scores on a coin flip and says nothing about finding and
-quoting the answer in the documents.
+quoting the answer in the documents. ``--unanswerable N`` asks N of the chosen questions without one of their gold
+paragraphs (removed from ``docs/``; ``answers`` empty), as a multi-hop set for calibrating abstention.
 
 Reads the official layout (``_id``, ``context`` as ``[[title, [sentences]], ...]``) or the Hugging Face one
-(``context`` as ``{"title": [...], "sentences": [...]}``, no id). Ids are the official ``_id`` when present, else
-``dev-NNNN``, the question's position in the source file. Deterministic: with more eligible questions than ``--n``,
-``--seed`` picks them; the output keeps source order.
+(``context`` as ``{"title": [...], "sentences": [...]}``), as a JSON array or one record a line. Ids are the
+official ``_id`` when present, else ``dev-NNNN``, the question's position in the source file. Deterministic: with
+more eligible questions than ``--n``, ``--seed`` picks them; the output keeps source order.
 
     python benchmarks/make_hotpot_extract.py path/to/hotpot_dev_distractor_v1.json [--out benchmarks/data/hotpotqa_dev]
 """
@@ -72,9 +73,21 @@ def _file_names(paragraphs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
     return names
 
 
-def make_extract(source: Path, out: Path, n: int = 150, seed: int = 0) -> dict[str, int]:
-    """Write ``out/docs/*.txt`` and ``out/questions.jsonl`` from ``source``; return the counts."""
-    records = json.loads(source.read_text(encoding="utf-8"))
+def _records(source: Path) -> list[dict[str, Any]]:
+    """A JSON array (the official file) or JSON lines (one record a line)."""
+    text = source.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        return json.loads(text)  # type: ignore[no-any-return]
+    return [json.loads(line) for line in text.splitlines() if line]
+
+
+def make_extract(source: Path, out: Path, n: int = 150, seed: int = 0, unanswerable: int = 0) -> dict[str, int]:
+    """Write ``out/docs/*.txt`` and ``out/questions.jsonl`` from ``source``; return the counts.
+
+    With ``unanswerable``, that many of the chosen questions lose one of their gold paragraphs (drawn with
+    ``seed``) from ``docs/`` and are asked with no answer; an answerable question whose gold paragraph went with
+    them is left out."""
+    records = _records(source)
     counts = {"source_questions": len(records), "yes_no_excluded": 0, "unusable_excluded": 0}
     eligible = []
     for index, record in enumerate(records):
@@ -89,23 +102,36 @@ def make_extract(source: Path, out: Path, n: int = 150, seed: int = 0) -> dict[s
     chosen = sorted(random.Random(seed).sample(eligible, n)) if len(eligible) > n else eligible
 
     names = _file_names({pair for i in chosen for pair in _paragraphs(records[i])})
+    rng = random.Random(seed + 1)
+    asked_without = set(rng.sample(chosen, unanswerable)) if unanswerable else set()
+    removed = set()
+    for i in sorted(asked_without):
+        file_of = {title: names[(title, text)] for title, text in _paragraphs(records[i])}
+        removed.add(file_of[rng.choice(_supporting_titles(records[i]))])
     docs = out / "docs"
     docs.mkdir(parents=True, exist_ok=True)
     for stale in docs.glob("*.txt"):
         stale.unlink()
     for (title, text), name in names.items():
-        (docs / name).write_text(f"{title}\n\n{text}\n", encoding="utf-8")
+        if name not in removed:
+            (docs / name).write_text(f"{title}\n\n{text}\n", encoding="utf-8")
 
     lines = []
+    counts["lost_gold_excluded"] = 0
     for i in chosen:
         record = records[i]
         file_of = {title: names[(title, text)] for title, text in _paragraphs(record)}
+        supporting = sorted({file_of[t] for t in _supporting_titles(record)})
+        if i not in asked_without and removed.intersection(supporting):
+            counts["lost_gold_excluded"] += 1
+            continue
+        answerable = i not in asked_without
         lines.append(
             {
                 "id": record.get("_id") or record.get("id") or f"dev-{i:04d}",
                 "question": record["question"].strip(),
-                "answers": [record["answer"].strip()],
-                "supporting": sorted({file_of[t] for t in _supporting_titles(record)}),
+                "answers": [record["answer"].strip()] if answerable else [],
+                "supporting": supporting if answerable else [],
                 "type": record.get("type"),
                 "level": record.get("level"),
             }
@@ -116,9 +142,10 @@ def make_extract(source: Path, out: Path, n: int = 150, seed: int = 0) -> dict[s
     counts |= {
         "eligible": len(eligible),
         "questions": len(lines),
+        "unanswerable": sum(not line["answers"] for line in lines),
         "bridge": sum(line["type"] == "bridge" for line in lines),
         "comparison": sum(line["type"] == "comparison" for line in lines),
-        "documents": len(names),
+        "documents": len(names) - len(removed),
         "documents_bytes": sum(p.stat().st_size for p in docs.glob("*.txt")),
     }
     return counts
@@ -130,8 +157,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--n", type=int, default=150, help="questions to keep (all eligible ones when fewer)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--unanswerable", type=int, default=0, help="questions asked with one of their gold paragraphs removed"
+    )
     args = parser.parse_args()
-    counts = make_extract(args.source, args.out, args.n, args.seed)
+    counts = make_extract(args.source, args.out, args.n, args.seed, args.unanswerable)
     print(json.dumps(counts, indent=2))
 
 
