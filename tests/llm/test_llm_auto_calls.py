@@ -80,3 +80,28 @@ def test_chat_lorag_binds_the_threshold(engine: LoragEngine):
     forced = chat.bind_tools([WEATHER.to_openai()], auto_call_min_logprob=-1e9).invoke(CHAT[0]["content"])
     assert [call["name"] for call in forced.tool_calls] == ["get_weather"]
     assert not chat.bind_tools([WEATHER.to_openai()], auto_call_min_logprob=None).invoke(CHAT[0]["content"]).tool_calls
+
+
+FACTORIAL = Tool(  # BFCL v4 simple_python_1's function (Apache-2.0), its dots left out of the name
+    "math_factorial",
+    "Calculate the factorial of a given number.",
+    {"type": "object", "properties": {"number": {"type": "integer"}}, "required": ["number"]},
+)
+
+
+@pytest.mark.real_model
+def test_the_calibrated_default_calls_where_smollm2_leans_to_a_call_and_not_for_chat():
+    """SmolLM2-135M never opens this call greedily; its calibrated threshold makes ``auto`` call it, and still leaves
+    a request that needs no function to prose."""
+    engine = LoragEngine("smollm2-135m-instruct", quantization="nf4", device="cpu")
+    try:
+        assert engine.base.fingerprint in AUTO_CALL_MIN_LOGPROB
+        ask = [{"role": "user", "content": "Calculate the factorial of 5 using math functions."}]
+        plain = engine.generate(messages=ask, tools=[FACTORIAL], auto_call_min_logprob=None, max_tokens=48)
+        called = engine.generate(messages=ask, tools=[FACTORIAL], max_tokens=48)
+        assert not plain.tool_reply.tool_calls
+        assert [(c.name, c.arguments) for c in called.tool_reply.tool_calls] == [("math_factorial", {"number": 5})]
+        chat = [{"role": "user", "content": "Write a haiku about autumn."}]
+        assert not engine.generate(messages=chat, tools=[FACTORIAL], max_tokens=24).tool_reply.tool_calls
+    finally:
+        engine.close()

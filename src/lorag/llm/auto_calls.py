@@ -17,8 +17,11 @@ from typing import Any, Final
 #: ``auto_call_min_logprob`` default: the threshold calibrated for the engine's base, if there is one.
 CALIBRATED: Final = "calibrated"
 
-#: log P(``<tool_call>`` | prompt) at or above which ``auto`` calls a tool, per base fingerprint.
-AUTO_CALL_MIN_LOGPROB: Final[dict[str, float]] = {}
+#: log P(``<tool_call>`` | prompt) at or above which ``auto`` calls a tool, per base fingerprint, chosen on BFCL dev
+#: prompts by ``benchmarks/tool_calls_auto.py`` (``benchmarks/results/tool_calls_auto.md``).
+AUTO_CALL_MIN_LOGPROB: Final[dict[str, float]] = {
+    "e557f961dd4c8971": -4.28,  # smollm2-135m-instruct (lorag.models); dev balanced accuracy 0.78
+}
 
 
 def auto_call_threshold(value: float | str | None, fingerprint: str) -> float | None:
