@@ -82,6 +82,27 @@ def test_chat_lorag_binds_the_threshold(engine: LoragEngine):
     assert not chat.bind_tools([WEATHER.to_openai()], auto_call_min_logprob=None).invoke(CHAT[0]["content"]).tool_calls
 
 
+def test_loraglm_passes_the_threshold_too(long_llm_dir: Path):
+    from llama_index.core.tools import FunctionTool
+    from pydantic import BaseModel, Field
+
+    from llama_index.llms.lorag import LoragLLM
+
+    class Place(BaseModel):
+        city: str = Field(max_length=8)
+
+    def get_weather(city: str) -> str:
+        """Weather at a place."""
+        return "sunny"
+
+    llm = LoragLLM(model=str(long_llm_dir), quantization="none", device="cpu", max_tokens=120)
+    tool = FunctionTool.from_defaults(fn=get_weather, fn_schema=Place)
+    forced = llm.chat_with_tools([tool], CHAT[0]["content"], auto_call_min_logprob=-1e9)
+    assert [call.tool_name for call in llm.get_tool_calls_from_response(forced)] == ["get_weather"]
+    plain = llm.chat_with_tools([tool], CHAT[0]["content"], auto_call_min_logprob=None)
+    assert not llm.get_tool_calls_from_response(plain, error_on_no_tool_call=False)
+
+
 FACTORIAL = Tool(  # BFCL v4 simple_python_1's function (Apache-2.0), its dots left out of the name
     "math_factorial",
     "Calculate the factorial of a given number.",

@@ -5,8 +5,6 @@ and bad tool input is refused naming the problem."""
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -51,14 +49,8 @@ class City(BaseModel):
 
 
 @pytest.fixture(scope="module")
-def llm(tiny_llm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> LoragLLM:
-    """The tiny model with a 2048-token context (RoPE: only the config changes), room for tools and a history."""
-    long = tmp_path_factory.mktemp("tiny-llm-long")
-    for item in tiny_llm_dir.iterdir():
-        shutil.copy(item, long / item.name)
-    config = json.loads((long / "config.json").read_text())
-    (long / "config.json").write_text(json.dumps({**config, "max_position_embeddings": 2048}))
-    return LoragLLM(model=str(long), quantization="none", device="cpu", max_tokens=120)
+def llm(long_llm_dir: Path) -> LoragLLM:
+    return LoragLLM(model=str(long_llm_dir), quantization="none", device="cpu", max_tokens=120)
 
 
 def test_is_a_function_calling_llm(llm: LoragLLM) -> None:

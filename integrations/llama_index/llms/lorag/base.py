@@ -102,9 +102,10 @@ class LoragLLM(_Options, _Remote, FunctionCallingLLM):  # type: ignore[misc,vali
         kwargs.pop("formatted", None)  # LlamaIndex's own flag: the prompt is used as given either way
         tools = kwargs.pop("tools", None)
         tool_choice = kwargs.pop("tool_choice", "auto")
+        auto_call = {k: kwargs.pop(k) for k in ("auto_call_min_logprob",) if k in kwargs}  # lorag.llm.auto_calls
         options = self.call_options(kwargs)
         if tools:
-            options.update(tools=tools, tool_choice=tool_choice)
+            options.update(tools=tools, tool_choice=tool_choice, **({} if self.is_remote() else auto_call))
         return options
 
     @staticmethod
