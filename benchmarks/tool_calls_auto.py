@@ -49,7 +49,7 @@ def prompts(source: Path, part: tuple[tuple[str, int, int, bool], ...]) -> list[
 
 def opening_logprobs(engine: Any, rows: list[dict[str, Any]]) -> list[float]:
     from lorag.llm.adapters import BASE_ADAPTER
-    from lorag.llm.auto_calls import opening_ids
+    from lorag.llm.auto_calls import continuation_logprob, opening_ids
     from lorag.llm.generation import build_prompt
     from lorag.llm.tools import OPEN, prepare_tools
 
@@ -57,7 +57,9 @@ def opening_logprobs(engine: Any, rows: list[dict[str, Any]]) -> list[float]:
     scores = []
     for row in rows:
         ids = build_prompt(engine.tokenizer, None, row["messages"], prepare_tools(tools(row)))
-        scores.append(engine.scheduler.continuation_logprob(ids, opening, BASE_ADAPTER))
+        score = continuation_logprob(engine.scheduler.registry, ids, opening, BASE_ADAPTER)
+        assert score is not None  # the bare base has no virtual tokens
+        scores.append(score)
     return scores
 
 

@@ -10,7 +10,13 @@ import pytest
 
 from lorag.llm import LoragEngine, Tool
 from lorag.llm.adapters import BASE_ADAPTER
-from lorag.llm.auto_calls import AUTO_CALL_MIN_LOGPROB, CALIBRATED, auto_call_threshold, opening_ids
+from lorag.llm.auto_calls import (
+    AUTO_CALL_MIN_LOGPROB,
+    CALIBRATED,
+    auto_call_threshold,
+    continuation_logprob,
+    opening_ids,
+)
 from lorag.llm.generation import build_prompt
 from lorag.llm.tools import OPEN, prepare_tools
 
@@ -48,7 +54,7 @@ def test_the_score_is_the_teacher_forced_log_probability_of_the_tag(engine: Lora
 
     prompt = build_prompt(engine.tokenizer, None, CHAT, prepare_tools([WEATHER]))
     tag = opening_ids(engine.tokenizer, OPEN)
-    score = engine.scheduler.continuation_logprob(prompt, tag, BASE_ADAPTER)
+    score = continuation_logprob(engine.scheduler.registry, prompt, tag, BASE_ADAPTER)
     model, expected, ids = engine.scheduler.registry.base.model, 0.0, list(prompt)
     with torch.inference_mode():
         for token in tag:  # one token at a time, each from the full forward pass of the ids so far
@@ -61,7 +67,7 @@ def test_the_score_is_the_teacher_forced_log_probability_of_the_tag(engine: Lora
 
 def test_a_score_at_the_threshold_forces_one_valid_call_and_below_it_the_model_writes_freely(engine: LoragEngine):
     prompt = build_prompt(engine.tokenizer, None, CHAT, prepare_tools([WEATHER]))
-    score = engine.scheduler.continuation_logprob(prompt, opening_ids(engine.tokenizer, OPEN), BASE_ADAPTER)
+    score = continuation_logprob(engine.scheduler.registry, prompt, opening_ids(engine.tokenizer, OPEN), BASE_ADAPTER)
     forced = engine.generate(messages=CHAT, tools=[WEATHER], auto_call_min_logprob=score, max_tokens=120)
     assert [call.name for call in forced.tool_reply.tool_calls] == ["get_weather"]
     assert isinstance(forced.tool_reply.tool_calls[0].arguments["city"], str)

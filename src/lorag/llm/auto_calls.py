@@ -12,7 +12,10 @@ prompts the benchmark does not test; a base without one keeps plain ``auto``.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from lorag.llm.adapters import AdapterRegistry
 
 #: ``auto_call_min_logprob`` default: the threshold calibrated for the engine's base, if there is one.
 CALIBRATED: Final = "calibrated"
@@ -38,3 +41,28 @@ def auto_call_threshold(value: float | str | None, fingerprint: str) -> float | 
 def opening_ids(tokenizer: Any, opening: str) -> list[int]:
     """The tokens of the opening tag as the model writes it after a prompt."""
     return list(tokenizer(opening, add_special_tokens=False)["input_ids"])
+
+
+def continuation_logprob(
+    registry: AdapterRegistry, prompt_ids: list[int], continuation: list[int], adapter: str | None
+) -> float | None:
+    """log P(``continuation`` | ``prompt_ids``) under the adapter, teacher-forced in one forward pass on the
+    caller's thread, between the scheduler's steps (the model lock is held). None for adapters with virtual tokens,
+    whose prompt is not these ids alone."""
+    import torch
+
+    from lorag.llm.attention import row_spans
+
+    name, _ = registry.acquire(adapter)
+    try:
+        if registry.virtual_tokens(name) is not None:
+            return None
+        model = registry.base.model
+        ids = torch.tensor([prompt_ids + continuation], device=model.device)
+        positions = torch.arange(ids.shape[1], device=model.device).unsqueeze(0)
+        with registry.model_lock, torch.inference_mode(), row_spans([0]), registry.routed([name]) as routed:
+            out = routed(input_ids=ids, position_ids=positions, use_cache=False, logits_to_keep=len(continuation) + 1)
+        scores = torch.log_softmax(out.logits[0, :-1].float(), dim=-1)
+        return float(scores[torch.arange(len(continuation)), torch.tensor(continuation)].sum())
+    finally:
+        registry.release(name)

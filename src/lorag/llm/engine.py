@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from lorag.llm.adapters import BASE_ADAPTER, AdapterInfo, AdapterRegistry
 from lorag.llm.attention import ensure_registered
-from lorag.llm.auto_calls import CALIBRATED, auto_call_threshold, opening_ids
+from lorag.llm.auto_calls import CALIBRATED, auto_call_threshold, continuation_logprob, opening_ids
 from lorag.llm.generation import (
     GenerationResult,
     SamplingParams,
@@ -208,7 +208,7 @@ class LoragEngine:
         ids = build_prompt(self.tokenizer, prompt, messages, offered)
         adapter = adapter if adapter is not None else BASE_ADAPTER
         if offered and constrain_tools and tool_choice == "auto" and threshold is not None:
-            opening = self.scheduler.continuation_logprob(ids, opening_ids(self.tokenizer, OPEN), adapter)
+            opening = continuation_logprob(self.scheduler.registry, ids, opening_ids(self.tokenizer, OPEN), adapter)
             tool_choice = "required" if opening is not None and opening >= threshold else tool_choice
         listed = not supports_tools(self.tokenizer)  # the fallback format's call blocks
         grammar = tool_grammar(offered, tool_choice, listed=listed) if constrain_tools else None

@@ -170,27 +170,6 @@ class BatchScheduler:
         self._pending.put(active)
         return handle
 
-    def continuation_logprob(self, prompt_ids: list[int], continuation: list[int], adapter: str | None) -> float | None:
-        """log P(``continuation`` | ``prompt_ids``) under the adapter, teacher-forced in one forward pass on the
-        caller's thread (between the worker's steps: the model lock is held). None for adapters with virtual
-        tokens, whose prompt is not these ids alone."""
-        import torch
-
-        name, _ = self.registry.acquire(adapter)
-        try:
-            if self.registry.virtual_tokens(name) is not None:
-                return None
-            model = self.registry.base.model
-            ids = torch.tensor([prompt_ids + continuation], device=model.device)
-            positions = torch.arange(ids.shape[1], device=model.device).unsqueeze(0)
-            registry, keep = self.registry, len(continuation) + 1
-            with registry.model_lock, torch.inference_mode(), row_spans([0]), registry.routed([name]) as routed:
-                out = routed(input_ids=ids, position_ids=positions, use_cache=False, logits_to_keep=keep)
-            scores = torch.log_softmax(out.logits[0, :-1].float(), dim=-1)
-            return float(scores[torch.arange(len(continuation)), torch.tensor(continuation)].sum())
-        finally:
-            self.registry.release(name)
-
     def close(self) -> None:
         """Stop the worker after failing any queued requests."""
         self._closed.set()
