@@ -79,6 +79,19 @@ def test_a_score_at_the_threshold_forces_one_valid_call_and_below_it_the_model_w
     assert uncalibrated.text == plain.text  # the tiny base has no calibration: plain auto by default
 
 
+def test_after_a_tool_result_the_model_chooses_itself(engine: LoragEngine):
+    """An agent is never pushed into another call: the threshold decides only turns that answer the user."""
+    call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    chat = [
+        *CHAT,
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "name": "get_weather", "content": "sunny"},
+    ]
+    always = engine.generate(messages=chat, tools=[WEATHER], auto_call_min_logprob=-1e9, max_tokens=60)
+    plain = engine.generate(messages=chat, tools=[WEATHER], auto_call_min_logprob=None, max_tokens=60)
+    assert always.text == plain.text and not always.tool_reply.tool_calls
+
+
 def test_chat_lorag_binds_the_threshold(engine: LoragEngine):
     from langchain_lorag import ChatLorag
 

@@ -6,8 +6,10 @@ so under ``auto`` lorag's agents never acted. The *probability* it gives the tag
 call from those that do not (``benchmarks/results/tool_calls_auto.md``). Under ``auto`` the engine therefore scores
 the tag after the prompt (one teacher-forced forward pass) and, when its log-probability reaches the threshold
 calibrated for the base, forces one call (the tool grammar makes it valid); below it the model writes freely, as
-before. Thresholds are chosen per base (by content fingerprint) by ``benchmarks/tool_calls.py calibrate`` on BFCL
-prompts the benchmark does not test; a base without one keeps plain ``auto``.
+before. Only a turn that answers the user is decided so, the turns the thresholds were chosen on: after a tool
+result the model's own choice stands, so a forced call cannot keep an agent calling. Thresholds are chosen per base
+(by content fingerprint) by ``benchmarks/tool_calls_auto.py`` on BFCL prompts the benchmark does not test; a base
+without one keeps plain ``auto``.
 """
 
 from __future__ import annotations

@@ -185,9 +185,10 @@ class LoragEngine:
                 call) or a tool's name (exactly one call to it).
             constrain_tools: Grammar-constrain the calls (a forced call always parses and its arguments validate;
                 under ``auto`` a call the model starts does). False leaves the model free, for comparison.
-            auto_call_min_logprob: Under ``auto`` with constrained tools, force one call when the model's
-                log-probability of opening one after the prompt is at least this (``lorag.llm.auto_calls``); the
-                default is the threshold calibrated for this base (none: plain ``auto``); None turns it off.
+            auto_call_min_logprob: Under ``auto`` with constrained tools, on a turn that answers the user (the
+                last message is theirs, not a tool result), force one call when the model's log-probability of
+                opening one after the prompt is at least this (``lorag.llm.auto_calls``); the default is the
+                threshold calibrated for this base (none: plain ``auto``); None turns it off.
             loop: The running event loop, for ``async for`` consumption.
             **sampling: ``SamplingParams`` fields: max_tokens, temperature, top_p, top_k, seed, stop,
                 repetition_penalty, no_repeat_ngram_size, presence_penalty, frequency_penalty, min_tokens,
@@ -207,7 +208,7 @@ class LoragEngine:
             raise ValueError("give either tools or a grammar: tool calls carry their own grammar")
         ids = build_prompt(self.tokenizer, prompt, messages, offered)
         adapter = adapter if adapter is not None else BASE_ADAPTER
-        if offered and constrain_tools and tool_choice == "auto" and threshold is not None:
+        if offered and constrain_tools and tool_choice == "auto" and threshold is not None and _user_turn(messages):
             opening = continuation_logprob(self.scheduler.registry, ids, opening_ids(self.tokenizer, OPEN), adapter)
             tool_choice = "required" if opening is not None and opening >= threshold else tool_choice
         listed = not supports_tools(self.tokenizer)  # the fallback format's call blocks
@@ -266,3 +267,9 @@ class LoragEngine:
     def close(self) -> None:
         """Stop the scheduler's worker thread."""
         self.scheduler.close()
+
+
+def _user_turn(messages: Sequence[Message] | None) -> bool:
+    """Whether the reply answers a user message: the turns ``auto_calls`` thresholds were chosen on. After a tool
+    result the model's own choice stands, so a forced call cannot keep an agent calling."""
+    return messages is not None and len(messages) > 0 and messages[-1].get("role") == "user"
