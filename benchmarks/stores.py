@@ -78,6 +78,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="smoke test: the first N queries (no results file)")
     parser.add_argument("--max-docs", type=int, default=0, help="smoke test: the first N documents only")
     parser.add_argument("--out", default=None, help="results file (default: benchmarks/results/stores.md)")
+    parser.add_argument(
+        "--only", nargs="+", default=[], help="rows whose name holds one of these words, beside the FAISS reference"
+    )
     args = parser.parse_args()
     args.command = _command()
     args.load_before = os.getloadavg()
@@ -124,7 +127,11 @@ def main() -> None:
 
     systems: dict[str, tuple[Search, float]] = {}
     with contextlib.ExitStack() as stack:
-        for name, build in builders(args, ids, texts, vectors, vector_of, Precomputed(), stack).items():
+        for position, (name, build) in enumerate(
+            builders(args, ids, texts, vectors, vector_of, Precomputed(), stack).items()
+        ):
+            if position and args.only and not any(word in name for word in args.only):
+                continue
             gc.collect()
             start = time.perf_counter()
             search = build()

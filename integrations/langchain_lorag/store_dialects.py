@@ -94,6 +94,33 @@ class _PGVectorDialect(_Dialect):
 
     by_vector = True
 
+    def scored_by_vector(self, vector: list[float], k: int, kwargs: dict[str, Any]) -> Scored:
+        """PGVector's own search loads each hit as an ORM row, its embedding parsed too, after a separate query for
+        the collection; lorag reads text, metadata and distance only, in one query (the same rows, order and
+        scores: its filter clause and distance are PGVector's)."""
+        from langchain_core.documents import Document
+        from sqlalchemy import select
+
+        store = self.store
+        if not store.use_jsonb:
+            return super().scored_by_vector(vector, k, kwargs)
+        table, collections = store.EmbeddingStore, store.CollectionStore
+        distance = store.distance_strategy(vector).label("distance")
+        where = [collections.name == store.collection_name]
+        if kwargs.get("filter") and (clause := store._create_filter_clause(kwargs["filter"])) is not None:
+            where.append(clause)
+        query = (
+            select(table.id, table.document, table.cmetadata, distance)
+            .join(collections, table.collection_id == collections.uuid)
+            .where(*where)
+            .order_by(distance)
+            .limit(k)
+        )
+        with store.session_maker() as session:
+            rows = session.execute(query).all()
+        relevance = store._select_relevance_score_fn()
+        return [(Document(id=row[0], page_content=row[1], metadata=row[2]), relevance(row[3])) for row in rows]
+
     def ids_filter_kwargs(self, doc_ids: list[str]) -> dict[str, Any] | None:
         return {"filter": {ID_KEY: {"$in": doc_ids}}}
 

@@ -79,6 +79,22 @@ def test_filters_are_applied_inside_the_store(hybrid: HybridRetriever, filter: d
     assert {d.metadata["lorag_id"] for d in found} == expected(filter)
 
 
+@pytest.mark.parametrize("filter", [None, *PUSHED], ids=str)
+def test_the_lean_search_returns_what_pgvector_returns(hybrid: HybridRetriever, filter: dict | None) -> None:
+    """lorag's one-query search by vector (text, metadata and distance only) gives PGVector's own hits and scores."""
+    backend = hybrid.dense
+    kwargs = backend._dialect.filter_kwargs(parse(filter)) if filter else {}
+    vector = ConceptEmbeddings().embed_query("wolves hunt in the forest at night")
+    lean = backend._dialect.scored_by_vector(vector, len(IDS), kwargs)
+    own = [
+        (doc, backend.vectorstore._select_relevance_score_fn()(distance))
+        for doc, distance in backend.vectorstore.similarity_search_with_score_by_vector(vector, k=len(IDS), **kwargs)
+    ]
+    assert [(d.id, d.page_content, d.metadata) for d, _ in lean] == [(d.id, d.page_content, d.metadata) for d, _ in own]
+    assert [score for _, score in lean] == pytest.approx([score for _, score in own], abs=1e-12)
+    assert len(lean) == (len(IDS) if filter is None else len(expected(filter)))
+
+
 LORAG_SIDE = [
     {"year": {"$ne": 2019}},  # keeps "berlin", which has no year
     {"$not": {"topic": "animals"}},
