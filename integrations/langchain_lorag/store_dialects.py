@@ -125,18 +125,17 @@ class _PGVectorDialect(_Dialect):
         return {"filter": {ID_KEY: {"$in": doc_ids}}}
 
     def stored_scores(self, vector: list[float], doc_ids: list[str]) -> dict[str, float] | None:
-        from langchain_postgres.vectorstores import DistanceStrategy
+        """The server computes the distances (PGVector's own distance expression), so no vector is shipped or
+        parsed."""
         from sqlalchemy import select
 
-        if self.store._distance_strategy != DistanceStrategy.COSINE:
-            return None
         by_store_id = {self.store_id(i): i for i in doc_ids}
         table = self.store.EmbeddingStore
+        distance = self.store.distance_strategy(vector)
         with self.store.session_maker() as session:
-            rows = session.execute(select(table.id, table.embedding).where(table.id.in_(list(by_store_id)))).all()
-        cosines = _cosines(vector, {by_store_id[row[0]]: row[1] for row in rows})
+            rows = session.execute(select(table.id, distance).where(table.id.in_(list(by_store_id)))).all()
         relevance = self.store._select_relevance_score_fn()
-        return {doc_id: relevance(1.0 - cos) for doc_id, cos in cosines.items()}  # pgvector's cosine distance
+        return {by_store_id[row[0]]: relevance(row[1]) for row in rows}
 
     def store_id(self, doc_id: str) -> str:
         return f"{self.store.collection_name}:{doc_id}"

@@ -93,6 +93,9 @@ def test_the_lean_search_returns_what_pgvector_returns(hybrid: HybridRetriever, 
     assert [(d.id, d.page_content, d.metadata) for d, _ in lean] == [(d.id, d.page_content, d.metadata) for d, _ in own]
     assert [score for _, score in lean] == pytest.approx([score for _, score in own], abs=1e-12)
     assert len(lean) == (len(IDS) if filter is None else len(expected(filter)))
+    if filter is None:  # the scores of given documents, computed by the server, are the search's
+        by_id = backend._dialect.stored_scores(vector, IDS)
+        assert by_id == pytest.approx({d.metadata["lorag_id"]: score for d, score in own}, abs=1e-12)
 
 
 LORAG_SIDE = [
