@@ -49,6 +49,16 @@ def long_llm_dir(tiny_llm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     return out
 
 
+@pytest.fixture(scope="module")
+def long_engine(long_llm_dir: Path, llm_device: str):
+    """A fresh engine (fp32) per test module over the 2048-token tiny model."""
+    from lorag.llm import LoragEngine
+
+    eng = LoragEngine(long_llm_dir, quantization="none", device=llm_device)
+    yield eng
+    eng.close()
+
+
 @pytest.fixture(scope="session")
 def adapter64_dirs(tiny_llm64_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("adapters64")

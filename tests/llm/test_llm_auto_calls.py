@@ -31,10 +31,8 @@ CHAT = [{"role": "user", "content": "What is the weather in Paris?"}]
 
 
 @pytest.fixture(scope="module")
-def engine(long_llm_dir: Path, llm_device: str):
-    eng = LoragEngine(long_llm_dir, quantization="none", device=llm_device)
-    yield eng
-    eng.close()
+def engine(long_engine: LoragEngine) -> LoragEngine:
+    return long_engine
 
 
 def test_thresholds_resolve_and_bad_values_are_named():

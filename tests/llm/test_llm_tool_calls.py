@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 from typing import Annotated, Literal
 
 import jsonschema
@@ -52,10 +51,8 @@ CHAT = [{"role": "user", "content": "What is the weather in Paris?"}]
 
 
 @pytest.fixture(scope="module")
-def engine(long_llm_dir: Path, llm_device: str):
-    eng = LoragEngine(long_llm_dir, quantization="none", device=llm_device)
-    yield eng
-    eng.close()
+def engine(long_engine: LoragEngine) -> LoragEngine:
+    return long_engine
 
 
 @pytest.fixture(scope="module")
