@@ -1,8 +1,8 @@
 """``ChatLorag``: a LangChain chat model over one (quantized) base with a LoRA adapter chosen per call.
 
 Tool calling and structured output are the core's (``lorag.llm.tools``, ``lorag.llm.structured``): this module maps
-LangChain's tools, messages and schemas onto them. Calls and structured replies are grammar-constrained, so a forced
-call always parses and its arguments validate, even from a 135M model.
+LangChain's tools and schemas onto them (messages: ``langchain_lorag.messages``). Calls and structured replies are
+grammar-constrained, so a forced call always parses and its arguments validate, even from a 135M model.
 
 With ``base_url`` set, the same class talks to a vLLM, llama.cpp or other OpenAI-compatible server instead
 (``lorag.llm.remote.RemoteEngine``, which has the local engine's methods): every method below runs unchanged, and
@@ -19,17 +19,8 @@ from typing import Any, Literal
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.chat_models import BaseChatModel, LangSmithParams
-from langchain_core.messages import (
-    AIMessage,
-    AIMessageChunk,
-    BaseMessage,
-    ChatMessage,
-    HumanMessage,
-    SystemMessage,
-    ToolMessage,
-)
-from langchain_core.messages.ai import UsageMetadata
-from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -39,7 +30,8 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 
 from langchain_lorag._common import LoragParams
-from lorag.llm import GenerationResult, Grammar, LoragEngine, TextDelta, ToolCallStream, ToolReply, Usage
+from langchain_lorag.messages import reply_fields, to_chat, tool_choice_name, usage_metadata
+from lorag.llm import GenerationResult, Grammar, LoragEngine, TextDelta, ToolCallStream, ToolReply
 from lorag.llm.generation import build_prompt
 from lorag.llm.remote import RemoteEngine, remote_options_model
 from lorag.llm.tools import prepare_tools
@@ -48,91 +40,6 @@ _Remote = remote_options_model()
 
 #: Call options ChatLorag takes besides the common ones: set by ``bind_tools`` and ``with_structured_output``.
 TOOL_OPTIONS = ("tools", "tool_choice", "auto_call_min_logprob", "json_schema", "json_mode")
-#: Content blocks of an AI message that its ``tool_calls`` already carry (Anthropic's ``tool_use`` and the like).
-_CALL_BLOCKS = frozenset({"tool_use", "tool_call", "tool_call_chunk", "function_call"})
-
-
-def _text(message: BaseMessage) -> str:
-    if isinstance(message.content, str):
-        return message.content
-    parts = []
-    for block in message.content:
-        if isinstance(block, str):
-            parts.append(block)
-        elif isinstance(block, dict) and block.get("type") == "text":
-            parts.append(str(block.get("text", "")))
-        elif isinstance(message, AIMessage) and isinstance(block, dict) and block.get("type") in _CALL_BLOCKS:
-            continue
-        else:
-            kind = block.get("type") if isinstance(block, dict) else type(block).__name__
-            raise ValueError(f"ChatLorag takes text only; got a {kind!r} content block")
-    return "".join(parts)
-
-
-def to_chat(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
-    """LangChain messages -> OpenAI-shaped chat messages for the model's chat template, tool calls and results
-    (with their ``tool_call_id``) included."""
-    chat: list[dict[str, Any]] = []
-    for message in messages:
-        if isinstance(message, SystemMessage):
-            role = "system"
-        elif isinstance(message, HumanMessage):
-            role = "user"
-        elif isinstance(message, AIMessage):
-            role = "assistant"
-        elif isinstance(message, ToolMessage):
-            role = "tool"
-        elif isinstance(message, ChatMessage):
-            role = message.role
-        else:
-            raise ValueError(f"unsupported message type {type(message).__name__}")
-        entry: dict[str, Any] = {"role": role, "content": _text(message)}
-        if isinstance(message, AIMessage) and message.tool_calls:
-            entry["tool_calls"] = [
-                {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["args"]}}
-                for call in message.tool_calls
-            ]
-        if isinstance(message, ToolMessage):
-            entry["tool_call_id"] = message.tool_call_id
-            if message.name:
-                entry["name"] = message.name
-        chat.append(entry)
-    return chat
-
-
-def _tool_choice(choice: str | bool | dict[str, Any] | None) -> str:
-    """LangChain's spellings of a tool choice -> the core's (``auto``, ``none``, ``required`` or a tool's name)."""
-    if choice is None or choice == "auto":
-        return "auto"
-    if choice is True or choice in ("any", "required"):
-        return "required"
-    if choice is False or choice == "none":
-        return "none"
-    if isinstance(choice, dict):
-        name = choice.get("function", {}).get("name") or choice.get("name")
-        if not isinstance(name, str):
-            raise ValueError(f"a tool_choice dict must name a function, got {choice!r}")
-        return name
-    if isinstance(choice, str):
-        return choice
-    raise ValueError(f"tool_choice must be a tool's name, 'auto', 'any', 'required', 'none' or a bool; got {choice!r}")
-
-
-def _reply_message(reply: ToolReply | None, text: str) -> dict[str, Any]:
-    """``AIMessage`` fields for a finished reply: its text and its (invalid) tool calls."""
-    if reply is None:
-        return {"content": text}
-    return {
-        "content": reply.content,
-        "tool_calls": [tool_call(name=c.name, args=c.arguments, id=c.id) for c in reply.tool_calls],
-        "invalid_tool_calls": [invalid_tool_call(args=c.text, error=c.error) for c in reply.invalid_tool_calls],
-    }
-
-
-def _usage(usage: Usage) -> UsageMetadata:
-    return UsageMetadata(  # type: ignore[typeddict-item]  # the token details are optional at run time
-        input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens, total_tokens=usage.total_tokens
-    )
 
 
 class ChatLorag(LoragParams, _Remote, BaseChatModel):  # type: ignore[misc,valid-type]
@@ -226,7 +133,7 @@ class ChatLorag(LoragParams, _Remote, BaseChatModel):  # type: ignore[misc,valid
             ValueError: Two different tools share a name, or ``tool_choice`` names no bound tool.
         """
         formatted = [convert_to_openai_tool(tool) for tool in tools]
-        choice = _tool_choice(tool_choice)
+        choice = tool_choice_name(tool_choice)
         prepare_tools(formatted, choice)
         return super().bind(tools=formatted, tool_choice=choice, **kwargs)
 
@@ -307,8 +214,8 @@ class ChatLorag(LoragParams, _Remote, BaseChatModel):  # type: ignore[misc,valid
 
     def _message(self, result: GenerationResult) -> AIMessage:
         return AIMessage(
-            **_reply_message(result.tool_reply, result.text),
-            usage_metadata=_usage(result.usage),
+            **reply_fields(result.tool_reply, result.text),
+            usage_metadata=usage_metadata(result.usage),
             response_metadata=self._metadata(result.finish_reason, result.adapter),
         )
 
@@ -396,7 +303,7 @@ class _Chunker:
         return ChatGenerationChunk(
             message=AIMessageChunk(
                 **fields,
-                usage_metadata=_usage(delta.usage),
+                usage_metadata=usage_metadata(delta.usage),
                 response_metadata=self._chat._metadata(delta.finish_reason, self._adapter),
                 chunk_position="last",
             )

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from langchain_lorag import ChatLorag
-from langchain_lorag.chat_models import to_chat
+from langchain_lorag.messages import to_chat
 from lorag.llm import GrammarError, LoragEngine, Tool, ToolCallStream, parse_tool_calls
 from lorag.llm.generation import build_prompt
 from lorag.llm.tools import FALLBACK_TOOLS_PROMPT, prepare_tools, render_chat
