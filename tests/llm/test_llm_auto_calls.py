@@ -90,6 +90,20 @@ def test_after_a_tool_result_the_model_chooses_itself(engine: LoragEngine):
     assert always.text == plain.text and not always.tool_reply.tool_calls
 
 
+def test_a_prompt_over_the_context_is_refused_without_a_scoring_pass(
+    engine: LoragEngine, monkeypatch: pytest.MonkeyPatch
+):
+    import lorag.llm.engine
+
+    def fail(*args, **kwargs):
+        raise AssertionError("scored a prompt the engine refuses")
+
+    monkeypatch.setattr(lorag.llm.engine, "continuation_logprob", fail)
+    long_chat = [{"role": "user", "content": "weather " * engine.scheduler.max_length}]
+    with pytest.raises(ValueError, match="the model's context is"):
+        engine.generate(messages=long_chat, tools=[WEATHER], auto_call_min_logprob=-1e9)
+
+
 def test_chat_lorag_binds_the_threshold(engine: LoragEngine):
     from langchain_lorag import ChatLorag
 

@@ -208,7 +208,15 @@ class LoragEngine:
             raise ValueError("give either tools or a grammar: tool calls carry their own grammar")
         ids = build_prompt(self.tokenizer, prompt, messages, offered)
         adapter = adapter if adapter is not None else BASE_ADAPTER
-        if offered and constrain_tools and tool_choice == "auto" and threshold is not None and _user_turn(messages):
+        fits = len(ids) < self.scheduler.max_length  # a longer prompt is refused below, with no scoring pass
+        if (
+            offered
+            and constrain_tools
+            and tool_choice == "auto"
+            and threshold is not None
+            and fits
+            and _user_turn(messages)
+        ):
             opening = continuation_logprob(self.scheduler.registry, ids, opening_ids(self.tokenizer, OPEN), adapter)
             tool_choice = "required" if opening is not None and opening >= threshold else tool_choice
         listed = not supports_tools(self.tokenizer)  # the fallback format's call blocks
