@@ -101,6 +101,10 @@ def make_extract(source: Path, out: Path, n: int = 150, seed: int = 0, unanswera
             eligible.append(index)
     chosen = sorted(random.Random(seed).sample(eligible, n)) if len(eligible) > n else eligible
 
+    if not 0 <= unanswerable <= len(chosen):
+        raise SystemExit(
+            f"{source}: --unanswerable {unanswerable} must be between 0 and the {len(chosen)} questions kept"
+        )
     names = _file_names({pair for i in chosen for pair in _paragraphs(records[i])})
     rng = random.Random(seed + 1)
     asked_without = set(rng.sample(chosen, unanswerable)) if unanswerable else set()
