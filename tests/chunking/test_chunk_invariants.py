@@ -6,11 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from chunking_fakes import fake_embed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lorag.chunking import TokenLength, make_splitter
+from tests.chunking.fakes import fake_embed
 
 WORDS = st.sampled_from(
     ["the", "Dr.", "3.14", "año", "niño", "über", "日本語", "emoji🙂", "Sr.", "e.g.", "x", "naïve", "ﬁ", "İ"]

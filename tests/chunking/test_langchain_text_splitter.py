@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from chunking_fakes import fake_embed
 from langchain_core.documents import Document
 from langchain_text_splitters import TextSplitter
 
 from langchain_lorag import LoragTextSplitter
+from tests.chunking.fakes import fake_embed
 
 REPEATED = "Same words here. " * 30 + "\n\nA different ending paragraph. " * 3
 

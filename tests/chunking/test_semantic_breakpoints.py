@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from chunking_fakes import fake_embed
 
 from lorag.chunking import THRESHOLDS, SemanticSplitter
 from lorag.chunking.semantic import breakpoints
+from tests.chunking.fakes import fake_embed
 
 CATS = ["Cats purr softly.", "Cats chase mice.", "Cats sleep a lot.", "Cats like milk."]
 STOCKS = ["Stocks fell sharply.", "Bonds rose today.", "Markets closed lower.", "Investors sold shares."]

@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from lora_helpers import OTHER_KINDS, make_adapter, make_kind_adapter
 
+from tests.llm.lora_helpers import OTHER_KINDS, make_adapter, make_kind_adapter
 from tiny_models import widen_tiny_llm
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_rag_pipeline import FakeEngine, FakeIndex, _hit
 
 from lorag.rag.answerability import (
     ANSWERABILITY_FILE,
@@ -23,6 +22,7 @@ from lorag.rag.answerability import (
 from lorag.rag.pipeline import RagPipeline
 from lorag.rag.prompt import NO_ANSWER
 from lorag.retrieval import BM25Index
+from tests.rag.test_pipeline import FakeEngine, FakeIndex, _hit
 
 IDF = {"alpha": 1.0, "beta": 2.0, "gamma": 3.0}
 

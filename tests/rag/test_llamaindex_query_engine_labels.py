@@ -75,7 +75,7 @@ def test_a_directory_reader_s_nodes_are_cited_by_file_and_section(
 
 @pytest.mark.real_model
 def test_readme_snippet_answers_without_node_ids() -> None:
-    from test_readme import snippets
+    from tests.test_readme import snippets
 
     code = snippets()["llamaindex-rag"] + (
         "\nimport re\n"

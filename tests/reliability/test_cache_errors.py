@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reliability_helpers import open_index, unprivileged, write_docs
 
 from lorag.embedding import EmbeddingCache, EmbeddingCacheError
+from tests.reliability.helpers import open_index, unprivileged, write_docs
 
 VECTOR = np.arange(8, dtype=np.float32)
 

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from reliability_helpers import contents, leftovers, lorag, open_index, write_docs
+
+from tests.reliability.helpers import contents, leftovers, lorag, open_index, write_docs
 
 TRIALS = 20
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reliability_helpers import contents, open_index, write_docs
 
 from lorag.embedding import Embedder, EmbeddingCache
+from tests.reliability.helpers import contents, open_index, write_docs
 
 
 def _vectors(n: int, dim: int = 8) -> dict[str, np.ndarray]:

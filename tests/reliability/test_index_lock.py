@@ -14,11 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from reliability_helpers import contents, open_index, unprivileged, write_docs
 from typer.testing import CliRunner
 
 from lorag.locking import LOCK_NAME, DirectoryBusyError, exclusive, lock_file
 from lorag.retrieval import persistence
+from tests.reliability.helpers import contents, open_index, unprivileged, write_docs
 
 # An older lorag: flock on the file beside the directory, its PID written there.
 HOLD_LEGACY = """

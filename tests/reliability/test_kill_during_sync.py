@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from reliability_helpers import contents, leftovers, open_index, write_docs
 
 from lorag.retrieval import persistence
+from tests.reliability.helpers import contents, leftovers, open_index, write_docs
 
 KILLS = 10
 SYNC = """

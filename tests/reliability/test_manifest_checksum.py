@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import open_index, write_docs
 from typer.testing import CliRunner
 
 from lorag.retrieval import persistence
 from lorag.retrieval.persistence import IndexFormatError
+from tests.reliability.helpers import open_index, write_docs
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
+from tests.training.qlora.helpers import echo_task, write_jsonl
 from tiny_models import widen_tiny_llm
-from training.qlora.qlora_helpers import echo_task, write_jsonl
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from qlora_helpers import echo_task, write_jsonl
 
+from tests.training.qlora.helpers import echo_task, write_jsonl
 from tiny_models import widen_tiny_llm
 
 

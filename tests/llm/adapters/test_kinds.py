@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from lora_helpers import OTHER_KINDS, make_kind_adapter
 
 from lorag.llm import LoragEngine
+from tests.llm.lora_helpers import OTHER_KINDS, make_kind_adapter
 
 PROMPTS = ["The quick brown fox", "Paris is the capital of", "LoRA adapters add low-rank", "def hello(name):"]
 

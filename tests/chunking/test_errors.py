@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from chunking_fakes import fake_embed
 
 from lorag.chunking import TokenSplitter, make_splitter
 from lorag.models import ModelNotAvailableError
+from tests.chunking.fakes import fake_embed
 
 METHODS = ["recursive", "sentence", "markdown", "token", "semantic"]
 

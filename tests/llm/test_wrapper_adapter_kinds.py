@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from langchain_core.caches import InMemoryCache
-from lora_helpers import OTHER_KINDS
 
 from langchain_lorag import ChatLorag
 from llama_index.llms.lorag import LoragLLM
+from tests.llm.lora_helpers import OTHER_KINDS
 
 
 @pytest.fixture()

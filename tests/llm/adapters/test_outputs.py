@@ -61,10 +61,9 @@ def test_adapter_added_to_existing_lora_layers_equals_peft_add_adapter(
     """With a0 resident, a1 (same targets) is added straight to a0's LoRA layers; a3 (attention only) goes through
     peft's add_adapter; a rank-8 copy of a1's targets takes the direct path with its own rank. Each generates exactly
     what it generates when loaded alone (through peft's PeftModel)."""
-    from lora_helpers import make_adapter
-
     from lorag.llm import LoragEngine
     from lorag.llm.adapters.injection import LoraLayers
+    from tests.llm.lora_helpers import make_adapter
 
     direct: list[str] = []
     add_direct = LoraLayers._add_to_existing_layers

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from lora_helpers import OTHER_KINDS, assert_unchanged, make_kind_adapter, snapshot
 
 from lorag.llm import AdapterError, LoragEngine, SamplingParams
+from tests.llm.lora_helpers import OTHER_KINDS, assert_unchanged, make_kind_adapter, snapshot
 from tiny_models import widen_tiny_llm
 
 

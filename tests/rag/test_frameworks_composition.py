@@ -14,8 +14,6 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableLambda
 from llama_index.core.llms import CompletionResponse, CompletionResponseGen, MockLLM
 from pydantic import Field
-from test_rag_composition import BagOfWords, gate
-from test_rag_frameworks import METAS, TEXTS
 
 import langchain_lorag
 import llama_index.retrievers.lorag as llama_retrievers
@@ -23,6 +21,8 @@ from llama_index.query_engine.lorag import LoragQueryEngine, create_query_engine
 from lorag.rag.pipeline import RagPipeline
 from lorag.rag.prompt import NO_ANSWER
 from lorag.retrieval import HybridRetriever
+from tests.rag.test_composition import BagOfWords, gate
+from tests.rag.test_frameworks import METAS, TEXTS
 
 ON_TOPIC = "How is CORS enabled with CORSMiddleware?"
 OFF_TOPIC = "Why do volcanoes erupt?"  # no word in common: dense similarity 0

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from qlora_helpers import echo_task, write_jsonl
 from transformers import AutoTokenizer
 
 from lorag.training.qlora import OutputExistsError, QLoRAConfig, train_adapter
 from lorag.training.sft_data import DataFormatError, SFTRecord, read_sft_jsonl, tokenize_records
+from tests.training.qlora.helpers import echo_task, write_jsonl
 
 
 def test_empty_and_malformed_lines_are_all_reported_by_number(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ mapping and the errors for a missing adapter or a server without LoRA support, p
 
 The server speaks the wire format the OpenAI client reads; what comes back through ChatLorag is checked against what
 the script sent, and what the server received is checked against what each backend expects. The behaviour against a
-real inference server is ``test_remote_llama_server.py``.
+real inference server is ``test_llama_server.py``.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from lorag.training.qlora import QLoRAConfig, train_adapter
 
 @pytest.fixture(scope="module")
 def trained(tiny_llm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from qlora_helpers import echo_task, write_jsonl
+    from tests.training.qlora.helpers import echo_task, write_jsonl
 
     folder = tmp_path_factory.mktemp("trained")
     data = write_jsonl(folder / "echo.jsonl", echo_task(48))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from lora_helpers import assert_unchanged, make_adapter, snapshot, write_metadata
 
 from lorag.llm import AdapterError, BaseMismatchWarning, LoragEngine, UnknownAdapterError
+from tests.llm.lora_helpers import assert_unchanged, make_adapter, snapshot, write_metadata
 from tiny_models import widen_tiny_llm
 
 
