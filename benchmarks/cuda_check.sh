@@ -17,7 +17,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT
   | tee -a "$OUT/env.txt"
 # The LangChain / LlamaIndex wrappers only forward to the engine; their tests stay on CPU.
 LORAG_TEST_DEVICE=cuda "$PY" -m pytest tests/llm tests/training/qlora -m "not real_model" -p no:cacheprovider -q \
-  --ignore=tests/llm/test_llm_langchain_adapters.py --ignore=tests/llm/test_llm_langchain_integration.py \
-  --ignore=tests/llm/test_llm_langchain_standard.py --ignore=tests/llm/test_llm_llamaindex.py \
+  --ignore=tests/llm/test_langchain_adapters.py --ignore=tests/llm/test_langchain_integration.py \
+  --ignore=tests/llm/test_langchain_standard.py --ignore=tests/llm/test_llamaindex.py \
   -rfEs --tb=short 2>&1 | tee "$OUT/pytest_cuda.log" | tail -40
 "$PY" benchmarks/adapters.py --model "$MODEL" --device cuda --out "$OUT/adapters_cuda.md" 2>&1 | tail -20

@@ -12,7 +12,7 @@ itself does not do.
 Verified here without a server: the file reads back with ``gguf.GGUFReader`` (keys, names, shapes, values), every
 tensor name and shape matches the base GGUF the adapter targets (the shipped SmolLM2 GGUF in the tests), and the
 q/k row permutation matches the base GGUF's own q/k weights. With a ``llama-server`` built by
-``lorag.serving.llama_server``, ``tests/llm/remote/test_remote_llama_server.py`` checks that it loads the file and that
+``lorag.serving.llama_server``, ``tests/llm/remote/test_llama_server.py`` checks that it loads the file and that
 scale 1 vs 0 serves the adapter vs the bare base.
 """
 

@@ -16,8 +16,8 @@ Exactness. A request's greedy output under concurrency is bit-for-bit the output
   paths for 1-3 rows (and some other small counts) than for multiples of 4, which changes the last bits. With
   ``exact=True`` each group of rows is therefore filled up to a multiple of ``row_quantum`` (4) with filler rows that
   are computed and thrown away, so the base layers and each adapter's own product (LoRA's A and B, a bottleneck's
-  down and up) always see a multiple of 4 rows; IA3's scaling is elementwise. ``tests/llm/test_llm_batch_exactness.py``
-  and ``tests/llm/adapters/test_llm_adapter_kinds.py`` check the result on the machine they run on.
+  down and up) always see a multiple of 4 rows; IA3's scaling is elementwise. ``tests/llm/test_batch_exactness.py``
+  and ``tests/llm/adapters/test_kinds.py`` check the result on the machine they run on.
 
 bitsandbytes int8 (LLM.int8) picks outlier columns over the whole batch, so int8 outputs can depend on batch
 neighbours; nf4/fp4/none do not.
