@@ -2,8 +2,8 @@
 
 One concept per module: ``tokenization``, ``scoring`` (BM25 and TF-IDF formulas), ``bm25`` (``BM25Index``), ``tfidf``
 (``TfidfIndex``), ``dense`` (``DenseIndex`` and the ``DenseBackend`` protocol), ``fusion`` (RRF, convex), ``hybrid``
-(``HybridRetriever``), ``documents`` (ids, metadata, filters) and ``persistence`` (atomic, pickle-free index
-directories).
+(``HybridRetriever``), ``candidates`` (what it fuses, gathered per kind of dense side), ``documents`` (ids,
+metadata, filters) and ``persistence`` (atomic, pickle-free index directories).
 """
 
 from lorag.retrieval.bm25 import BM25Index

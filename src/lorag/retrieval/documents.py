@@ -61,6 +61,11 @@ class DocumentStore:
     def __contains__(self, doc_id: object) -> bool:
         return doc_id in self.row_of
 
+    def metadata_of(self, doc_id: str) -> dict[str, Any] | None:
+        """The metadata of a document held here (not a copy: read it, never change it), ``None`` for another id."""
+        row = self.row_of.get(doc_id)
+        return None if row is None else self.metadatas[row]
+
     def validate_new(
         self, ids: Sequence[str] | None, texts: Sequence[str], metadatas: Sequence[Mapping[str, Any] | None] | None
     ) -> tuple[list[str], list[str], list[dict[str, Any]]]:

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from lorag.retrieval import candidates, persistence, stores
 from lorag.retrieval import fusion as fusion_lib
-from lorag.retrieval import persistence, stores
 from lorag.retrieval._locking import synchronized
 from lorag.retrieval.bm25 import BM25Index
 from lorag.retrieval.dense import DenseBackend, DenseIndex, TextEmbedder
@@ -228,9 +228,10 @@ class HybridRetriever:
         ``query_vector`` skips embedding the query (FAISS ``DenseIndex`` only). A document one component returned
         and the other did not gets the other's exact score when that component can compute it (the sparse side
         always; a FAISS ``DenseIndex``; a store that can score given documents, ``stores.ScoringStore``, such as
-        PGVector, PGVectorStore and Qdrant, in one more search restricted to them): convex normalisation then sees
-        true scores rather than a guessed floor, and every result reports every component's score (its rank stays
-        ``None`` outside that component's candidates).
+        PGVector, PGVectorStore and Qdrant, in one more request, or in the same one as its search for a
+        ``stores.CandidateStore`` such as PGVector): convex normalisation then sees true scores rather than a guessed
+        floor, and every result reports every component's score (its rank stays ``None`` outside that component's
+        candidates). How each dense side's candidates are gathered: ``lorag.retrieval.candidates``.
         """
         check_query(query)
         k = check_k(k)
@@ -246,24 +247,8 @@ class HybridRetriever:
             with self._lock:  # lorag's side read in the state the store was last kept in step with
                 return self._store_search(query, k, filter, max(depth.values()))
         with self._lock:
-            documents: dict[str, SearchHit] = {}
-            if isinstance(self.dense, DenseIndex):
-                dense_top = self.dense.ranking(query_vector, depth["dense"], filter)  # type: ignore[arg-type]
-            else:
-                dense_top = {}
-                for hit in self.dense.search(query, depth["dense"], filter):
-                    if hit.id not in dense_top:  # a store may return one id twice; keep its best
-                        dense_top[hit.id] = hit.score
-                        documents[hit.id] = hit
-            name = self.sparse_name
-            sparse_top, sparse_exact = self.sparse.ranking(query, depth[name], filter, exact_for=list(dense_top))
-            exact = {name: sparse_exact}
-            missing = [doc_id for doc_id in sparse_top if doc_id not in dense_top]
-            if isinstance(self.dense, DenseIndex):
-                exact["dense"] = self.dense.score_documents(query_vector, missing)  # type: ignore[arg-type]
-            elif isinstance(self.dense, stores.ScoringStore) and missing:
-                exact["dense"] = self.dense.score_documents(query, missing)
-            return self.fuse({name: sparse_top, "dense": dense_top}, k, exact, documents)
+            found = candidates.gather(self.sparse, self.sparse_name, self.dense, query, depth, filter, query_vector)
+            return self.fuse(found.rankings, k, found.exact, found.documents)
 
     def _store_search(self, query: str, k: int, filter: MetadataFilter | None, depth: int) -> list[HybridHit]:
         """The store's fused ranking, ties broken by id as ``fuse`` does (stores break them by storage order, which a

@@ -6,6 +6,10 @@ collection or dimension is refused (``StorePairingError``) instead of fusing BM2
 another; a sample of lorag's ids is then looked up in the store, so an emptied collection or another database is
 caught too.
 
+A store that can rank by vector and score given documents in one round trip, returning ids and scores only
+(``CandidateStore``, e.g. PGVector), lets ``HybridRetriever`` take texts and metadata from its own side instead of
+shipping them from the store for every candidate.
+
 ``fusion="store"`` hands the fusion itself to a store that ranks lexically and by vector and fuses the two
 (``NativeHybridStore``: PGVectorStore's full-text search, Qdrant's sparse vectors); ``check_native_hybrid`` refuses a
 dense side that cannot.
@@ -13,7 +17,8 @@ dense side that cannot.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from lorag.retrieval.documents import MetadataFilter, SearchHit
@@ -57,6 +62,52 @@ class ScoringStore(Protocol):
 
     def score_documents(self, query: str, ids: Sequence[str]) -> dict[str, float]:
         """The dense score of each of ``ids`` the store holds, on the scale of its search scores."""
+        ...
+
+
+#: lorag's metadata of a document it holds, ``None`` for one it does not (``DocumentStore.metadata_of``).
+HeldMetadata = Callable[[str], Mapping[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class StoreCandidates:
+    """A store's dense candidates for one query, gathered in one round trip.
+
+    ``ranking``: its top documents by vector as ``{id: score}``, best first (the filter holding, as ``search``).
+    ``scores``: the scores of the asked documents it holds (the lexical side's candidates), whether ranked or not.
+    ``documents``: hits with text and metadata for ranked documents lorag does not hold, the only ones whose text the
+    store had to send.
+    """
+
+    ranking: dict[str, float]
+    scores: dict[str, float]
+    documents: dict[str, SearchHit] = field(default_factory=dict)
+
+
+@runtime_checkable
+class CandidateStore(Protocol):
+    """A dense backend over a store that can return its top ids by vector together with the scores of given documents,
+    in one round trip and without texts or metadata.
+
+    ``HybridRetriever`` already holds the text and metadata of every document it added, and would otherwise ask twice:
+    a search that ships the candidates' texts, then the scores of its lexical side's other candidates.
+    """
+
+    def candidates_supported(self) -> bool:
+        """Whether this store can (else the caller searches and scores as for any ``ScoringStore``)."""
+        ...
+
+    def candidates(
+        self,
+        query: str,
+        k: int,
+        filter: MetadataFilter | None = None,
+        *,
+        score_ids: Sequence[str] = (),
+        held: HeldMetadata,
+    ) -> StoreCandidates:
+        """The top ``k`` by vector and the scores of ``score_ids``; ``filter`` holds before the cut, checked on
+        ``held``'s metadata for documents lorag holds (what its lexical side filters on), on the store's otherwise."""
         ...
 
 
