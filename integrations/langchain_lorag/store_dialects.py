@@ -1,7 +1,8 @@
 """How ``LangChainVectorStoreBackend`` talks to each kind of LangChain vector store: ids, filters, dimension, and the
 store's own hybrid search where it has one.
 
-- langchain-postgres ``PGVector``: JSONB filters pushed down; ids prefixed by the collection.
+- langchain-postgres ``PGVector``: JSONB filters pushed down; ids prefixed by the collection; its top ids and the
+  scores of given documents in one statement (``ranked_ids``).
 - langchain-postgres ``PGVectorStore``: one table per store; string filters pushed down; with a ``HybridSearchConfig``
   it fuses Postgres full-text search (``ts_rank_cd`` over ``plainto_tsquery``) with its vectors.
 - langchain-qdrant ``QdrantVectorStore``: payload filters pushed down; in ``RetrievalMode.HYBRID`` it fuses sparse and
@@ -24,6 +25,8 @@ ID_KEY = "lorag_id"
 ID_NAMESPACE = uuid.UUID("5b0d2a4e-8f1c-4c52-9a53-6c0f4a1e2b7d")
 
 Scored = list[tuple[Any, float]]
+#: A store's top documents as (its id for the document, the lorag id in its metadata or ``None``, relevance score).
+Ranked = list[tuple[str, Any, float]]
 
 
 class _Dialect:
@@ -66,6 +69,18 @@ class _Dialect:
         """Relevance scores of these documents computed from their stored vectors, fetched by id: cheaper than a
         search restricted to them (``None``: the store cannot, use ``ids_filter_kwargs``)."""
         return None
+
+    def ranks_ids(self) -> bool:
+        """Whether ``ranked_ids`` works for this store."""
+        return False
+
+    def ranked_ids(
+        self, vector: list[float], k: int, kwargs: dict[str, Any], store_ids: list[str]
+    ) -> tuple[Ranked, dict[str, float]]:
+        """In one round trip, without texts or metadata: the top ``k`` by vector (``kwargs`` as for
+        ``scored_by_vector``), best first, and the relevance scores of the documents with ``store_ids`` (by store id;
+        those the store holds)."""
+        raise NotImplementedError(f"{type(self.store).__name__} cannot rank ids with scores in one round trip")
 
     def hybrid_problem(self) -> str | None:
         """``None`` when the store fuses lexical and vector search itself, else why it cannot."""
@@ -120,6 +135,46 @@ class _PGVectorDialect(_Dialect):
             rows = session.execute(query).all()
         relevance = store._select_relevance_score_fn()
         return [(Document(id=row[0], page_content=row[1], metadata=row[2]), relevance(row[3])) for row in rows]
+
+    def ranks_ids(self) -> bool:
+        return bool(self.store.use_jsonb)
+
+    def ranked_ids(
+        self, vector: list[float], k: int, kwargs: dict[str, Any], store_ids: list[str]
+    ) -> tuple[Ranked, dict[str, float]]:
+        """One statement: the lean search's top ``k`` (store id, the ``lorag_id`` value of its metadata, distance)
+        UNION ALL the distances of ``store_ids``, so no texts and no second round trip. Same filter clause, distance
+        and relevance as ``scored_by_vector``, hence the same scores; the query vector is bound once, and the
+        ``lorag_id`` is read outside the sorted scan, for the top ``k`` rows only."""
+        from sqlalchemy import false, func, null, select, true, union_all
+
+        store = self.store
+        table, collections = store.EmbeddingStore, store.CollectionStore
+        distance = store.distance_strategy(vector).label("distance")
+        where = [collections.name == store.collection_name]
+        if kwargs.get("filter") and (clause := store._create_filter_clause(kwargs["filter"])) is not None:
+            where.append(clause)
+        scan = (
+            select(table.id, table.cmetadata, distance)
+            .join(collections, table.collection_id == collections.uuid)
+            .where(*where)
+            .order_by(distance)
+            .limit(k)
+            .subquery()
+        )
+        query = select(true().label("top"), scan.c.id, scan.c.cmetadata[ID_KEY], scan.c.distance)
+        if store_ids:
+            given = select(false(), table.id, null(), distance).where(table.id == func.any(store_ids))
+            query = union_all(query, given)  # type: ignore[assignment]
+        with store.session_maker() as session:
+            rows = session.execute(query).all()
+        relevance = store._select_relevance_score_fn()
+        # the scan's order by distance, kept should the server interleave the two parts (ties keep its order)
+        ranked = sorted((row for row in rows if row[0]), key=lambda row: row[3])
+        return (
+            [(row[1], row[2], relevance(row[3])) for row in ranked],
+            {row[1]: relevance(row[3]) for row in rows if not row[0]},
+        )
 
     def ids_filter_kwargs(self, doc_ids: list[str]) -> dict[str, Any] | None:
         return {"filter": {ID_KEY: {"$in": doc_ids}}}

@@ -15,6 +15,9 @@ Store-native hybrid: ``PGVectorStore`` with a ``HybridSearchConfig`` and ``Qdran
 ``HybridRetriever(fusion="store")`` calls), with lorag's filter holding as above. Per-store details live in
 ``langchain_lorag.store_dialects``.
 
+Inside ``HybridRetriever`` (``candidates``, for ``PGVector``): the store's top ids and scores and the scores of BM25's
+other candidates come in one statement, with no text or metadata for documents lorag holds (it has them already).
+
 In step with lorag: an add that fails is undone in the store (a ``StoreSyncError`` names the ids when even that
 fails); ``pairing()`` and ``missing()`` let ``HybridRetriever.save`` / ``load(store=...)`` refuse another store.
 """
@@ -27,10 +30,10 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 
-from langchain_lorag.store_dialects import ID_KEY, ID_NAMESPACE, Scored, dialect_for
+from langchain_lorag.store_dialects import ID_KEY, ID_NAMESPACE, Ranked, Scored, dialect_for
 from lorag.retrieval.documents import MetadataFilter, SearchHit, check_k, check_query
-from lorag.retrieval.filters import matches, parse
-from lorag.retrieval.stores import StoreSyncError
+from lorag.retrieval.filters import Filter, matches, parse
+from lorag.retrieval.stores import HeldMetadata, StoreCandidates, StoreSyncError
 
 __all__ = ["ID_KEY", "ID_NAMESPACE", "LangChainEmbedder", "LangChainVectorStoreBackend", "store_kind"]
 
@@ -166,6 +169,67 @@ class LangChainVectorStoreBackend:
         found = self._scored(query, len(wanted), kwargs)
         scores = {str(doc.metadata.get(ID_KEY, doc.id)): float(score) for doc, score in found}
         return {doc_id: score for doc_id, score in scores.items() if doc_id in wanted}
+
+    def candidates_supported(self) -> bool:
+        """Whether ``candidates`` works for this store (PGVector with JSONB metadata)."""
+        return self._dialect.ranks_ids()
+
+    def candidates(
+        self,
+        query: str,
+        k: int,
+        filter: MetadataFilter | None = None,
+        *,
+        score_ids: Sequence[str] = (),
+        held: HeldMetadata,
+    ) -> StoreCandidates:
+        """``search``'s top ``k`` (ids and scores) and ``score_documents``' scores of ``score_ids``, in one round trip.
+
+        Text and metadata cross the wire only for ranked documents ``held`` (lorag's side) lacks. The filter is pushed
+        down as in ``search`` and checked on lorag's metadata of the documents it holds (the metadata it added to the
+        store, and what its hits report), fetching deeper until ``k`` pass or the store runs out.
+        """
+        check_query(query)
+        k = check_k(k)
+        tree = parse(filter) if filter else None
+        kwargs = self._dialect.filter_kwargs(tree) if tree is not None else {}
+        vector = self._query_vector(query)
+        by_store_id = {self._dialect.store_id(i): i for i in score_ids}
+        fetch = k if tree is None else 4 * k
+        while True:
+            top, given = self._dialect.ranked_ids(vector, fetch, kwargs, list(by_store_id))
+            ranking, documents = self._passing(top, k, tree, held)
+            if len(ranking) == k or len(top) < fetch:  # enough, or the store has no more documents
+                scores = {by_store_id[store_id]: score for store_id, score in given.items() if store_id in by_store_id}
+                return StoreCandidates(ranking, scores, documents)
+            fetch *= 4
+
+    def _passing(
+        self, top: Ranked, k: int, tree: Filter | None, held: HeldMetadata
+    ) -> tuple[dict[str, float], dict[str, SearchHit]]:
+        """The first ``k`` distinct ids of ``top`` that pass ``tree``, as ``_filtered`` keeps them, and hits (fetched
+        by id) for those lorag does not hold."""
+        ranked = [(store_id, str(lorag_id or store_id), score) for store_id, lorag_id, score in top]
+        lacking = [store_id for store_id, doc_id, _ in ranked if held(doc_id) is None]
+        fetched = {doc.id: doc for doc in self.vectorstore.get_by_ids(lacking)} if lacking else {}
+        ranking: dict[str, float] = {}
+        documents: dict[str, SearchHit] = {}
+        for store_id, doc_id, score in ranked:
+            meta = held(doc_id)
+            doc = None
+            if meta is None:
+                doc = fetched.get(store_id)
+                if doc is None:  # deleted from the store since it was ranked
+                    continue
+                meta = {key: value for key, value in doc.metadata.items() if key != ID_KEY}
+            if doc_id in ranking or (tree is not None and not matches(meta, tree)):
+                continue
+            ranking[doc_id] = float(score)
+            if doc is not None:
+                documents[doc_id] = SearchHit(doc_id, float(score), len(ranking), doc.page_content, dict(meta))
+            if len(ranking) == k:
+                break
+        return ranking, documents
 
     def native_hybrid_problem(self) -> str | None:
         """``None`` when the store fuses lexical and vector search itself, else why it cannot."""

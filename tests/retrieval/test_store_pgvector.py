@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytest.importorskip("langchain_postgres", reason="pip install 'lorag[stores]'")
 
+from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_postgres import PGVector
+from sqlalchemy import event
 from store_fixtures import IDS, METADATAS, TEXTS, ConceptEmbeddings, PostgresServer, postgres_server
 
 from langchain_lorag.vectorstores import LangChainVectorStoreBackend
 from lorag.retrieval import BM25Index, HybridRetriever
 from lorag.retrieval.filters import matches, parse
-from lorag.retrieval.stores import StorePairingError, StoreSyncError
+from lorag.retrieval.stores import CandidateStore, StorePairingError, StoreSyncError
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +190,103 @@ def test_lexical_only_candidates_get_the_stores_exact_dense_score(hybrid: Hybrid
     (hit,) = narrow.search("E4107 malfunction", k=1)  # the store returns "guide" alone; BM25 only "e4107"
     assert hit.component_scores["dense"] == pytest.approx(full[hit.id], abs=1e-6)
     assert hit.component_scores["bm25"] is not None
+
+
+# ------------------------------------------------------------------------ one round trip, texts from lorag's side
+class TwoTrips(LangChainVectorStoreBackend):
+    """The path every other store takes: a search that ships texts and metadata, then the BM25-only documents'
+    scores in a second request."""
+
+    def candidates_supported(self) -> bool:
+        return False
+
+
+def two_trip_twin(hybrid: HybridRetriever) -> HybridRetriever:
+    """The same lorag side and store, searched the way it was before ``CandidateStore``."""
+    return HybridRetriever(hybrid.sparse, TwoTrips(hybrid.dense.vectorstore), depth=hybrid.depth)
+
+
+@contextlib.contextmanager
+def statements(store: PGVector) -> Iterator[list[str]]:
+    """The SQL statements sent to the server while the block runs (each one a round trip)."""
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(store._engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(store._engine, "before_cursor_execute", record)
+
+
+QUERIES = ["wolves in packs", "capital city", "E4107 malfunction", "pump failure at night", "capital city wolves"]
+#: Candidate depths: everything, and a narrow dense side, so BM25-only documents need the store's exact scores.
+DEPTHS = [{"bm25": 200, "dense": 200}, {"bm25": 6, "dense": 1}, {"bm25": 2, "dense": 3}]
+NOT_PUSHED_DEEP = {"$not": {"topic": {"$in": ["animals", "geography"]}}}  # the store's first 4 fail: fetch deeper
+
+
+def store_only_documents(hybrid: HybridRetriever) -> str:
+    """Documents the store holds and lorag does not: one added through the backend (with its ``lorag_id``), one
+    written straight into the collection (no ``lorag_id``: its lorag id is its store id, returned)."""
+    hybrid.dense.add(["Lyon is a city in France."], ids=["lyon"], metadatas=[{"topic": "geography", "year": 2022}])
+    store = hybrid.dense.vectorstore
+    raw = f"howl-{store.collection_name}"  # PGVector's ids are unique across collections
+    store.add_texts(["Wolves howl at night."], metadatas=[{"topic": "animals", "year": 2024}], ids=[raw])
+    return raw
+
+
+@pytest.mark.parametrize("depth", DEPTHS, ids=str)
+@pytest.mark.parametrize("filter", [None, *PUSHED, *LORAG_SIDE, NOT_PUSHED_DEEP], ids=str)
+def test_one_round_trip_returns_what_two_did(hybrid: HybridRetriever, filter: dict | None, depth: dict) -> None:
+    """Ids and scores in one statement, texts and metadata from lorag: the same hits, order, fused and component
+    scores and ranks, texts and metadata as the search that ships them, including documents only the store holds."""
+    raw = store_only_documents(hybrid)
+    one = HybridRetriever(hybrid.sparse, hybrid.dense, depth=depth)
+    two = two_trip_twin(one)
+    assert isinstance(one.dense, CandidateStore) and one.dense.candidates_supported()
+    for query in QUERIES:
+        for k in (1, 3, len(IDS) + 2):
+            assert one.search(query, k=k, filter=filter) == two.search(query, k=k, filter=filter), (query, k)
+    wide = HybridRetriever(hybrid.sparse, hybrid.dense).search("wolves at night in the city", k=len(IDS) + 2)
+    by_id = {h.id: h for h in wide}
+    assert by_id["lyon"].text == "Lyon is a city in France."
+    assert by_id["lyon"].metadata == {"topic": "geography", "year": 2022}
+    assert by_id[raw].text == "Wolves howl at night."
+    assert by_id[raw].metadata == {"topic": "animals", "year": 2024}
+    assert by_id["wolf"].text == TEXTS["wolf"] and by_id["wolf"].metadata == METADATAS["wolf"]
+
+
+@pytest.mark.parametrize("filter", [None, *PUSHED, *LORAG_SIDE], ids=str)
+def test_a_hybrid_search_is_one_statement(hybrid: HybridRetriever, filter: dict | None) -> None:
+    """Where lorag holds every candidate: its top ids and the BM25-only documents' scores in one request, no text."""
+    for query in QUERIES:
+        with statements(hybrid.dense.vectorstore) as sent:
+            hybrid.search(query, k=3, filter=filter)
+        assert len(sent) == 1 and "document" not in sent[0], sent
+
+
+def test_candidates_give_the_searchs_ranking_and_the_stored_scores(hybrid: HybridRetriever) -> None:
+    """The backend's one-trip answer: ``search``'s ids and scores, ``score_documents``' scores; a store-only document
+    comes with its text, lorag's come bare."""
+    raw = store_only_documents(hybrid)
+    backend = hybrid.dense
+    query = "Lyon and Paris are cities"
+    with statements(backend.vectorstore) as sent:
+        found = backend.candidates(query, 4, score_ids=["wolf", "e4107", "paris"], held=hybrid.sparse.docs.metadata_of)
+    assert "document" not in sent[0] and len(sent) > 1  # the ranking, then the text of the one lorag lacks
+    searched = backend.search(query, k=4)
+    assert list(found.ranking.items()) == [(h.id, h.score) for h in searched]
+    assert found.scores == backend.score_documents(query, ["wolf", "e4107", "paris"])
+    assert set(found.documents) == {"lyon", raw} & set(found.ranking)
+    assert found.documents["lyon"].text == "Lyon is a city in France."
+
+
+def test_stores_without_one_trip_candidates_keep_their_path() -> None:
+    backend = LangChainVectorStoreBackend(InMemoryVectorStore(ConceptEmbeddings()))
+    assert not backend.candidates_supported()
+    hybrid = HybridRetriever(BM25Index(), backend)
+    hybrid.add(list(TEXTS.values()), ids=IDS, metadatas=list(METADATAS.values()))
+    hits = hybrid.search("E4107 malfunction", k=len(IDS))
+    assert hits[0].id == "e4107" and all(h.component_scores["dense"] is not None for h in hits)
