@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lorag._imports import require
-from lorag.fingerprint import directory_fingerprint
+from lorag.fingerprint import directory_fingerprint, file_sha256
 from lorag.llm.adapters.format import FINGERPRINT_KEY
 from lorag.locking import exclusive
 from lorag.models import resolve_model
@@ -58,7 +58,6 @@ from lorag.training.sft_data import (
     DataReport,
     SFTCollator,
     TokenizedExample,
-    file_sha256,
     read_sft_jsonl,
     tokenize_records,
 )

@@ -16,13 +16,14 @@ merge differently at the boundary, which would shift a piece-wise mask by a toke
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from lorag.fingerprint import file_sha256 as file_sha256  # the one home; still importable here
 
 logger = logging.getLogger(__name__)
 
@@ -90,15 +91,6 @@ class DataReport:
             "max_length": self.max_length,
             "overflow": self.overflow,
         }
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of the data file's bytes, recorded with the adapter so a result can be traced to its data."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check_messages(value: Any, what: str) -> str | None:

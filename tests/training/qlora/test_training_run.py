@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lorag.fingerprint import directory_fingerprint
+from lorag.fingerprint import directory_fingerprint, file_sha256
 from lorag.training.qlora import QLoRAConfig, train_adapter
-from lorag.training.sft_data import file_sha256
 
 
 def test_nf4_loss_falls_and_output_is_a_peft_adapter(tiny_llm_nf4_dir: Path, echo_jsonl: Path, tmp_path: Path) -> None:
