@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lorag.atomic import atomic_path
 from lorag.export.lora_adapter import AdapterExportError
 
 
@@ -41,19 +42,22 @@ def check_output(output: Path, *, overwrite: bool, directory: bool) -> None:
 
 @contextmanager
 def atomic_output(output: Path, *, overwrite: bool, directory: bool) -> Iterator[Path]:
-    """Yield a temporary path beside ``output``; on success it replaces ``output``, on any error it is removed."""
+    """Yield a temporary path beside ``output``; on success it replaces ``output``, on any error it is removed.
+
+    A file is ``lorag.atomic.atomic_path``'s job; a folder is swapped here, the old one moved aside first (a folder
+    cannot be renamed over one that holds files).
+    """
     check_output(output, overwrite=overwrite, directory=directory)
+    if not directory:
+        with atomic_path(output) as tmp:
+            yield tmp
+        return
     prefix = f".{output.name}."
-    if directory:
-        tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=output.parent))
-    else:
-        handle, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=output.parent)
-        os.close(handle)
-        tmp = Path(name)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=output.parent))
     try:
         yield tmp
-        os.chmod(tmp, 0o755 if directory else 0o644)  # mkstemp/mkdtemp make them private
-        if directory and output.exists():
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
+        if output.exists():
             aside = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=output.parent))
             os.replace(output, aside / output.name)
             os.replace(tmp, output)
@@ -61,12 +65,5 @@ def atomic_output(output: Path, *, overwrite: bool, directory: bool) -> Iterator
         else:
             os.replace(tmp, output)
     except BaseException:
-        _remove(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)

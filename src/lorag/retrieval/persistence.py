@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from lorag.atomic import fsync_dir, write_atomically
 from lorag.locking import exclusive
 
 #: Bumped when the on-disk layout changes incompatibly; loading another version is an error.
@@ -53,15 +54,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every filesystem lets a directory be opened for fsync
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _manifest_checksum(manifest: dict[str, Any]) -> str:
@@ -134,21 +126,15 @@ def save_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
                 if p.is_file():
                     with p.open("rb+") as fh:
                         os.fsync(fh.fileno())
-            _fsync_dir(snapshot)
-            pointer = root / f".{CURRENT}.{name}.tmp"
-            with pointer.open("w", encoding="utf-8") as fh:
-                fh.write(name + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(pointer, root / CURRENT)
-            _fsync_dir(root)
+            fsync_dir(snapshot)
+            write_atomically(root / CURRENT, name + "\n", durable=True)
         except BaseException:
             shutil.rmtree(snapshot, ignore_errors=True)
             raise
         for old in root.glob("snap-*"):
             if old.name != name:
                 shutil.rmtree(old, ignore_errors=True)
-        for stale in root.glob(f".{CURRENT}.*.tmp"):
+        for stale in root.glob(f".{CURRENT}.*.tmp"):  # a killed writer's pointer (lorag.atomic's naming)
             stale.unlink(missing_ok=True)
 
 

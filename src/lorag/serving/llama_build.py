@@ -26,11 +26,11 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from lorag.atomic import atomic_path, write_atomically
 from lorag.models import lorag_home
 
 #: The ``llama-cpp-python`` sdist whose vendored llama.cpp is built; the cache is keyed by it.
@@ -199,9 +199,6 @@ def build_llama_server(
             raise LlamaServerError(f"the build finished without {built}; log {log}:\n{tail(log)}")
         target = cache_dir(version)
         target.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkstemp(prefix=f".{_BINARY}.", dir=target)[1])
-        shutil.copy2(built, partial)
-        partial.chmod(0o755)
         record = {
             "llama_cpp_python": version,
             "cmake_flags": list(CMAKE_FLAGS),
@@ -209,8 +206,10 @@ def build_llama_server(
             "seconds_this_run": round(time.monotonic() - started, 1),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        (target / "build.json").write_text(json.dumps(record, indent=2) + "\n")
-        os.replace(partial, target / _BINARY)
+        write_atomically(target / "build.json", json.dumps(record, indent=2) + "\n")
+        with atomic_path(target / _BINARY) as partial:  # the binary's presence means the build is done
+            shutil.copy2(built, partial)
+            partial.chmod(0o755)
         if not keep_build_dir:
             shutil.rmtree(work, ignore_errors=True)
         return target / _BINARY

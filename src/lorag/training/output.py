@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lorag.atomic import write_atomically
 from lorag.llm.adapters.format import CONFIG_FILE, FINGERPRINT_KEY, METADATA_FILE, SAFETENSORS_FILE
 from lorag.training.config import QLoRAConfig
 
@@ -133,6 +134,4 @@ def publish(staging: Path, output: Path) -> None:
 
 
 def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
