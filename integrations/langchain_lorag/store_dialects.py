@@ -12,8 +12,10 @@ store's own hybrid search where it has one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from lorag.retrieval import store_filters
@@ -25,6 +27,13 @@ ID_KEY = "lorag_id"
 ID_NAMESPACE = uuid.UUID("5b0d2a4e-8f1c-4c52-9a53-6c0f4a1e2b7d")
 
 Scored = list[tuple[Any, float]]
+#: pgvector's largest ``hnsw.ef_search`` (it accepts 1 to 1000).
+HNSW_EF_SEARCH_MAX = 1000
+#: Raise pgvector's ``hnsw.ef_search`` to ``:k`` for the current transaction, never lowering a larger setting.
+RAISE_EF_SEARCH = (
+    "SELECT set_config('hnsw.ef_search', greatest(coalesce(nullif(current_setting('hnsw.ef_search', true), '')::int, "
+    "0), :k)::text, true)"
+)
 #: A store's top documents as (its id for the document, the lorag id in its metadata or ``None``, relevance score).
 Ranked = list[tuple[str, Any, float]]
 
@@ -131,7 +140,7 @@ class _PGVectorDialect(_Dialect):
             .order_by(distance)
             .limit(k)
         )
-        with store.session_maker() as session:
+        with self._ranking_session(k) as session:
             rows = session.execute(query).all()
         relevance = store._select_relevance_score_fn()
         return [(Document(id=row[0], page_content=row[1], metadata=row[2]), relevance(row[3])) for row in rows]
@@ -166,7 +175,7 @@ class _PGVectorDialect(_Dialect):
         if store_ids:
             given = select(false(), table.id, null(), distance).where(table.id == func.any(store_ids))
             query = union_all(query, given)  # type: ignore[assignment]
-        with store.session_maker() as session:
+        with self._ranking_session(k) as session:
             rows = session.execute(query).all()
         relevance = store._select_relevance_score_fn()
         # the scan's order by distance, kept should the server interleave the two parts (ties keep its order)
@@ -175,6 +184,19 @@ class _PGVectorDialect(_Dialect):
             [(row[1], row[2], relevance(row[3])) for row in ranked],
             {row[1]: relevance(row[3]) for row in rows if not row[0]},
         )
+
+    @contextlib.contextmanager
+    def _ranking_session(self, k: int) -> Iterator[Any]:
+        """A session for a top ``k`` by distance. Over an HNSW index pgvector returns at most ``hnsw.ef_search`` rows
+        (40 by default) whatever the ``LIMIT``, so lorag's 200 candidates would silently be 40 or so: the setting is
+        raised to ``k`` (at most pgvector's 1000, never lowered) for this transaction only, in one small statement
+        before the search. Without an HNSW index it changes nothing. A filter still applies after the index scan
+        (pgvector before 0.8 has no iterative scans), so a selective one can leave fewer rows than asked for."""
+        from sqlalchemy import text
+
+        with self.store.session_maker() as session:
+            session.execute(text(RAISE_EF_SEARCH), {"k": min(k, HNSW_EF_SEARCH_MAX)})
+            yield session
 
     def ids_filter_kwargs(self, doc_ids: list[str]) -> dict[str, Any] | None:
         return {"filter": {ID_KEY: {"$in": doc_ids}}}

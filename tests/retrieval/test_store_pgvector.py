@@ -14,7 +14,7 @@ pytest.importorskip("langchain_postgres", reason="pip install 'lorag[stores]'")
 
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_postgres import PGVector
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, text
 from store_fixtures import IDS, METADATAS, TEXTS, ConceptEmbeddings, PostgresServer, postgres_server
 
 from langchain_lorag.vectorstores import LangChainVectorStoreBackend
@@ -260,11 +260,13 @@ def test_one_round_trip_returns_what_two_did(hybrid: HybridRetriever, filter: di
 
 @pytest.mark.parametrize("filter", [None, *PUSHED, *LORAG_SIDE], ids=str)
 def test_a_hybrid_search_is_one_statement(hybrid: HybridRetriever, filter: dict | None) -> None:
-    """Where lorag holds every candidate: its top ids and the BM25-only documents' scores in one request, no text."""
+    """Where lorag holds every candidate: its top ids and the BM25-only documents' scores in one request, no text
+    (besides the small statement that keeps an HNSW index from returning fewer rows)."""
     for query in QUERIES:
         with statements(hybrid.dense.vectorstore) as sent:
             hybrid.search(query, k=3, filter=filter)
-        assert len(sent) == 1 and "document" not in sent[0], sent
+        searches = [statement for statement in sent if "hnsw.ef_search" not in statement]
+        assert len(searches) == 1 and "document" not in searches[0], sent
 
 
 def test_candidates_give_the_searchs_ranking_and_the_stored_scores(hybrid: HybridRetriever) -> None:
@@ -290,3 +292,75 @@ def test_stores_without_one_trip_candidates_keep_their_path() -> None:
     hybrid.add(list(TEXTS.values()), ids=IDS, metadatas=list(METADATAS.values()))
     hits = hybrid.search("E4107 malfunction", k=len(IDS))
     assert hits[0].id == "e4107" and all(h.component_scores["dense"] is not None for h in hits)
+
+
+# ------------------------------------------------------------------------------------------- an HNSW index in Postgres
+HNSW_DOCS = 300
+
+
+def hnsw_store(server: PostgresServer, options: str = "") -> PGVector:
+    """A PGVector collection alone in a new database, with an HNSW index that the planner must use (no sequential
+    scans), over enough documents that lorag's 200 dense candidates exceed pgvector's default ``hnsw.ef_search``."""
+    database = f"hnsw_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {database}"))
+    admin.dispose()
+    url = f"{server.url.rsplit('/', 1)[0]}/{database}"
+    store = PGVector(
+        ConceptEmbeddings(),
+        connection=url,
+        collection_name="docs",
+        use_jsonb=True,
+        engine_args={"connect_args": {"options": f"-c enable_seqscan=off {options}".strip()}},
+    )
+    return store
+
+
+def hnsw_hybrid(server: PostgresServer, options: str = "") -> HybridRetriever:
+    store = hnsw_store(server, options)
+    # distinct vectors (pgvector's HNSW keeps equal vectors as one element, which would return more rows)
+    counts = [(i % 7 + 1, i // 7 % 7 + 1, i // 49 + 1) for i in range(HNSW_DOCS)]
+    texts = [" ".join(["wolf"] * a + ["forest"] * b + ["city"] * c) + f" item{i}" for i, (a, b, c) in enumerate(counts)]
+    retriever = HybridRetriever(BM25Index(), LangChainVectorStoreBackend(store))
+    retriever.add(texts, ids=[f"d{i}" for i in range(HNSW_DOCS)])
+    size = ConceptEmbeddings().size  # an HNSW index needs the column's dimension, which PGVector sets once a process
+    with store.session_maker() as session:
+        session.execute(text(f"ALTER TABLE langchain_pg_embedding ALTER COLUMN embedding TYPE vector({size})"))
+        session.execute(
+            text("CREATE INDEX embedding_hnsw ON langchain_pg_embedding USING hnsw (embedding vector_cosine_ops)")
+        )
+        session.commit()
+    return retriever
+
+
+def test_an_hnsw_index_still_gives_every_candidate_asked_for(server: PostgresServer) -> None:
+    """pgvector's HNSW scan stops at ``hnsw.ef_search`` rows (40 by default): lorag raises it to its depth for the
+    search's transaction, so LIMIT 200 gets 200 rows, not 40 or so."""
+    hybrid = hnsw_hybrid(server)
+    store = hybrid.dense.vectorstore
+    vector = ConceptEmbeddings().embed_query("wolves in the forest")
+    with store.session_maker() as session:
+        plan = session.execute(
+            text("EXPLAIN SELECT id FROM langchain_pg_embedding ORDER BY embedding <=> CAST(:v AS vector) LIMIT 200"),
+            {"v": str(vector)},
+        ).all()
+    assert "embedding_hnsw" in " ".join(row[0] for row in plan)  # the index is used
+    assert len(store.similarity_search_by_vector(vector, k=200)) < 200  # PGVector's own search: the trap
+    assert len(hybrid.dense.search("wolves in the forest", k=200)) == 200
+    hits = hybrid.search("wolves in the forest", k=HNSW_DOCS)
+    assert sum(h.component_ranks["dense"] is not None for h in hits) == HNSW_DOCS  # depth: at least k
+    found = hybrid.dense.candidates("wolves in the forest", 200, held=hybrid.sparse.docs.metadata_of)
+    assert len(found.ranking) == 200
+    assert len(hybrid.dense._dialect.ranked_ids(vector, 250, {}, [])[0]) == 250
+
+
+@pytest.mark.parametrize(("options", "k", "expected"), [("", 200, "200"), ("-c hnsw.ef_search=500", 200, "500"),
+                                                        ("", 5000, "1000")])  # fmt: skip
+def test_hnsw_ef_search_is_raised_never_lowered(server: PostgresServer, options: str, k: int, expected: str) -> None:
+    """Raised for the search's transaction only: a larger setting of the user's stays, pgvector's maximum caps it."""
+    dialect = LangChainVectorStoreBackend(hnsw_store(server, options))._dialect
+    with dialect._ranking_session(k) as session:
+        assert session.execute(text("SHOW hnsw.ef_search")).scalar() == expected
+    with dialect.store.session_maker() as session:
+        assert session.execute(text("SHOW hnsw.ef_search")).scalar() == ("500" if options else "40")
