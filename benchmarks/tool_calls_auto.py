@@ -1,16 +1,19 @@
 """Calibrate ``tool_choice="auto"`` (``lorag.llm.auto_calls``): when should a small model call a tool?
 
-Under ``auto`` the engine forces one call when the model's log-probability of opening a ``<tool_call>`` after the
-prompt reaches a threshold calibrated for its base. This script scores that log-probability on BFCL prompts that
-need a call (``simple_python`` and ``multiple``) and on prompts that must not call any of the offered functions
-(``irrelevance``), picks the threshold on a *dev* part, and reports it on a *test* part:
+Under ``auto`` the engine forces one call when a linear rule over two signals, calibrated for its base, says so:
+the model's log-probability of opening a ``<tool_call>`` after the prompt, and the number of content words the
+user's message shares with the best-matching tool's name and description (``shared_tool_words``). This script
+computes both on BFCL prompts that need a call (``simple_python`` and ``multiple``) and on prompts that must not
+call any of the offered functions (``irrelevance``), fits the rule on a *dev* part, and reports it on a *test* part:
 
 - dev: ``simple_python`` and ``multiple`` prompts 50-99, ``irrelevance`` prompts 0-99;
 - test: prompts 0-49 of the first two (``benchmarks/tool_calls.py``'s test prompts) and ``irrelevance`` 100-149.
 
-The threshold is the one that maximises balanced accuracy (mean of the call rate where a call is needed and the
-no-call rate where none is) on dev; on test it is compared with plain ``auto`` (the threshold off: the model calls
-only when it writes the opening tag itself, read from a short greedy reply). Usage::
+The rule is a logistic regression over the two signals (scikit-learn, default regularisation) cut at the probability
+of best balanced accuracy (mean of the call rate where a call is needed and the no-call rate where none is) on dev,
+folded into ``AutoCallRule`` weights. On test it is compared with the log-probability threshold alone (also chosen
+on dev) and plain ``auto`` (the model calls only when it writes the opening tag itself, read from a short greedy
+reply). Usage::
 
     python benchmarks/tool_calls_auto.py path/to/gorilla/berkeley-function-call-leaderboard/bfcl_eval/data
 """
@@ -18,8 +21,10 @@ only when it writes the opening tag itself, read from a short greedy reply). Usa
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
+import math
 import platform
 import statistics
 import sys
@@ -28,6 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from lorag.llm.auto_calls import AutoCallRule
 from tool_calls import tools
 
 #: (category, first, last + 1, needs a call) of each part.
@@ -74,12 +80,23 @@ def rates(calls: list[bool], rows: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def choose(scores: list[float], rows: list[dict[str, Any]]) -> float:
-    """The dev threshold of best balanced accuracy (ties: the stricter one), midway between two scores."""
+def best_cut(scores: list[float], rows: list[dict[str, Any]]) -> float:
+    """The dev cut of best balanced accuracy (ties: the stricter one), midway between two scores."""
     ordered = sorted(set(scores))
     candidates = [(a + b) / 2 for a, b in itertools.pairwise(ordered)] or ordered
-    best = max(candidates, key=lambda t: (rates([s >= t for s in scores], rows)["balanced_accuracy"], t))
-    return round(best, 2)
+    return max(candidates, key=lambda t: (rates([s >= t for s in scores], rows)["balanced_accuracy"], t))
+
+
+def fit_rule(features: list[tuple[float, int]], rows: list[dict[str, Any]]) -> AutoCallRule:
+    """A logistic regression over (log-probability, shared words) cut at its dev probability of best balanced
+    accuracy, as one linear rule: ``w . x + b >= logit(cut)`` is ``w . x + (b - logit(cut)) >= 0``."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression().fit(features, [r["needs_call"] for r in rows])
+    cut = best_cut(model.predict_proba(features)[:, 1].tolist(), rows)
+    (logprob_weight, words_weight), bias = model.coef_[0].tolist(), float(model.intercept_[0])
+    rounded = (round(logprob_weight, 4), round(words_weight, 4), round(bias - math.log(cut / (1 - cut)), 4))
+    return AutoCallRule(*rounded)
 
 
 def main() -> None:
@@ -91,12 +108,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/tool_calls_auto.json"))
     args = parser.parse_args()
     from lorag.llm import LoragEngine
-    from lorag.llm.tools import OPEN
+    from lorag.llm.auto_calls import shared_tool_words
+    from lorag.llm.tools import OPEN, prepare_tools
 
     engine = LoragEngine(args.model, quantization=args.quantization, device="cpu", num_threads=1)
     parts = {"dev": prompts(args.source, DEV), "test": prompts(args.source, TEST)}
     scores = {name: opening_logprobs(engine, rows) for name, rows in parts.items()}
-    threshold = choose(scores["dev"], parts["dev"])
+    words = {
+        name: [shared_tool_words(r["messages"], prepare_tools(tools(r))) for r in rows] for name, rows in parts.items()
+    }
+    features = {name: list(zip(scores[name], words[name], strict=True)) for name in parts}
+    rule = fit_rule(features["dev"], parts["dev"])
+    threshold = round(best_cut(scores["dev"], parts["dev"]), 2)
     plain = []
     for row in parts["test"]:
         reply = engine.generate(
@@ -104,23 +127,34 @@ def main() -> None:
         )
         calls = reply.tool_reply and (reply.tool_reply.tool_calls or reply.tool_reply.invalid_tool_calls)
         plain.append(bool(calls) or OPEN in reply.text)
+
+    def decided(name: str, by: AutoCallRule) -> dict[str, float]:
+        return rates([by.calls(lp, n) for lp, n in features[name]], parts[name])
+
+    alone = AutoCallRule.min_logprob(threshold)
     report = {
         "model": args.model,
         "quantization": args.quantization,
         "base_fingerprint": engine.base.fingerprint,
         "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
         "command": " ".join(sys.argv),
-        "threshold": threshold,
-        "dev": {"prompts": len(parts["dev"]), **rates([s >= threshold for s in scores["dev"]], parts["dev"])},
+        "rule": dataclasses.asdict(rule),
+        "logprob_threshold": threshold,
+        "dev": {
+            "prompts": len(parts["dev"]),
+            "rule": decided("dev", rule),
+            "log-probability alone": decided("dev", alone),
+        },
         "test": {
             "prompts": len(parts["test"]),
-            "calibrated auto": rates([s >= threshold for s in scores["test"]], parts["test"]),
+            "rule": decided("test", rule),
+            "log-probability alone": decided("test", alone),
             "plain auto": rates(plain, parts["test"]),
         },
         "scores": {
             name: [
-                {"id": r["id"], "needs_call": r["needs_call"], "logprob": round(s, 3)}
-                for r, s in zip(rows, scores[name], strict=True)
+                {"id": r["id"], "needs_call": r["needs_call"], "logprob": round(s, 3), "shared_words": n}
+                for r, s, n in zip(rows, scores[name], words[name], strict=True)
             ]
             for name, rows in parts.items()
         },

@@ -1,6 +1,7 @@
-"""``tool_choice="auto"`` with a calibrated opening threshold (``lorag.llm.auto_calls``): the score is the model's
-own log-probability of the opening tag, a score at or above the threshold forces one valid call, below it the model
-writes freely, and a base without a calibration keeps plain ``auto``."""
+"""``tool_choice="auto"`` with a calibrated rule (``lorag.llm.auto_calls``): the score is the model's own
+log-probability of the opening tag, the words a message shares with a tool are counted as documented, a rule that
+says call forces one valid call, otherwise the model writes freely, and a base without a calibration keeps plain
+``auto``."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import pytest
 from lorag.llm import LoragEngine, Tool
 from lorag.llm.adapters import BASE_ADAPTER
 from lorag.llm.auto_calls import (
-    AUTO_CALL_MIN_LOGPROB,
+    AUTO_CALL_RULES,
     CALIBRATED,
-    auto_call_threshold,
+    AutoCallRule,
+    auto_call_rule,
     continuation_logprob,
     opening_ids,
+    shared_tool_words,
 )
 from lorag.llm.generation import build_prompt
 from lorag.llm.tools import OPEN, prepare_tools
@@ -35,16 +38,34 @@ def engine(long_engine: LoragEngine) -> LoragEngine:
     return long_engine
 
 
-def test_thresholds_resolve_and_bad_values_are_named():
-    assert auto_call_threshold(CALIBRATED, "no-such-base") is None
-    assert auto_call_threshold(None, "any") is None
-    assert auto_call_threshold(-3, "any") == -3.0
-    for fingerprint, threshold in AUTO_CALL_MIN_LOGPROB.items():
-        assert auto_call_threshold(CALIBRATED, fingerprint) == threshold
-    with pytest.raises(ValueError, match="auto_call_min_logprob must be"):
-        auto_call_threshold("always", "any")
-    with pytest.raises(ValueError, match="auto_call_min_logprob must be"):
-        auto_call_threshold(True, "any")
+def test_rules_resolve_and_bad_values_are_named():
+    assert auto_call_rule(CALIBRATED, "no-such-base") is None
+    assert auto_call_rule(None, "any") is None
+    at_least = auto_call_rule(-3, "any")
+    assert at_least == AutoCallRule.min_logprob(-3.0)
+    assert at_least.calls(-3.0, 0) and not at_least.calls(-3.01, 99)  # words do not count in a threshold alone
+    own = AutoCallRule(1.0, 0.5, 2.0)
+    assert auto_call_rule(own, "any") is own
+    assert own.calls(-3.0, 2) and not own.calls(-3.0, 1)  # -3 + 1 + 2 >= 0; -3 + 0.5 + 2 < 0
+    for fingerprint, rule in AUTO_CALL_RULES.items():
+        assert auto_call_rule(CALIBRATED, fingerprint) is rule
+        assert rule.logprob_weight > 0 and rule.shared_words_weight > 0  # more likely tag, more shared words: call
+    for bad in ("always", True):
+        with pytest.raises(ValueError, match="auto_call_min_logprob must be"):
+            auto_call_rule(bad, "any")
+
+
+def test_shared_words_are_content_words_of_the_last_message_against_the_best_tool():
+    search = Tool("searchDocs", "Search the documentation pages.", {"type": "object", "properties": {}})
+    factorial = Tool("math.factorial", "Factorial of a number.", {"type": "object", "properties": {}})
+    chat = [{"role": "user", "content": "Search the weather docs"}, {"role": "assistant", "content": "ok"}]
+    assert shared_tool_words(CHAT, [WEATHER]) == 1  # "weather"; "what", "is", "the", "in" are stopwords
+    assert shared_tool_words([*chat, *CHAT], [WEATHER, search]) == 1  # the last message only
+    assert shared_tool_words([{"role": "user", "content": "search docs about weather"}], [WEATHER, search]) == 2
+    assert shared_tool_words([{"role": "user", "content": "Factorials of numbers"}], [factorial]) == 2  # stems
+    parts = [{"type": "text", "text": "the factorial"}, {"type": "image_url", "image_url": {"url": "x"}}]
+    assert shared_tool_words([{"role": "user", "content": parts}], [factorial]) == 1
+    assert shared_tool_words(CHAT, []) == 0
 
 
 def test_the_score_is_the_teacher_forced_log_probability_of_the_tag(engine: LoragEngine):
@@ -78,7 +99,7 @@ def test_a_score_at_the_threshold_forces_one_valid_call_and_below_it_the_model_w
 
 
 def test_after_a_tool_result_the_model_chooses_itself(engine: LoragEngine):
-    """An agent is never pushed into another call: the threshold decides only turns that answer the user."""
+    """An agent is never pushed into another call: a rule decides only turns that answer the user."""
     call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
     chat = [
         *CHAT,
@@ -143,11 +164,11 @@ FACTORIAL = Tool(  # BFCL v4 simple_python_1's function (Apache-2.0), its dots l
 
 @pytest.mark.real_model
 def test_the_calibrated_default_calls_where_smollm2_leans_to_a_call_and_not_for_chat():
-    """SmolLM2-135M never opens this call greedily; its calibrated threshold makes ``auto`` call it, and still leaves
-    a request that needs no function to prose."""
+    """SmolLM2-135M never opens this call greedily; its calibrated rule makes ``auto`` call it, and still leaves a
+    request that needs no function to prose."""
     engine = LoragEngine("smollm2-135m-instruct", quantization="nf4", device="cpu")
     try:
-        assert engine.base.fingerprint in AUTO_CALL_MIN_LOGPROB
+        assert engine.base.fingerprint in AUTO_CALL_RULES
         ask = [{"role": "user", "content": "Calculate the factorial of 5 using math functions."}]
         plain = engine.generate(messages=ask, tools=[FACTORIAL], auto_call_min_logprob=None, max_tokens=48)
         called = engine.generate(messages=ask, tools=[FACTORIAL], max_tokens=48)

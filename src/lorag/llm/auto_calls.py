@@ -2,42 +2,95 @@
 
 Greedy decoding calls a tool only when the opening ``<tool_call>`` tag is the model's single most likely start, and
 SmolLM2-135M-Instruct never makes it so (0 of 100 BFCL prompts unconstrained, ``benchmarks/results/tool_calls.md``),
-so under ``auto`` lorag's agents never acted. The *probability* it gives the tag still tells the prompts that need a
-call from those that do not (``benchmarks/results/tool_calls_auto.md``). Under ``auto`` the engine therefore scores
-the tag after the prompt (one teacher-forced forward pass) and, when its log-probability reaches the threshold
-calibrated for the base, forces one call (the tool grammar makes it valid); below it the model writes freely, as
-before. Only a turn that answers the user is decided so, the turns the thresholds were chosen on: after a tool
-result the model's own choice stands, so a forced call cannot keep an agent calling. Thresholds are chosen per base
-(by content fingerprint) by ``benchmarks/tool_calls_auto.py`` on BFCL prompts the benchmark does not test; a base
-without one keeps plain ``auto``.
+so under ``auto`` lorag's agents never acted. Two signals still tell the prompts that need a call from those that do
+not (``benchmarks/results/tool_calls_auto.md``): the *probability* the model gives the tag after the prompt (one
+teacher-forced forward pass), and how many content words the user's message shares with the best-matching tool's name
+and description. Under ``auto`` the engine weighs both with a linear rule calibrated for the base and, when the rule
+says call, forces one call (the tool grammar makes it valid); otherwise the model writes freely, as before. Only a
+turn that answers the user is decided so, the turns the rules were chosen on: after a tool result the model's own
+choice stands, so a forced call cannot keep an agent calling. Rules are chosen per base (by content fingerprint) by
+``benchmarks/tool_calls_auto.py`` on BFCL prompts the benchmark does not test; a base without one keeps plain
+``auto``.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from lorag.llm.adapters import AdapterRegistry
+    from lorag.llm.tools import Tool
+    from lorag.retrieval.tokenization import Tokenizer
 
-#: ``auto_call_min_logprob`` default: the threshold calibrated for the engine's base, if there is one.
+#: ``auto_call_min_logprob`` default: the rule calibrated for the engine's base, if there is one.
 CALIBRATED: Final = "calibrated"
 
-#: log P(``<tool_call>`` | prompt) at or above which ``auto`` calls a tool, per base fingerprint, chosen on BFCL dev
-#: prompts by ``benchmarks/tool_calls_auto.py`` (``benchmarks/results/tool_calls_auto.md``).
-AUTO_CALL_MIN_LOGPROB: Final[dict[str, float]] = {
-    "e557f961dd4c8971": -4.28,  # smollm2-135m-instruct (lorag.models); dev balanced accuracy 0.78
+
+@dataclass(frozen=True)
+class AutoCallRule:
+    """Call when ``logprob_weight * log P(<tool_call> | prompt) + shared_words_weight * shared words + bias >= 0``
+    (shared words: ``shared_tool_words``)."""
+
+    logprob_weight: float
+    shared_words_weight: float
+    bias: float
+
+    @classmethod
+    def min_logprob(cls, threshold: float) -> AutoCallRule:
+        """The one-signal rule: call when the tag's log-probability is at least ``threshold``."""
+        return cls(1.0, 0.0, -float(threshold))
+
+    def calls(self, opening_logprob: float, shared_words: int) -> bool:
+        return self.logprob_weight * opening_logprob + self.shared_words_weight * shared_words + self.bias >= 0
+
+
+#: The rule per base fingerprint: a logistic regression over the two signals and the probability threshold of best
+#: balanced accuracy, both chosen on BFCL dev prompts by ``benchmarks/tool_calls_auto.py`` and folded into one
+#: linear rule (``benchmarks/results/tool_calls_auto.md``).
+AUTO_CALL_RULES: Final[dict[str, AutoCallRule]] = {
+    # smollm2-135m-instruct (lorag.models): dev balanced accuracy 0.855 (the log-probability alone: 0.78)
+    "e557f961dd4c8971": AutoCallRule(logprob_weight=0.714, shared_words_weight=0.564, bias=2.5345),
 }
 
 
-def auto_call_threshold(value: float | str | None, fingerprint: str) -> float | None:
-    """The threshold a request uses: ``CALIBRATED`` looks the base up, None turns the decision off."""
+def auto_call_rule(value: AutoCallRule | float | str | None, fingerprint: str) -> AutoCallRule | None:
+    """The rule a request uses: ``CALIBRATED`` looks the base up, a number is a minimum log-probability of the tag,
+    None turns the decision off."""
     if value == CALIBRATED:
-        return AUTO_CALL_MIN_LOGPROB.get(fingerprint)
-    if value is None:
-        return None
+        return AUTO_CALL_RULES.get(fingerprint)
+    if value is None or isinstance(value, AutoCallRule):
+        return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    raise ValueError(f"auto_call_min_logprob must be a log-probability, None or {CALIBRATED!r}; got {value!r}")
+        return AutoCallRule.min_logprob(value)
+    raise ValueError(
+        f"auto_call_min_logprob must be a log-probability, an AutoCallRule, None or {CALIBRATED!r}; got {value!r}"
+    )
+
+
+@lru_cache(maxsize=1)
+def _tokenizer() -> Tokenizer:
+    from lorag.retrieval.tokenization import Tokenizer
+
+    return Tokenizer()  # English stopwords dropped, Snowball stems: "weather?" and "Weather" count as one word
+
+
+def _words(text: str) -> set[str]:
+    """Content words, with identifiers split: ``get_weather``, ``getWeather`` and ``math.factorial`` into words."""
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", text)
+    return set(_tokenizer()(re.sub(r"[_.]", " ", text)))
+
+
+def shared_tool_words(messages: Sequence[Mapping[str, Any]], tools: Sequence[Tool]) -> int:
+    """How many content words the last message shares with the tool whose name and description share the most."""
+    content = messages[-1].get("content") if messages else None
+    if not isinstance(content, str):  # content parts: their text
+        content = " ".join(p.get("text", "") for p in content or () if isinstance(p, Mapping))
+    asked = _words(content)
+    return max((len(asked & _words(f"{t.name} {t.description}")) for t in tools), default=0)
 
 
 def opening_ids(tokenizer: Any, opening: str) -> list[int]:

@@ -17,7 +17,14 @@ from typing import Any, ClassVar, Literal
 
 from lorag.llm.adapters import BASE_ADAPTER, AdapterInfo, AdapterRegistry
 from lorag.llm.attention import ensure_registered
-from lorag.llm.auto_calls import CALIBRATED, auto_call_threshold, continuation_logprob, opening_ids
+from lorag.llm.auto_calls import (
+    CALIBRATED,
+    AutoCallRule,
+    auto_call_rule,
+    continuation_logprob,
+    opening_ids,
+    shared_tool_words,
+)
 from lorag.llm.generation import (
     GenerationResult,
     SamplingParams,
@@ -168,7 +175,7 @@ class LoragEngine:
         tools: Sequence[Tool | Mapping[str, Any]] | None = None,
         tool_choice: str = "auto",
         constrain_tools: bool = True,
-        auto_call_min_logprob: float | str | None = CALIBRATED,
+        auto_call_min_logprob: AutoCallRule | float | str | None = CALIBRATED,
         loop: asyncio.AbstractEventLoop | None = None,
         **sampling: Any,
     ) -> RequestHandle:
@@ -186,9 +193,11 @@ class LoragEngine:
             constrain_tools: Grammar-constrain the calls (a forced call always parses and its arguments validate;
                 under ``auto`` a call the model starts does). False leaves the model free, for comparison.
             auto_call_min_logprob: Under ``auto`` with constrained tools, on a turn that answers the user (the
-                last message is theirs, not a tool result), force one call when the model's log-probability of
-                opening one after the prompt is at least this (``lorag.llm.auto_calls``); the default is the
-                threshold calibrated for this base (none: plain ``auto``); None turns it off.
+                last message is theirs, not a tool result), when to force one call (``lorag.llm.auto_calls``): the
+                default is the rule calibrated for this base, which weighs the model's log-probability of opening a
+                call after the prompt with the words the message shares with a tool (no rule: plain ``auto``); a
+                number forces a call when that log-probability is at least it; an ``AutoCallRule`` is used as
+                given; None turns it off.
             loop: The running event loop, for ``async for`` consumption.
             **sampling: ``SamplingParams`` fields: max_tokens, temperature, top_p, top_k, seed, stop,
                 repetition_penalty, no_repeat_ngram_size, presence_penalty, frequency_penalty, min_tokens,
@@ -203,22 +212,16 @@ class LoragEngine:
         params = sampling.pop("params", None) or SamplingParams(**sampling)
         checked = prepare_tools(tools or (), tool_choice)
         offered = checked if tool_choice != "none" else ()
-        threshold = auto_call_threshold(auto_call_min_logprob, self.base.fingerprint)
+        rule = auto_call_rule(auto_call_min_logprob, self.base.fingerprint)
         if offered and params.grammar is not None and constrain_tools:
             raise ValueError("give either tools or a grammar: tool calls carry their own grammar")
         ids = build_prompt(self.tokenizer, prompt, messages, offered)
         adapter = adapter if adapter is not None else BASE_ADAPTER
         fits = len(ids) < self.scheduler.max_length  # a longer prompt is refused below, with no scoring pass
-        if (
-            offered
-            and constrain_tools
-            and tool_choice == "auto"
-            and threshold is not None
-            and fits
-            and _user_turn(messages)
-        ):
+        if offered and constrain_tools and tool_choice == "auto" and rule is not None and fits and _user_turn(messages):
             opening = continuation_logprob(self.scheduler.registry, ids, opening_ids(self.tokenizer, OPEN), adapter)
-            tool_choice = "required" if opening is not None and opening >= threshold else tool_choice
+            if opening is not None and rule.calls(opening, shared_tool_words(messages or (), offered)):
+                tool_choice = "required"
         listed = not supports_tools(self.tokenizer)  # the fallback format's call blocks
         grammar = tool_grammar(offered, tool_choice, listed=listed) if constrain_tools else None
         if grammar is not None:
@@ -278,6 +281,6 @@ class LoragEngine:
 
 
 def _user_turn(messages: Sequence[Message] | None) -> bool:
-    """Whether the reply answers a user message: the turns ``auto_calls`` thresholds were chosen on. After a tool
+    """Whether the reply answers a user message: the turns ``auto_calls`` rules were chosen on. After a tool
     result the model's own choice stands, so a forced call cannot keep an agent calling."""
     return messages is not None and len(messages) > 0 and messages[-1].get("role") == "user"
