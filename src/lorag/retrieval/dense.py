@@ -5,9 +5,10 @@ any LangChain VectorStore or LlamaIndex vector store (Qdrant, Milvus, pgvector, 
 adapters in ``langchain_lorag`` and ``llama_index.retrievers.lorag``.
 
 ``DenseIndex`` keeps FAISS ids equal to document rows: exact inner product (``IndexFlatIP``) by default, HNSW or IVF
-for large corpora. With normalised embeddings, inner product is cosine similarity. Metadata filters become a FAISS
-``IDSelector`` so the filter applies inside the search, before the top-k cut (exact for ``flat``; HNSW and IVF are
-approximate and may return fewer than k under a very selective filter).
+for large corpora, built and searched through ``lorag.embedding.faiss_index`` (lorag's one FAISS layer). With
+normalised embeddings, inner product is cosine similarity. Metadata filters become a FAISS ``IDSelector`` so the
+filter applies inside the search, before the top-k cut (exact for ``flat``; HNSW and IVF are approximate and may
+return fewer than k under a very selective filter).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from lorag._imports import require
+from lorag.embedding.faiss_index import INDEX_TYPES, build_faiss_index, search_faiss_index, search_params
 from lorag.retrieval import persistence
 from lorag.retrieval._locking import synchronized
 from lorag.retrieval.documents import DocumentStore, MetadataFilter, SearchHit, check_k, check_query
@@ -29,7 +31,6 @@ from lorag.retrieval.documents import DocumentStore, MetadataFilter, SearchHit, 
 logger = logging.getLogger(__name__)
 
 KIND = "lorag.dense"
-INDEX_TYPES = ("flat", "hnsw", "ivf")
 
 
 @runtime_checkable
@@ -128,18 +129,17 @@ class DenseIndex:
 
     # ----------------------------------------------------------------------------------------------------- building
     def _new_index(self, n_train: int) -> Any:
-        faiss = self._faiss
-        d = self.dimension
-        if self.index_type == "flat":
-            return faiss.IndexFlatIP(d)
-        if self.index_type == "hnsw":
-            index = faiss.IndexHNSWFlat(d, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efSearch = self.ef_search
-            return index
-        nlist = self.ivf_nlist or max(1, int(4 * math.sqrt(n_train)))
-        nlist = min(nlist, n_train)
-        self.ivf_nlist = nlist
-        return faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        if self.index_type == "ivf":
+            nlist = self.ivf_nlist or max(1, int(4 * math.sqrt(n_train)))
+            self.ivf_nlist = min(nlist, n_train)
+        return build_faiss_index(
+            "float32",
+            self.dimension,
+            index_type=self.index_type,
+            hnsw_m=self.hnsw_m,
+            ef_search=self.ef_search,
+            nlist=self.ivf_nlist,
+        )
 
     def check_embeddings(self, embeddings: Any, n: int) -> np.ndarray:
         """Validate precomputed or freshly made embeddings: shape ``(n, dimension)``, finite."""
@@ -265,7 +265,7 @@ class DenseIndex:
         elif self.index_type != "flat":
             params = self._search_params(None)
         k = min(k, len(self.docs))
-        scores, rows = self._index.search(vectors, k, params=params) if params else self._index.search(vectors, k)
+        scores, rows = search_faiss_index(self._index, vectors, k, "float32", params=params)
         keep = rows >= 0
         return (
             [r[m].tolist() for r, m in zip(rows, keep, strict=True)],
@@ -283,13 +283,7 @@ class DenseIndex:
         return dict(zip(known, scores.tolist(), strict=True))
 
     def _search_params(self, selector: Any) -> Any:
-        faiss = self._faiss
-        kwargs: dict[str, Any] = {} if selector is None else {"sel": selector}
-        if self.index_type == "hnsw":
-            return faiss.SearchParametersHNSW(efSearch=self.ef_search, **kwargs)
-        if self.index_type == "ivf":
-            return faiss.SearchParametersIVF(nprobe=self.ivf_nprobe, **kwargs)
-        return faiss.SearchParameters(**kwargs)
+        return search_params(self.index_type, selector=selector, ef_search=self.ef_search, nprobe=self.ivf_nprobe)
 
     # -------------------------------------------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> None:
