@@ -16,7 +16,7 @@ from lorag.chunking.packing import reporting_progress
 from lorag.chunking.recursive import SEPARATORS, RecursiveSplitter
 from lorag.chunking.semantic import THRESHOLDS, SemanticSplitter
 from lorag.chunking.sentence import SentenceSplitter
-from lorag.chunking.sentences import sentence_spans
+from lorag.chunking.sentence_boundaries import sentence_spans
 from lorag.chunking.token import TokenSplitter
 
 __all__ = [

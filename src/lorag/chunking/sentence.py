@@ -9,7 +9,7 @@ from typing import Any
 from lorag.chunking.base import Piece, Splitter
 from lorag.chunking.packing import BATCH, Atoms, pack_spans
 from lorag.chunking.recursive import RecursiveSplitter
-from lorag.chunking.sentences import iter_sentence_spans
+from lorag.chunking.sentence_boundaries import iter_sentence_spans
 
 
 class SentenceSplitter(Splitter):

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
-from lorag.chunking.sentences import sentence_spans
+from lorag.chunking.sentence_boundaries import sentence_spans
 
 _FORMATS = "a .txt file (one text per line), or a .jsonl/.jsonl.gz file with a 'text' field (e.g. a BEIR corpus)"
 
