@@ -121,25 +121,15 @@ class _PGVectorDialect(_Dialect):
     def scored_by_vector(self, vector: list[float], k: int, kwargs: dict[str, Any]) -> Scored:
         """PGVector's own search loads each hit as an ORM row, its embedding parsed too, after a separate query for
         the collection; lorag reads text, metadata and distance only, in one query (the same rows, order and
-        scores: its filter clause and distance are PGVector's)."""
+        scores: its filter clause and distance are PGVector's; ``_nearest``)."""
         from langchain_core.documents import Document
-        from sqlalchemy import select
 
         store = self.store
         if not store.use_jsonb:
             return super().scored_by_vector(vector, k, kwargs)
-        table, collections = store.EmbeddingStore, store.CollectionStore
+        table = store.EmbeddingStore
         distance = store.distance_strategy(vector).label("distance")
-        where = [collections.name == store.collection_name]
-        if kwargs.get("filter") and (clause := store._create_filter_clause(kwargs["filter"])) is not None:
-            where.append(clause)
-        query = (
-            select(table.id, table.document, table.cmetadata, distance)
-            .join(collections, table.collection_id == collections.uuid)
-            .where(*where)
-            .order_by(distance)
-            .limit(k)
-        )
+        query = self._nearest(distance, k, kwargs, table.id, table.document, table.cmetadata)
         with self._ranking_session(k) as session:
             rows = session.execute(query).all()
         relevance = store._select_relevance_score_fn()
@@ -158,19 +148,9 @@ class _PGVectorDialect(_Dialect):
         from sqlalchemy import false, func, null, select, true, union_all
 
         store = self.store
-        table, collections = store.EmbeddingStore, store.CollectionStore
-        distance = store.distance_strategy(vector).label("distance")
-        where = [collections.name == store.collection_name]
-        if kwargs.get("filter") and (clause := store._create_filter_clause(kwargs["filter"])) is not None:
-            where.append(clause)
-        scan = (
-            select(table.id, table.cmetadata, distance)
-            .join(collections, table.collection_id == collections.uuid)
-            .where(*where)
-            .order_by(distance)
-            .limit(k)
-            .subquery()
-        )
+        table = store.EmbeddingStore
+        distance = store.distance_strategy(vector).label("distance")  # one expression: the vector is bound once
+        scan = self._nearest(distance, k, kwargs, table.id, table.cmetadata).subquery()
         query = select(true().label("top"), scan.c.id, scan.c.cmetadata[ID_KEY], scan.c.distance)
         if store_ids:
             given = select(false(), table.id, null(), distance).where(table.id == func.any(store_ids))
@@ -184,6 +164,22 @@ class _PGVectorDialect(_Dialect):
             [(row[1], row[2], relevance(row[3])) for row in ranked],
             {row[1]: relevance(row[3]) for row in rows if not row[0]},
         )
+
+    def _nearest(self, distance: Any, k: int, kwargs: dict[str, Any], *columns: Any) -> Any:
+        """``columns`` and ``distance`` (PGVector's, for a query vector) of the collection's top ``k``, PGVector's
+        filter clause applied. The collection is matched by a scalar subquery on its name, not a join: the planner
+        then knows it scans one collection's rows and walks an HNSW index in distance order where there is one (with
+        the join it guessed a handful of rows and sorted them all; PGVector's own search looks the collection's id up
+        in a query of its own first)."""
+        from sqlalchemy import select
+
+        store = self.store
+        table, collections = store.EmbeddingStore, store.CollectionStore
+        collection = select(collections.uuid).where(collections.name == store.collection_name).scalar_subquery()
+        where = [table.collection_id == collection]
+        if kwargs.get("filter") and (clause := store._create_filter_clause(kwargs["filter"])) is not None:
+            where.append(clause)
+        return select(*columns, distance).where(*where).order_by(distance).limit(k)
 
     @contextlib.contextmanager
     def _ranking_session(self, k: int) -> Iterator[Any]:
