@@ -1,10 +1,10 @@
 """Real vector stores under lorag's hybrid vs the stores' own hybrid search, on BEIR SciFact (test): one run, one table.
 
 Rows: lorag's FAISS hybrid (the reference); lorag's BM25 + fusion over a real PostgreSQL 16 + pgvector
-(langchain-postgres ``PGVector``) and over Qdrant local mode (``QdrantVectorStore``); and ``fusion="store"``, where the
-store ranks and fuses by itself: ``PGVectorStore`` with a ``HybridSearchConfig`` (Postgres full-text ``ts_rank_cd``
-+ vectors, its default weighted sum and RRF) and Qdrant sparse + dense (lorag's BM25 as sparse vectors with Qdrant's
-IDF, RRF and DBSF).
+(langchain-postgres ``PGVector``: exact scan, and over an HNSW index) and over Qdrant local mode
+(``QdrantVectorStore``); and ``fusion="store"``, where the store ranks and fuses by itself: ``PGVectorStore`` with a
+``HybridSearchConfig`` (Postgres full-text ``ts_rank_cd`` + vectors, its default weighted sum and RRF) and Qdrant
+sparse + dense (lorag's BM25 as sparse vectors with Qdrant's IDF, RRF and DBSF).
 
 Same embeddings everywhere: the corpus vectors come from lorag's embedding cache and every query is embedded once, up
 front, by the same ``minilm`` model; each system gets those vectors (FAISS through ``query_vector``, the stores through
@@ -45,6 +45,9 @@ from lorag.retrieval import BM25Index, DenseIndex, HybridRetriever  # noqa: E402
 from retrieval import _command, _memory_gib  # noqa: E402 - benchmarks/retrieval.py, for the same run record
 
 K = 100
+#: The HNSW row's index: pgvector's default build parameters, spelled out (searches raise ``hnsw.ef_search`` to the
+#: candidate depth, 200; see ``langchain_lorag.store_dialects``).
+HNSW_INDEX = "(embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
 Search = Callable[[str], dict[str, float]]
 
 
@@ -185,6 +188,7 @@ def builders(
         return searcher(retriever, by_vector=True)
 
     server = stack.enter_context(postgres())
+    dim = vectors.shape[1]
 
     def pgvector() -> Search:
         from langchain_postgres import PGVector
@@ -192,6 +196,27 @@ def builders(
         store = PGVector(embeddings, connection=server.url, collection_name="scifact", use_jsonb=True)
         retriever = HybridRetriever(BM25Index(), LangChainVectorStoreBackend(store))
         retriever.add(texts, ids=ids)
+        return searcher(retriever)
+
+    def pgvector_hnsw() -> Search:
+        """PGVector over an HNSW index (pgvector's defaults, stated in the table), alone in its own database: an index
+        over several collections would fill the scan's ``hnsw.ef_search`` rows with other collections' documents."""
+        from langchain_postgres import PGVector
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(server.url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("CREATE DATABASE scifact_hnsw"))
+        admin.dispose()
+        url = f"{server.url.rsplit('/', 1)[0]}/scifact_hnsw"
+        store = PGVector(embeddings, connection=url, collection_name="scifact", use_jsonb=True)
+        retriever = HybridRetriever(BM25Index(), LangChainVectorStoreBackend(store))
+        retriever.add(texts, ids=ids)
+        with store.session_maker() as session:  # an HNSW index needs the column's dimension (PGVector sets none)
+            session.execute(text(f"ALTER TABLE langchain_pg_embedding ALTER COLUMN embedding TYPE vector({dim})"))
+            session.execute(text(f"CREATE INDEX scifact_hnsw ON langchain_pg_embedding USING hnsw {HNSW_INDEX}"))
+            session.execute(text("ANALYZE langchain_pg_embedding"))
+            session.commit()
         return searcher(retriever)
 
     def pgvectorstore(fusion_function: Any) -> Callable[[], Search]:
@@ -248,6 +273,7 @@ def builders(
     return {
         "lorag FAISS hybrid (BM25 + FAISS, convex)": faiss_hybrid,
         "lorag BM25 + PGVector (convex)": pgvector,
+        "lorag BM25 + PGVector (HNSW, convex)": pgvector_hnsw,
         "PGVectorStore native hybrid (full-text + vector, weighted sum)": pgvectorstore(weighted_sum_ranking),
         "PGVectorStore native hybrid (full-text + vector, RRF)": pgvectorstore(reciprocal_rank_fusion),
         "lorag BM25 + Qdrant (convex)": qdrant(None),
@@ -277,7 +303,8 @@ def table(rows: list[Row], args: Any, n_docs: int, n_queries: int) -> str:
         "retrieval time the time the same model took to embed that query, uncached, measured once before the run "
         "(one torch thread), so it is what a system that embeds its own queries would show. Index time is lorag's "
         "BM25 plus the store's inserts and indexes, no embedding.",
-        "- Stores: PostgreSQL 16 + pgvector from the pgserver wheel on 127.0.0.1 (exact scan, no ANN index); Qdrant "
+        "- Stores: PostgreSQL 16 + pgvector 0.6 from the pgserver wheel on 127.0.0.1 (exact scan, no ANN index, except "
+        f"the HNSW row: `USING hnsw {HNSW_INDEX}`, `hnsw.ef_search` raised to the depth, 200, per search); Qdrant "
         "in local mode (`QdrantClient(path=...)`: the client's in-process Python engine, not the Rust server, so its "
         "latencies say little about a Qdrant cluster).",
         "- lorag rows: BM25 + convex fusion (alpha 0.5, z-score, depth 200: the defaults chosen on SciFact train). "
