@@ -2,6 +2,9 @@
 
 Token lengths count the tokens of the text alone (no special tokens such as ``[CLS]``), which is what a chunk
 costs inside an embedder's or LLM's window; ``for_embedder`` subtracts the special tokens from the window.
+
+The splitters' ``tokenizer=`` argument names this measure (``make_length``): a model's Hugging Face tokenizer, never
+``lorag.retrieval.Tokenizer``, which is BM25's word tokenizer.
 """
 
 from __future__ import annotations

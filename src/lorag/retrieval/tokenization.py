@@ -2,6 +2,12 @@
 
 The settings are plain JSON so a saved index can refuse to load under a different tokenizer: query tokens that are
 stemmed differently from the indexed ones silently match nothing, which is worse than an error.
+
+"Tokenizer" means three things in lorag; here, and in ``tokenizer=`` of ``BM25Index``, ``TfidfIndex`` and the saved
+``"tokenizer"`` setting, it is this word tokenizer (text to stemmed words). A model's Hugging Face tokenizer (text to
+token ids: ``Engine.tokenizer``, ``Embedder.tokenizer``, ``lorag.chunking.load_tokenizer``) is the second; the
+splitters' ``tokenizer=`` is the third, a way to measure chunk length (``None`` for characters, a model or its
+tokenizer for tokens: ``lorag.chunking.make_length``).
 """
 
 from __future__ import annotations
