@@ -22,6 +22,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableParallel
 from langchain_core.runnables.utils import AddableDict
 
+from langchain_lorag.retrievers import _LoragRetriever as LoragRetriever
 from lorag.rag.answerability import AnswerabilityGate
 from lorag.rag.composition import (
     DEFAULT_MIN_RELEVANCE,
@@ -34,6 +35,7 @@ from lorag.rag.composition import (
     resolve_min_answerability,
 )
 from lorag.rag.grounded import use_grounded_adapter
+from lorag.rag.hops import DEFAULT_HOPS, check_hops, follow_ups
 from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock
 
 
@@ -89,9 +91,11 @@ def _capped(chunk: Any) -> bool:
 
 def _block(number: int, document: Document) -> ContextBlock:
     """A retrieved document as a prompt block; its ``relevance`` is the dense cosine lorag's hybrid retriever
-    recorded (``metadata["lorag"]``), None for other retrievers' documents."""
+    recorded (``metadata["lorag"]``), None for other retrievers' documents and for a follow-up search's
+    (``metadata["hop"]`` > 0), whose scores are for another query."""
     source = str(document.metadata.get("source") or document.id or f"document {number}")
-    metadata = {**document.metadata, "relevance": dense_relevance(document.metadata)}
+    relevance = None if document.metadata.get("hop") else dense_relevance(document.metadata)
+    metadata = {**document.metadata, "relevance": relevance}
     return ContextBlock(document.page_content, source, float(document.metadata.get("score", 0.0)), metadata)
 
 
@@ -106,6 +110,7 @@ def create_rag_chain(
     min_relevance: float | None = DEFAULT_MIN_RELEVANCE,
     min_answerability: float | None = None,
     answerability: AnswerabilityGate | None = None,
+    hops: int = DEFAULT_HOPS,
 ) -> Runnable[Any, dict[str, Any]]:
     """Build ``question -> {"answer": str, "sources": [Document], "abstained": bool}`` from any retriever and chat
     model.
@@ -127,6 +132,9 @@ def create_rag_chain(
             (``DEFAULT_MIN_ANSWERABILITY``) when the answer comes from the grounded adapter, off otherwise, as in
             ``lorag ask``; 0 turns it off.
         answerability: the gate's coefficients; by default lorag's shipped ones.
+        hops: searches per question; each one past the first adds the best new document of a search with the
+            question and the document the previous one added, marked ``metadata["hop"]`` (``lorag.rag.hops``: for
+            multi-hop questions try 2 with ``min_answerability=0``).
 
     The input is a question string or ``{"question": ...}``. Each source ``Document`` carries ``metadata["number"]``
     (its ``[n]`` in the prompt) and ``metadata["cited"]``. A declined question gets the answer "The documents do
@@ -143,6 +151,7 @@ def create_rag_chain(
             result = chain.invoke("How do I enable CORS?")
             result["answer"], [d.metadata["source"] for d in result["sources"] if d.metadata["cited"]]
     """
+    check_hops(hops)
     count_tokens, window = _window_of(llm, context_window)
     grounded_adapter = False
     if grounded:
@@ -193,6 +202,22 @@ def create_rag_chain(
         ]
         yield AddableDict(sources=sources, abstained=outcome.abstained)
 
+    by_depth = isinstance(retriever, LoragRetriever)  # lorag's retrievers take k per call; others return their own
+
+    def with_follow_ups(question: str, config: RunnableConfig) -> list[Document]:
+        found = retriever.invoke(question, config)
+        added = follow_ups(
+            question,
+            found,
+            lambda query, n: retriever.invoke(query, config, **({"k": n} if by_depth else {})),
+            hops,
+            key=lambda d: d.id or d.page_content,
+            text=lambda d: d.page_content,
+        )
+        marked = [Document(d.page_content, id=d.id, metadata={**d.metadata, "hop": n}) for n, d in enumerate(added, 1)]
+        return [*found, *marked]
+
     ask = RunnableLambda(question_of, name="question")
+    search = retriever if hops == 1 else RunnableLambda(with_follow_ups, name="retrieve_with_follow_ups")
     respond = cast("Runnable[Any, dict[str, Any]]", RunnableLambda(answer, name="lorag_rag_answer"))
-    return (RunnableParallel(question=ask, documents=ask | retriever) | respond).with_config(run_name="lorag_rag_chain")
+    return (RunnableParallel(question=ask, documents=ask | search) | respond).with_config(run_name="lorag_rag_chain")

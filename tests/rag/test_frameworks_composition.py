@@ -220,3 +220,28 @@ async def test_the_chain_and_the_query_engine_answer_alike_asynchronously(hybrid
     assert str(response) == CUT and response.source_nodes[0].node.metadata["cited"]
     declined = await chain.ainvoke(OFF_TOPIC)
     assert declined["abstained"] and declined["answer"] == NO_ANSWER
+
+
+def test_with_follow_up_searches_every_front_end_gives_the_same_passages_and_answer(
+    hybrid: HybridRetriever, tiny_llm_dir: Path
+) -> None:
+    """``hops=2``: the chain and the query engine add the pipeline's follow-up passage (lorag's retrievers searched as
+    deep as the pipeline searches), mark it, and answer alike."""
+    from langchain_lorag import ChatLorag
+    from llama_index.llms.lorag import LoragLLM
+    from lorag.llm import LoragEngine
+
+    engine = LoragEngine(str(tiny_llm_dir), quantization="none", device="cpu")
+    try:
+        expected = RagPipeline(hybrid, engine, k=2, max_new_tokens=8, hops=2).ask(ON_TOPIC)
+        result = chain_for(hybrid, ChatLorag(engine=engine, max_tokens=8), max_new_tokens=8, hops=2).invoke(ON_TOPIC)
+        response = engine_for(hybrid, LoragLLM(engine=engine, max_tokens=8), hops=2).query(ON_TOPIC)
+        sources = [s.source for s in expected.sources]
+        assert len(sources) == 3 and [s.hop for s in expected.sources] == [0, 0, 1]
+        assert [d.metadata["source"] for d in result["sources"]] == sources
+        assert [n.node.metadata["source"] for n in response.source_nodes] == sources
+        assert [d.metadata.get("hop", 0) for d in result["sources"]] == [0, 0, 1]
+        assert [n.node.metadata.get("hop", 0) for n in response.source_nodes] == [0, 0, 1]
+        assert result["answer"] == str(response) == expected.answer
+    finally:
+        engine.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from lorag.cli import app
+from lorag.rag.hops import DEFAULT_HOPS
 from lorag.rag.loaders import DEFAULT_MAX_FILE_MB
 from lorag.rag.pipeline import DEFAULT_ABSTAIN_CONFIDENCE, DEFAULT_K, DEFAULT_MIN_ANSWERABILITY
 
@@ -129,6 +130,13 @@ MIN_ANSWERABILITY_OPTION = typer.Option(
     help="Say the documents lack the answer when lorag's answerability gate gives no passage this score "
     f"(0: off). Default: {DEFAULT_MIN_ANSWERABILITY} with the grounded-answer adapter, off otherwise.",
 )
+HOPS_OPTION = typer.Option(
+    DEFAULT_HOPS,
+    "--hops",
+    min=1,
+    help="Searches per question: each one past the first adds the best new passage found with the question and the "
+    "passage the previous one added. For multi-hop questions try 2 with --min-answerability 0.",
+)
 NO_REPEAT_NGRAM_OPTION = typer.Option(
     0, "--no-repeat-ngram-size", min=0, help="Never repeat an n-gram of this many tokens (0: off)."
 )
@@ -157,6 +165,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
     no_repeat_ngram_size: int = 0,
     abstain_confidence: float | None = None,
     min_answerability: float | None = None,
+    hops: int = DEFAULT_HOPS,
 ):
     """Load the model and build the pipeline exactly as ``lorag ask`` answers; returns ``(pipeline, engine)``.
 
@@ -201,6 +210,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
         generation=generation,
         abstain_confidence=abstain_confidence,
         min_answerability=min_answerability,
+        hops=hops,
     )
     return pipeline, engine
 
@@ -222,6 +232,7 @@ def ask_command(
     no_repeat_ngram_size: int = NO_REPEAT_NGRAM_OPTION,
     abstain_confidence: float | None = ABSTAIN_CONFIDENCE_OPTION,
     min_answerability: float | None = MIN_ANSWERABILITY_OPTION,
+    hops: int = HOPS_OPTION,
     follow_links: bool = FOLLOW_LINKS_OPTION,
     max_file_mb: float = MAX_FILE_MB_OPTION,
     stream: bool = typer.Option(False, "--stream", help="Print the answer as it is generated."),
@@ -250,6 +261,7 @@ def ask_command(
         no_repeat_ngram_size=no_repeat_ngram_size,
         abstain_confidence=abstain_confidence,
         min_answerability=min_answerability,
+        hops=hops,
     )
     try:
         if stream:

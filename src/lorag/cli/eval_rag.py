@@ -14,6 +14,7 @@ from lorag.cli.ask import (
     BACKEND_OPTION,
     EMBEDDER_OPTION,
     FOLLOW_LINKS_OPTION,
+    HOPS_OPTION,
     K_OPTION,
     MAX_FILE_MB_OPTION,
     MAX_TOKENS_OPTION,
@@ -81,6 +82,7 @@ def eval_rag_command(
     no_repeat_ngram_size: int = NO_REPEAT_NGRAM_OPTION,
     abstain_confidence: float | None = ABSTAIN_CONFIDENCE_OPTION,
     min_answerability: float | None = MIN_ANSWERABILITY_OPTION,
+    hops: int = HOPS_OPTION,
     follow_links: bool = FOLLOW_LINKS_OPTION,
     max_file_mb: float = MAX_FILE_MB_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: the metrics and every answer."),
@@ -112,6 +114,7 @@ def eval_rag_command(
         no_repeat_ngram_size=no_repeat_ngram_size,
         abstain_confidence=abstain_confidence,
         min_answerability=min_answerability,
+        hops=hops,
     )
     try:
         report = evaluate_rag(pipeline, checked, progress=progress)

@@ -72,7 +72,7 @@ def auto_call_rule(value: AutoCallRule | float | str | None, fingerprint: str) -
 
 
 @lru_cache(maxsize=1)
-def _tokenizer() -> Tokenizer:
+def _word_tokenizer() -> Tokenizer:
     from lorag.retrieval.tokenization import Tokenizer
 
     return Tokenizer()  # English stopwords dropped, Snowball stems: "weather?" and "Weather" count as one word
@@ -81,7 +81,7 @@ def _tokenizer() -> Tokenizer:
 def _words(text: str) -> set[str]:
     """Content words, with identifiers split: ``get_weather``, ``getWeather`` and ``math.factorial`` into words."""
     text = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", text)
-    return set(_tokenizer()(re.sub(r"[_.]", " ", text)))
+    return set(_word_tokenizer()(re.sub(r"[_.]", " ", text)))
 
 
 def shared_tool_words(messages: Sequence[Mapping[str, Any]], tools: Sequence[Tool]) -> int:

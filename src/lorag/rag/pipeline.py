@@ -26,6 +26,7 @@ from lorag.rag.composition import DEFAULT_MIN_ANSWERABILITY as DEFAULT_MIN_ANSWE
 from lorag.rag.composition import DEFAULT_MIN_RELEVANCE as DEFAULT_MIN_RELEVANCE
 from lorag.rag.composition import Plan, RagComposition, check_question, no_answer_ban
 from lorag.rag.composition import chat_token_counter as chat_token_counter
+from lorag.rag.hops import DEFAULT_HOPS, check_hops, follow_ups
 from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock, says_no_answer
 from lorag.retrieval import HybridHit
 
@@ -57,7 +58,8 @@ class Source:
     """A passage given to the model, numbered as in the prompt; ``cited`` when the answer cites its number.
 
     ``score`` is the fused retrieval score; ``relevance`` the dense cosine similarity to the question (what the
-    relevance gate compares with ``min_relevance``), None when the passage was found by BM25 alone.
+    relevance gate compares with ``min_relevance``), None when the passage was found by BM25 alone or by a follow-up
+    search. ``hop`` is 0 for the question's own search, n for the passage the n-th follow-up search added (``hops``).
     """
 
     number: int
@@ -70,6 +72,7 @@ class Source:
     section: str | None = None
     page: int | None = None
     relevance: float | None = None
+    hop: int = 0
 
 
 @dataclass
@@ -109,14 +112,15 @@ class Answer:
         }
 
 
-def blocks_from_hits(hits: Sequence[HybridHit]) -> list[ContextBlock]:
-    """Prompt blocks from hits; each block's metadata also keeps the hit's dense score as ``relevance``."""
+def blocks_from_hits(hits: Sequence[HybridHit], *, hop: int = 0) -> list[ContextBlock]:
+    """Prompt blocks from hits; each block's metadata also keeps the hit's dense score as ``relevance`` (None for
+    the hits of a follow-up search, ``hop`` > 0, whose scores are for another query)."""
     return [
         ContextBlock(
             h.text,
             str(h.metadata.get("source", h.id)),
             h.score,
-            {**h.metadata, "relevance": h.component_scores.get("dense")},
+            {**h.metadata, "relevance": None if hop else h.component_scores.get("dense"), "hop": hop},
         )
         for h in hits
     ]
@@ -141,6 +145,8 @@ class RagPipeline:
             ``None`` or 0 turns the gate off (``DEFAULT_MIN_ANSWERABILITY`` is what ``lorag ask`` uses with the
             shipped grounded adapter).
         answerability: the gate's coefficients; by default lorag's shipped ones (``AnswerabilityGate.load()``).
+        hops: searches per question; each one past the first adds the best new passage of a search with the question
+            and the passage the previous one added (``lorag.rag.hops``: for multi-hop questions).
     """
 
     def __init__(
@@ -157,6 +163,7 @@ class RagPipeline:
         abstain_confidence: float | None = DEFAULT_ABSTAIN_CONFIDENCE,
         min_answerability: float | None = None,
         answerability: AnswerabilityGate | None = None,
+        hops: int = DEFAULT_HOPS,
     ) -> None:
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
@@ -165,6 +172,7 @@ class RagPipeline:
         self.index = index
         self.engine = engine
         self.k = k
+        self.hops = check_hops(hops)
         self.adapter = adapter
         self.generation = dict(generation or {})
         self.abstain_confidence = abstain_confidence
@@ -198,7 +206,10 @@ class RagPipeline:
 
     def _prepare(self, question: str) -> Plan:
         check_question(question)
-        return self.composition.plan(question, blocks_from_hits(self.index.search(question, self.k)))
+        hits = self.index.search(question, self.k)
+        added = follow_ups(question, hits, self.index.search, self.hops, key=lambda h: h.id, text=lambda h: h.text)
+        blocks = blocks_from_hits(hits) + [b for n, h in enumerate(added, 1) for b in blocks_from_hits([h], hop=n)]
+        return self.composition.plan(question, blocks)
 
     @staticmethod
     def _sources(plan: Plan, cited: frozenset[int]) -> list[Source]:
@@ -216,6 +227,7 @@ class RagPipeline:
                 section=b.metadata.get("section"),
                 page=b.metadata.get("page"),
                 relevance=b.metadata.get("relevance"),
+                hop=b.metadata.get("hop", 0),
             )
             for i, b in enumerate(plan.blocks, start=1)
         ]

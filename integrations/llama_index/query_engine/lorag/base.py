@@ -41,6 +41,7 @@ from lorag.rag.composition import (
     resolve_min_answerability,
 )
 from lorag.rag.grounded import use_grounded_adapter
+from lorag.rag.hops import DEFAULT_HOPS, check_hops, follow_ups
 from lorag.rag.prompt import SYSTEM_PROMPT, ContextBlock
 
 #: Metadata the LLM sees for each node; everything else (offsets, scores) stays out of the prompt.
@@ -93,9 +94,10 @@ class NumberedSources(BaseNodePostprocessor):
 
 def _block(item: NodeWithScore) -> ContextBlock:
     """A node as a prompt block labelled ``source_label``; its ``relevance`` is the dense cosine lorag's hybrid
-    retriever recorded (``metadata["lorag"]``), None for other retrievers' nodes."""
+    retriever recorded (``metadata["lorag"]``), None for other retrievers' nodes and for a follow-up search's
+    (``metadata["hop"]`` > 0), whose scores are for another query."""
     metadata = item.node.metadata
-    relevance = dense_relevance(metadata)
+    relevance = None if metadata.get("hop") else dense_relevance(metadata)
     return ContextBlock(item.node.get_content(), source_label(metadata), item.score or 0.0, {"relevance": relevance})
 
 
@@ -114,6 +116,9 @@ class LoragQueryEngine(BaseQueryEngine):
         node_postprocessors: applied to the retrieved nodes, in order, before the gates and the prompt.
         streaming: return a ``StreamingResponse`` whose text arrives in pieces that are final (loops are cut
             before they are shown); ``cited`` and ``abstained`` are set once it is read to the end.
+        hops: retrievals per query; each one past the first adds the best new node of a retrieval with the query and
+            the node the previous one added, marked ``metadata["hop"]`` (``lorag.rag.hops``: for multi-hop questions);
+            the post-processors see the query's own nodes only.
     """
 
     def __init__(
@@ -125,8 +130,10 @@ class LoragQueryEngine(BaseQueryEngine):
         node_postprocessors: Sequence[BaseNodePostprocessor] = (),
         streaming: bool = False,
         callback_manager: CallbackManager | None = None,
+        hops: int = DEFAULT_HOPS,
     ) -> None:
         self.retriever = retriever
+        self.hops = check_hops(hops)
         self.llm = llm
         self.composition = composition
         self.node_postprocessors = list(node_postprocessors)
@@ -143,11 +150,27 @@ class LoragQueryEngine(BaseQueryEngine):
             nodes = postprocessor.postprocess_nodes(nodes, query_bundle=query_bundle)
         return nodes
 
+    def _search(self, query: str, k: int) -> list[NodeWithScore]:
+        """A follow-up retrieval: lorag's retrievers return the top ``k``, others their own number of nodes."""
+        top = getattr(self.retriever, "retrieve_top", None)
+        return top(query, k) if callable(top) else self.retriever.retrieve(QueryBundle(query))
+
     def _query(self, query_bundle: QueryBundle) -> RESPONSE_TYPE:
         with self.callback_manager.event(
             CBEventType.QUERY, payload={EventPayload.QUERY_STR: query_bundle.query_str}
         ) as event:
             nodes = self.retrieve(query_bundle)
+            added = follow_ups(
+                query_bundle.query_str,
+                nodes,
+                self._search,
+                self.hops,
+                key=lambda n: n.node.node_id,
+                text=lambda n: n.node.get_content(),
+            )
+            for hop, item in enumerate(added, start=1):
+                item.node.metadata["hop"] = hop  # marked as NumberedSources marks numbers, on the node
+            nodes = [*nodes, *added]
             blocks = [_block(n) for n in nodes]
             plan = self.composition.plan(query_bundle.query_str, blocks)
             by_block = {id(b): n for b, n in zip(blocks, nodes, strict=True)}
@@ -220,6 +243,7 @@ def create_query_engine(
     node_postprocessors: Sequence[BaseNodePostprocessor] = (),
     streaming: bool = False,
     callback_manager: CallbackManager | None = None,
+    hops: int = DEFAULT_HOPS,
 ) -> LoragQueryEngine:
     """A query engine over ``retriever`` answering with ``llm``, citing numbered sources, declining below the gates.
 
@@ -243,6 +267,7 @@ def create_query_engine(
         node_postprocessors: applied to the retrieved nodes before the gates and the prompt.
         streaming: ``query`` returns a ``StreamingResponse``.
         callback_manager: LlamaIndex callbacks for the query.
+        hops: retrievals per query (``lorag.rag.hops``); for multi-hop questions try 2 with ``min_answerability=0``.
 
     With the answerability gate on and a local ``LoragLLM``, the gate alone decides, as in ``lorag ask``: the model
     answers with its no-answer reply forbidden. Without ``streaming`` a looping answer is cut once the LLM has
@@ -268,4 +293,5 @@ def create_query_engine(
         node_postprocessors=node_postprocessors,
         streaming=streaming,
         callback_manager=callback_manager,
+        hops=hops,
     )

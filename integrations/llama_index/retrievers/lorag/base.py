@@ -71,7 +71,12 @@ class _LoragRetriever(BaseRetriever):
         raise NotImplementedError
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        return [_to_node(h) for h in self._search(query_bundle.query_str, self.similarity_top_k)]
+        return self.retrieve_top(query_bundle.query_str, self.similarity_top_k)
+
+    def retrieve_top(self, query: str, k: int) -> list[NodeWithScore]:
+        """The top ``k`` nodes for ``query``: ``retrieve`` with ``k`` chosen per call (as LangChain retrievers take
+        ``k=``), for callers that need a depth of their own, such as a query engine's follow-up searches."""
+        return [_to_node(h) for h in self._search(query, k)]
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return await asyncio.to_thread(self._retrieve, query_bundle)

@@ -1,0 +1,84 @@
+"""Follow-up searches (``lorag.rag.hops``): each hop searches with the question and the passage the previous one
+added, adds its best new passage, and stops when nothing is new; the pipeline marks such passages (no relevance of
+their own, ``hop`` in the answer's sources)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from lorag.cli import app
+from lorag.rag.hops import check_hops, follow_up_query, follow_ups
+from lorag.rag.pipeline import RagPipeline
+from lorag.retrieval import HybridHit
+
+
+def hit(doc_id: str, text: str = "", dense: float | None = 0.5) -> HybridHit:
+    return HybridHit(doc_id, 1.0, 1, text or f"text of {doc_id}", {"source": f"{doc_id}.md"}, {"dense": dense}, {})
+
+
+class Table:
+    """A search over fixed rankings per query, recording what it was asked."""
+
+    def __init__(self, rankings: dict[str, list[str]]) -> None:
+        self.rankings = rankings
+        self.asked: list[tuple[str, int]] = []
+
+    def search(self, query: str, k: int = 5) -> list[HybridHit]:
+        self.asked.append((query, k))
+        return [hit(i) for i in self.rankings.get(query, [])][:k]
+
+
+def test_each_hop_searches_with_the_question_and_the_passage_the_last_hop_added() -> None:
+    question = "where was the director born?"
+    after_a = follow_up_query(question, "text of a")
+    after_c = follow_up_query(question, "text of c")
+    table = Table({question: ["a", "b"], after_a: ["a", "b", "c"], after_c: ["c", "d", "a"]})
+    added = follow_ups(question, table.search(question, 2), table.search, 3, key=lambda h: h.id, text=lambda h: h.text)
+    assert [h.id for h in added] == ["c", "d"]
+    assert table.asked[1:] == [(after_a, 3), (after_c, 4)]  # one more than the passages already found
+
+
+def test_hops_stop_when_nothing_is_new_and_one_hop_adds_nothing() -> None:
+    table = Table({"q": ["a", "b"], follow_up_query("q", "text of a"): ["b", "a"]})
+    found = table.search("q", 2)
+    assert follow_ups("q", found, table.search, 4, key=lambda h: h.id, text=lambda h: h.text) == []
+    assert len(table.asked) == 2  # the first follow-up found nothing new: no further search
+    assert follow_ups("q", found, table.search, 1, key=lambda h: h.id, text=lambda h: h.text) == []
+    assert follow_ups("q", [], table.search, 2, key=lambda h: h.id, text=lambda h: h.text) == []
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", None])
+def test_bad_hops_are_named(bad: Any) -> None:
+    with pytest.raises(ValueError, match="hops must be an integer >= 1"):
+        check_hops(bad)
+
+
+class NoModel:
+    """Enough of an engine for planning: the pipeline is only asked for its plan here."""
+
+    context_window = 4096
+
+    class tokenizer:
+        @staticmethod
+        def apply_chat_template(messages: Any, **_: Any) -> list[int]:
+            return [0] * sum(len(str(m["content"]).split()) for m in messages)
+
+
+def test_the_pipeline_adds_follow_up_passages_without_a_relevance_of_their_own() -> None:
+    question = "where was the director born?"
+    table = Table({question: ["a", "b"], follow_up_query(question, "text of a"): ["a", "c"]})
+    pipeline = RagPipeline(table, NoModel(), k=2, min_relevance=None, hops=2)  # type: ignore[arg-type]
+    plan = pipeline._prepare(question)
+    assert [b.source for b in plan.blocks] == ["a.md", "b.md", "c.md"]
+    assert [b.metadata["relevance"] for b in plan.blocks] == [0.5, 0.5, None]
+    assert [s.hop for s in pipeline._sources(plan, frozenset())] == [0, 0, 1]
+    with pytest.raises(ValueError, match="hops must be"):
+        RagPipeline(table, NoModel(), hops=0)  # type: ignore[arg-type]
+
+
+def test_the_cli_refuses_hops_below_one(tmp_path: Any) -> None:
+    result = CliRunner().invoke(app, ["ask", "anything?", "--docs", str(tmp_path), "--hops", "0"])
+    assert result.exit_code == 2 and "--hops" in result.output
