@@ -185,13 +185,13 @@ def run_hf(dtype: str, threads: int, args: argparse.Namespace) -> list[dict[str,
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList
 
-    from lorag.llm.generation import build_prompt
+    from lorag.llm.generation import encode_prompt
     from lorag.models import resolve_model
 
     path = resolve_model(args.model)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), local_files_only=True).eval()
-    ids = torch.tensor([build_prompt(tokenizer, None, [{"role": "user", "content": PROMPT}], ())])
+    ids = torch.tensor([encode_prompt(tokenizer, None, [{"role": "user", "content": PROMPT}], ())])
 
     class Stamp(StoppingCriteria):
         """Called once per generated token, after its forward pass: the decode steps lie between the calls."""

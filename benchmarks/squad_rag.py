@@ -4,7 +4,7 @@
   ``questions.jsonl`` for ``lorag eval-rag``. The questions must find their own paragraph among every paragraph of
   their articles. Unanswerable questions are made by removing a paragraph from the folder and asking one of its
   questions.
-- **train**: chat records in lorag's exact RAG prompt (``lorag.rag.prompt.build_prompt``) for
+- **train**: chat records in lorag's exact RAG prompt (``lorag.rag.prompt.build_rag_prompt``) for
   ``lorag train-adapter``: the gold paragraph among BM25-retrieved distractors from the same training articles, at
   a random position, the target the first gold answer followed by its citation (``"Westwood One [2]"``); and for a
   share of the questions an unanswerable twin (the gold paragraph swapped for another distractor) whose target is
@@ -111,7 +111,7 @@ def training_records(
     that contain a gold answer are skipped, so no "no answer" target is wrong.
     """
     from lorag.rag.pipeline import chat_token_counter
-    from lorag.rag.prompt import NO_ANSWER, ContextBlock, build_prompt
+    from lorag.rag.prompt import NO_ANSWER, ContextBlock, build_rag_prompt
     from lorag.retrieval import BM25Index
 
     rng = random.Random(seed)
@@ -120,7 +120,7 @@ def training_records(
 
     def record(question: str, chosen: list[int], target: str) -> dict[str, Any]:
         blocks = [ContextBlock(paragraphs[i].text, paragraphs[i].file) for i in chosen]
-        prompt = build_prompt(question, blocks, count_tokens=count, context_window=8192, max_new_tokens=160)
+        prompt = build_rag_prompt(question, blocks, count_tokens=count, context_window=8192, max_new_tokens=160)
         return {"messages": [*prompt.messages, {"role": "assistant", "content": target}]}
 
     items = [(i, qa) for i, p in enumerate(paragraphs) for qa in p.qas]

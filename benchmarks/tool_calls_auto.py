@@ -56,13 +56,13 @@ def prompts(source: Path, part: tuple[tuple[str, int, int, bool], ...]) -> list[
 def opening_logprobs(engine: Any, rows: list[dict[str, Any]]) -> list[float]:
     from lorag.llm.adapters import BASE_ADAPTER
     from lorag.llm.auto_calls import continuation_logprob, opening_ids
-    from lorag.llm.generation import build_prompt
+    from lorag.llm.generation import encode_prompt
     from lorag.llm.tools import OPEN, prepare_tools
 
     opening = opening_ids(engine.tokenizer, OPEN)
     scores = []
     for row in rows:
-        ids = build_prompt(engine.tokenizer, None, row["messages"], prepare_tools(tools(row)))
+        ids = encode_prompt(engine.tokenizer, None, row["messages"], prepare_tools(tools(row)))
         score = continuation_logprob(engine.scheduler.registry, ids, opening, BASE_ADAPTER)
         assert score is not None  # the bare base has no virtual tokens
         scores.append(score)

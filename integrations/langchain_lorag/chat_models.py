@@ -32,7 +32,7 @@ from langchain_core.utils.pydantic import is_basemodel_subclass
 from langchain_lorag._common import LoragParams
 from langchain_lorag.messages import reply_fields, to_chat, tool_choice_name, usage_metadata
 from lorag.llm import GenerationResult, Grammar, LoragEngine, TextDelta, ToolCallStream, ToolReply
-from lorag.llm.generation import build_prompt
+from lorag.llm.generation import encode_prompt
 from lorag.llm.remote import RemoteEngine, remote_options_model
 from lorag.llm.tools import prepare_tools
 
@@ -194,7 +194,7 @@ class ChatLorag(LoragParams, _Remote, BaseChatModel):  # type: ignore[misc,valid
         if not isinstance(engine, LoragEngine):  # a server's chat template is its own: count the messages' text
             return BaseChatModel.get_num_tokens_from_messages(self, messages, tools)
         offered = prepare_tools([convert_to_openai_tool(tool) for tool in tools or ()])
-        return len(build_prompt(engine.tokenizer, messages=to_chat(messages), tools=offered))
+        return len(encode_prompt(engine.tokenizer, messages=to_chat(messages), tools=offered))
 
     # ------------------------------------------------------------------ generation
 

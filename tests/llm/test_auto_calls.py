@@ -20,7 +20,7 @@ from lorag.llm.auto_calls import (
     opening_ids,
     shared_tool_words,
 )
-from lorag.llm.generation import build_prompt
+from lorag.llm.generation import encode_prompt
 from lorag.llm.tools import OPEN, prepare_tools
 
 pytest.importorskip("llguidance")
@@ -71,7 +71,7 @@ def test_shared_words_are_content_words_of_the_last_message_against_the_best_too
 def test_the_score_is_the_teacher_forced_log_probability_of_the_tag(engine: LoragEngine):
     import torch
 
-    prompt = build_prompt(engine.tokenizer, None, CHAT, prepare_tools([WEATHER]))
+    prompt = encode_prompt(engine.tokenizer, None, CHAT, prepare_tools([WEATHER]))
     tag = opening_ids(engine.tokenizer, OPEN)
     score = continuation_logprob(engine.scheduler.registry, prompt, tag, BASE_ADAPTER)
     model, expected, ids = engine.scheduler.registry.base.model, 0.0, list(prompt)
@@ -85,7 +85,7 @@ def test_the_score_is_the_teacher_forced_log_probability_of_the_tag(engine: Lora
 
 
 def test_a_score_at_the_threshold_forces_one_valid_call_and_below_it_the_model_writes_freely(engine: LoragEngine):
-    prompt = build_prompt(engine.tokenizer, None, CHAT, prepare_tools([WEATHER]))
+    prompt = encode_prompt(engine.tokenizer, None, CHAT, prepare_tools([WEATHER]))
     score = continuation_logprob(engine.scheduler.registry, prompt, opening_ids(engine.tokenizer, OPEN), BASE_ADAPTER)
     forced = engine.generate(messages=CHAT, tools=[WEATHER], auto_call_min_logprob=score, max_tokens=120)
     assert [call.name for call in forced.tool_reply.tool_calls] == ["get_weather"]

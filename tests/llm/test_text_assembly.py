@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lorag.llm.generation import SamplingParams, TextAssembler, build_prompt
+from lorag.llm.generation import SamplingParams, TextAssembler, encode_prompt
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +64,10 @@ def test_sampling_params_validation() -> None:
 
 
 def test_chat_template_prompt(tokenizer) -> None:
-    ids = build_prompt(tokenizer, messages=[{"role": "user", "content": "Hi"}])
+    ids = encode_prompt(tokenizer, messages=[{"role": "user", "content": "Hi"}])
     assert tokenizer.decode(ids) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
     with pytest.raises(ValueError, match="exactly one"):
-        build_prompt(tokenizer, "a", [{"role": "user", "content": "b"}])
+        encode_prompt(tokenizer, "a", [{"role": "user", "content": "b"}])
 
 
 def test_engine_stream_matches_result_and_usage(engine) -> None:

@@ -20,7 +20,7 @@ from typing_extensions import TypedDict
 from langchain_lorag import ChatLorag
 from langchain_lorag.messages import to_chat
 from lorag.llm import GrammarError, LoragEngine, Tool, ToolCallStream, parse_tool_calls
-from lorag.llm.generation import build_prompt
+from lorag.llm.generation import encode_prompt
 from lorag.llm.tools import FALLBACK_TOOLS_PROMPT, prepare_tools, render_chat
 
 pytest.importorskip("llguidance")
@@ -365,10 +365,10 @@ def test_token_counts_come_from_the_model_tokenizer(chat: ChatLorag, engine: Lor
     assert chat.get_num_tokens(text) == len(engine.tokenizer(text, add_special_tokens=False)["input_ids"])
     messages = [SystemMessage("Be brief."), HumanMessage("Hello there")]
     plain = chat.get_num_tokens_from_messages(messages)
-    assert plain == len(build_prompt(engine.tokenizer, messages=to_chat(messages)))
+    assert plain == len(encode_prompt(engine.tokenizer, messages=to_chat(messages)))
     with_tools = chat.get_num_tokens_from_messages(messages, tools=[add])
     assert with_tools == len(
-        build_prompt(engine.tokenizer, messages=to_chat(messages), tools=prepare_tools([_spec(add)]))
+        encode_prompt(engine.tokenizer, messages=to_chat(messages), tools=prepare_tools([_spec(add)]))
     )
     assert with_tools > plain
     assert not [w for w in recwarn if "GPT-2" in str(w.message) or "tool schemas" in str(w.message)]

@@ -56,7 +56,7 @@ def test_it_is_refused_for_another_base_with_a_clear_error(tiny_llm_dir: Path) -
 def test_it_loads_for_the_default_model_and_changes_its_answers() -> None:
     from lorag.llm import LoragEngine
     from lorag.rag.pipeline import chat_token_counter
-    from lorag.rag.prompt import ContextBlock, build_prompt
+    from lorag.rag.prompt import ContextBlock, build_rag_prompt
 
     engine = LoragEngine(GROUNDED_BASE, quantization="nf4", exact_batching=False)
     try:
@@ -66,7 +66,7 @@ def test_it_loads_for_the_default_model_and_changes_its_answers() -> None:
             ContextBlock("The Eiffel Tower is in Paris. It was finished in 1889.", "eiffel.txt"),
             ContextBlock("The Colosseum is an amphitheatre in Rome.", "rome.txt"),
         ]
-        prompt = build_prompt(
+        prompt = build_rag_prompt(
             "When was the Eiffel Tower finished?",
             blocks,
             count_tokens=chat_token_counter(engine.tokenizer),

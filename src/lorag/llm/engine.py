@@ -29,7 +29,7 @@ from lorag.llm.generation import (
     GenerationResult,
     SamplingParams,
     TextDelta,
-    build_prompt,
+    encode_prompt,
     stop_token_ids,
 )
 from lorag.llm.loading import LmHeadDtype, LoadedBase, MemoryFootprint, Quantization, load_base
@@ -215,7 +215,7 @@ class LoragEngine:
         rule = auto_call_rule(auto_call_min_logprob, self.base.fingerprint)
         if offered and params.grammar is not None and constrain_tools:
             raise ValueError("give either tools or a grammar: tool calls carry their own grammar")
-        ids = build_prompt(self.tokenizer, prompt, messages, offered)
+        ids = encode_prompt(self.tokenizer, prompt, messages, offered)
         adapter = adapter if adapter is not None else BASE_ADAPTER
         fits = len(ids) < self.scheduler.max_length  # a longer prompt is refused below, with no scoring pass
         if offered and constrain_tools and tool_choice == "auto" and rule is not None and fits and _user_turn(messages):

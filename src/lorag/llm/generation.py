@@ -253,7 +253,7 @@ class GenerationResult:
     """When the request offered tools: ``text`` split into the reply's own text, its calls and its invalid calls."""
 
 
-def build_prompt(
+def encode_prompt(
     tokenizer: Any,
     prompt: str | None = None,
     messages: Sequence[Mapping[str, Any]] | None = None,

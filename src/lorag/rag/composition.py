@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from lorag.rag.answer_guard import AnswerGuard
 from lorag.rag.answerability import AnswerabilityGate, SentenceSimilarity, TermStatistics
-from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock, build_prompt, cited_numbers, says_no_answer
+from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock, build_rag_prompt, cited_numbers, says_no_answer
 
 #: Below this cosine similarity between the question and the best passage, the documents are taken not to hold the
 #: answer. Chosen on the bundled FastAPI extract with all-MiniLM-L6-v2 (``benchmarks/rag_relevance_gate.py``): ten
@@ -197,7 +197,7 @@ class RagComposition:
         if self.min_relevance is not None and best is not None and best < self.min_relevance:
             reason = f"the best passage's dense similarity {best:.3f} is below min_relevance {self.min_relevance}"
             return Plan([], blocks, Declined("relevance", reason, best))
-        prompt = build_prompt(
+        prompt = build_rag_prompt(
             question,
             blocks,
             count_tokens=self.count_tokens,

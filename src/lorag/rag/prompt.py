@@ -63,7 +63,7 @@ def user_message(question: str, blocks: Sequence[ContextBlock]) -> str:
     return f"Context:\n{context}\n\nQuestion: {question.strip()}" if blocks else f"Question: {question.strip()}"
 
 
-def build_prompt(
+def build_rag_prompt(
     question: str,
     blocks: Sequence[ContextBlock],
     *,
