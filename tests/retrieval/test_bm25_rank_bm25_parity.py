@@ -9,10 +9,10 @@ import pytest
 import rank_bm25
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from retrieval_data import WhitespaceTokenizer
 
 from lorag.retrieval import BM25Index
 from lorag.retrieval import bm25 as bm25_module
+from tests.retrieval.retrieval_data import WhitespaceTokenizer
 
 REFERENCE = {"okapi": rank_bm25.BM25Okapi, "bm25l": rank_bm25.BM25L, "bm25plus": rank_bm25.BM25Plus}
 WORDS = st.sampled_from([f"w{i}" for i in range(12)])

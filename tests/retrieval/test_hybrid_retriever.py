@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from retrieval_data import CORPUS, IDS, METADATAS
 
 from lorag.retrieval import DenseIndex, HybridRetriever, SearchHit
+from tests.retrieval.retrieval_data import CORPUS, IDS, METADATAS
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from retrieval_data import CORPUS, IDS, METADATAS, WhitespaceTokenizer
 
 from lorag.retrieval import BM25Index, HybridRetriever
+from tests.retrieval.retrieval_data import CORPUS, IDS, METADATAS, WhitespaceTokenizer
 
 QUERIES = ["fox and dog", "capital city", "programming language", "Paris museum tower"]
 WORDS = st.sampled_from([f"w{i}" for i in range(10)])

@@ -6,9 +6,9 @@ import copy
 
 import numpy as np
 import pytest
-from retrieval_data import CORPUS, IDS, METADATAS
 
 from lorag.retrieval import BM25Index, DenseIndex, HybridRetriever
+from tests.retrieval.retrieval_data import CORPUS, IDS, METADATAS
 
 
 def _snapshot(hybrid: HybridRetriever) -> tuple:

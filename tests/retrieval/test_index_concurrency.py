@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from retrieval_data import CORPUS, IDS, METADATAS
-
 from lorag.retrieval import HybridRetriever
+from tests.retrieval.retrieval_data import CORPUS, IDS, METADATAS
 
 
 def test_concurrent_search_add_delete(tiny_embedder) -> None:

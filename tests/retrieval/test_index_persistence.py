@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from retrieval_data import CORPUS, IDS, METADATAS
 
 from lorag.retrieval import (
     BM25Index,
@@ -19,6 +18,7 @@ from lorag.retrieval import (
     Tokenizer,
     persistence,
 )
+from tests.retrieval.retrieval_data import CORPUS, IDS, METADATAS
 
 QUERIES = ["fox and dog", "capital city of France", "programming language", "museum in Paris"]
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from langchain_core.documents import Document
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
-from retrieval_data import CORPUS, IDS, METADATAS
 
 from langchain_lorag import LoragBM25Retriever, LoragHybridRetriever, create_rag_chain
 from langchain_lorag.retrievers import relevance
 from lorag.retrieval import BM25Index, HybridHit
+from tests.retrieval.retrieval_data import CORPUS, IDS, METADATAS
 
 DOCS = [Document(id=i, page_content=t, metadata=m) for i, t, m in zip(IDS, CORPUS, METADATAS, strict=True)]
 QUERY = "Which animals belong to the dog family?"

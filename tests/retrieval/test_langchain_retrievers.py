@@ -6,10 +6,10 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.vectorstores import InMemoryVectorStore
-from retrieval_data import CORPUS, IDS, METADATAS
 
 from langchain_lorag import LoragBM25Retriever, LoragHybridRetriever
 from lorag.retrieval import BM25Index
+from tests.retrieval.retrieval_data import CORPUS, IDS, METADATAS
 
 DOCS = [Document(id=i, page_content=t, metadata=m) for i, t, m in zip(IDS, CORPUS, METADATAS, strict=True)]
 

@@ -7,11 +7,11 @@ from functools import cache
 from pathlib import Path
 
 from langchain_tests.integration_tests import RetrieversIntegrationTests
-from retrieval_data import CORPUS, IDS, METADATAS
 
 from langchain_lorag import LoragBM25Retriever, LoragHybridRetriever
 from lorag.embedding import Embedder
 from lorag.retrieval import BM25Index, HybridRetriever
+from tests.retrieval.retrieval_data import CORPUS, IDS, METADATAS
 from tiny_models import build_tiny_sentence_transformer
 
 # "fox" (stemmed) appears in four documents, so BM25 alone can return k = 3.

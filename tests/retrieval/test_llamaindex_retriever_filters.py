@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from llama_index.core.vector_stores import SimpleVectorStore
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 from llama_index.core.vector_stores.utils import build_metadata_filter_fn
-from retrieval_data import CORPUS, IDS, METADATAS
 
 from llama_index.retrievers.lorag import LoragBM25Retriever, LoragHybridRetriever
 from llama_index.retrievers.lorag.filters import from_metadata_filters, to_metadata_filters
 from lorag.retrieval.filters import matches
+from tests.retrieval.retrieval_data import CORPUS, IDS, METADATAS
 
 META: list[dict[str, Any]] = [{**m, "lang": ["en", "fr"][i % 2]} for i, m in enumerate(METADATAS)]
 del META[3]["lang"]  # a node without the key: NE and NIN keep it, the rest drop it

@@ -14,12 +14,12 @@ from llama_index.core import Document
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import NodeRelationship
-from retrieval_data import CORPUS, IDS, METADATAS
 
 from llama_index.embeddings.lorag import LoragEmbedding
 from llama_index.retrievers.lorag import LoragBM25Retriever, LoragHybridRetriever
 from llama_index.retrievers.lorag.embedding import LlamaIndexEmbedder
 from lorag.retrieval import HybridRetriever
+from tests.retrieval.retrieval_data import CORPUS, IDS, METADATAS
 
 DOCUMENTS = [Document(id_=f"file-{i}", text=" ".join(CORPUS[i : i + 5]), metadata={"part": i}) for i in (0, 5)]
 NODES = SentenceSplitter(chunk_size=24, chunk_overlap=0).get_nodes_from_documents(DOCUMENTS)

@@ -10,9 +10,9 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore
 from llama_index.core.vector_stores import SimpleVectorStore
-from retrieval_data import CORPUS, IDS, METADATAS
 
 from llama_index.retrievers.lorag import LoragBM25Retriever, LoragHybridRetriever
+from tests.retrieval.retrieval_data import CORPUS, IDS, METADATAS
 
 DOCS = [Document(id_=i, text=t, metadata=m) for i, t, m in zip(IDS, CORPUS, METADATAS, strict=True)]
 

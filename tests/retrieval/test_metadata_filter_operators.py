@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from retrieval_data import CORPUS, IDS, METADATAS
 
 from lorag.retrieval import BM25Index, DenseIndex
 from lorag.retrieval.filters import matches, parse
+from tests.retrieval.retrieval_data import CORPUS, IDS, METADATAS
 
 # Extra metadata shapes: a missing key, strings to compare, a list value (compared as a whole).
 META: list[dict[str, Any]] = [

@@ -15,12 +15,12 @@ pytest.importorskip("langchain_postgres", reason="pip install 'lorag[stores]'")
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_postgres import PGVector
 from sqlalchemy import create_engine, event, text
-from store_fixtures import IDS, METADATAS, TEXTS, ConceptEmbeddings, PostgresServer, postgres_server
 
 from langchain_lorag.vectorstores import LangChainVectorStoreBackend
 from lorag.retrieval import BM25Index, HybridRetriever
 from lorag.retrieval.filters import matches, parse
 from lorag.retrieval.stores import CandidateStore, StorePairingError, StoreSyncError
+from tests.retrieval.store_fixtures import IDS, METADATAS, TEXTS, ConceptEmbeddings, PostgresServer, postgres_server
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,12 @@ pytest.importorskip("langchain_postgres", reason="pip install 'lorag[stores]'")
 
 from langchain_postgres import PGEngine, PGVector, PGVectorStore
 from langchain_postgres.v2.hybrid_search_config import HybridSearchConfig, reciprocal_rank_fusion
-from store_fixtures import IDS, METADATAS, TEXTS, ConceptEmbeddings, PostgresServer, postgres_server
 
 from langchain_lorag.vectorstores import LangChainVectorStoreBackend
 from lorag.retrieval import BM25Index, HybridRetriever
 from lorag.retrieval.filters import matches, parse
 from lorag.retrieval.stores import StorePairingError, StoreSyncError
+from tests.retrieval.store_fixtures import IDS, METADATAS, TEXTS, ConceptEmbeddings, PostgresServer, postgres_server
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,12 @@ pytest.importorskip("langchain_qdrant", reason="pip install 'lorag[stores]'")
 
 from langchain_qdrant import QdrantVectorStore
 from qdrant_client import QdrantClient, models
-from store_fixtures import IDS, METADATAS, TEXTS, ConceptEmbeddings
 
 from langchain_lorag.vectorstores import LangChainVectorStoreBackend
 from lorag.retrieval import BM25Index, HybridRetriever
 from lorag.retrieval.filters import matches, parse
 from lorag.retrieval.stores import StorePairingError
+from tests.retrieval.store_fixtures import IDS, METADATAS, TEXTS, ConceptEmbeddings
 
 COLLECTION = "docs"
 

@@ -13,7 +13,6 @@ pytest.importorskip("langchain_qdrant", reason="pip install 'lorag[stores]'")
 
 from langchain_qdrant import QdrantVectorStore, RetrievalMode
 from qdrant_client import QdrantClient, models
-from store_fixtures import IDS, METADATAS, TEXTS, ConceptEmbeddings
 
 from langchain_lorag.sparse_embeddings import LoragSparseEmbeddings
 from langchain_lorag.vectorstores import LangChainEmbedder, LangChainVectorStoreBackend
@@ -21,6 +20,7 @@ from lorag.retrieval import BM25Index, DenseIndex, HybridRetriever
 from lorag.retrieval.filters import matches, parse
 from lorag.retrieval.store_sparse import BM25SparseEncoder
 from lorag.retrieval.stores import StorePairingError
+from tests.retrieval.store_fixtures import IDS, METADATAS, TEXTS, ConceptEmbeddings
 
 COLLECTION = "docs"
 

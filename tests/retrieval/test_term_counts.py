@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from retrieval_data import WhitespaceTokenizer
 
 from lorag.retrieval import BM25Index, IndexFormatError, TfidfIndex, persistence
 from lorag.retrieval.documents import DocumentStore
 from lorag.retrieval.term_counts import TermCountIndex, TermCounts, top_rows
+from tests.retrieval.retrieval_data import WhitespaceTokenizer
 
 DOCS = [["a", "b", "a"], ["c"], [], ["b", "d", "d", "d"]]
 

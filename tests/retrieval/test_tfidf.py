@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from retrieval_data import CORPUS, IDS, METADATAS, WhitespaceTokenizer
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from lorag.retrieval import (
@@ -22,6 +21,7 @@ from lorag.retrieval import (
     Tokenizer,
     persistence,
 )
+from tests.retrieval.retrieval_data import CORPUS, IDS, METADATAS, WhitespaceTokenizer
 
 OPTIONS = [(sublinear, smooth) for sublinear in (False, True) for smooth in (False, True)]
 WORDS = st.sampled_from([f"w{i}" for i in range(8)])

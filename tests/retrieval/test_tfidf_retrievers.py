@@ -5,12 +5,12 @@ from __future__ import annotations
 from langchain_core.documents import Document
 from llama_index.core import Document as LlamaDocument
 from llama_index.core.base.base_retriever import BaseRetriever
-from retrieval_data import CORPUS, IDS, METADATAS
 
 from langchain_lorag.retrievers import LoragHybridRetriever, LoragTfidfRetriever
 from llama_index.retrievers.lorag import LoragHybridRetriever as LlamaHybrid
 from llama_index.retrievers.lorag import LoragTfidfRetriever as LlamaTfidf
 from lorag.retrieval import TfidfIndex
+from tests.retrieval.retrieval_data import CORPUS, IDS, METADATAS
 
 DOCS = [Document(id=i, page_content=t, metadata=m) for i, t, m in zip(IDS, CORPUS, METADATAS, strict=True)]
 NODES = [LlamaDocument(id_=i, text=t, metadata=m) for i, t, m in zip(IDS, CORPUS, METADATAS, strict=True)]
