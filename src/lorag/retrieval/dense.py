@@ -2,7 +2,9 @@
 
 ``HybridRetriever`` talks to the dense side only through ``DenseBackend``, so the FAISS index here can be swapped for
 any LangChain VectorStore or LlamaIndex vector store (Qdrant, Milvus, pgvector, Elasticsearch...) through the thin
-adapters in ``langchain_lorag`` and ``llama_index.retrievers.lorag``.
+adapters in ``langchain_lorag`` and ``llama_index.retrievers.lorag``. A side that also offers ``VectorRanking``
+(embed the query once, rank and score by its vector) or ``StagedAdd`` (check and embed a batch before adding it),
+as ``DenseIndex`` does, gets the hybrid's fast path for each (the hybrid checks for the protocol, not the class).
 
 ``DenseIndex`` keeps FAISS ids equal to document rows: exact inner product (``IndexFlatIP``) by default, HNSW or IVF
 for large corpora, built and searched through ``lorag.embedding.faiss_index`` (lorag's one FAISS layer). With
@@ -47,6 +49,53 @@ class DenseBackend(Protocol):
     def delete(self, ids: Sequence[str]) -> None: ...
 
     def search(self, query: str, k: int = 10, filter: MetadataFilter | None = None) -> list[SearchHit]: ...
+
+
+@runtime_checkable
+class VectorRanking(Protocol):
+    """The dense fast path: embed a query once, then rank and score by that vector, without hit objects.
+
+    ``HybridRetriever`` embeds the query outside its lock, ranks the filtered top ``k`` by the vector and scores the
+    lexical side's other candidates by the same vector (``lorag.retrieval.candidates``). ``DenseIndex`` is one; a
+    dense side that is not searches by text (``DenseBackend.search``). ``score_documents`` takes the query's vector,
+    not its text as ``stores.ScoringStore``'s does, so this protocol is checked first.
+    """
+
+    def embed_query(self, query: str) -> np.ndarray:
+        """The query's vector (float32, one dimension), as ``ranking`` and ``score_documents`` take it."""
+        ...
+
+    def ranking(self, query_vector: np.ndarray, k: int, filter: MetadataFilter | None = None) -> dict[str, float]:
+        """The top ``k`` as ``{id: score}``, best first; ``filter`` applies before the cut."""
+        ...
+
+    def score_documents(self, query_vector: np.ndarray, ids: Sequence[str]) -> dict[str, float]:
+        """The score of each of ``ids`` it holds, on the scale of ``ranking``'s scores."""
+        ...
+
+
+#: A batch ``StagedAdd.prepare`` checked and embedded: ids, texts, metadata and vectors, for ``commit``.
+StagedBatch = tuple[list[str], list[str], list[dict[str, Any]], np.ndarray]
+
+
+@runtime_checkable
+class StagedAdd(Protocol):
+    """A dense side that adds in two steps, so ``HybridRetriever`` checks and embeds a batch before changing anything,
+    and can take precomputed ``embeddings``. ``DenseIndex`` is one; a dense side that is not gets ``add``."""
+
+    def prepare(
+        self,
+        texts: Sequence[str],
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        embeddings: np.ndarray | None = None,
+    ) -> StagedBatch:
+        """Check and embed a batch (``embeddings`` skips embedding it) without changing anything."""
+        ...
+
+    def commit(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]], vectors: np.ndarray) -> None:
+        """Add a batch that ``prepare`` returned."""
+        ...
 
 
 @runtime_checkable
@@ -163,7 +212,7 @@ class DenseIndex:
         ids: Sequence[str] | None = None,
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
         embeddings: np.ndarray | None = None,
-    ) -> tuple[list[str], list[str], list[dict[str, Any]], np.ndarray]:
+    ) -> StagedBatch:
         """Validate and embed a batch without changing the index (so a caller can check every part first)."""
         ids_, texts_, metas = self.docs.validate_new(ids, texts, metadatas)
         raw = self.embedder.embed_documents(texts_) if embeddings is None else embeddings
@@ -228,8 +277,11 @@ class DenseIndex:
         k = check_k(k)
         if k == 0 or not len(self.docs):
             return []
-        vector = self.embedder.embed_query(query)
-        return self.search_vectors(np.asarray(vector, dtype=np.float32)[None, :], k, filter)[0]
+        return self.search_vectors(self.embed_query(query)[None, :], k, filter)[0]
+
+    def embed_query(self, query: str) -> np.ndarray:
+        """The query embedded by this index's embedder, as float32 (what ``ranking`` and ``score_documents`` take)."""
+        return np.asarray(self.embedder.embed_query(query), dtype=np.float32)
 
     @synchronized
     def search_vectors(

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from lorag.retrieval import candidates, persistence, stores
 from lorag.retrieval import fusion as fusion_lib
 from lorag.retrieval._locking import synchronized
 from lorag.retrieval.bm25 import BM25Index
-from lorag.retrieval.dense import DenseBackend, DenseIndex, TextEmbedder
+from lorag.retrieval.dense import DenseBackend, DenseIndex, StagedAdd, TextEmbedder, VectorRanking
 from lorag.retrieval.documents import MetadataFilter, SearchHit, check_k, check_query
 from lorag.retrieval.stores import PairedStore
 from lorag.retrieval.tfidf import TfidfIndex
@@ -79,7 +79,8 @@ class HybridRetriever:
 
     Args:
         sparse: the lexical index; it also keeps the documents' texts and metadata.
-        dense: a ``DenseIndex`` or any ``DenseBackend``; it must hold the same document ids.
+        dense: a ``DenseIndex`` or any ``DenseBackend``; it must hold the same document ids. One that is also a
+            ``dense.VectorRanking`` or ``dense.StagedAdd``, as ``DenseIndex`` is, gets its fast path (queries, adds).
         fusion: ``"convex"`` (default), ``"rrf"``, or ``"store"``: the store ranks and fuses by itself (see
             ``lorag.retrieval.stores.check_native_hybrid`` for the stores that can; ``ValueError`` otherwise). Its
             hits carry the store's fused score as their only component, ``"store"``.
@@ -187,31 +188,33 @@ class HybridRetriever:
         metadatas: Sequence[Mapping[str, Any] | None] | None = None,
         embeddings: np.ndarray | None = None,
     ) -> list[str]:
-        """Add documents to both sides; everything is checked first, so a bad batch changes neither."""
+        """Add documents to both sides; everything is checked first, so a bad batch changes neither.
+
+        ``embeddings`` skips embedding them; it needs a dense side that adds in two steps (``dense.StagedAdd``, such
+        as ``DenseIndex``), which also checks and embeds the batch before either side changes.
+        """
         ids_, texts_, metas = self.sparse.docs.validate_new(ids, texts, metadatas)
-        if isinstance(self.dense, DenseIndex):
-            batch = self.dense.prepare(texts_, ids_, metas, embeddings)
-            self.dense.commit(*batch)
+        if isinstance(self.dense, StagedAdd):
+            self.dense.commit(*self.dense.prepare(texts_, ids_, metas, embeddings))
+        elif embeddings is not None:
+            raise ValueError(
+                "embeddings can only be given with a DenseIndex (or another dense.StagedAdd); vector stores embed "
+                "themselves"
+            )
         else:
-            if embeddings is not None:
-                raise ValueError("embeddings can only be given with a DenseIndex; vector stores embed themselves")
             self.dense.add(texts_, ids=ids_, metadatas=metas)
-            try:
-                self.sparse._add_validated(ids_, texts_, metas)
-            except BaseException:
-                self.dense.delete(ids_)  # keep the store in step with lorag's side
-                raise
-            return ids_
-        self.sparse._add_validated(ids_, texts_, metas)
+        try:
+            self.sparse.add_validated(ids_, texts_, metas)
+        except BaseException:
+            self.dense.delete(ids_)  # keep the dense side in step with the sparse one
+            raise
         return ids_
 
     @synchronized
     def delete(self, ids: Sequence[str]) -> None:
         """Delete documents by id from both sides; an unknown id raises ``KeyError`` and nothing changes."""
         self.sparse.validate_delete(ids)
-        if isinstance(self.dense, DenseIndex):
-            self.dense.docs.rows_of(ids)
-        self.dense.delete(ids)
+        self.dense.delete(ids)  # a DenseIndex checks every id before it deletes any
         self.sparse.delete(ids)
 
     # ----------------------------------------------------------------------------------------------------- querying
@@ -225,10 +228,11 @@ class HybridRetriever:
     ) -> list[HybridHit]:
         """The top ``k`` fused results; ``filter`` applies inside each component, before any cut.
 
-        ``query_vector`` skips embedding the query (FAISS ``DenseIndex`` only). A document one component returned
-        and the other did not gets the other's exact score when that component can compute it (the sparse side
-        always; a FAISS ``DenseIndex``; a store that can score given documents, ``stores.ScoringStore``, such as
-        PGVector, PGVectorStore and Qdrant, in one more request, or in the same one as its search for a
+        ``query_vector`` skips embedding the query (with a dense side that ranks by vector, ``dense.VectorRanking``,
+        such as the FAISS ``DenseIndex``; stores embed it themselves). A document one component returned and the other
+        did not gets the other's exact score when that component can compute it (the sparse side always; a
+        ``VectorRanking``; a store that can score given documents, ``stores.ScoringStore``, such as PGVector,
+        PGVectorStore and Qdrant, in one more request, or in the same one as its search for a
         ``stores.CandidateStore`` such as PGVector): convex normalisation then sees true scores rather than a guessed
         floor, and every result reports every component's score (its rank stays ``None`` outside that component's
         candidates). How each dense side's candidates are gathered: ``lorag.retrieval.candidates``.
@@ -238,11 +242,14 @@ class HybridRetriever:
         if k == 0 or not len(self.sparse):
             return []
         depth = {name: max(k, d) for name, d in self.depth.items()}
-        if isinstance(self.dense, DenseIndex):
+        if isinstance(self.dense, VectorRanking):
             if query_vector is None:  # outside the lock: embedding is the slow part and needs no index state
-                query_vector = np.asarray(self.dense.embedder.embed_query(query), dtype=np.float32)
+                query_vector = self.dense.embed_query(query)
         elif query_vector is not None:
-            raise ValueError("query_vector can only be given with a DenseIndex; vector stores embed themselves")
+            raise ValueError(
+                "query_vector can only be given with a DenseIndex (or another dense.VectorRanking); vector stores "
+                "embed themselves"
+            )
         if self.fusion == STORE_FUSION:
             with self._lock:  # lorag's side read in the state the store was last kept in step with
                 return self._store_search(query, k, filter, max(depth.values()))
@@ -253,7 +260,8 @@ class HybridRetriever:
     def _store_search(self, query: str, k: int, filter: MetadataFilter | None, depth: int) -> list[HybridHit]:
         """The store's fused ranking, ties broken by id as ``fuse`` does (stores break them by storage order, which a
         restart may change); texts and metadata from lorag's side where it holds the document."""
-        hits = self.dense.hybrid_search(query, k, filter, depth=depth)  # type: ignore[attr-defined]
+        store = cast(stores.NativeHybridStore, self.dense)  # __init__ checked that it can (check_native_hybrid)
+        hits = store.hybrid_search(query, k, filter, depth=depth)
         docs = self.sparse.docs
         out = []
         for rank, hit in enumerate(sorted(hits[:k], key=lambda h: (-h.score, h.id)), start=1):
@@ -314,6 +322,8 @@ class HybridRetriever:
         sparse side and the store's pairing (kind, collection, dimension), checked on ``load``.
         """
         dense = self.dense
+        # Concrete class, not a protocol, here and in write: the "dense" directory is DenseIndex's own files (FAISS
+        # and JSON), which load reads back with DenseIndex.read_from.
         if not isinstance(dense, (DenseIndex, PairedStore)):
             raise TypeError(
                 f"a HybridRetriever over {type(dense).__name__} cannot be saved: its dense side must be a lorag "

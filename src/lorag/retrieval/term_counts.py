@@ -211,11 +211,13 @@ class TermCountIndex(ABC):
     ) -> list[str]:
         """Add documents; returns their ids. A bad batch raises and leaves the index unchanged."""
         ids_, texts_, metas = self.docs.validate_new(ids, texts, metadatas)
-        self._add_validated(ids_, texts_, metas)
+        self.add_validated(ids_, texts_, metas)
         return ids_
 
     @synchronized
-    def _add_validated(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]) -> None:
+    def add_validated(self, ids: list[str], texts: list[str], metadatas: list[dict[str, Any]]) -> None:
+        """Add a batch ``docs.validate_new`` returned (a ``HybridRetriever`` checks both sides before adding to either);
+        a tokenizer failing part-way leaves the index unchanged."""
         tokenize = self.tokenizer.tokenize
         self.counts.add(tokenize(text) for text in texts)
         self.docs.add(ids, texts, metadatas)
