@@ -131,21 +131,33 @@ def resolve_device(device: str) -> str:
 
 def quantization_config(settings: BaseSettings) -> Any:
     """The transformers ``BitsAndBytesConfig`` for these settings, or None for ``quantization='none'``."""
-    if settings.quantization not in QUANTIZATIONS:
-        raise ValueError(f"unknown quantization {settings.quantization!r}; choose one of {', '.join(QUANTIZATIONS)}")
-    if settings.quantization == "none":
-        return None
     import torch
+
+    return bnb_config(
+        settings.quantization, compute_dtype=getattr(torch, settings.compute_dtype), double_quant=settings.double_quant
+    )
+
+
+def bnb_config(quantization: str, *, compute_dtype: Any, double_quant: bool = True, quant_storage: Any = None) -> Any:
+    """The one place lorag builds a ``BitsAndBytesConfig`` (serving and training): ``nf4`` / ``fp4`` 4-bit,
+    ``int8``, or None for ``none``. ``quant_storage`` (a torch dtype) is the 4-bit weights' storage type, a float one
+    for FSDP-QLoRA; None keeps bitsandbytes' uint8. bitsandbytes is imported with the hub offline."""
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"unknown quantization {quantization!r}; choose one of {', '.join(QUANTIZATIONS)}")
+    if quantization == "none":
+        return None
     import transformers
 
     import_bitsandbytes()
-    if settings.quantization == "int8":
+    if quantization == "int8":
         return transformers.BitsAndBytesConfig(load_in_8bit=True)
+    storage = {} if quant_storage is None else {"bnb_4bit_quant_storage": quant_storage}
     return transformers.BitsAndBytesConfig(
         load_in_4bit=True,
-        bnb_4bit_quant_type=settings.quantization,
-        bnb_4bit_compute_dtype=getattr(torch, settings.compute_dtype),
-        bnb_4bit_use_double_quant=settings.double_quant,
+        bnb_4bit_quant_type=quantization,
+        bnb_4bit_compute_dtype=compute_dtype,
+        bnb_4bit_use_double_quant=double_quant,
+        **storage,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lorag._imports import require
+from lorag.llm.loading import bnb_config
 from lorag.training.config import QLoRAConfig
 
 
@@ -31,22 +32,18 @@ def load_frozen_model(path: str, config: QLoRAConfig) -> Any:
     FSDP then wraps the 4-bit layers with the others instead of one by one.
     """
     import torch
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM
 
     dtype = getattr(torch, config.quant_storage) if sharded_storage(config) else compute_dtype(config.compute_dtype)
     kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
-    if config.quantization == "nf4":
-        require("bitsandbytes", purpose="4-bit quantization")
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=config.double_quant,
-            bnb_4bit_compute_dtype=dtype,
-            bnb_4bit_quant_storage=getattr(torch, config.quant_storage),
+    if config.quantization != "none":
+        require("bitsandbytes", purpose=f"{config.quantization} quantization")
+        kwargs["quantization_config"] = bnb_config(
+            config.quantization,
+            compute_dtype=dtype,
+            double_quant=config.double_quant,
+            quant_storage=getattr(torch, config.quant_storage),
         )
-    elif config.quantization == "int8":
-        require("bitsandbytes", purpose="8-bit quantization")
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
     if config.quantization != "none" and torch.cuda.is_available():
         kwargs["device_map"] = {"": torch.cuda.current_device()}
     return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
