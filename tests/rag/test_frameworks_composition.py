@@ -245,3 +245,32 @@ def test_with_follow_up_searches_every_front_end_gives_the_same_passages_and_ans
         assert result["answer"] == str(response) == expected.answer
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("hops", [0, -1, True, 1.5])
+def test_bad_hops_are_refused_by_both_frameworks(hybrid: HybridRetriever, hops: Any) -> None:
+    with pytest.raises(ValueError, match="hops must be an integer >= 1"):
+        chain_for(hybrid, FakeListChatModel(responses=["x"]), hops=hops)
+    with pytest.raises(ValueError, match="hops must be an integer >= 1"):
+        engine_for(hybrid, FixedLLM("x"), hops=hops)
+
+
+def test_a_foreign_retriever_is_asked_as_it_is_for_follow_ups(hybrid: HybridRetriever) -> None:
+    """A retriever that takes no ``k`` per call returns its own number of documents; the follow-up adds the best new
+    one of those (here the third document, the only one left)."""
+    from langchain_core.documents import Document
+    from langchain_core.retrievers import BaseRetriever
+
+    class Fixed(BaseRetriever):
+        def _get_relevant_documents(self, query: str, *, run_manager: Any) -> list[Document]:
+            first = query == ON_TOPIC
+            picked = [0, 1] if first else [0, 2]
+            return [Document(TEXTS[i], id=str(i), metadata=METAS[i]) for i in picked]
+
+    result = langchain_lorag.create_rag_chain(Fixed(), RunnableLambda(Recording("ok [3]")), min_relevance=None, hops=2)
+    sources = result.invoke(ON_TOPIC)["sources"]
+    assert [(d.metadata["source"], d.metadata.get("hop", 0)) for d in sources] == [
+        ("cors.md", 0),
+        ("tasks.md", 0),
+        ("static.md", 1),
+    ]
