@@ -82,3 +82,18 @@ def test_the_pipeline_adds_follow_up_passages_without_a_relevance_of_their_own()
 def test_the_cli_refuses_hops_below_one(tmp_path: Any) -> None:
     result = CliRunner().invoke(app, ["ask", "anything?", "--docs", str(tmp_path), "--hops", "0"])
     assert result.exit_code == 2 and "--hops" in result.output
+
+
+def test_the_gates_read_follow_up_passages_without_a_dense_score() -> None:
+    """With both gates on, a follow-up passage (no relevance of its own) is read as BM25-only: the plan is made."""
+    from lorag.retrieval import HybridRetriever
+    from tests.rag.test_composition import BagOfWords, gate
+    from tests.rag.test_frameworks import METAS, TEXTS
+
+    hybrid = HybridRetriever.from_texts(TEXTS, BagOfWords(), metadatas=METAS)
+    question = "How is CORS enabled with CORSMiddleware?"
+    on = {"min_relevance": 0.1, "min_answerability": 0.5, "answerability": gate(10.0)}
+    plan = RagPipeline(hybrid, NoModel(), k=2, hops=2, **on)._prepare(question)  # type: ignore[arg-type]
+    assert plan.declined is None and len(plan.blocks) == 3 and plan.blocks[2].metadata["relevance"] is None
+    low = {**on, "answerability": gate(-10.0)}
+    assert RagPipeline(hybrid, NoModel(), k=2, hops=2, **low)._prepare(question).declined is not None  # type: ignore[arg-type]
