@@ -1,19 +1,20 @@
 """Calibrate ``tool_choice="auto"`` (``lorag.llm.auto_calls``): when should a small model call a tool?
 
-Under ``auto`` the engine forces one call when a linear rule over two signals, calibrated for its base, says so:
-the model's log-probability of opening a ``<tool_call>`` after the prompt, and the number of content words the
-user's message shares with the best-matching tool's name and description (``shared_tool_words``). This script
-computes both on BFCL prompts that need a call (``simple_python`` and ``multiple``) and on prompts that must not
-call any of the offered functions (``irrelevance``), fits the rule on a *dev* part, and reports it on a *test* part:
+Under ``auto`` the engine forces one call when a linear rule over three signals, calibrated for its base, says so:
+the model's log-probability of opening a ``<tool_call>`` after the prompt, the number of content words the user's
+message shares with the best-matching tool's name and description (``shared_tool_words``), and the largest share of
+a tool name's words the message contains (``tool_name_coverage``). This script computes them on BFCL prompts that
+need a call (``simple_python`` and ``multiple``) and on prompts that must not call any of the offered functions
+(``irrelevance``), fits the rule on a *dev* part, and reports it on a *test* part:
 
 - dev: ``simple_python`` and ``multiple`` prompts 50-99, ``irrelevance`` prompts 0-99;
 - test: prompts 0-49 of the first two (``benchmarks/tool_calls.py``'s test prompts) and ``irrelevance`` 100-149.
 
-The rule is a logistic regression over the two signals (scikit-learn, default regularisation) cut at the probability
-of best balanced accuracy (mean of the call rate where a call is needed and the no-call rate where none is) on dev,
-folded into ``AutoCallRule`` weights. On test it is compared with the log-probability threshold alone (also chosen
-on dev) and plain ``auto`` (the model calls only when it writes the opening tag itself, read from a short greedy
-reply). Usage::
+The rule is a logistic regression over the three signals (scikit-learn, default regularisation) cut at the
+probability of best balanced accuracy (mean of the call rate where a call is needed and the no-call rate where none
+is) on dev, folded into ``AutoCallRule`` weights. On dev and test it is compared with the same fit over the first two
+signals, the log-probability threshold alone (all chosen on dev) and, on test, plain ``auto`` (the model calls only
+when it writes the opening tag itself, read from a short greedy reply). Usage::
 
     python benchmarks/tool_calls_auto.py path/to/gorilla/berkeley-function-call-leaderboard/bfcl_eval/data
 """
@@ -87,16 +88,20 @@ def best_cut(scores: list[float], rows: list[dict[str, Any]]) -> float:
     return max(candidates, key=lambda t: (rates([s >= t for s in scores], rows)["balanced_accuracy"], t))
 
 
-def fit_rule(features: list[tuple[float, int]], rows: list[dict[str, Any]]) -> AutoCallRule:
-    """A logistic regression over (log-probability, shared words) cut at its dev probability of best balanced
-    accuracy, as one linear rule: ``w . x + b >= logit(cut)`` is ``w . x + (b - logit(cut)) >= 0``."""
+def fit_rule(features: list[tuple[float, int, float]], rows: list[dict[str, Any]], signals: int = 3) -> AutoCallRule:
+    """A logistic regression over the first ``signals`` of (log-probability, shared words, name coverage) cut at its
+    dev probability of best balanced accuracy, as one linear rule: ``w . x + b >= logit(cut)`` is
+    ``w . x + (b - logit(cut)) >= 0``."""
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression().fit(features, [r["needs_call"] for r in rows])
-    cut = best_cut(model.predict_proba(features)[:, 1].tolist(), rows)
-    (logprob_weight, words_weight), bias = model.coef_[0].tolist(), float(model.intercept_[0])
-    rounded = (round(logprob_weight, 4), round(words_weight, 4), round(bias - math.log(cut / (1 - cut)), 4))
-    return AutoCallRule(*rounded)
+    used = [f[:signals] for f in features]
+    model = LogisticRegression().fit(used, [r["needs_call"] for r in rows])
+    cut = best_cut(model.predict_proba(used)[:, 1].tolist(), rows)
+    weights, bias = [round(w, 4) for w in model.coef_[0].tolist()], float(model.intercept_[0])
+    logprob_weight, words_weight, coverage_weight = (*weights, 0.0)[:3]
+    return AutoCallRule(
+        logprob_weight, words_weight, round(bias - math.log(cut / (1 - cut)), 4), name_coverage_weight=coverage_weight
+    )
 
 
 def main() -> None:
@@ -108,7 +113,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/tool_calls_auto.json"))
     args = parser.parse_args()
     from lorag.llm import LoragEngine
-    from lorag.llm.auto_calls import shared_tool_words
+    from lorag.llm.auto_calls import shared_tool_words, tool_name_coverage
     from lorag.llm.tools import OPEN, prepare_tools
 
     engine = LoragEngine(args.model, quantization=args.quantization, device="cpu", num_threads=1)
@@ -117,8 +122,11 @@ def main() -> None:
     words = {
         name: [shared_tool_words(r["messages"], prepare_tools(tools(r))) for r in rows] for name, rows in parts.items()
     }
-    features = {name: list(zip(scores[name], words[name], strict=True)) for name in parts}
-    rule = fit_rule(features["dev"], parts["dev"])
+    coverage = {
+        name: [tool_name_coverage(r["messages"], prepare_tools(tools(r))) for r in rows] for name, rows in parts.items()
+    }
+    features = {name: list(zip(scores[name], words[name], coverage[name], strict=True)) for name in parts}
+    rule, two_signals = fit_rule(features["dev"], parts["dev"]), fit_rule(features["dev"], parts["dev"], signals=2)
     threshold = round(best_cut(scores["dev"], parts["dev"]), 2)
     plain = []
     for row in parts["test"]:
@@ -129,7 +137,7 @@ def main() -> None:
         plain.append(bool(calls) or OPEN in reply.text)
 
     def decided(name: str, by: AutoCallRule) -> dict[str, float]:
-        return rates([by.calls(lp, n) for lp, n in features[name]], parts[name])
+        return rates([by.calls(*signals) for signals in features[name]], parts[name])
 
     alone = AutoCallRule.min_logprob(threshold)
     report = {
@@ -139,22 +147,26 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
         "command": " ".join(sys.argv),
         "rule": dataclasses.asdict(rule),
+        "two_signal_rule": dataclasses.asdict(two_signals),
         "logprob_threshold": threshold,
         "dev": {
             "prompts": len(parts["dev"]),
             "rule": decided("dev", rule),
+            "two signals": decided("dev", two_signals),
             "log-probability alone": decided("dev", alone),
         },
         "test": {
             "prompts": len(parts["test"]),
             "rule": decided("test", rule),
+            "two signals": decided("test", two_signals),
             "log-probability alone": decided("test", alone),
             "plain auto": rates(plain, parts["test"]),
         },
         "scores": {
             name: [
                 {"id": r["id"], "needs_call": r["needs_call"], "logprob": round(s, 3), "shared_words": n}
-                for r, s, n in zip(rows, scores[name], words[name], strict=True)
+                | {"name_coverage": round(c, 3)}
+                for r, s, n, c in zip(rows, scores[name], words[name], coverage[name], strict=True)
             ]
             for name, rows in parts.items()
         },

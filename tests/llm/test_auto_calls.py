@@ -19,6 +19,7 @@ from lorag.llm.auto_calls import (
     continuation_logprob,
     opening_ids,
     shared_tool_words,
+    tool_name_coverage,
 )
 from lorag.llm.generation import encode_prompt
 from lorag.llm.tools import OPEN, prepare_tools
@@ -47,9 +48,13 @@ def test_rules_resolve_and_bad_values_are_named():
     own = AutoCallRule(1.0, 0.5, 2.0)
     assert auto_call_rule(own, "any") is own
     assert own.calls(-3.0, 2) and not own.calls(-3.0, 1)  # -3 + 1 + 2 >= 0; -3 + 0.5 + 2 < 0
+    named = AutoCallRule(1.0, 0.5, 2.0, name_coverage_weight=1.0)
+    assert named.calls(-3.0, 1, 0.5) and not named.calls(-3.0, 1, 0.4)  # -3 + 0.5 + 0.5 + 2 >= 0; 0.4 falls short
+    assert own.calls(-3.0, 2, 0.0) == own.calls(-3.0, 2)  # coverage weighs nothing unless a rule gives it weight
     for fingerprint, rule in AUTO_CALL_RULES.items():
         assert auto_call_rule(CALIBRATED, fingerprint) is rule
         assert rule.logprob_weight > 0 and rule.shared_words_weight > 0  # more likely tag, more shared words: call
+        assert rule.name_coverage_weight >= 0  # more of a tool's name said: not less likely to call
     for bad in ("always", True):
         with pytest.raises(ValueError, match="auto_call_min_logprob must be"):
             auto_call_rule(bad, "any")
@@ -66,6 +71,17 @@ def test_shared_words_are_content_words_of_the_last_message_against_the_best_too
     parts = [{"type": "text", "text": "the factorial"}, {"type": "image_url", "image_url": {"url": "x"}}]
     assert shared_tool_words([{"role": "user", "content": parts}], [factorial]) == 1
     assert shared_tool_words(CHAT, []) == 0
+
+
+def test_name_coverage_is_the_largest_share_of_a_tool_names_words_in_the_last_message():
+    search = Tool("searchDocs", "Weather, forecasts and the weather of Paris.", {"type": "object", "properties": {}})
+    factorial = Tool("math.factorial", "", {"type": "object", "properties": {}})
+    assert tool_name_coverage(CHAT, [WEATHER]) == 0.5  # "weather" of get_weather; "get" is not said
+    assert tool_name_coverage(CHAT, [search]) == 0.0  # the description does not count, however close
+    assert tool_name_coverage([{"role": "user", "content": "search the docs"}], [WEATHER, search]) == 1.0
+    assert tool_name_coverage([{"role": "user", "content": "the factorial of 5"}], [factorial]) == 0.5
+    assert tool_name_coverage(CHAT, [Tool("_", "", {"type": "object", "properties": {}})]) == 0.0  # no words
+    assert tool_name_coverage(CHAT, []) == 0.0
 
 
 def test_the_score_is_the_teacher_forced_log_probability_of_the_tag(engine: LoragEngine):

@@ -24,6 +24,7 @@ from lorag.llm.auto_calls import (
     continuation_logprob,
     opening_ids,
     shared_tool_words,
+    tool_name_coverage,
 )
 from lorag.llm.generation import (
     GenerationResult,
@@ -220,7 +221,10 @@ class LoragEngine:
         fits = len(ids) < self.scheduler.max_length  # a longer prompt is refused below, with no scoring pass
         if offered and constrain_tools and tool_choice == "auto" and rule is not None and fits and _user_turn(messages):
             opening = continuation_logprob(self.scheduler.registry, ids, opening_ids(self.tokenizer, OPEN), adapter)
-            if opening is not None and rule.calls(opening, shared_tool_words(messages or (), offered)):
+            said = messages or ()
+            if opening is not None and rule.calls(
+                opening, shared_tool_words(said, offered), tool_name_coverage(said, offered)
+            ):
                 tool_choice = "required"
         listed = not supports_tools(self.tokenizer)  # the fallback format's call blocks
         grammar = tool_grammar(offered, tool_choice, listed=listed) if constrain_tools else None

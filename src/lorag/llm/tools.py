@@ -41,7 +41,8 @@ from lorag.llm.structured import JSON_LAYOUT, Grammar, bounded_schema, map_subsc
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 FALLBACK_TOOLS_PROMPT = (
     "You can call functions to answer. Given the question and the functions below, call the ones it needs with the "
-    "right arguments. If no function fits, or the question lacks an argument a function requires, say so.\n"
+    "right arguments, written exactly as the user wrote them (the same language and script). If no function fits, or "
+    "the question lacks an argument a function requires, say so.\n"
     "You have access to the following tools:\n<tools>{tools}</tools>\n"
     "To call functions, reply with the list of calls inside <tool_call></tool_call>, in exactly this form:\n"
     '<tool_call>[\n{{"name": "function_name", "arguments": {{"argument1": "value1", "argument2": "value2"}}}}\n'
