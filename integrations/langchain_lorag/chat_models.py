@@ -125,7 +125,7 @@ class ChatLorag(LoragParams, _Remote, BaseChatModel):  # type: ignore[misc,valid
             tool_choice: None / ``"auto"`` (the model decides), ``"any"`` / ``"required"`` / True (exactly one call),
                 a tool's name (exactly one call to it), ``"none"`` / False (tools not offered). Under ``"auto"`` a
                 local model whose base has a calibrated rule calls a tool when its probability of opening a call and
-                the words the message shares with a tool say so (``lorag.llm.auto_calls``); bind
+                the words the message shares with a tool and its name say so (``lorag.llm.auto_calls``); bind
                 ``auto_call_min_logprob`` (a log-probability, an ``AutoCallRule``, or None for the model's own
                 choice) to change that.
             **kwargs: Further call options to bind.
