@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
+from typing import Any, get_type_hints
 
 import typer
 
 from lorag.cli import app
 from lorag.rag.hops import DEFAULT_HOPS
 from lorag.rag.loaders import DEFAULT_MAX_FILE_MB
-from lorag.rag.pipeline import DEFAULT_ABSTAIN_CONFIDENCE, DEFAULT_K, DEFAULT_MIN_ANSWERABILITY
+from lorag.rag.pipeline import DEFAULT_ABSTAIN_CONFIDENCE, DEFAULT_K, DEFAULT_MIN_ANSWERABILITY, RagPipeline
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -215,26 +221,102 @@ def build_pipeline(  # type: ignore[no-untyped-def]
     return pipeline, engine
 
 
+@dataclass(frozen=True)
+class AnswerOptions:
+    """The options of every command that answers questions (``ask``, ``eval-rag``), listed once.
+
+    Each default is the typer option: ``with_answer_options`` makes them a command's own flags, so both commands
+    take the same names and defaults and answer the same way.
+    """
+
+    model: str = MODEL_OPTION
+    quantization: str = QUANTIZATION_OPTION
+    adapter: str | None = ADAPTER_OPTION
+    embedder: str = EMBEDDER_OPTION
+    backend: IndexBackend = BACKEND_OPTION
+    k: int = K_OPTION
+    max_tokens: int = MAX_TOKENS_OPTION
+    min_relevance: float = MIN_RELEVANCE_OPTION
+    repetition_penalty: float = REPETITION_PENALTY_OPTION
+    no_repeat_ngram_size: int = NO_REPEAT_NGRAM_OPTION
+    abstain_confidence: float | None = ABSTAIN_CONFIDENCE_OPTION
+    min_answerability: float | None = MIN_ANSWERABILITY_OPTION
+    hops: int = HOPS_OPTION
+    follow_links: bool = FOLLOW_LINKS_OPTION
+    max_file_mb: float = MAX_FILE_MB_OPTION
+
+    @contextmanager
+    def open_pipeline(self, docs: Path | None, index_dir: Path | None, *, quiet: bool) -> Iterator[RagPipeline]:
+        """Open the index and load the model as ``lorag ask`` answers; the engine closes on leaving.
+
+        A missing ``--adapter`` exits 2 before the index syncs (minutes on a large folder); a ``ValueError`` while
+        answering exits 2 too. ``quiet``: as in ``open_index``.
+        """
+        adapter_folder(self.adapter)
+        index = open_index(
+            docs,
+            index_dir,
+            self.embedder,
+            self.backend,
+            quiet=quiet,
+            follow_links=self.follow_links,
+            max_file_mb=self.max_file_mb,
+        )
+        pipeline, engine = build_pipeline(
+            index,
+            model=self.model,
+            quantization=self.quantization,
+            adapter=self.adapter,
+            k=self.k,
+            max_tokens=self.max_tokens,
+            min_relevance=self.min_relevance,
+            repetition_penalty=self.repetition_penalty,
+            no_repeat_ngram_size=self.no_repeat_ngram_size,
+            abstain_confidence=self.abstain_confidence,
+            min_answerability=self.min_answerability,
+            hops=self.hops,
+        )
+        try:
+            yield pipeline
+        except ValueError as err:
+            raise usage_error(str(err)) from err
+        finally:
+            engine.close()
+
+
+def with_answer_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Put the ``AnswerOptions`` flags where ``command``'s keyword-only ``options`` stands; call it with them.
+
+    Typer reads a command's flags from its signature, so they are spliced in there: one declaration, the same
+    place in each command's ``--help``.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    types = get_type_hints(AnswerOptions)
+    flags = [
+        inspect.Parameter(
+            field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=types[field.name]
+        )
+        for field in fields(AnswerOptions)
+    ]
+    parameters = [flag for p in signature.parameters.values() for flag in (flags if p.name == "options" else [p])]
+
+    @functools.wraps(command)
+    def with_options(**values: Any) -> None:
+        command(options=AnswerOptions(**{flag.name: values.pop(flag.name) for flag in flags}), **values)
+
+    with_options.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    with_options.__annotations__ = {p.name: p.annotation for p in parameters}
+    return with_options
+
+
 @app.command("ask")
+@with_answer_options
 def ask_command(
     question: str = typer.Argument(..., help="The question to answer from the documents."),
     docs: Path | None = typer.Option(None, "--docs", help="Folder of .md, .txt and .pdf files (indexed first)."),
     index_dir: Path | None = typer.Option(None, "--index-dir", help="Where the index lives (default .lorag/...)."),
-    model: str = MODEL_OPTION,
-    quantization: str = QUANTIZATION_OPTION,
-    adapter: str | None = ADAPTER_OPTION,
-    embedder: str = EMBEDDER_OPTION,
-    backend: IndexBackend = BACKEND_OPTION,
-    k: int = K_OPTION,
-    max_tokens: int = MAX_TOKENS_OPTION,
-    min_relevance: float = MIN_RELEVANCE_OPTION,
-    repetition_penalty: float = REPETITION_PENALTY_OPTION,
-    no_repeat_ngram_size: int = NO_REPEAT_NGRAM_OPTION,
-    abstain_confidence: float | None = ABSTAIN_CONFIDENCE_OPTION,
-    min_answerability: float | None = MIN_ANSWERABILITY_OPTION,
-    hops: int = HOPS_OPTION,
-    follow_links: bool = FOLLOW_LINKS_OPTION,
-    max_file_mb: float = MAX_FILE_MB_OPTION,
+    *,
+    options: AnswerOptions,
     stream: bool = typer.Option(False, "--stream", help="Print the answer as it is generated."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with answer and sources."),
 ) -> None:
@@ -243,27 +325,9 @@ def ask_command(
         raise usage_error("the question is empty: ask something about your documents")
     if stream and as_json:
         raise usage_error("--stream and --json exclude each other")
-    adapter_folder(adapter)
     from lorag.rag.pipeline import Answer
 
-    index = open_index(
-        docs, index_dir, embedder, backend, quiet=as_json, follow_links=follow_links, max_file_mb=max_file_mb
-    )
-    pipeline, engine = build_pipeline(
-        index,
-        model=model,
-        quantization=quantization,
-        adapter=adapter,
-        k=k,
-        max_tokens=max_tokens,
-        min_relevance=min_relevance,
-        repetition_penalty=repetition_penalty,
-        no_repeat_ngram_size=no_repeat_ngram_size,
-        abstain_confidence=abstain_confidence,
-        min_answerability=min_answerability,
-        hops=hops,
-    )
-    try:
+    with options.open_pipeline(docs, index_dir, quiet=as_json) as pipeline:
         if stream:
             answer: Answer | None = None
             for piece in pipeline.stream(question):
@@ -276,10 +340,6 @@ def ask_command(
             assert answer is not None
         else:
             answer = pipeline.ask(question)
-    except ValueError as err:
-        raise usage_error(str(err)) from err
-    finally:
-        engine.close()
     if as_json:
         typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
         return

@@ -8,28 +8,7 @@ from pathlib import Path
 import typer
 
 from lorag.cli import app
-from lorag.cli.ask import (
-    ABSTAIN_CONFIDENCE_OPTION,
-    ADAPTER_OPTION,
-    BACKEND_OPTION,
-    EMBEDDER_OPTION,
-    FOLLOW_LINKS_OPTION,
-    HOPS_OPTION,
-    K_OPTION,
-    MAX_FILE_MB_OPTION,
-    MAX_TOKENS_OPTION,
-    MIN_ANSWERABILITY_OPTION,
-    MIN_RELEVANCE_OPTION,
-    MODEL_OPTION,
-    NO_REPEAT_NGRAM_OPTION,
-    QUANTIZATION_OPTION,
-    REPETITION_PENALTY_OPTION,
-    IndexBackend,
-    adapter_folder,
-    build_pipeline,
-    open_index,
-    usage_error,
-)
+from lorag.cli.ask import AnswerOptions, usage_error, with_answer_options
 
 #: Metrics printed as rates (4 decimals); the rest are seconds or tokens per second.
 _RATES = (
@@ -61,6 +40,7 @@ def _table(metrics: dict[str, float | int | None]) -> list[str]:
 
 
 @app.command("eval-rag")
+@with_answer_options
 def eval_rag_command(
     docs: Path = typer.Option(..., "--docs", help="Folder of .md, .txt and .pdf files (indexed first)."),
     questions: Path = typer.Option(
@@ -70,21 +50,8 @@ def eval_rag_command(
         "answers [] for questions the documents do not answer.",
     ),
     index_dir: Path | None = typer.Option(None, "--index-dir", help="Where the index lives (default .lorag/...)."),
-    model: str = MODEL_OPTION,
-    quantization: str = QUANTIZATION_OPTION,
-    adapter: str | None = ADAPTER_OPTION,
-    embedder: str = EMBEDDER_OPTION,
-    backend: IndexBackend = BACKEND_OPTION,
-    k: int = K_OPTION,
-    max_tokens: int = MAX_TOKENS_OPTION,
-    min_relevance: float = MIN_RELEVANCE_OPTION,
-    repetition_penalty: float = REPETITION_PENALTY_OPTION,
-    no_repeat_ngram_size: int = NO_REPEAT_NGRAM_OPTION,
-    abstain_confidence: float | None = ABSTAIN_CONFIDENCE_OPTION,
-    min_answerability: float | None = MIN_ANSWERABILITY_OPTION,
-    hops: int = HOPS_OPTION,
-    follow_links: bool = FOLLOW_LINKS_OPTION,
-    max_file_mb: float = MAX_FILE_MB_OPTION,
+    *,
+    options: AnswerOptions,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: the metrics and every answer."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="A progress bar on stderr."),
 ) -> None:
@@ -98,30 +65,8 @@ def eval_rag_command(
         checked = load_questions(questions, docs)
     except (FileNotFoundError, ValueError) as err:
         raise usage_error(str(err)) from err
-    adapter_folder(adapter)
-    index = open_index(
-        docs, index_dir, embedder, backend, quiet=as_json, follow_links=follow_links, max_file_mb=max_file_mb
-    )
-    pipeline, engine = build_pipeline(
-        index,
-        model=model,
-        quantization=quantization,
-        adapter=adapter,
-        k=k,
-        max_tokens=max_tokens,
-        min_relevance=min_relevance,
-        repetition_penalty=repetition_penalty,
-        no_repeat_ngram_size=no_repeat_ngram_size,
-        abstain_confidence=abstain_confidence,
-        min_answerability=min_answerability,
-        hops=hops,
-    )
-    try:
+    with options.open_pipeline(docs, index_dir, quiet=as_json) as pipeline:
         report = evaluate_rag(pipeline, checked, progress=progress)
-    except ValueError as err:
-        raise usage_error(str(err)) from err
-    finally:
-        engine.close()
     if as_json:
         typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
         return
