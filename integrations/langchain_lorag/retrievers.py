@@ -76,8 +76,23 @@ class _LoragRetriever(BaseRetriever):
     """Metadata filter applied before the top-k cut: ``{key: value}``, ``{key: [value, ...]}``, operators
     (``{key: {"$gte": 2020}}``) and ``$and`` / ``$or`` / ``$not`` (``lorag.retrieval.filters``)."""
 
-    def _search(self, query: str, k: int, filter: Mapping[str, Any] | None) -> list[SearchHit] | list[HybridHit]:
+    def _core(self) -> BM25Index | TfidfIndex | HybridRetriever:
+        """The lorag object behind the retriever: every retriever searches, adds and deletes through it alike."""
         raise NotImplementedError
+
+    def add_documents(self, documents: Sequence[Document]) -> list[str]:
+        texts, metadatas, ids = _split_documents(documents)
+        return self._core().add(texts, ids=ids, metadatas=metadatas)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        self._core().delete(ids)
+
+    def _documents(self, query: str, k: int | None, filter: Mapping[str, Any] | None) -> list[Document]:
+        """The search behind both ``invoke`` and ``ainvoke``: a per-call ``k`` or ``filter`` overrides the field."""
+        hits = self._core().search(
+            query, k=self.k if k is None else k, filter=self.filter if filter is None else filter
+        )
+        return [_to_document(h) for h in hits]
 
     def _get_relevant_documents(
         self,
@@ -87,8 +102,7 @@ class _LoragRetriever(BaseRetriever):
         k: int | None = None,
         filter: Mapping[str, Any] | None = None,
     ) -> list[Document]:
-        hits = self._search(query, self.k if k is None else k, self.filter if filter is None else filter)
-        return [_to_document(h) for h in hits]
+        return self._documents(query, k, filter)
 
     async def _aget_relevant_documents(
         self,
@@ -98,24 +112,14 @@ class _LoragRetriever(BaseRetriever):
         k: int | None = None,
         filter: Mapping[str, Any] | None = None,
     ) -> list[Document]:
-        hits = await run_in_executor(
-            None, self._search, query, self.k if k is None else k, self.filter if filter is None else filter
-        )
-        return [_to_document(h) for h in hits]
+        return await run_in_executor(None, self._documents, query, k, filter)
 
 
 class _SparseRetriever(_LoragRetriever):
     index: BM25Index | TfidfIndex
 
-    def add_documents(self, documents: Sequence[Document]) -> list[str]:
-        texts, metadatas, ids = _split_documents(documents)
-        return self.index.add(texts, ids=ids, metadatas=metadatas)
-
-    def delete(self, ids: Sequence[str]) -> None:
-        self.index.delete(ids)
-
-    def _search(self, query: str, k: int, filter: Mapping[str, Any] | None) -> list[SearchHit]:
-        return self.index.search(query, k=k, filter=filter)
+    def _core(self) -> BM25Index | TfidfIndex:
+        return self.index
 
 
 class LoragBM25Retriever(_SparseRetriever):
@@ -248,12 +252,5 @@ class LoragHybridRetriever(_LoragRetriever):
         texts, metadatas, ids = _split_documents(documents)
         return cls.from_texts(texts, embedding, metadatas, ids, **kwargs)
 
-    def add_documents(self, documents: Sequence[Document]) -> list[str]:
-        texts, metadatas, ids = _split_documents(documents)
-        return self.retriever.add(texts, ids=ids, metadatas=metadatas)
-
-    def delete(self, ids: Sequence[str]) -> None:
-        self.retriever.delete(ids)
-
-    def _search(self, query: str, k: int, filter: Mapping[str, Any] | None) -> list[HybridHit]:
-        return self.retriever.search(query, k=k, filter=filter)
+    def _core(self) -> HybridRetriever:
+        return self.retriever

@@ -51,6 +51,18 @@ def test_hybrid_with_lorag_embedder(tiny_embedder) -> None:
     assert {d.id for d in geo} == {"doc-2", "doc-3", "doc-5", "doc-8"}
 
 
+async def test_hybrid_add_documents_then_async_with_per_call_k_and_filter(tiny_embedder) -> None:
+    retriever = LoragHybridRetriever.from_documents(
+        DOCS, tiny_embedder, k=2, filter={"topic": "geography"}, fusion_kwargs={"fusion": "rrf"}
+    )
+    new = Document(id="new", page_content="Zebras live in Africa.", metadata={"topic": "animals"})
+    assert retriever.add_documents([new]) == ["new"]
+    assert "new" not in {d.id for d in await retriever.ainvoke("zebra")}  # the retriever's own filter
+    assert [d.id for d in await retriever.ainvoke("zebra", k=1, filter={"topic": "animals"})] == ["new"]
+    retriever.delete(["new"])
+    assert "new" not in retriever.retriever.bm25.docs
+
+
 @pytest.mark.parametrize("fusion", ["rrf", "convex"])
 async def test_hybrid_over_a_langchain_vectorstore(fusion: str) -> None:
     store = InMemoryVectorStore(DeterministicFakeEmbedding(size=16))

@@ -11,7 +11,7 @@ from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore
 from llama_index.core.vector_stores import SimpleVectorStore
 
-from llama_index.retrievers.lorag import LoragBM25Retriever, LoragHybridRetriever
+from llama_index.retrievers.lorag import LoragBM25Retriever, LoragHybridRetriever, LoragTfidfRetriever
 from tests.retrieval.retrieval_data import CORPUS, IDS, METADATAS
 
 DOCS = [Document(id_=i, text=t, metadata=m) for i, t, m in zip(IDS, CORPUS, METADATAS, strict=True)]
@@ -30,6 +30,19 @@ async def test_bm25_filter_and_async() -> None:
     retriever = LoragBM25Retriever.from_texts(CORPUS, IDS, METADATAS, similarity_top_k=5, filter={"year": [2006, 2009]})
     nodes = await retriever.aretrieve("Paris")
     assert sorted(n.node.node_id for n in nodes) == ["doc-5", "doc-8"]
+
+
+@pytest.mark.parametrize(
+    ("cls", "keyword", "name", "value"),
+    [
+        (LoragBM25Retriever, "bm25_kwargs", "method", "okapi"),
+        (LoragTfidfRetriever, "tfidf_kwargs", "sublinear_tf", True),
+    ],
+)
+def test_sparse_from_defaults_builds_its_own_class(cls: type, keyword: str, name: str, value: object) -> None:
+    retriever = cls.from_defaults(DOCS, similarity_top_k=2, **{keyword: {name: value}})
+    assert type(retriever) is cls and retriever.similarity_top_k == 2 and getattr(retriever.index, name) == value
+    assert retriever.retrieve("Paris museum")[0].node.node_id == "doc-8"
 
 
 def test_hybrid_inside_a_query_engine(tiny_embedder) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -29,6 +29,8 @@ from lorag.retrieval.dense import DenseBackend, TextEmbedder
 from lorag.retrieval.hybrid import make_sparse
 
 METADATA_KEY = "lorag"
+SparseIndexT = TypeVar("SparseIndexT", BM25Index, TfidfIndex)
+SparseRetrieverT = TypeVar("SparseRetrieverT", bound="_SparseRetriever[Any]")
 
 
 def _to_node(hit: SearchHit | HybridHit) -> NodeWithScore:
@@ -82,14 +84,39 @@ class _LoragRetriever(BaseRetriever):
         return await asyncio.to_thread(self._retrieve, query_bundle)
 
 
-class _SparseRetriever(_LoragRetriever):
-    index: BM25Index | TfidfIndex
+class _SparseRetriever(_LoragRetriever, Generic[SparseIndexT]):
+    """The BM25 and TF-IDF retrievers, which differ only in the index they wrap and the keyword that configures it."""
+
+    index: SparseIndexT
+
+    def __init__(self, index: SparseIndexT, similarity_top_k: int = 4, **kwargs: Any) -> None:
+        self.index = index
+        super().__init__(similarity_top_k=similarity_top_k, **kwargs)
+
+    @classmethod
+    def from_texts(
+        cls: type[SparseRetrieverT],
+        texts: Sequence[str],
+        ids: Sequence[str] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        **kwargs: Any,
+    ) -> SparseRetrieverT:
+        """Each retriever's own, under the keyword that configures its index (``bm25_kwargs``, ``tfidf_kwargs``)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_documents(cls: type[SparseRetrieverT], nodes: Sequence[BaseNode], **kwargs: Any) -> SparseRetrieverT:
+        """Index LlamaIndex documents or nodes; they come back with their ids, ``ref_doc_id`` and relationships."""
+        texts, ids, metadatas = split_nodes(nodes)
+        return cls.from_texts(texts, ids, metadatas, **kwargs)
+
+    from_defaults = from_documents
 
     def _search(self, query: str, k: int) -> list[SearchHit]:
         return self.index.search(query, k=k, filter=self.filter)
 
 
-class LoragBM25Retriever(_SparseRetriever):
+class LoragBM25Retriever(_SparseRetriever[BM25Index]):
     """BM25 (Lucene, Okapi, BM25L or BM25+) with stemming and metadata filters, as a LlamaIndex retriever.
 
     Args:
@@ -98,10 +125,6 @@ class LoragBM25Retriever(_SparseRetriever):
         filter: metadata filter applied before the top-k cut: lorag's (``{key: value}``, ``{key: [values]}``,
             ``{key: {"$gte": v}}``, ``{"$or": [...]}``; see ``lorag.retrieval.filters``) or ``MetadataFilters``.
     """
-
-    def __init__(self, index: BM25Index, similarity_top_k: int = 4, **kwargs: Any) -> None:
-        self.index = index
-        super().__init__(similarity_top_k=similarity_top_k, **kwargs)
 
     @classmethod
     def class_name(cls) -> str:
@@ -119,16 +142,8 @@ class LoragBM25Retriever(_SparseRetriever):
     ) -> LoragBM25Retriever:
         return cls(BM25Index.from_texts(texts, ids=ids, metadatas=metadatas, **(bm25_kwargs or {})), **kwargs)
 
-    @classmethod
-    def from_documents(cls, nodes: Sequence[BaseNode], **kwargs: Any) -> LoragBM25Retriever:
-        """Index LlamaIndex documents or nodes; they come back with their ids, ``ref_doc_id`` and relationships."""
-        texts, ids, metadatas = split_nodes(nodes)
-        return cls.from_texts(texts, ids, metadatas, **kwargs)
 
-    from_defaults = from_documents
-
-
-class LoragTfidfRetriever(_SparseRetriever):
+class LoragTfidfRetriever(_SparseRetriever[TfidfIndex]):
     """TF-IDF cosine (scikit-learn's ``TfidfVectorizer`` scores on lorag's stemmed tokens) with metadata filters, as a
     LlamaIndex retriever.
 
@@ -137,10 +152,6 @@ class LoragTfidfRetriever(_SparseRetriever):
         similarity_top_k: nodes returned per query.
         filter: metadata filter applied before the top-k cut, as for ``LoragBM25Retriever``.
     """
-
-    def __init__(self, index: TfidfIndex, similarity_top_k: int = 4, **kwargs: Any) -> None:
-        self.index = index
-        super().__init__(similarity_top_k=similarity_top_k, **kwargs)
 
     @classmethod
     def class_name(cls) -> str:
@@ -158,14 +169,6 @@ class LoragTfidfRetriever(_SparseRetriever):
     ) -> LoragTfidfRetriever:
         """Index texts; ``tfidf_kwargs`` go to ``TfidfIndex`` (sublinear_tf, smooth_idf, tokenizer)."""
         return cls(TfidfIndex.from_texts(texts, ids=ids, metadatas=metadatas, **(tfidf_kwargs or {})), **kwargs)
-
-    @classmethod
-    def from_documents(cls, nodes: Sequence[BaseNode], **kwargs: Any) -> LoragTfidfRetriever:
-        """Index LlamaIndex documents or nodes; they come back with their ids, ``ref_doc_id`` and relationships."""
-        texts, ids, metadatas = split_nodes(nodes)
-        return cls.from_texts(texts, ids, metadatas, **kwargs)
-
-    from_defaults = from_documents
 
 
 class LoragHybridRetriever(_LoragRetriever):
