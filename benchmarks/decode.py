@@ -65,6 +65,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "lorag fp32, lm_head int8": {"quantization": "none", "lm_head_dtype": "int8", "quality": True},
     "lorag nf4, exact_batching=False": {"quantization": "nf4", "exact_batching": False},
     "lorag fp32, exact_batching=False": {"quantization": "none", "exact_batching": False},
+    "lorag nf4, lm_head int8, exact_batching=False": {
+        "quantization": "nf4",
+        "lm_head_dtype": "int8",
+        "exact_batching": False,
+        "adapter": True,
+    },
     "transformers generate fp32": {"hf": "float32"},
     "transformers generate bf16": {"hf": "bfloat16"},
     "llama-server Q4_1": {"llama_server": True, "adapter": True},

@@ -81,3 +81,15 @@ def test_a_missing_adapter_exits_2_before_the_index_opens(tmp_path: Path, monkey
     args = ["ask", "anything?", "--docs", str(tmp_path), "--adapter", str(tmp_path / "gone")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "is not a directory" in result.stderr
+
+
+def test_the_output_layer_precision_reaches_the_engine_and_a_bad_one_exits_2(tiny_llm_dir: Path) -> None:
+    options: dict[str, Any] = dict(model=str(tiny_llm_dir), quantization="none", adapter="none", max_tokens=4)
+    options |= dict(k=2, min_relevance=0.3)
+    for flag, expected in (("int8", "int8"), ("none", None)):
+        _, engine = ask_module.build_pipeline([], lm_head_dtype=flag, **options)
+        engine.close()
+        assert engine.base.settings.lm_head_dtype == expected
+    with pytest.raises(typer.Exit) as exit_info:
+        ask_module.build_pipeline([], lm_head_dtype="int4", **options)
+    assert exit_info.value.exit_code == 2

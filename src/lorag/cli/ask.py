@@ -136,6 +136,12 @@ MIN_ANSWERABILITY_OPTION = typer.Option(
     help="Say the documents lack the answer when lorag's answerability gate gives no passage this score "
     f"(0: off). Default: {DEFAULT_MIN_ANSWERABILITY} with the grounded-answer adapter, off otherwise.",
 )
+LM_HEAD_DTYPE_OPTION = typer.Option(
+    "none",
+    "--lm-head-dtype",
+    help="Compute the output layer from a lower-precision copy for faster CPU decoding: int8, bfloat16, or none "
+    "(as loaded).",
+)
 HOPS_OPTION = typer.Option(
     DEFAULT_HOPS,
     "--hops",
@@ -172,6 +178,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
     abstain_confidence: float | None = None,
     min_answerability: float | None = None,
     hops: int = DEFAULT_HOPS,
+    lm_head_dtype: str = "none",
 ):
     """Load the model and build the pipeline exactly as ``lorag ask`` answers; returns ``(pipeline, engine)``.
 
@@ -192,6 +199,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
             quantization=quantization,  # type: ignore[arg-type]
             adapters=adapters,
             exact_batching=False,
+            lm_head_dtype=None if lm_head_dtype == "none" else lm_head_dtype,  # type: ignore[arg-type]
         )
         name = folder.name if folder is not None else None
         if adapter is None:
@@ -241,6 +249,7 @@ class AnswerOptions:
     no_repeat_ngram_size: int = NO_REPEAT_NGRAM_OPTION
     abstain_confidence: float | None = ABSTAIN_CONFIDENCE_OPTION
     min_answerability: float | None = MIN_ANSWERABILITY_OPTION
+    lm_head_dtype: str = LM_HEAD_DTYPE_OPTION
     hops: int = HOPS_OPTION
     follow_links: bool = FOLLOW_LINKS_OPTION
     max_file_mb: float = MAX_FILE_MB_OPTION
@@ -275,6 +284,7 @@ class AnswerOptions:
             abstain_confidence=self.abstain_confidence,
             min_answerability=self.min_answerability,
             hops=self.hops,
+            lm_head_dtype=self.lm_head_dtype,
         )
         try:
             yield pipeline
