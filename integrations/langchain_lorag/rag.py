@@ -35,7 +35,7 @@ from lorag.rag.composition import (
     resolve_min_answerability,
 )
 from lorag.rag.grounded import use_grounded_adapter
-from lorag.rag.hops import DEFAULT_HOPS, check_hops, follow_ups
+from lorag.rag.hops import DEFAULT_HOPS, DEFAULT_HOPS_WHEN_DECLINED, check_hops, follow_ups, second_look
 from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock
 
 
@@ -111,6 +111,7 @@ def create_rag_chain(
     min_answerability: float | None = None,
     answerability: AnswerabilityGate | None = None,
     hops: int = DEFAULT_HOPS,
+    hops_when_declined: int = DEFAULT_HOPS_WHEN_DECLINED,
 ) -> Runnable[Any, dict[str, Any]]:
     """Build ``question -> {"answer": str, "sources": [Document], "abstained": bool}`` from any retriever and chat
     model.
@@ -135,6 +136,8 @@ def create_rag_chain(
         hops: searches per question; each one past the first adds the best new document of a search with the
             question and the document the previous one added, marked ``metadata["hop"]`` (``lorag.rag.hops``: for
             multi-hop questions try 2 with ``min_answerability=0``).
+        hops_when_declined: searches made before the answerability gate's decline stands: documents it declines
+            are searched this far and judged again (``lorag.rag.hops``).
 
     The input is a question string or ``{"question": ...}``. Each source ``Document`` carries ``metadata["number"]``
     (its ``[n]`` in the prompt) and ``metadata["cited"]``. A declined question gets the answer "The documents do
@@ -152,6 +155,7 @@ def create_rag_chain(
             result["answer"], [d.metadata["source"] for d in result["sources"] if d.metadata["cited"]]
     """
     check_hops(hops)
+    check_hops(hops_when_declined, "hops_when_declined")
     count_tokens, window = _window_of(llm, context_window)
     grounded_adapter = False
     if grounded:
@@ -178,6 +182,11 @@ def create_rag_chain(
         documents: list[Document] = inputs["documents"]
         blocks = [_block(i, d) for i, d in enumerate(documents, start=1)]
         plan = composition.plan(inputs["question"], blocks)
+        if second_look(plan.declined, hops, hops_when_declined):
+            found = [d for d in documents if "hop" not in d.metadata]
+            documents = [*found, *hopped(inputs["question"], found, hops_when_declined, config)]
+            blocks = [_block(i, d) for i, d in enumerate(documents, start=1)]
+            plan = composition.plan(inputs["question"], blocks)
         if plan.declined is not None:
             yield AddableDict(answer=NO_ANSWER)
             yield AddableDict(sources=[], abstained=True)
@@ -204,18 +213,21 @@ def create_rag_chain(
 
     by_depth = isinstance(retriever, LoragRetriever)  # lorag's retrievers take k per call; others return their own
 
-    def with_follow_ups(question: str, config: RunnableConfig) -> list[Document]:
-        found = retriever.invoke(question, config)
+    def hopped(question: str, found: list[Document], searches: int, config: RunnableConfig) -> list[Document]:
+        """The documents the follow-up searches of ``searches`` hops add to ``found``, marked with their hop."""
         added = follow_ups(
             question,
             found,
             lambda query, n: retriever.invoke(query, config, **({"k": n} if by_depth else {})),
-            hops,
+            searches,
             key=lambda d: d.id or d.page_content,
             text=lambda d: d.page_content,
         )
-        marked = [Document(d.page_content, id=d.id, metadata={**d.metadata, "hop": n}) for n, d in enumerate(added, 1)]
-        return [*found, *marked]
+        return [Document(d.page_content, id=d.id, metadata={**d.metadata, "hop": n}) for n, d in enumerate(added, 1)]
+
+    def with_follow_ups(question: str, config: RunnableConfig) -> list[Document]:
+        found = retriever.invoke(question, config)
+        return [*found, *hopped(question, found, hops, config)]
 
     ask = RunnableLambda(question_of, name="question")
     search = retriever if hops == 1 else RunnableLambda(with_follow_ups, name="retrieve_with_follow_ups")

@@ -247,12 +247,47 @@ def test_with_follow_up_searches_every_front_end_gives_the_same_passages_and_ans
         engine.close()
 
 
+def test_a_declined_question_is_searched_further_alike_by_every_front_end(
+    hybrid: HybridRetriever, tiny_llm_dir: Path
+) -> None:
+    """The gate declines the question's own two passages and accepts them with a follow-up one: the chain and the
+    query engine search further as the pipeline does, and answer alike from the same three passages."""
+    from langchain_lorag import ChatLorag
+    from llama_index.llms.lorag import LoragLLM
+    from lorag.llm import LoragEngine
+    from tests.rag.test_hops import NeedsThree
+
+    engine = LoragEngine(str(tiny_llm_dir), quantization="none", device="cpu")
+    gate_on: dict[str, Any] = {"min_answerability": 0.5, "answerability": NeedsThree()}
+    try:
+        expected = RagPipeline(hybrid, engine, k=2, max_new_tokens=8, **gate_on).ask(ON_TOPIC)
+        result = chain_for(hybrid, ChatLorag(engine=engine, max_tokens=8), max_new_tokens=8, **gate_on).invoke(ON_TOPIC)
+        response = engine_for(hybrid, LoragLLM(engine=engine, max_tokens=8), **gate_on).query(ON_TOPIC)
+        assert not expected.abstained and [s.hop for s in expected.sources] == [0, 0, 1]
+        sources = [s.source for s in expected.sources]
+        assert [d.metadata["source"] for d in result["sources"]] == sources
+        assert [n.node.metadata["source"] for n in response.source_nodes] == sources
+        assert [d.metadata.get("hop", 0) for d in result["sources"]] == [0, 0, 1]
+        assert result["answer"] == str(response) == expected.answer
+        at_once = {**gate_on, "hops_when_declined": 1}
+        assert chain_for(hybrid, RunnableLambda(Recording("x")), **at_once).invoke(ON_TOPIC)["abstained"]
+        assert engine_for(hybrid, FixedLLM("x"), **at_once).query(ON_TOPIC).metadata["declined"]["gate"] == (
+            "answerability"
+        )
+    finally:
+        engine.close()
+
+
 @pytest.mark.parametrize("hops", [0, -1, True, 1.5])
 def test_bad_hops_are_refused_by_both_frameworks(hybrid: HybridRetriever, hops: Any) -> None:
     with pytest.raises(ValueError, match="hops must be an integer >= 1"):
         chain_for(hybrid, FakeListChatModel(responses=["x"]), hops=hops)
     with pytest.raises(ValueError, match="hops must be an integer >= 1"):
         engine_for(hybrid, FixedLLM("x"), hops=hops)
+    with pytest.raises(ValueError, match="hops_when_declined must be an integer >= 1"):
+        chain_for(hybrid, FakeListChatModel(responses=["x"]), hops_when_declined=hops)
+    with pytest.raises(ValueError, match="hops_when_declined must be an integer >= 1"):
+        engine_for(hybrid, FixedLLM("x"), hops_when_declined=hops)
 
 
 def test_a_foreign_retriever_is_asked_as_it_is_for_follow_ups(hybrid: HybridRetriever) -> None:

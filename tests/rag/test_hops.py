@@ -10,9 +10,14 @@ import pytest
 from typer.testing import CliRunner
 
 from lorag.cli import app
-from lorag.rag.hops import check_hops, follow_up_query, follow_ups
+from lorag.rag.composition import Declined
+from lorag.rag.hops import check_hops, follow_up_query, follow_ups, second_look
 from lorag.rag.pipeline import RagPipeline
-from lorag.retrieval import HybridHit
+from lorag.retrieval import HybridHit, HybridRetriever
+from tests.rag.test_composition import BagOfWords, gate
+from tests.rag.test_frameworks import METAS, TEXTS
+
+ON_TOPIC = "How is CORS enabled with CORSMiddleware?"
 
 
 def hit(doc_id: str, text: str = "", dense: float | None = 0.5) -> HybridHit:
@@ -86,14 +91,57 @@ def test_the_cli_refuses_hops_below_one(tmp_path: Any) -> None:
 
 def test_the_gates_read_follow_up_passages_without_a_dense_score() -> None:
     """With both gates on, a follow-up passage (no relevance of its own) is read as BM25-only: the plan is made."""
-    from lorag.retrieval import HybridRetriever
-    from tests.rag.test_composition import BagOfWords, gate
-    from tests.rag.test_frameworks import METAS, TEXTS
-
     hybrid = HybridRetriever.from_texts(TEXTS, BagOfWords(), metadatas=METAS)
-    question = "How is CORS enabled with CORSMiddleware?"
+    question = ON_TOPIC
     on = {"min_relevance": 0.1, "min_answerability": 0.5, "answerability": gate(10.0)}
     plan = RagPipeline(hybrid, NoModel(), k=2, hops=2, **on)._prepare(question)  # type: ignore[arg-type]
     assert plan.declined is None and len(plan.blocks) == 3 and plan.blocks[2].metadata["relevance"] is None
     low = {**on, "answerability": gate(-10.0)}
     assert RagPipeline(hybrid, NoModel(), k=2, hops=2, **low)._prepare(question).declined is not None  # type: ignore[arg-type]
+
+
+class NeedsThree:
+    """An answerability gate that finds the answer only among three passages or more."""
+
+    def probability(self, question: str, texts: list[str], *_: Any) -> float:
+        return 0.9 if len(texts) >= 3 else 0.1
+
+
+class CountedSearch:
+    def __init__(self, index: HybridRetriever) -> None:
+        self.index, self.queries = index, 0
+
+    def search(self, query: str, k: int = 5) -> list[HybridHit]:
+        self.queries += 1
+        return self.index.search(query, k=k)
+
+    def __getattr__(self, name: str) -> Any:  # the gate's term statistics and embedder
+        return getattr(self.index, name)
+
+
+def test_only_an_answerability_decline_gets_a_second_look_and_only_with_more_searches_allowed() -> None:
+    answerability, relevance = Declined("answerability", "low"), Declined("relevance", "off topic")
+    assert second_look(answerability, 1, 2) and not second_look(answerability, 2, 2)
+    assert not second_look(relevance, 1, 2) and not second_look(None, 1, 2)
+
+
+def test_a_question_the_gate_declines_is_searched_further_and_judged_again() -> None:
+    hybrid = CountedSearch(HybridRetriever.from_texts(TEXTS, BagOfWords(), metadatas=METAS))
+    on: dict[str, Any] = {"min_relevance": 0.1, "min_answerability": 0.5, "answerability": NeedsThree()}
+    plan = RagPipeline(hybrid, NoModel(), k=2, **on)._prepare(ON_TOPIC)  # type: ignore[arg-type]
+    assert plan.declined is None and len(plan.blocks) == 3 and plan.blocks[2].metadata["hop"] == 1
+    assert hybrid.queries == 2  # the question's own search, then one follow-up
+    at_once = RagPipeline(hybrid, NoModel(), k=2, hops_when_declined=1, **on)._prepare(ON_TOPIC)  # type: ignore[arg-type]
+    assert at_once.declined is not None and at_once.declined.gate == "answerability" and len(at_once.blocks) == 2
+    never = RagPipeline(hybrid, NoModel(), k=2, **{**on, "answerability": gate(-10.0)})  # type: ignore[arg-type]
+    assert never._prepare(ON_TOPIC).declined is not None  # searched further, still declined
+    hybrid.queries = 0
+    off_topic = RagPipeline(hybrid, NoModel(), k=2, **{**on, "min_relevance": 0.99})  # type: ignore[arg-type]
+    assert off_topic._prepare(ON_TOPIC).declined.gate == "relevance" and hybrid.queries == 1  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="hops_when_declined must be"):
+        RagPipeline(hybrid, NoModel(), hops_when_declined=0)  # type: ignore[arg-type]
+
+
+def test_the_cli_refuses_hops_when_declined_below_one(tmp_path: Any) -> None:
+    result = CliRunner().invoke(app, ["ask", "anything?", "--docs", str(tmp_path), "--hops-when-declined", "0"])
+    assert result.exit_code == 2 and "--hops-when-declined" in result.output

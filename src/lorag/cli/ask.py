@@ -17,7 +17,7 @@ from typing import Any, get_type_hints
 import typer
 
 from lorag.cli import app
-from lorag.rag.hops import DEFAULT_HOPS
+from lorag.rag.hops import DEFAULT_HOPS, DEFAULT_HOPS_WHEN_DECLINED
 from lorag.rag.loaders import DEFAULT_MAX_FILE_MB
 from lorag.rag.pipeline import DEFAULT_ABSTAIN_CONFIDENCE, DEFAULT_K, DEFAULT_MIN_ANSWERABILITY, RagPipeline
 
@@ -136,6 +136,13 @@ MIN_ANSWERABILITY_OPTION = typer.Option(
     help="Say the documents lack the answer when lorag's answerability gate gives no passage this score "
     f"(0: off). Default: {DEFAULT_MIN_ANSWERABILITY} with the grounded-answer adapter, off otherwise.",
 )
+HOPS_WHEN_DECLINED_OPTION = typer.Option(
+    DEFAULT_HOPS_WHEN_DECLINED,
+    "--hops-when-declined",
+    min=1,
+    help="Searches made before the answerability gate's decline stands: a question it declines is searched this "
+    "far (follow-ups as --hops makes them) and judged again. 1: decline at once.",
+)
 LM_HEAD_DTYPE_OPTION = typer.Option(
     "none",
     "--lm-head-dtype",
@@ -178,6 +185,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
     abstain_confidence: float | None = None,
     min_answerability: float | None = None,
     hops: int = DEFAULT_HOPS,
+    hops_when_declined: int = DEFAULT_HOPS_WHEN_DECLINED,
     lm_head_dtype: str = "none",
 ):
     """Load the model and build the pipeline exactly as ``lorag ask`` answers; returns ``(pipeline, engine)``.
@@ -225,6 +233,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
         abstain_confidence=abstain_confidence,
         min_answerability=min_answerability,
         hops=hops,
+        hops_when_declined=hops_when_declined,
     )
     return pipeline, engine
 
@@ -251,6 +260,7 @@ class AnswerOptions:
     min_answerability: float | None = MIN_ANSWERABILITY_OPTION
     lm_head_dtype: str = LM_HEAD_DTYPE_OPTION
     hops: int = HOPS_OPTION
+    hops_when_declined: int = HOPS_WHEN_DECLINED_OPTION
     follow_links: bool = FOLLOW_LINKS_OPTION
     max_file_mb: float = MAX_FILE_MB_OPTION
 
@@ -284,6 +294,7 @@ class AnswerOptions:
             abstain_confidence=self.abstain_confidence,
             min_answerability=self.min_answerability,
             hops=self.hops,
+            hops_when_declined=self.hops_when_declined,
             lm_head_dtype=self.lm_head_dtype,
         )
         try:

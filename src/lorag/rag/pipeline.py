@@ -26,7 +26,7 @@ from lorag.rag.composition import DEFAULT_MIN_ANSWERABILITY as DEFAULT_MIN_ANSWE
 from lorag.rag.composition import DEFAULT_MIN_RELEVANCE as DEFAULT_MIN_RELEVANCE
 from lorag.rag.composition import Plan, RagComposition, check_question, no_answer_ban
 from lorag.rag.composition import chat_token_counter as chat_token_counter
-from lorag.rag.hops import DEFAULT_HOPS, check_hops, follow_ups
+from lorag.rag.hops import DEFAULT_HOPS, DEFAULT_HOPS_WHEN_DECLINED, check_hops, follow_ups, second_look
 from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock, says_no_answer
 from lorag.retrieval import HybridHit
 
@@ -147,6 +147,8 @@ class RagPipeline:
         answerability: the gate's coefficients; by default lorag's shipped ones (``AnswerabilityGate.load()``).
         hops: searches per question; each one past the first adds the best new passage of a search with the question
             and the passage the previous one added (``lorag.rag.hops``: for multi-hop questions).
+        hops_when_declined: searches made before the answerability gate's decline stands: a question it declines
+            with ``hops`` searches is searched this far and judged again (``lorag.rag.hops``).
     """
 
     def __init__(
@@ -164,6 +166,7 @@ class RagPipeline:
         min_answerability: float | None = None,
         answerability: AnswerabilityGate | None = None,
         hops: int = DEFAULT_HOPS,
+        hops_when_declined: int = DEFAULT_HOPS_WHEN_DECLINED,
     ) -> None:
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
@@ -173,6 +176,7 @@ class RagPipeline:
         self.engine = engine
         self.k = k
         self.hops = check_hops(hops)
+        self.hops_when_declined = check_hops(hops_when_declined, "hops_when_declined")
         self.adapter = adapter
         self.generation = dict(generation or {})
         self.abstain_confidence = abstain_confidence
@@ -207,9 +211,16 @@ class RagPipeline:
     def _prepare(self, question: str) -> Plan:
         check_question(question)
         hits = self.index.search(question, self.k)
-        added = follow_ups(question, hits, self.index.search, self.hops, key=lambda h: h.id, text=lambda h: h.text)
-        blocks = blocks_from_hits(hits) + [b for n, h in enumerate(added, 1) for b in blocks_from_hits([h], hop=n)]
-        return self.composition.plan(question, blocks)
+
+        def plan_with(hops: int) -> Plan:
+            added = follow_ups(question, hits, self.index.search, hops, key=lambda h: h.id, text=lambda h: h.text)
+            hopped = [b for n, h in enumerate(added, 1) for b in blocks_from_hits([h], hop=n)]
+            return self.composition.plan(question, blocks_from_hits(hits) + hopped)
+
+        plan = plan_with(self.hops)
+        if second_look(plan.declined, self.hops, self.hops_when_declined):
+            plan = plan_with(self.hops_when_declined)
+        return plan
 
     @staticmethod
     def _sources(plan: Plan, cited: frozenset[int]) -> list[Source]:

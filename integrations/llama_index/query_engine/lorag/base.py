@@ -41,7 +41,7 @@ from lorag.rag.composition import (
     resolve_min_answerability,
 )
 from lorag.rag.grounded import use_grounded_adapter
-from lorag.rag.hops import DEFAULT_HOPS, check_hops, follow_ups
+from lorag.rag.hops import DEFAULT_HOPS, DEFAULT_HOPS_WHEN_DECLINED, check_hops, follow_ups, second_look
 from lorag.rag.prompt import SYSTEM_PROMPT, ContextBlock
 
 #: Metadata the LLM sees for each node; everything else (offsets, scores) stays out of the prompt.
@@ -119,6 +119,8 @@ class LoragQueryEngine(BaseQueryEngine):
         hops: retrievals per query; each one past the first adds the best new node of a retrieval with the query and
             the node the previous one added, marked ``metadata["hop"]`` (``lorag.rag.hops``: for multi-hop questions);
             the post-processors see the query's own nodes only.
+        hops_when_declined: retrievals made before the answerability gate's decline stands: nodes it declines are
+            searched this far and judged again (``lorag.rag.hops``).
     """
 
     def __init__(
@@ -131,9 +133,11 @@ class LoragQueryEngine(BaseQueryEngine):
         streaming: bool = False,
         callback_manager: CallbackManager | None = None,
         hops: int = DEFAULT_HOPS,
+        hops_when_declined: int = DEFAULT_HOPS_WHEN_DECLINED,
     ) -> None:
         self.retriever = retriever
         self.hops = check_hops(hops)
+        self.hops_when_declined = check_hops(hops_when_declined, "hops_when_declined")
         self.llm = llm
         self.composition = composition
         self.node_postprocessors = list(node_postprocessors)
@@ -155,24 +159,27 @@ class LoragQueryEngine(BaseQueryEngine):
         top = getattr(self.retriever, "retrieve_top", None)
         return top(query, k) if callable(top) else self.retriever.retrieve(QueryBundle(query))
 
+    def _hopped(self, query: str, found: list[NodeWithScore], hops: int) -> list[NodeWithScore]:
+        """The nodes the follow-up retrievals of ``hops`` hops add to ``found``, marked with their hop."""
+        added = follow_ups(
+            query, found, self._search, hops, key=lambda n: n.node.node_id, text=lambda n: n.node.get_content()
+        )
+        for hop, item in enumerate(added, start=1):
+            item.node.metadata["hop"] = hop  # marked as NumberedSources marks numbers, on the node
+        return added
+
     def _query(self, query_bundle: QueryBundle) -> RESPONSE_TYPE:
         with self.callback_manager.event(
             CBEventType.QUERY, payload={EventPayload.QUERY_STR: query_bundle.query_str}
         ) as event:
-            nodes = self.retrieve(query_bundle)
-            added = follow_ups(
-                query_bundle.query_str,
-                nodes,
-                self._search,
-                self.hops,
-                key=lambda n: n.node.node_id,
-                text=lambda n: n.node.get_content(),
-            )
-            for hop, item in enumerate(added, start=1):
-                item.node.metadata["hop"] = hop  # marked as NumberedSources marks numbers, on the node
-            nodes = [*nodes, *added]
+            found = self.retrieve(query_bundle)
+            nodes = [*found, *self._hopped(query_bundle.query_str, found, self.hops)]
             blocks = [_block(n) for n in nodes]
             plan = self.composition.plan(query_bundle.query_str, blocks)
+            if second_look(plan.declined, self.hops, self.hops_when_declined):
+                nodes = [*found, *self._hopped(query_bundle.query_str, found, self.hops_when_declined)]
+                blocks = [_block(n) for n in nodes]
+                plan = self.composition.plan(query_bundle.query_str, blocks)
             by_block = {id(b): n for b, n in zip(blocks, nodes, strict=True)}
             sources = NumberedSources().postprocess_nodes([by_block[id(b)] for b in plan.blocks])
             metadata: dict[str, Any] = {"abstained": plan.declined is not None, "declined": None}
@@ -244,6 +251,7 @@ def create_query_engine(
     streaming: bool = False,
     callback_manager: CallbackManager | None = None,
     hops: int = DEFAULT_HOPS,
+    hops_when_declined: int = DEFAULT_HOPS_WHEN_DECLINED,
 ) -> LoragQueryEngine:
     """A query engine over ``retriever`` answering with ``llm``, citing numbered sources, declining below the gates.
 
@@ -268,6 +276,7 @@ def create_query_engine(
         streaming: ``query`` returns a ``StreamingResponse``.
         callback_manager: LlamaIndex callbacks for the query.
         hops: retrievals per query (``lorag.rag.hops``); for multi-hop questions try 2 with ``min_answerability=0``.
+        hops_when_declined: retrievals made before the answerability gate's decline stands (``lorag.rag.hops``).
 
     With the answerability gate on and a local ``LoragLLM``, the gate alone decides, as in ``lorag ask``: the model
     answers with its no-answer reply forbidden. Without ``streaming`` a looping answer is cut once the LLM has
@@ -294,4 +303,5 @@ def create_query_engine(
         streaming=streaming,
         callback_manager=callback_manager,
         hops=hops,
+        hops_when_declined=hops_when_declined,
     )
