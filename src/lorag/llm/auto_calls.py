@@ -2,16 +2,15 @@
 
 Greedy decoding calls a tool only when the opening ``<tool_call>`` tag is the model's single most likely start, and
 SmolLM2-135M-Instruct never makes it so (0 of 100 BFCL prompts unconstrained, ``benchmarks/results/tool_calls.md``),
-so under ``auto`` lorag's agents never acted. Two signals still tell the prompts that need a call from those that do
-not (``benchmarks/results/tool_calls_auto.md``): the *probability* the model gives the tag after the prompt (one
+so under ``auto`` lorag's agents never acted. Three signals still tell the prompts that need a call from those that
+do not (``benchmarks/results/tool_calls_auto.md``): the *probability* the model gives the tag after the prompt (one
 teacher-forced forward pass), how many content words the user's message shares with the best-matching tool's name
-and description, and how much of a tool's *name* the message covers. Under ``auto`` the engine weighs the three with a
-linear rule calibrated for the base and, when the rule
-says call, forces one call (the tool grammar makes it valid); otherwise the model writes freely, as before. Only a
-turn that answers the user is decided so, the turns the rules were chosen on: after a tool result the model's own
-choice stands, so a forced call cannot keep an agent calling. Rules are chosen per base (by content fingerprint) by
-``benchmarks/tool_calls_auto.py`` on BFCL prompts the benchmark does not test; a base without one keeps plain
-``auto``.
+and description, and how much of a tool's *name* the message covers. Under ``auto`` the engine weighs the three
+with a linear rule calibrated for the base and, when the rule says call, forces one call (the tool grammar makes it
+valid); otherwise the model writes freely, as before. Only a turn that answers the user is decided so, the turns the
+rules were chosen on: after a tool result the model's own choice stands, so a forced call cannot keep an agent
+calling. Rules are chosen per base (by content fingerprint) by ``benchmarks/tool_calls_auto.py`` on BFCL prompts the
+benchmark does not test; a base without one keeps plain ``auto``.
 """
 
 from __future__ import annotations
