@@ -64,7 +64,8 @@ def test_open_pipeline_forwards_every_option_and_closes_the_engine(monkeypatch: 
 
     monkeypatch.setattr(ask_module, "open_index", open_index)
     monkeypatch.setattr(ask_module, "build_pipeline", build_pipeline)
-    options = AnswerOptions(**{name: f"<{name}>" for name in SHARED} | {"adapter": None})
+    checked = {"adapter": None, "lm_head_dtype": "int8"}  # checked before the index opens: real values
+    options = AnswerOptions(**{name: f"<{name}>" for name in SHARED} | checked)
     with pytest.raises(typer.Exit) as exit_info, options.open_pipeline(Path("docs"), None, quiet=True) as pipeline:
         assert pipeline == "pipeline over index" and not engine.closed
         raise ValueError("bad question")
@@ -73,7 +74,7 @@ def test_open_pipeline_forwards_every_option_and_closes_the_engine(monkeypatch: 
     assert args == (Path("docs"), None, "<embedder>", "<backend>")
     assert kwargs == {"quiet": True, "follow_links": "<follow_links>", "max_file_mb": "<max_file_mb>"}
     index_only = {"embedder", "backend", "follow_links", "max_file_mb"}
-    assert calls["pipeline"] == {name: f"<{name}>" for name in SHARED if name not in index_only} | {"adapter": None}
+    assert calls["pipeline"] == {name: f"<{name}>" for name in SHARED if name not in index_only} | checked
 
 
 def test_a_missing_adapter_exits_2_before_the_index_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,3 +94,8 @@ def test_the_output_layer_precision_reaches_the_engine_and_a_bad_one_exits_2(tin
     with pytest.raises(typer.Exit) as exit_info:
         ask_module.build_pipeline([], lm_head_dtype="int4", **options)
     assert exit_info.value.exit_code == 2
+
+
+def test_a_bad_output_layer_precision_is_named_before_anything_loads(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["ask", "anything?", "--index-dir", str(tmp_path), "--lm-head-dtype", "int4"])
+    assert result.exit_code == 2 and "--lm-head-dtype must be none, bfloat16 or int8; got 'int4'" in result.stderr

@@ -171,6 +171,16 @@ def adapter_folder(adapter: str | None) -> Path | None:
     return folder
 
 
+def lm_head_precision(flag: str) -> str | None:
+    """The engine's ``lm_head_dtype`` for ``--lm-head-dtype`` (None for 'none'); a bad one exits 2, before anything
+    loads."""
+    from lorag.llm.loading import LM_HEAD_DTYPES
+
+    if flag not in ("none", *LM_HEAD_DTYPES):
+        raise usage_error(f"--lm-head-dtype must be none, {' or '.join(LM_HEAD_DTYPES)}; got {flag!r}")
+    return None if flag == "none" else flag
+
+
 def build_pipeline(  # type: ignore[no-untyped-def]
     index,
     *,
@@ -198,6 +208,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
     from lorag.rag.grounded import GROUNDED_ADAPTER, GroundedAdapterError, use_grounded_adapter
     from lorag.rag.pipeline import RagPipeline
 
+    head = lm_head_precision(lm_head_dtype)
     folder = adapter_folder(adapter)
     adapters = {folder.name: str(folder)} if folder is not None else {}
     try:
@@ -207,7 +218,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
             quantization=quantization,  # type: ignore[arg-type]
             adapters=adapters,
             exact_batching=False,
-            lm_head_dtype=None if lm_head_dtype == "none" else lm_head_dtype,  # type: ignore[arg-type]
+            lm_head_dtype=head,  # type: ignore[arg-type]
         )
         name = folder.name if folder is not None else None
         if adapter is None:
@@ -272,6 +283,7 @@ class AnswerOptions:
         answering exits 2 too. ``quiet``: as in ``open_index``.
         """
         adapter_folder(self.adapter)
+        lm_head_precision(self.lm_head_dtype)
         index = open_index(
             docs,
             index_dir,
