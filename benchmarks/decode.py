@@ -74,6 +74,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "transformers generate fp32": {"hf": "float32"},
     "transformers generate bf16": {"hf": "bfloat16"},
     "llama-server Q4_1": {"llama_server": True, "adapter": True},
+    "llama-server Q8_0": {"llama_server": True, "adapter": True, "weights": "q8_0"},
+    "lorag llama.cpp (Q8_0)": {"llama_cpp": True, "adapter": True},
+    "lorag llama.cpp (Q4_1 as stored)": {"llama_cpp": True, "adapter": True, "weights": "as-stored"},
 }
 MULTI_THREAD_CONFIGS = ["lorag nf4", "lorag nf4, lm_head int8", "transformers generate fp32"]
 
@@ -240,8 +243,48 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_llama_server(threads: int, args: argparse.Namespace, lora: str) -> list[dict[str, Any]]:
-    """llama-server's decode speed on the same prompt, bare and with the same LoRA exported to GGUF."""
+def run_llama_cpp(config: dict[str, Any], threads: int, args: argparse.Namespace, lora: str) -> list[dict[str, Any]]:
+    """lorag's ``LlamaCppEngine`` as a caller sees it: the streamed tokens' arrival times, first to last (prefill
+    excluded), CPU time of this process and the server's; token log-probabilities off (as ``lorag ask`` runs it)."""
+    from gguf import GGUFReader
+
+    from lorag.llm.llama_cpp import LlamaCppEngine
+    from lorag.serving import cached_llama_server
+
+    if cached_llama_server() is None:
+        return []
+    weights = config.get("weights", "q8_0")
+    engine = LlamaCppEngine(
+        args.model, adapters={"lora": lora}, threads=threads, context_window=1024, weights=weights, logprobs=False
+    )
+    engine.start()
+    pid = engine._server.pid
+    messages = [{"role": "user", "content": PROMPT}]
+    base_bytes = sum(int(t.n_bytes) for t in GGUFReader(engine.base.gguf).tensors)
+    lora_bytes = sum(int(t.n_bytes) for t in GGUFReader(engine._workdir / "0.gguf").tensors)  # type: ignore[operator]
+
+    def once(adapter: str | None, new: int) -> tuple[float, float, int, list[int]]:
+        marks, tokens = [], []
+        for delta in engine.stream(messages=messages, adapter=adapter, max_tokens=new, min_tokens=new):
+            if delta.token_id is not None:
+                marks.append((time.perf_counter(), time.process_time() + _cpu_seconds(pid)))
+                tokens.append(delta.token_id)
+        (w0, c0), (w1, c1) = marks[0], marks[-1]
+        return w1 - w0, c1 - c0, len(marks) - 1, tokens
+
+    rows = []
+    for adapter in (None, "lora"):
+        once(adapter, 8)  # warm-up
+        runs = [once(adapter, args.max_tokens) for _ in range(args.repeats)]
+        size = base_bytes + (lora_bytes if adapter else 0)
+        rows.append({"adapter": adapter, "bytes": size, **_best(runs, threads)})
+    engine.close()
+    return rows
+
+
+def run_llama_server(config: dict[str, Any], threads: int, args: argparse.Namespace, lora: str) -> list[dict[str, Any]]:
+    """llama-server's decode speed on the same prompt, bare and with the same LoRA exported to GGUF (on the packaged
+    GGUF as stored, or on lorag's Q8_0 copy of it)."""
     import urllib.request
 
     from gguf import GGUFReader
@@ -249,12 +292,15 @@ def run_llama_server(threads: int, args: argparse.Namespace, lora: str) -> list[
 
     from lorag.export import to_gguf
     from lorag.llm.generation import encode_prompt
+    from lorag.llm.llama_cpp import q8_0_copy
     from lorag.models import _smollm2_gguf, resolve_model
     from lorag.serving import LlamaServer, cached_llama_server
 
     binary, base = cached_llama_server(), _smollm2_gguf()
     if binary is None or base is None:
         return []
+    if config.get("weights") == "q8_0":
+        base = q8_0_copy(base)
     adapter = Path(lora).parent / "lora.gguf"
     if not adapter.exists():
         to_gguf(lora, args.model, adapter)
@@ -308,7 +354,9 @@ def worker(spec: dict[str, Any]) -> None:
     if "hf" in config:
         rows = run_hf(config["hf"], threads, args)
     elif config.get("llama_server"):
-        rows = run_llama_server(threads, args, spec["lora"])
+        rows = run_llama_server(config, threads, args, spec["lora"])
+    elif config.get("llama_cpp"):
+        rows = run_llama_cpp(config, threads, args, spec["lora"])
     else:
         rows = run_lorag(config, threads, args, spec["lora"])
     print("RESULT " + json.dumps(rows), flush=True)

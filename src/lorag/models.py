@@ -145,6 +145,12 @@ def _smollm2_gguf() -> Path | None:
     return ggufs[0] if ggufs else None
 
 
+def packaged_gguf(name: str) -> Path | None:
+    """The GGUF file a packaged model's package ships (what llama.cpp serves), or None (another model, or its
+    package is not installed)."""
+    return _smollm2_gguf() if name == "smollm2-135m-instruct" else None
+
+
 def _source_fingerprint(paths: list[Path], distributions: list[str]) -> str:
     """Identity of the packaged source files: their names and sizes, and their distributions' versions.
 
@@ -198,6 +204,12 @@ def _prepare_atomically(target: Path, fingerprint: str, build: Callable[[Path], 
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def prepared_folder(name: str, fingerprint: str, build: Callable[[Path], None]) -> Path:
+    """``LORAG_HOME/models/<name>``, built once by ``build(folder)`` (atomically, one process at a time) and again
+    only when ``fingerprint`` changes: for forms of a model other modules derive (a GGUF requantized for llama.cpp)."""
+    return _prepare_atomically(lorag_home() / "models" / name, fingerprint, build)
 
 
 def _unzip_mpnet(parts: list[Path]) -> Callable[[Path], None]:

@@ -99,3 +99,13 @@ def test_the_output_layer_precision_reaches_the_engine_and_a_bad_one_exits_2(tin
 def test_a_bad_output_layer_precision_is_named_before_anything_loads(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["ask", "anything?", "--index-dir", str(tmp_path), "--lm-head-dtype", "int4"])
     assert result.exit_code == 2 and "--lm-head-dtype must be none, bfloat16 or int8; got 'int4'" in result.stderr
+
+
+@pytest.mark.parametrize("flag", [["--quantization", "int8"], ["--lm-head-dtype", "int8"]])
+def test_torch_only_flags_with_the_llama_cpp_engine_exit_2_before_the_index_opens(
+    flag: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ask_module, "open_index", lambda *args, **kwargs: pytest.fail("index opened"))
+    args = ["ask", "anything?", "--docs", str(tmp_path), "--engine", "llama.cpp", *flag]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "--engine llama.cpp runs the model's GGUF as stored" in result.stderr

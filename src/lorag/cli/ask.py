@@ -32,6 +32,14 @@ class IndexBackend(str, Enum):
     onnx_fp32 = "onnx-fp32"
 
 
+class LlmEngine(str, Enum):
+    """What decodes the answers: lorag's PyTorch engine (every quantization and adapter kind) or llama.cpp (the
+    model's GGUF, LoRA adapters; several times faster on CPU, see benchmarks/results/decode.md)."""
+
+    torch = "torch"
+    llama_cpp = "llama.cpp"
+
+
 BACKEND_HELP = "Embedder runtime: torch, onnx (int8, about 2x faster indexing) or onnx-fp32; ask with the index's."
 
 
@@ -149,6 +157,12 @@ LM_HEAD_DTYPE_OPTION = typer.Option(
     help="Compute the output layer from a lower-precision copy for faster CPU decoding: int8, bfloat16, or none "
     "(as loaded).",
 )
+ENGINE_OPTION = typer.Option(
+    LlmEngine.torch,
+    "--engine",
+    help="What decodes the answers: torch (LoragEngine: --quantization, --lm-head-dtype) or llama.cpp (the model's "
+    "GGUF as quantized, LoRA adapters; needs a llama-server build: python -m lorag.serving.llama_server build).",
+)
 HOPS_OPTION = typer.Option(
     DEFAULT_HOPS,
     "--hops",
@@ -181,6 +195,16 @@ def lm_head_precision(flag: str) -> str | None:
     return None if flag == "none" else flag
 
 
+def check_engine_flags(engine: LlmEngine, quantization: str, lm_head_dtype: str) -> None:
+    """``--quantization`` and ``--lm-head-dtype`` set the torch engine; with llama.cpp they exit 2, before anything
+    loads (the GGUF runs as stored)."""
+    if engine is LlmEngine.llama_cpp and (quantization != "nf4" or lm_head_dtype != "none"):
+        raise usage_error(
+            "--quantization and --lm-head-dtype set the torch engine; --engine llama.cpp runs the model's GGUF as "
+            "stored: leave them out"
+        )
+
+
 def build_pipeline(  # type: ignore[no-untyped-def]
     index,
     *,
@@ -197,6 +221,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
     hops: int = DEFAULT_HOPS,
     hops_when_declined: int = DEFAULT_HOPS_WHEN_DECLINED,
     lm_head_dtype: str = "none",
+    engine: LlmEngine = LlmEngine.torch,
 ):
     """Load the model and build the pipeline exactly as ``lorag ask`` answers; returns ``(pipeline, engine)``.
 
@@ -204,30 +229,40 @@ def build_pipeline(  # type: ignore[no-untyped-def]
     applies). Bad options exit 2 with the reason.
     """
     from lorag.llm import LoragEngine
+    from lorag.llm.llama_cpp import LlamaCppEngine
     from lorag.rag.composition import resolve_min_answerability
     from lorag.rag.grounded import GROUNDED_ADAPTER, GroundedAdapterError, use_grounded_adapter
     from lorag.rag.pipeline import RagPipeline
+    from lorag.serving import LlamaServerError
 
     head = lm_head_precision(lm_head_dtype)
     folder = adapter_folder(adapter)
     adapters = {folder.name: str(folder)} if folder is not None else {}
+    check_engine_flags(engine, quantization, lm_head_dtype)
     try:
-        # One request at a time: padding rows for bit-exact concurrent batching would only slow decoding.
-        engine = LoragEngine(
-            model,
-            quantization=quantization,  # type: ignore[arg-type]
-            adapters=adapters,
-            exact_batching=False,
-            lm_head_dtype=head,  # type: ignore[arg-type]
-        )
+        if engine is LlmEngine.llama_cpp:
+            llm: Any = LlamaCppEngine(model, adapters=adapters)
+        else:
+            # One request at a time: padding rows for bit-exact concurrent batching would only slow decoding.
+            llm = LoragEngine(
+                model,
+                quantization=quantization,  # type: ignore[arg-type]
+                adapters=adapters,
+                exact_batching=False,
+                lm_head_dtype=head,  # type: ignore[arg-type]
+            )
         name = folder.name if folder is not None else None
         if adapter is None:
-            name = use_grounded_adapter(engine)
-    except (ValueError, LookupError, ImportError, GroundedAdapterError) as err:
+            name = use_grounded_adapter(llm)
+        if engine is LlmEngine.llama_cpp:
+            llm.start()  # a missing llama-server or a bad adapter fails here, before any question
+    except (ValueError, LookupError, ImportError, GroundedAdapterError, LlamaServerError, OSError) as err:
         raise usage_error(str(err)) from err
     min_answerability = resolve_min_answerability(min_answerability, grounded_adapter=name == GROUNDED_ADAPTER)
     if abstain_confidence is None:  # with the gate on, it alone decides (the model's declines are near chance)
         abstain_confidence = 1.0 if min_answerability else DEFAULT_ABSTAIN_CONFIDENCE
+    if isinstance(llm, LlamaCppEngine):  # the pipeline reads log-probabilities only to weigh a no-answer reply
+        llm.logprobs = abstain_confidence < 1.0
     generation: dict[str, float | int] = {}
     if repetition_penalty != 1.0:
         generation["repetition_penalty"] = repetition_penalty
@@ -235,7 +270,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
         generation["no_repeat_ngram_size"] = no_repeat_ngram_size
     pipeline = RagPipeline(
         index,
-        engine,
+        llm,
         k=k,
         max_new_tokens=max_tokens,
         min_relevance=min_relevance,
@@ -246,7 +281,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
         hops=hops,
         hops_when_declined=hops_when_declined,
     )
-    return pipeline, engine
+    return pipeline, llm
 
 
 @dataclass(frozen=True)
@@ -270,6 +305,7 @@ class AnswerOptions:
     abstain_confidence: float | None = ABSTAIN_CONFIDENCE_OPTION
     min_answerability: float | None = MIN_ANSWERABILITY_OPTION
     lm_head_dtype: str = LM_HEAD_DTYPE_OPTION
+    engine: LlmEngine = ENGINE_OPTION
     hops: int = HOPS_OPTION
     hops_when_declined: int = HOPS_WHEN_DECLINED_OPTION
     follow_links: bool = FOLLOW_LINKS_OPTION
@@ -284,6 +320,7 @@ class AnswerOptions:
         """
         adapter_folder(self.adapter)
         lm_head_precision(self.lm_head_dtype)
+        check_engine_flags(self.engine, self.quantization, self.lm_head_dtype)
         index = open_index(
             docs,
             index_dir,
@@ -308,6 +345,7 @@ class AnswerOptions:
             hops=self.hops,
             hops_when_declined=self.hops_when_declined,
             lm_head_dtype=self.lm_head_dtype,
+            engine=self.engine,
         )
         try:
             yield pipeline

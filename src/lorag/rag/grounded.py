@@ -45,7 +45,7 @@ def check_grounded_base(engine: Any) -> None:
     if recorded != engine.base.fingerprint:
         raise GroundedAdapterError(
             f"lorag's grounded-answer adapter was trained for {GROUNDED_BASE} (fingerprint {recorded}); the loaded "
-            f"base {engine.base.settings.model!r} has fingerprint {engine.base.fingerprint}. Answer without it "
+            f"base at {engine.base.path} has fingerprint {engine.base.fingerprint}. Answer without it "
             "(adapter 'none') or train one for this base with `lorag train-adapter`"
         )
 

@@ -1,0 +1,293 @@
+"""``LlamaCppEngine``: a private llama-server started on the first request, the base's GGUF (a Q8_0 copy by default)
+and its adapters as GGUF LoRAs; ``wire`` turns each request into ``/completion`` calls. See the package doc."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from lorag.llm.adapters import BASE_ADAPTER, UnknownAdapterError
+from lorag.llm.generation import GenerationResult, SamplingParams, TextDelta, encode_prompt
+from lorag.llm.llama_cpp.wire import LlamaCppRequest, completion_fields, plan_phases
+
+
+@dataclass(frozen=True)
+class LlamaCppBase:
+    """The base as this engine knows it: the GGUF it serves, and the model reference and fingerprint adapters are
+    checked against (the same as ``LoragEngine``'s for a lorag short name)."""
+
+    model: str
+    gguf: Path
+    path: str
+    fingerprint: str
+
+
+class LlamaCppAdapters:
+    """Adapter name -> peft LoRA folder; written as GGUF LoRAs when the engine's server starts (not after)."""
+
+    def __init__(self, engine: LlamaCppEngine, adapters: Mapping[str, str | os.PathLike[str]]) -> None:
+        self._engine = engine
+        self._folders: dict[str, Path] = {}
+        for name, path in adapters.items():
+            self.register(name, path)
+
+    def register(self, name: str, path: str | os.PathLike[str]) -> None:
+        """Add an adapter; its GGUF is written when the server starts, which loads every adapter once."""
+        folder = Path(path).expanduser()
+        if not name or name == BASE_ADAPTER:
+            raise ValueError(f"adapter name {name!r} is reserved or empty")
+        if not (folder / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"adapter {name!r}: {folder} has no adapter_config.json (a peft LoRA folder)")
+        if self._engine.started:
+            raise RuntimeError(
+                f"adapter {name!r}: llama-server loads adapters when it starts; register it before the first request "
+                "(or close this engine and make another)"
+            )
+        self._folders[name] = folder
+
+    def names(self) -> list[str]:
+        return sorted(self._folders)
+
+    def folder(self, name: str) -> Path:
+        if name not in self._folders:
+            raise UnknownAdapterError(f"unknown adapter {name!r}; registered: {self.names()}")
+        return self._folders[name]
+
+    def version(self, name: str | None) -> str:
+        """The adapter's content version (its weights' sha256), or the base's fingerprint for None."""
+        from lorag.fingerprint import file_sha256
+
+        if name in (None, BASE_ADAPTER):
+            return self._engine.base.fingerprint
+        return file_sha256(self.folder(name) / "adapter_model.safetensors")[:16]
+
+
+class LlamaCppEngine:
+    """Generate with llama.cpp on CPU behind lorag's engine interface (``submit`` / ``generate`` / ``stream``).
+
+    Args:
+        model: A lorag short name whose package ships a GGUF (``smollm2-135m-instruct``) or a ``.gguf`` file.
+        adapters: Adapter name -> peft LoRA folder (registered before the first request).
+        threads: llama.cpp's threads (default: ``OMP_NUM_THREADS`` when set, as for torch; else this process's CPUs).
+        parallel: Requests decoded at once (llama-server's slots; each gets ``context_window`` tokens).
+        context_window: Tokens per request (default: the GGUF's training context).
+        binary: The ``llama-server`` to run (default: lorag's cached build, see ``lorag.serving``).
+        timeout: Seconds the server may take to start, and one request to answer.
+        weights: ``q8_0`` serves a copy of the GGUF whose 4- and 5-bit block weights are Q8_0, made once under
+            ``LORAG_HOME`` (``lorag.export.gguf_weights``: faster on CPU both to read a prompt and to decode, and
+            within 1/254 of each block's largest value); ``as-stored`` serves the file itself.
+        logprobs: Fill ``GenerationResult.token_logprobs`` (llama.cpp then sorts the vocabulary at every token,
+            about an eighth of SmolLM2's decode step); False leaves them empty. An attribute, settable later.
+
+    Raises:
+        LookupError: the model has no GGUF here. ``LlamaServerNotBuiltError`` (on the first request): no
+            ``llama-server`` is built (``python -m lorag.serving.llama_server build``).
+    """
+
+    def __init__(
+        self,
+        model: str = "smollm2-135m-instruct",
+        *,
+        adapters: Mapping[str, str | os.PathLike[str]] | None = None,
+        threads: int | None = None,
+        parallel: int = 1,
+        context_window: int | None = None,
+        binary: str | os.PathLike[str] | None = None,
+        timeout: float = 600.0,
+        weights: Literal["q8_0", "as-stored"] = "q8_0",
+        logprobs: bool = True,
+    ) -> None:
+        if weights not in ("q8_0", "as-stored"):
+            raise ValueError(f"weights must be 'q8_0' or 'as-stored', got {weights!r}")
+        self.base, self.tokenizer, trained_context = _load_base(model, weights)
+        self.context_window = int(context_window or trained_context)
+        self.threads = threads or int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0)))
+        self.parallel = parallel
+        self.binary = binary
+        self.timeout = timeout
+        self.logprobs = logprobs
+        self._server: Any = None
+        self._workdir: Path | None = None
+        self._lora_ids: dict[str, int] = {}
+        self._start_lock = threading.Lock()
+        self.adapters = LlamaCppAdapters(self, adapters or {})
+
+    @property
+    def started(self) -> bool:
+        return self._server is not None
+
+    def adapter_version(self, adapter: str | None) -> str:
+        return self.adapters.version(adapter)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def start(self) -> LlamaCppEngine:
+        """Write the adapters' GGUFs and start llama-server (done by the first request when not called)."""
+        with self._start_lock:
+            if self._server is not None:
+                return self
+            from lorag.export import to_gguf
+            from lorag.serving import LlamaServer
+
+            workdir = Path(tempfile.mkdtemp(prefix="lorag-llama-cpp-"))
+            try:
+                loras = []
+                for i, name in enumerate(self.adapters.names()):
+                    loras.append(to_gguf(self.adapters.folder(name), self.base.gguf, workdir / f"{i}.gguf").output)
+                    self._lora_ids[name] = i
+                server = LlamaServer(
+                    self.base.gguf,
+                    loras=loras,
+                    binary=self.binary,
+                    threads=self.threads,
+                    parallel=self.parallel,
+                    ctx_size=self.context_window * self.parallel,
+                )
+                self._server = server.start(timeout=self.timeout)
+            except BaseException:
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise
+            self._workdir = workdir
+            return self
+
+    def submit(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        adapter: str | None = None,
+        **sampling: Any,
+    ) -> LlamaCppRequest:
+        """One request; iterate the handle for ``TextDelta`` pieces, then read ``result_value`` (or ``result()``).
+
+        ``sampling``: ``SamplingParams`` fields (or ``params=``); those llama.cpp cannot honour raise ``ValueError``.
+        """
+        if sampling.pop("tools", None):
+            raise ValueError("the llama.cpp engine does not offer tools; use LoragEngine or a llama.cpp server")
+        params = sampling.pop("params", None) or SamplingParams(**sampling)
+        fields = completion_fields(params, self.context_window)
+        ids = encode_prompt(self.tokenizer, prompt, messages, ())
+        if len(ids) >= self.context_window:
+            raise ValueError(f"the prompt has {len(ids)} tokens; this engine's context window is {self.context_window}")
+        name = adapter if adapter not in (None, BASE_ADAPTER) else None
+        if name is not None:
+            self.adapters.folder(name)  # unknown names fail here, before the server starts
+        self.start()
+        lora = [{"id": i, "scale": 1.0 if n == name else 0.0} for n, i in self._lora_ids.items()]
+        phases = plan_phases(params, ids)
+        return LlamaCppRequest(self, ids, {**fields, "lora": lora}, phases, params, name)
+
+    def generate(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        adapter: str | None = None,
+        **sampling: Any,
+    ) -> GenerationResult:
+        """Generate a completion (blocking); keyword arguments as in ``submit``."""
+        return self.submit(prompt, messages=messages, adapter=adapter, **sampling).result()
+
+    def stream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        adapter: str | None = None,
+        **sampling: Any,
+    ) -> Iterator[TextDelta]:
+        """Text pieces as tokens arrive; the last has ``finish_reason`` and ``usage``."""
+        yield from self.submit(prompt, messages=messages, adapter=adapter, **sampling)
+
+    def _post(self, body: Mapping[str, Any]) -> Any:
+        """Open a streamed ``/completion`` reply (the caller closes it)."""
+        request = urllib.request.Request(
+            f"{self._server.base_url}/completion", json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
+        try:
+            return urllib.request.urlopen(request, timeout=self.timeout)  # http://127.0.0.1
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode("utf-8", "replace")[:500]
+            raise RuntimeError(f"llama-server refused the request ({err.code}): {detail}") from err
+        except (urllib.error.URLError, OSError) as err:
+            raise ConnectionError(f"llama-server (pid {self._server.pid}) did not answer: {err}") from err
+
+    def close(self) -> None:
+        """Stop the server by its PID and remove the adapters' GGUFs."""
+        with self._start_lock:
+            server, self._server = self._server, None
+            if server is not None:
+                server.stop()
+            if self._workdir is not None:
+                shutil.rmtree(self._workdir, ignore_errors=True)
+                self._workdir = None
+            self._lora_ids.clear()
+
+    def __enter__(self) -> LlamaCppEngine:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _load_base(model: str, weights: str) -> tuple[LlamaCppBase, Any, int]:
+    """The base's GGUF (``weights``: see ``LlamaCppEngine``), tokenizer and training context, for a short name with
+    a packaged GGUF or a GGUF file."""
+    from gguf import GGUFReader
+    from transformers import AutoTokenizer
+
+    from lorag.fingerprint import directory_fingerprint, file_sha256
+    from lorag.models import packaged_gguf, resolve_model
+
+    file = Path(model).expanduser()
+    if file.suffix == ".gguf":
+        if not file.is_file():
+            raise FileNotFoundError(f"GGUF model {file} does not exist")
+        gguf, path = file, str(file)
+        tokenizer = AutoTokenizer.from_pretrained(file.parent, gguf_file=file.name)
+        fingerprint = file_sha256(file)[:16]
+    else:
+        found = packaged_gguf(model)
+        if found is None:
+            raise LookupError(
+                f"the llama.cpp engine needs a GGUF: {model!r} is not a lorag short name whose package ships one; "
+                "give a .gguf file"
+            )
+        gguf, path = found, resolve_model(model)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        fingerprint = directory_fingerprint(path)
+    if weights == "q8_0":
+        gguf = q8_0_copy(gguf)
+    reader = GGUFReader(gguf)
+    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+    context = int(reader.fields[f"{arch}.context_length"].parts[-1][0])
+    return LlamaCppBase(model, gguf, path, fingerprint), tokenizer, context
+
+
+def q8_0_copy(gguf: Path) -> Path:
+    """``gguf`` with its low-bit block weights as Q8_0, made once under ``LORAG_HOME`` (the file itself when it has
+    none)."""
+    from lorag.export.gguf_weights import low_bit_tensors, to_q8_0
+    from lorag.fingerprint import file_sha256
+    from lorag.models import prepared_folder
+
+    if not low_bit_tensors(gguf):
+        return gguf
+
+    def build(folder: Path) -> None:
+        to_q8_0(gguf, folder / "model.gguf")
+
+    return prepared_folder(f"{gguf.stem}-q8_0", file_sha256(gguf)[:16], build) / "model.gguf"
