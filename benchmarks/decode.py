@@ -26,7 +26,11 @@ greedy tokens of the ``lm_head_dtype`` rows with the default path of the same pr
   ``ignore_eos``; its own decode timing (``timings.predicted_ms``, prompt processing excluded), CPU time from the
   server process's ``/proc`` counters, bytes per token the GGUF tensors' (the tied embedding counted once, as the
   output layer). Skipped, and said so in the report, when no ``llama-server`` is cached
-  (``python -m lorag.serving.llama_server build``).
+  (``python -m lorag.serving.llama_server build``). ``llama-server Q8_0`` serves lorag's Q8_0 copy of that GGUF
+  (``lorag.export.gguf_weights``), the file ``LlamaCppEngine`` serves by default.
+- lorag's ``LlamaCppEngine`` (``--engine llama.cpp``) on the Q8_0 copy and on the Q4_1 file as stored, bare and with
+  the same LoRA per request, timed as its caller sees it: from the first streamed token to the last, CPU time of
+  this process plus the server's; token log-probabilities off, as ``lorag ask`` runs it.
 
     PYTHONPATH=src:integrations nice -n 10 python benchmarks/decode.py --threads 1 2 \\
         --out benchmarks/results/decode.md

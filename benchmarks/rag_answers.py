@@ -5,6 +5,8 @@ in one run, each single-threaded, two rows at a time (one per core):
 
 - ``lorag``: ``lorag eval-rag`` with every default (the shipped grounded-answer adapter included);
 - ``lorag --adapter none``: the same without the adapter;
+- ``lorag --engine llama.cpp``: the defaults decoded by llama.cpp (``lorag.llm.llama_cpp``; needs a built
+  ``llama-server``);
 - ``lorag --hops 2 --min-answerability 0``: what the README advises for multi-hop corpora (one follow-up search, the
   answerability gate off; chosen on HotpotQA dev questions, ``rag_defaults.md`` section 8); not in the default rows;
 - ``langchain tutorial``: ``benchmarks/langchain_tutorial_rag.py`` (RecursiveCharacterTextSplitter 1000/200, FAISS +
@@ -41,11 +43,12 @@ REPO = Path(__file__).resolve().parents[1]
 ROWS = {
     "lorag": [],
     "lorag --adapter none": ["--adapter", "none"],
+    "lorag --engine llama.cpp": ["--engine", "llama.cpp"],
     "langchain tutorial": None,  # not lorag: see langchain_tutorial_rag.py
     "lorag --hops 2 --min-answerability 0": ["--hops", "2", "--min-answerability", "0"],
 }
-#: The rows a run without ``--rows`` answers: the issue's three.
-DEFAULT_ROWS = ("lorag", "lorag --adapter none", "langchain tutorial")
+#: The rows a run without ``--rows`` answers: the issue's three, and the defaults on the other engine.
+DEFAULT_ROWS = ("lorag", "lorag --adapter none", "lorag --engine llama.cpp", "langchain tutorial")
 COLUMNS = [
     ("EM", "exact_match"),
     ("F1", "f1"),
@@ -130,6 +133,9 @@ def table(data: Path, scored: dict[str, dict[str, Any]]) -> list[str]:
         "| --- |" + " ---: |" * len(COLUMNS),
     ]
     lines += [f"| {row} | " + " | ".join(fmt(m.get(k)) for _, k in COLUMNS) + " |" for row, m in scored.items()]
+    engines = [f"{row}: {m['engine']}" for row, m in scored.items() if m.get("engine")]
+    if engines:
+        lines += ["", "Answered by " + "; ".join(engines) + "."]
     base, tutorial = scored.get("lorag --adapter none"), scored.get("langchain tutorial")
     ours = scored.get("lorag")
     if tutorial:
@@ -178,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     reports = [f.result() for f in futures]
     results: list[tuple[Path, dict[str, dict[str, Any]]]] = []
     for data in datasets:
-        scored = {row: rescore(data, r) for (d, row), r in zip(jobs, reports, strict=True) if d == data}
+        scored = {
+            row: {**rescore(data, r), "engine": r.get("engine")}
+            for (d, row), r in zip(jobs, reports, strict=True)
+            if d == data
+        }
         results.append((data, scored))
     finished, load_after = datetime.now(timezone.utc), os.getloadavg()
     command = "PYTHONPATH=src:integrations python benchmarks/rag_answers.py " + shlex.join(sys.argv[1:])
@@ -190,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.parallel} rows at a time (so each row ran beside another, alike for all); load average "
         f"{load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end",
         f"- command: `{command}`",
-        "- model: SmolLM2-135M-Instruct for every row (lorag: NF4 unless its defaults say otherwise; tutorial: fp32)",
+        "- model: SmolLM2-135M-Instruct for every row (lorag: each row's engine below; tutorial: fp32)",
         "- scorer: `lorag.evaluation.score_answers` (SQuAD normalisation after removing [n] citations; EM, F1 and "
         "contains-gold over answerable questions, abstentions scoring 0; citation precision over cited passages of "
         "answered questions; latency per question, retrieval + generation)",

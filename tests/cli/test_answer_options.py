@@ -108,4 +108,4 @@ def test_torch_only_flags_with_the_llama_cpp_engine_exit_2_before_the_index_open
     monkeypatch.setattr(ask_module, "open_index", lambda *args, **kwargs: pytest.fail("index opened"))
     args = ["ask", "anything?", "--docs", str(tmp_path), "--engine", "llama.cpp", *flag]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 2 and "--engine llama.cpp runs the model's GGUF as stored" in result.stderr
+    assert result.exit_code == 2 and "--engine llama.cpp runs the model's GGUF" in result.stderr

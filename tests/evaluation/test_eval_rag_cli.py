@@ -51,7 +51,8 @@ def test_eval_rag_on_tiny_models(docs: Path, tmp_path: Path, tiny_st_dir: Path, 
     result = CliRunner().invoke(app, [*args, "--json", "--no-progress"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert set(payload) == METRICS | {"questions"}
+    assert set(payload) == METRICS | {"questions", "engine"}
+    assert payload["engine"] == "torch (none)"  # a model without a GGUF: lorag's PyTorch engine
     assert (payload["answerable"], payload["unanswerable"]) == (2, 1)
     assert [q["id"] for q in payload["questions"]] == ["port", "cors", "moon"]
     indexed = {"guide/cors.md", "tasks.md", "notes.txt"}

@@ -17,6 +17,7 @@ from typing import Any, get_type_hints
 import typer
 
 from lorag.cli import app
+from lorag.cli.answer_engine import ENGINE_OPTION, LlmEngine, check_engine_flags, load_engine
 from lorag.rag.hops import DEFAULT_HOPS, DEFAULT_HOPS_WHEN_DECLINED
 from lorag.rag.loaders import DEFAULT_MAX_FILE_MB
 from lorag.rag.pipeline import DEFAULT_ABSTAIN_CONFIDENCE, DEFAULT_K, DEFAULT_MIN_ANSWERABILITY, RagPipeline
@@ -30,14 +31,6 @@ class IndexBackend(str, Enum):
     torch = "torch"
     onnx = "onnx"
     onnx_fp32 = "onnx-fp32"
-
-
-class LlmEngine(str, Enum):
-    """What decodes the answers: lorag's PyTorch engine (every quantization and adapter kind) or llama.cpp (the
-    model's GGUF, LoRA adapters; several times faster on CPU, see benchmarks/results/decode.md)."""
-
-    torch = "torch"
-    llama_cpp = "llama.cpp"
 
 
 BACKEND_HELP = "Embedder runtime: torch, onnx (int8, about 2x faster indexing) or onnx-fp32; ask with the index's."
@@ -111,7 +104,12 @@ MAX_FILE_MB_OPTION = typer.Option(
 
 # Options shared by every command that answers questions (``ask``, ``eval-rag``): same names, same defaults.
 MODEL_OPTION = typer.Option(DEFAULT_MODEL, "--model", help="Chat model reference.")
-QUANTIZATION_OPTION = typer.Option("nf4", "--quantization", help="nf4, fp4, int8 or none.")
+QUANTIZATION_OPTION = typer.Option(
+    None,
+    "--quantization",
+    help="The torch engine's base precision: nf4, fp4, int8 or none. Default: the one the adapter was trained at "
+    "(lorag's grounded adapter: none), else nf4.",
+)
 ADAPTER_OPTION = typer.Option(
     None,
     "--adapter",
@@ -157,12 +155,6 @@ LM_HEAD_DTYPE_OPTION = typer.Option(
     help="Compute the output layer from a lower-precision copy for faster CPU decoding: int8, bfloat16, or none "
     "(as loaded).",
 )
-ENGINE_OPTION = typer.Option(
-    LlmEngine.torch,
-    "--engine",
-    help="What decodes the answers: torch (LoragEngine: --quantization, --lm-head-dtype) or llama.cpp (the model's "
-    "GGUF as quantized, LoRA adapters; needs a llama-server build: python -m lorag.serving.llama_server build).",
-)
 HOPS_OPTION = typer.Option(
     DEFAULT_HOPS,
     "--hops",
@@ -195,21 +187,11 @@ def lm_head_precision(flag: str) -> str | None:
     return None if flag == "none" else flag
 
 
-def check_engine_flags(engine: LlmEngine, quantization: str, lm_head_dtype: str) -> None:
-    """``--quantization`` and ``--lm-head-dtype`` set the torch engine; with llama.cpp they exit 2, before anything
-    loads (the GGUF runs as stored)."""
-    if engine is LlmEngine.llama_cpp and (quantization != "nf4" or lm_head_dtype != "none"):
-        raise usage_error(
-            "--quantization and --lm-head-dtype set the torch engine; --engine llama.cpp runs the model's GGUF as "
-            "stored: leave them out"
-        )
-
-
 def build_pipeline(  # type: ignore[no-untyped-def]
     index,
     *,
     model: str,
-    quantization: str,
+    quantization: str | None,
     adapter: str | None,
     k: int,
     max_tokens: int,
@@ -228,7 +210,6 @@ def build_pipeline(  # type: ignore[no-untyped-def]
     ``adapter`` is a directory, ``"none"``, or None for the default (the shipped grounded adapter where it
     applies). Bad options exit 2 with the reason.
     """
-    from lorag.llm import LoragEngine
     from lorag.llm.llama_cpp import LlamaCppEngine
     from lorag.rag.composition import resolve_min_answerability
     from lorag.rag.grounded import GROUNDED_ADAPTER, GroundedAdapterError, use_grounded_adapter
@@ -237,25 +218,14 @@ def build_pipeline(  # type: ignore[no-untyped-def]
 
     head = lm_head_precision(lm_head_dtype)
     folder = adapter_folder(adapter)
-    adapters = {folder.name: str(folder)} if folder is not None else {}
-    check_engine_flags(engine, quantization, lm_head_dtype)
     try:
-        if engine is LlmEngine.llama_cpp:
-            llm: Any = LlamaCppEngine(model, adapters=adapters)
-        else:
-            # One request at a time: padding rows for bit-exact concurrent batching would only slow decoding.
-            llm = LoragEngine(
-                model,
-                quantization=quantization,  # type: ignore[arg-type]
-                adapters=adapters,
-                exact_batching=False,
-                lm_head_dtype=head,  # type: ignore[arg-type]
-            )
+        check_engine_flags(engine, quantization, lm_head_dtype)
+        llm = load_engine(engine, model, folder, quantization, head, default_adapter=adapter is None)
         name = folder.name if folder is not None else None
         if adapter is None:
             name = use_grounded_adapter(llm)
-        if engine is LlmEngine.llama_cpp:
-            llm.start()  # a missing llama-server or a bad adapter fails here, before any question
+        if isinstance(llm, LlamaCppEngine):
+            llm.start()  # a missing llama-server or an adapter llama.cpp cannot load fails here, before any question
     except (ValueError, LookupError, ImportError, GroundedAdapterError, LlamaServerError, OSError) as err:
         raise usage_error(str(err)) from err
     min_answerability = resolve_min_answerability(min_answerability, grounded_adapter=name == GROUNDED_ADAPTER)
@@ -293,7 +263,7 @@ class AnswerOptions:
     """
 
     model: str = MODEL_OPTION
-    quantization: str = QUANTIZATION_OPTION
+    quantization: str | None = QUANTIZATION_OPTION
     adapter: str | None = ADAPTER_OPTION
     embedder: str = EMBEDDER_OPTION
     backend: IndexBackend = BACKEND_OPTION

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from lorag.cli import app
+from lorag.cli.answer_engine import engine_label
 from lorag.cli.ask import AnswerOptions, usage_error, with_answer_options
 
 #: Metrics printed as rates (4 decimals); the rest are seconds or tokens per second.
@@ -67,8 +68,10 @@ def eval_rag_command(
         raise usage_error(str(err)) from err
     with options.open_pipeline(docs, index_dir, quiet=as_json) as pipeline:
         report = evaluate_rag(pipeline, checked, progress=progress)
+        engine = engine_label(pipeline.engine)
     if as_json:
-        typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
+        typer.echo(json.dumps({"engine": engine, **report.to_json()}, ensure_ascii=False, indent=2))
         return
+    typer.echo(f"answered by {engine}")
     for line in _table(report.metrics):
         typer.echo(line)
