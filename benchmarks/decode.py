@@ -43,6 +43,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -443,7 +444,7 @@ def write_report(
         f"- machine: {os.cpu_count()} cores, {platform.machine()}, torch {torch_version}",
         f"- `uptime` before: {load_before}",
         f"- `uptime` after: {load_after}",
-        f"- command: `PYTHONPATH=src:integrations python benchmarks/decode.py {' '.join(sys.argv[1:])}`",
+        f"- command: `PYTHONPATH=src:integrations python benchmarks/decode.py {shlex.join(sys.argv[1:])}`",
         f"- {args.max_tokens} greedy new tokens on one chat prompt, decode steps only (prefill excluded), best of "
         f"{args.repeats}; one process per configuration and thread count; LoRA r=8 on all linear layers, random",
         "- copy bandwidth (numpy, 256 MB, read + write per CPU second): "

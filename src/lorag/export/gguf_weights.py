@@ -1,11 +1,13 @@
 """A base GGUF with its 4- and 5-bit block weights rewritten as Q8_0, for llama.cpp's CPU kernels.
 
 Why: on this project's CPU (AVX-512) llama.cpp's Q8_0 kernels beat its Q4_1 ones both ways: SmolLM2-135M-Instruct's
-packaged Q4_1 GGUF reads a 331-token RAG prompt at 169 tokens/s and decodes at 76, its Q8_0 copy at 386 and 93 (one
-thread; ``benchmarks/results/decode.md``). Q8_0 keeps every value of a 4- or 5-bit block to within 1/254 of the
-block's largest magnitude, so the copy answers as the original does up to near ties. Metadata (tokenizer, chat
-template, hyperparameters) and every other tensor are copied unchanged. gguf-py's reader, quantizer and writer do the
-work; llama.cpp's ``llama-quantize`` would need another native build.
+packaged Q4_1 GGUF decodes 85.7 tokens/s, its Q8_0 copy 112.3 (one thread, ``benchmarks/results/decode.md``), and
+reads a 331-token RAG prompt at 169 against 386 tokens/s (``benchmarks/results/rag_defaults.md`` section 11). Q8_0
+keeps every value of a 4- or 5-bit block to within half a step, 1/254 of the block's largest magnitude, plus the
+rounding of its fp16 scale (on SmolLM2 at most 1/230, 0.6% mean relative error), so the copy answers as the
+original does up to near ties. Metadata (tokenizer, chat template, hyperparameters) and every other tensor are
+copied unchanged. gguf-py's reader, quantizer and writer do the work; llama.cpp's ``llama-quantize`` would need
+another native build.
 """
 
 from __future__ import annotations

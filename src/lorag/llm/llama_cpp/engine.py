@@ -85,7 +85,7 @@ class LlamaCppEngine:
         timeout: Seconds the server may take to start, and one request to answer.
         weights: ``q8_0`` serves a copy of the GGUF whose 4- and 5-bit block weights are Q8_0, made once under
             ``LORAG_HOME`` (``lorag.export.gguf_weights``: faster on CPU both to read a prompt and to decode, and
-            within 1/254 of each block's largest value); ``as-stored`` serves the file itself.
+            on SmolLM2 within 1/230 of each block's largest value); ``as-stored`` serves the file itself.
         logprobs: Fill ``GenerationResult.token_logprobs`` (llama.cpp then sorts the vocabulary at every token,
             about an eighth of SmolLM2's decode step); False leaves them empty. An attribute, settable later.
 
@@ -287,7 +287,9 @@ def q8_0_copy(gguf: Path) -> Path:
     if not low_bit_tensors(gguf):
         return gguf
 
-    def build(folder: Path) -> None:
-        to_q8_0(gguf, folder / "model.gguf")
+    name = f"{gguf.stem}-q8_0.gguf"
 
-    return prepared_folder(f"{gguf.stem}-q8_0", file_sha256(gguf)[:16], build) / "model.gguf"
+    def build(folder: Path) -> None:
+        to_q8_0(gguf, folder / name)
+
+    return prepared_folder(f"{gguf.stem}-q8_0", f"{file_sha256(gguf)[:16]}:{name}", build) / name
