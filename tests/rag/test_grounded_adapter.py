@@ -13,6 +13,7 @@ from lorag.rag.grounded import (
     GROUNDED_ADAPTER_DIR,
     GROUNDED_BASE,
     GroundedAdapterError,
+    GroundedPrecisionWarning,
     check_grounded_base,
     shipped_adapter_for,
     use_grounded_adapter,
@@ -60,7 +61,8 @@ def test_it_loads_for_the_default_model_and_changes_its_answers() -> None:
 
     engine = LoragEngine(GROUNDED_BASE, quantization="nf4", exact_batching=False)
     try:
-        name = use_grounded_adapter(engine)
+        with pytest.warns(GroundedPrecisionWarning, match="quantization='none'"):  # it was trained at full precision
+            name = use_grounded_adapter(engine)
         assert name is not None
         blocks = [
             ContextBlock("The Eiffel Tower is in Paris. It was finished in 1889.", "eiffel.txt"),

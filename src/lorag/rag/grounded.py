@@ -11,6 +11,7 @@ it when the model is that base, unless told otherwise.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,11 @@ GROUNDED_ADAPTER_DIR = Path(__file__).resolve().parents[1] / "adapters" / "groun
 
 class GroundedAdapterError(ValueError):
     """The shipped adapter was asked for on a base it was not trained for."""
+
+
+class GroundedPrecisionWarning(UserWarning):
+    """The shipped adapter runs on a quantized base; it was trained on the full-precision one and answers better
+    there."""
 
 
 def shipped_adapter_for(base_path: str) -> Path | None:
@@ -58,4 +64,15 @@ def use_grounded_adapter(engine: Any) -> str | None:
         return None
     check_grounded_base(engine)
     engine.adapters.register(GROUNDED_ADAPTER, folder)
+    from lorag.llm.loading import LoadedBase
+
+    quantization = engine.base.settings.quantization if isinstance(engine.base, LoadedBase) else "none"
+    if quantization != "none":  # a LoragEngine's quantized base (a llama.cpp engine serves the GGUF's weights)
+        warnings.warn(
+            f"lorag's grounded-answer adapter was trained on the full-precision base and runs here on a {quantization} "
+            "one, where it answered SQuAD dev questions with F1 0.379 against 0.462 (benchmarks/results/"
+            "rag_defaults.md section 11): load the model with quantization='none' for better answers",
+            GroundedPrecisionWarning,
+            stacklevel=2,
+        )
     return GROUNDED_ADAPTER
