@@ -1,4 +1,4 @@
-"""Recipe 1: a LangChain RAG chain over your documents, with lorag's hybrid retriever and a 4-bit chat model.
+"""Recipe 1: a LangChain RAG chain over your documents, with lorag's hybrid retriever and the grounded chat model.
 
 The chain is plain LCEL: ``retriever | lorag's RAG composition around ChatLorag`` (gates, cited prompt, loop
 guard). The retriever fuses BM25 (exact terms, names, error codes) with MiniLM embeddings (paraphrases); the chat
@@ -43,7 +43,7 @@ def main() -> None:
     retriever = LoragHybridRetriever.from_documents(chunks, Embedder("minilm", show_progress=True), k=3)
     index_seconds = time.perf_counter() - started
 
-    llm = ChatLorag(model="smollm2-135m-instruct", quantization="nf4", max_tokens=24 if smoke else 120)
+    llm = ChatLorag(model="smollm2-135m-instruct", quantization="none", max_tokens=24 if smoke else 120)
     chain = create_rag_chain(retriever, llm)
     answers = []
     for question in QUESTIONS[:1] if smoke else QUESTIONS:

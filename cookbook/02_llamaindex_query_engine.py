@@ -1,4 +1,4 @@
-"""Recipe 2: the same RAG as a LlamaIndex query engine: lorag node parser, hybrid retriever and 4-bit LLM.
+"""Recipe 2: the same RAG as a LlamaIndex query engine: lorag node parser, hybrid retriever and the grounded LLM.
 
 ``create_query_engine`` answers through lorag's RAG composition, as ``lorag ask`` does (relevance and answerability
 gates, a window-fitted cited prompt, the loop guard) and numbers the sources, so ``response.source_nodes`` are the
@@ -31,7 +31,7 @@ def main() -> None:
     documents = [d for d in reader.load_data() if not smoke or d.metadata["file_name"] in SMOKE_FILES]
     nodes = LoragNodeParser(method="markdown", chunk_size=256, chunk_overlap=32, tokenizer="minilm")(documents)
     retriever = LoragHybridRetriever.from_documents(nodes, Embedder("minilm", show_progress=True), similarity_top_k=3)
-    engine = create_query_engine(retriever, LoragLLM(quantization="nf4", max_tokens=24 if smoke else 120))
+    engine = create_query_engine(retriever, LoragLLM(quantization="none", max_tokens=24 if smoke else 120))
     answers = []
     for question in QUESTIONS[:1] if smoke else QUESTIONS:
         response = engine.query(question)
