@@ -10,6 +10,8 @@ per request, batched across adapters.
 - ``structured``: ``Grammar``: a JSON schema or Lark grammar as a per-request token mask (llguidance).
 - ``tools``: ``Tool``, ``ToolCall``: tools through the chat template, calls parsed from the reply and constrained.
 - ``engine``: ``LoragEngine`` ties them together for the LangChain and LlamaIndex wrappers.
+- ``llama_cpp``: ``LlamaCppEngine``, the same request interface on llama.cpp's CPU kernels (a private llama-server).
+- ``remote``: ``RemoteEngine``, the same over a vLLM, llama.cpp or OpenAI-compatible server.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import dataclasses
 import inspect
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from lorag.llm.adapters import BASE_ADAPTER, AdapterInfo, AdapterRegistry
@@ -34,13 +34,14 @@ from lorag.llm.generation import (
     stop_token_ids,
 )
 from lorag.llm.loading import LmHeadDtype, LoadedBase, MemoryFootprint, Quantization, load_base
+from lorag.llm.requests import SubmitShortcuts
 from lorag.llm.scheduler import BatchScheduler, RequestHandle
 from lorag.llm.tools import OPEN, Tool, prepare_tools, supports_tools, tool_grammar
 
 Message = Mapping[str, Any]
 
 
-class LoragEngine:
+class LoragEngine(SubmitShortcuts):
     """Serve one base model with per-request adapters of any kind ``lorag train-adapter`` makes.
 
     Args:
@@ -231,28 +232,6 @@ class LoragEngine:
         if grammar is not None:
             params = dataclasses.replace(params, grammar=grammar)
         return self.scheduler.submit(ids, adapter, params, loop=loop, read_tool_calls=bool(offered))
-
-    def generate(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[Message] | None = None,
-        adapter: str | None = None,
-        **sampling: Any,
-    ) -> GenerationResult:
-        """Generate a completion (blocking); keyword arguments as in ``submit``."""
-        return self.submit(prompt, messages=messages, adapter=adapter, **sampling).result()
-
-    def stream(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[Message] | None = None,
-        adapter: str | None = None,
-        **sampling: Any,
-    ) -> Iterator[TextDelta]:
-        """Stream text pieces as tokens are generated; the last piece has ``finish_reason`` and ``usage``."""
-        yield from self.submit(prompt, messages=messages, adapter=adapter, **sampling)
 
     async def agenerate(
         self,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from lorag.llm.adapters.virtual_tokens import VirtualTokens
 from lorag.llm.generation import GenerationResult, SamplingParams, TextAssembler, TextDelta
@@ -99,6 +99,38 @@ class RequestHandle:
             pass
         assert self.result_value is not None
         return self.result_value
+
+
+class _Submits(Protocol):
+    def submit(self, prompt: str | None = None, **kwargs: Any) -> Any: ...
+
+
+class SubmitShortcuts:
+    """``generate`` and ``stream`` for an engine whose ``submit`` returns a handle that streams ``TextDelta`` pieces
+    and has ``result()`` (``LoragEngine``, ``LlamaCppEngine``)."""
+
+    def generate(
+        self: _Submits,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        adapter: str | None = None,
+        **sampling: Any,
+    ) -> GenerationResult:
+        """Generate a completion (blocking); keyword arguments as in ``submit``."""
+        result: GenerationResult = self.submit(prompt, messages=messages, adapter=adapter, **sampling).result()
+        return result
+
+    def stream(
+        self: _Submits,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        adapter: str | None = None,
+        **sampling: Any,
+    ) -> Iterator[TextDelta]:
+        """Stream text pieces as tokens are generated; the last piece has ``finish_reason`` and ``usage``."""
+        yield from self.submit(prompt, messages=messages, adapter=adapter, **sampling)
 
 
 @dataclass(eq=False)

@@ -11,7 +11,9 @@ The server speaks llama.cpp's native ``/completion``, not the OpenAI routes ``Re
 prompt as token ids and streams each token's id and raw log-probability. Adapters are lorag / peft LoRA folders,
 written as GGUF LoRAs (``lorag.export.to_gguf``) into a temporary folder when the server starts; each request applies
 its own (``"lora": [{"id", "scale"}]``, every other at scale 0), and llama-server never batches requests whose
-adapters differ, so no request sees another's adapter.
+adapters differ, so no request sees another's adapter. With one slot (``parallel=1``, the default) requests decode
+one at a time, each exactly as alone; with more, same-adapter requests share a batch, and llama.cpp's kernels are
+not batch-invariant (``tests/llm/remote/test_llama_server.py``), so their tokens can differ slightly from solo ones.
 
 What maps exactly: greedy or sampled decoding (``temperature``, ``top_p``, ``top_k``, ``seed``), stop strings,
 ``repetition_penalty`` (llama.cpp's ``repeat_penalty`` over the whole prompt and output, as transformers'),
@@ -21,8 +23,8 @@ bias or ban for its first tokens only, it runs as consecutive ``/completion`` ca
 not map is refused by name: ``no_repeat_ngram_size``, the OpenAI presence and frequency penalties (llama.cpp counts
 the prompt), lorag grammars and tools (for tools on a llama.cpp server, ``ChatLorag(base_url=..., backend=
 "llama.cpp")``). The base is the GGUF a lorag short name's package ships (``lorag.models.packaged_gguf``) or a GGUF
-file; its quantization is the file's own (SmolLM2's: Q4_1, the weights lorag's full-precision copy was dequantized
-from).
+file, served by default as a Q8_0 copy made once (``weights``; SmolLM2's file is Q4_1, the weights lorag's
+full-precision copy was dequantized from).
 """
 
 from __future__ import annotations

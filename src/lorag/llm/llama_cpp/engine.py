@@ -10,15 +10,16 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
 from lorag.llm.adapters import BASE_ADAPTER, UnknownAdapterError
-from lorag.llm.generation import GenerationResult, SamplingParams, TextDelta, encode_prompt
+from lorag.llm.generation import SamplingParams, encode_prompt
 from lorag.llm.llama_cpp.wire import LlamaCppRequest, completion_fields, plan_phases
+from lorag.llm.requests import SubmitShortcuts
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class LlamaCppAdapters:
         return file_sha256(self.folder(name) / "adapter_model.safetensors")[:16]
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(SubmitShortcuts):
     """Generate with llama.cpp on CPU behind lorag's engine interface (``submit`` / ``generate`` / ``stream``).
 
     Args:
@@ -187,28 +188,6 @@ class LlamaCppEngine:
         lora = [{"id": i, "scale": 1.0 if n == name else 0.0} for n, i in self._lora_ids.items()]
         phases = plan_phases(params, ids)
         return LlamaCppRequest(self, ids, {**fields, "lora": lora}, phases, params, name)
-
-    def generate(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[Mapping[str, Any]] | None = None,
-        adapter: str | None = None,
-        **sampling: Any,
-    ) -> GenerationResult:
-        """Generate a completion (blocking); keyword arguments as in ``submit``."""
-        return self.submit(prompt, messages=messages, adapter=adapter, **sampling).result()
-
-    def stream(
-        self,
-        prompt: str | None = None,
-        *,
-        messages: Sequence[Mapping[str, Any]] | None = None,
-        adapter: str | None = None,
-        **sampling: Any,
-    ) -> Iterator[TextDelta]:
-        """Text pieces as tokens arrive; the last has ``finish_reason`` and ``usage``."""
-        yield from self.submit(prompt, messages=messages, adapter=adapter, **sampling)
 
     def _post(self, body: Mapping[str, Any]) -> Any:
         """Open a streamed ``/completion`` reply (the caller closes it)."""
