@@ -57,3 +57,18 @@ def test_torch_only_flags_clash_with_llama_cpp(flags: tuple[str | None, str]) ->
         check_engine_flags(LlmEngine.llama_cpp, *flags)
     check_engine_flags(LlmEngine.torch, *flags)  # the torch engine takes them
     check_engine_flags(LlmEngine.llama_cpp, None, "none")
+
+
+@pytest.mark.real_model
+def test_llama_cpp_without_a_built_server_exits_2_saying_how_to_build(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lorag.serving import llama_build
+
+    monkeypatch.setattr(llama_build, "cached_llama_server", lambda version=None: None)
+    monkeypatch.delenv(llama_build.BUILD_ENV, raising=False)
+    options = dict(model="smollm2-135m-instruct", quantization=None, adapter="none", max_tokens=4, k=2)
+    with pytest.raises(typer.Exit) as exit_info:
+        ask_module.build_pipeline([], min_relevance=0.3, engine=LlmEngine.llama_cpp, **options)
+    assert exit_info.value.exit_code == 2
+    assert "python -m lorag.serving.llama_server build" in capsys.readouterr().err
