@@ -29,7 +29,8 @@ def _record(folder: Path, content: str) -> Path:
 
 def test_the_trained_precision_is_read_from_the_training_record(tmp_path: Path) -> None:
     assert trained_quantization(GROUNDED_ADAPTER_DIR) == "none"  # the shipped adapter: trained on the fp32 base
-    assert trained_quantization(_record(tmp_path / "a", json.dumps({"hyperparameters": {"quantization": "nf4"}})))
+    nf4 = _record(tmp_path / "a", json.dumps({"hyperparameters": {"quantization": "nf4"}}))
+    assert trained_quantization(nf4) == "nf4"
     assert trained_quantization(_record(tmp_path / "b", "{not json")) is None
     assert trained_quantization(_record(tmp_path / "c", json.dumps({"base_model_fingerprint": "x"}))) is None
     assert trained_quantization(tmp_path / "no-record") is None
