@@ -10,13 +10,8 @@ import pytest
 import typer
 
 from lorag.cli import ask as ask_module
-from lorag.cli.answer_engine import (
-    FALLBACK_QUANTIZATION,
-    LlmEngine,
-    check_engine_flags,
-    engine_label,
-    trained_quantization,
-)
+from lorag.cli.answer_engine import FALLBACK_QUANTIZATION, LlmEngine, check_engine_flags, engine_label
+from lorag.llm.adapters.validation import recorded_quantization
 from lorag.rag.grounded import GROUNDED_ADAPTER_DIR
 from tests.llm.lora_helpers import make_adapter
 
@@ -28,13 +23,13 @@ def _record(folder: Path, content: str) -> Path:
 
 
 def test_the_trained_precision_is_read_from_the_training_record(tmp_path: Path) -> None:
-    assert trained_quantization(GROUNDED_ADAPTER_DIR) == "none"  # the shipped adapter: trained on the fp32 base
+    assert recorded_quantization(GROUNDED_ADAPTER_DIR) == "none"  # the shipped adapter: trained on the fp32 base
     nf4 = _record(tmp_path / "a", json.dumps({"hyperparameters": {"quantization": "nf4"}}))
-    assert trained_quantization(nf4) == "nf4"
-    assert trained_quantization(_record(tmp_path / "b", "{not json")) is None
-    assert trained_quantization(_record(tmp_path / "c", json.dumps({"base_model_fingerprint": "x"}))) is None
-    assert trained_quantization(tmp_path / "no-record") is None
-    assert trained_quantization(None) is None
+    assert recorded_quantization(nf4) == "nf4"
+    assert recorded_quantization(_record(tmp_path / "b", "{not json")) is None
+    assert recorded_quantization(_record(tmp_path / "c", json.dumps({"base_model_fingerprint": "x"}))) is None
+    assert recorded_quantization(tmp_path / "no-record") is None
+    assert recorded_quantization(None) is None
 
 
 def test_an_adapter_is_served_at_the_precision_it_was_trained_at(tiny_llm_dir: Path, tmp_path: Path) -> None:

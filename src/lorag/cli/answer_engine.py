@@ -10,7 +10,6 @@ answers within a point of full precision, sooner (section 11), where a ``llama-s
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -34,19 +33,6 @@ ENGINE_OPTION = typer.Option(
     help="What decodes the answers: torch (LoragEngine: --quantization, --lm-head-dtype) or llama.cpp (the model's "
     "GGUF on llama.cpp's CPU kernels, LoRA adapters; needs python -m lorag.serving.llama_server build once).",
 )
-
-
-def trained_quantization(adapter_dir: Path | None) -> str | None:
-    """The base precision ``lorag train-adapter`` recorded for an adapter (``nf4``, ``int8``, ``none``...), if any."""
-    from lorag.llm.adapters.format import METADATA_FILE
-
-    if adapter_dir is None or not (adapter_dir / METADATA_FILE).is_file():
-        return None
-    try:
-        recorded = json.loads((adapter_dir / METADATA_FILE).read_text(encoding="utf-8"))["hyperparameters"]
-        return str(recorded["quantization"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def check_engine_flags(engine: LlmEngine, quantization: str | None, lm_head_dtype: str) -> None:
@@ -78,10 +64,11 @@ def load_engine(
 
         return LlamaCppEngine(model, adapters=adapters)
     from lorag.llm import LoragEngine
+    from lorag.llm.adapters.validation import recorded_quantization
 
     if quantization is None:
         trained_on = _grounded_for(model) if default_adapter else adapter_dir
-        quantization = trained_quantization(trained_on) or FALLBACK_QUANTIZATION
+        quantization = recorded_quantization(trained_on) or FALLBACK_QUANTIZATION
     # One request at a time: padding rows for bit-exact concurrent batching would only slow decoding.
     return LoragEngine(
         model,

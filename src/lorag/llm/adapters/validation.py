@@ -349,6 +349,18 @@ _CHECKS: dict[str, Callable[[Path, LoadedBase, Any, Mapping[str, Any]], Any]] = 
 # ---------------------------------------------------------------------- the recorded base
 
 
+def recorded_quantization(folder: Path | None) -> str | None:
+    """The base precision ``lorag train-adapter`` recorded in ``training_metadata.json`` (``nf4``, ``int8``,
+    ``none``...), or None where nothing readable says."""
+    metadata_file = folder / METADATA_FILE if folder is not None else None
+    if metadata_file is None or not metadata_file.is_file():
+        return None
+    try:
+        return str(json.loads(metadata_file.read_text(encoding="utf-8"))["hyperparameters"]["quantization"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _check_recorded_base(folder: Path, base: LoadedBase, config_dict: Mapping[str, Any], on_mismatch: str) -> None:
     mismatch = None
     metadata_file = folder / METADATA_FILE
