@@ -12,29 +12,30 @@ requests, spread over the adapters (and the bare base), are served four ways:
 
 The engine's scheduler runs every active request's next token in ONE forward pass, each row on its own adapter. It
 exposes two counters, read here before and after each mode: ``engine.scheduler.steps`` (decode forward passes) and
-``engine.scheduler.max_rows_seen`` (the widest one, counting the filler rows that keep batched outputs exact). One by
-one, each generated token after the first costs a forward pass; together, a pass serves every request at once. The
-recipe checks that each concurrent greedy output is token for token the output the same request gets alone, and
-draws tokens/s and forward passes per mode (``throughput.png``).
+``engine.scheduler.max_rows_seen`` (the widest one). One by one, each generated token after the first costs a forward
+pass; together, a pass serves every request at once. The recipe checks that each concurrent greedy output is token
+for token the output the same request gets alone (``exact_batching=True``: each weight product of a step runs per
+row, ``lorag.llm.rowwise``), and draws tokens/s and forward passes per mode (``throughput.png``).
 
     python cookbook/06_concurrent_adapters.py                 # 16 requests, 32 tokens each
     python cookbook/06_concurrent_adapters.py --size smoke    # 8 requests, 8 tokens each (CI)
 
-Figures (``--size full``: 16 requests of 32 tokens over the base + 4 adapters; 2026-11-27 18:03 UTC on a 2-core
-CPU, no GPU, shared with other jobs (load average 8-10), so times are noisy while pass counts are exact):
+Figures (``--size full``: 16 requests of 32 tokens over the base + 4 adapters; 2026-12-06 07:18 UTC on a 2-core
+CPU, no GPU, nothing else running (load average 0.4-0.9), one thread):
 
-| mode | tokens/s | decode forward passes | widest pass (rows, fillers included) |
+| mode | tokens/s | decode forward passes | widest pass (rows) |
 | --- | --- | --- | --- |
-| sequential | 4.0 | 496 | 4 |
-| naive lock + ``set_adapter`` | 8.0 | | |
-| threads | 14.1 | 32 | 20 |
-| asyncio | 18.0 | 31 | 20 |
+| sequential | 16.6 | 496 | 1 |
+| naive lock + ``set_adapter`` | 18.1 | | |
+| threads | 29.8 | 32 | 16 |
+| asyncio | 29.2 | 32 | 16 |
 
-Every concurrent output was token for token its solo output (``identical_to_solo``). One by one, the engine was
-slower than plain ``generate`` here: each solo step also computes three filler rows (kept for exactness, see
-``lorag.llm.scheduler``) and pays the scheduler's per-step work, so the gain over the naive server (1.8-2.3x) is
-smaller than over the engine's own sequential run (3.6-4.5x). ``benchmarks/adapters.py`` makes the same comparison
-at 8 requests, with adapter switch and load times.
+Every concurrent output was token for token its solo output (``identical_to_solo``). Together, 16 requests cost 32
+forward passes instead of 496, but the gain in tokens/s is smaller (1.6-1.8x the naive server): exactness runs
+each row's products on the one-row kernel, so a wide pass costs nearly a row's work per row; only the rest of the
+step is shared. Without ``exact_batching`` (the default) one product serves all rows, for more throughput and
+outputs equal to the solo ones up to rounding (``benchmarks/adapters.py`` measures both at 8 requests, with adapter
+switch and load times).
 The adapters are random, so their text is gibberish; what matters is that each differs and that they batch.
 """
 
@@ -189,7 +190,9 @@ def main() -> None:
         dirs = make_adapters(Path(tmp), 4)
         names = list(dirs)
         plan = requests(n_requests, names)
-        engine = LoragEngine(MODEL, quantization="nf4", device="cpu", adapters=dirs, max_batch_size=16)
+        engine = LoragEngine(
+            MODEL, quantization="nf4", device="cpu", adapters=dirs, max_batch_size=16, exact_batching=True
+        )
         for name in names:
             engine.adapters.load(name)  # cold loads out of the timings
         engine.generate(PROMPTS[0], max_tokens=2)  # warm-up (bitsandbytes packs the 4-bit weights on first use)

@@ -67,10 +67,10 @@ def adapter64_dirs(tiny_llm64_dir: Path, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture()
 def engine(tiny_llm_dir: Path, adapter_dirs: dict[str, Path], llm_device: str):
-    """A fresh engine (fp32 on CPU) over the tiny base with a0..a3 registered (not yet loaded)."""
+    """A fresh engine (fp32 on CPU, exact batching) over the tiny base with a0..a3 registered (not yet loaded)."""
     from lorag.llm import LoragEngine
 
-    eng = LoragEngine(tiny_llm_dir, quantization="none", device=llm_device, adapters=adapter_dirs)
+    eng = LoragEngine(tiny_llm_dir, quantization="none", device=llm_device, adapters=adapter_dirs, exact_batching=True)
     yield eng
     eng.close()
 

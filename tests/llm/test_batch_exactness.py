@@ -1,6 +1,7 @@
 """Concurrent requests for different adapters share forward passes, yet each gets exactly its solo output.
 
-Exactness is checked on the log-probabilities of the generated tokens, bit for bit, not only on the tokens.
+Exactness (``exact_batching=True``, the ``engine`` fixture) is checked on the log-probabilities of the generated
+tokens, bit for bit, not only on the tokens; the default batching is checked to within rounding.
 """
 
 from __future__ import annotations
@@ -96,11 +97,15 @@ def test_requests_join_a_running_batch(engine) -> None:
     assert long_handle.result_value.token_logprobs == alone[long_key].token_logprobs
 
 
-@pytest.mark.parametrize("quantization", ["nf4"])
-def test_mixed_batch_exact_on_4bit_base(tiny_llm64_dir, adapter64_dirs, quantization: str, llm_device: str) -> None:
+@pytest.mark.parametrize("quantization", ["nf4", "int8"])
+def test_mixed_batch_exact_on_quantized_base(
+    tiny_llm64_dir, adapter64_dirs, quantization: str, llm_device: str
+) -> None:
     from lorag.llm import LoragEngine
 
-    engine = LoragEngine(tiny_llm64_dir, quantization=quantization, device=llm_device, adapters=adapter64_dirs)
+    engine = LoragEngine(
+        tiny_llm64_dir, quantization=quantization, device=llm_device, adapters=adapter64_dirs, exact_batching=True
+    )
     requests = [(PROMPTS[i], ["b0", "b1", None][i % 3]) for i in range(6)]
     alone = solo_runs(engine, requests, max_tokens=8)
     handles = {key: engine.submit(key[0], adapter=key[1], max_tokens=8) for key in requests}
@@ -147,3 +152,22 @@ def test_row_groups_are_runs_of_one_adapter() -> None:
     names = ["a", "a", "a", "a", "__base__", "b", "b", "b", "b", "a"]
     assert row_groups(names) == (("a", 0, 4), ("__base__", 4, 5), ("b", 5, 9), ("a", 9, 10))
     assert row_groups([]) == ()
+
+
+def test_default_batching_gives_each_request_its_own_adapter(tiny_llm_dir, adapter_dirs, llm_device: str) -> None:
+    """Without exactness, rows share one product per weight: each still gets its own adapter, equal to its solo
+    run up to float rounding (the rows' logits differ in the last bits at most)."""
+    from lorag.llm import LoragEngine
+
+    engine = LoragEngine(tiny_llm_dir, quantization="none", device=llm_device, adapters=adapter_dirs)
+    assert engine.scheduler.exact is False
+    requests = [(PROMPTS[i], [*ADAPTERS, None][i % 5]) for i in range(8)]
+    alone = solo_runs(engine, requests, max_tokens=4)
+    handles = {key: engine.submit(key[0], adapter=key[1], max_tokens=4) for key in requests}
+    together = {key: h.result() for key, h in handles.items()}
+    assert engine.scheduler.max_rows_seen == len(requests)
+    assert len({tuple(alone[key].token_logprobs) for key in requests}) == len(requests)  # each pair its own output
+    for key in requests:
+        assert together[key].token_ids == alone[key].token_ids, key
+        assert together[key].token_logprobs == pytest.approx(alone[key].token_logprobs, abs=1e-4), key
+    engine.close()

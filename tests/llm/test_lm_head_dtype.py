@@ -19,7 +19,12 @@ def low_head_engine(request, tiny_llm_dir: Path, adapter_dirs: dict[str, Path], 
     if request.param == "int8" and llm_device != "cpu":
         pytest.skip("the int8 output layer is CPU only")
     eng = LoragEngine(
-        tiny_llm_dir, quantization="none", device=llm_device, adapters=adapter_dirs, lm_head_dtype=request.param
+        tiny_llm_dir,
+        quantization="none",
+        device=llm_device,
+        adapters=adapter_dirs,
+        lm_head_dtype=request.param,
+        exact_batching=True,
     )
     yield eng
     eng.close()
@@ -62,7 +67,14 @@ def test_lower_head_mixed_batch_equals_solo_runs(low_head_engine) -> None:
 def test_lower_head_on_a_4bit_base(tiny_llm64_dir: Path, adapter64_dirs: dict[str, Path]) -> None:
     from lorag.llm import LoragEngine
 
-    eng = LoragEngine(tiny_llm64_dir, quantization="nf4", device="cpu", adapters=adapter64_dirs, lm_head_dtype="int8")
+    eng = LoragEngine(
+        tiny_llm64_dir,
+        quantization="nf4",
+        device="cpu",
+        adapters=adapter64_dirs,
+        lm_head_dtype="int8",
+        exact_batching=True,
+    )
     try:
         alone = {a: eng.generate(PROMPTS[0], adapter=a, max_tokens=6) for a in ("b0", "b1", None)}
         handles = {a: eng.submit(PROMPTS[0], adapter=a, max_tokens=6) for a in alone}

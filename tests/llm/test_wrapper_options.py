@@ -47,6 +47,10 @@ def test_loading_options_reach_the_engine(wrapper: type, tiny_llm_dir: Path) -> 
     lowered = wrapper(model=str(tiny_llm_dir), quantization="none", device="cpu", lm_head_dtype="bfloat16")
     lowered_engine = lowered.engine if isinstance(lowered, LlamaIndexLLM) else lowered.get_engine()
     assert lowered_engine is not engine and lowered_engine.base.settings.lm_head_dtype == "bfloat16"
+    assert engine.scheduler.exact is False
+    exact = wrapper(model=str(tiny_llm_dir), quantization="none", device="cpu", exact_batching=True)
+    exact_engine = exact.engine if isinstance(exact, LlamaIndexLLM) else exact.get_engine()
+    assert exact_engine is not engine and exact_engine.scheduler.exact is True
     assert (
         engine
         is LangChainLLM(

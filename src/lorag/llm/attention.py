@@ -5,9 +5,6 @@ Left-padding requests of different lengths into one batch changes the shape of e
 the last bits from its solo run, enough to flip a greedy token now and then. The scheduler therefore registers this
 attention function with transformers: while a batch runs, each row attends over exactly its own unpadded keys with
 the same call a solo run makes. Outside the scheduler (no row spans set) it is plain SDPA.
-
-Rows marked as filler (span start ``-1``) are skipped; they only exist to keep matrix shapes on a kernel that gives
-every row the same bits (see ``lorag.llm.scheduler``).
 """
 
 from __future__ import annotations
@@ -24,7 +21,7 @@ _registered = False
 
 @contextmanager
 def row_spans(starts: Sequence[int]) -> Iterator[None]:
-    """Within the block, row ``b`` of the batch holds valid keys from index ``starts[b]`` on (``-1``: filler row)."""
+    """Within the block, row ``b`` of the batch holds valid keys from index ``starts[b]`` on."""
     token = _ROW_STARTS.set(starts)
     try:
         yield
@@ -52,8 +49,6 @@ def rowwise_attention(
     k_len = key.shape[2]
     out = query.new_zeros(batch, q_len, heads, head_dim)
     for row, start in enumerate(starts):
-        if start < 0:
-            continue
         q_from = max(0, start - (k_len - q_len))  # query i sits at key position k_len - q_len + i
         mask = None
         if q_len - q_from > 1 and q_len - q_from != k_len - start:  # a prefill after cached keys (a trained prefix)

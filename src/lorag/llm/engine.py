@@ -55,7 +55,9 @@ class LoragEngine(SubmitShortcuts):
         on_base_mismatch: ``warn`` or ``error`` when an adapter records another base (see ``AdapterRegistry``).
         allow_pickle_adapters: Accept pickle ``adapter_model.bin`` files (refused by default).
         max_batch_size: Most requests decoding in one forward pass.
-        exact_batching: Keep concurrent outputs bit-identical to solo runs (small compute cost, see scheduler).
+        exact_batching: Keep concurrent outputs bit-identical to solo runs: each weight product of a decode step runs
+            per row (``lorag.llm.rowwise``), which costs nothing alone and throughput under load. Off by default: one
+            product over all rows, whose last bits (and now and then a greedy token) can depend on the batch.
         num_threads: CPU threads of the forward passes (None: torch's setting, one per core). On a machine where
             other processes keep cores busy, give the number of free cores (often 1): torch's CPU matmuls wait at
             an OpenMP barrier for every thread, and a thread without a core stalls each of them; SmolLM2-135M
@@ -82,7 +84,7 @@ class LoragEngine(SubmitShortcuts):
         on_base_mismatch: Literal["warn", "error"] = "warn",
         allow_pickle_adapters: bool = False,
         max_batch_size: int = 16,
-        exact_batching: bool = True,
+        exact_batching: bool = False,
         num_threads: int | None = None,
         trust_remote_code: bool = False,
         lm_head_dtype: LmHeadDtype | None = None,

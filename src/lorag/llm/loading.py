@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from lorag import _bitsandbytes
 from lorag._imports import require
 from lorag.fingerprint import directory_fingerprint
+from lorag.llm.cpu_layout import lay_out_for_cpu_products
 from lorag.models import resolve_model
 
 if TYPE_CHECKING:
@@ -194,11 +195,11 @@ def lower_lm_head(model: PreTrainedModel, lm_head_dtype: LmHeadDtype) -> None:
     head = model.get_output_embeddings()
     if not isinstance(head, torch.nn.Linear) or head.bias is not None:
         raise ValueError(f"lm_head_dtype needs a bias-free torch.nn.Linear output layer, got {type(head).__name__}")
-    model.set_output_embeddings(_low_precision_head_class()(head.weight.detach(), lm_head_dtype))
+    model.set_output_embeddings(low_precision_head_class()(head.weight.detach(), lm_head_dtype))
 
 
 @functools.cache
-def _low_precision_head_class() -> type[torch.nn.Module]:
+def low_precision_head_class() -> type[torch.nn.Module]:
     """The output layer ``lower_lm_head`` puts in (defined on first use: torch is imported lazily)."""
     import torch
 
@@ -298,6 +299,8 @@ def load_base(
     loaded.requires_grad_(False)
     if lm_head_dtype is not None:
         lower_lm_head(loaded, lm_head_dtype)
+    if resolved_device == "cpu":
+        lay_out_for_cpu_products(loaded)
     fingerprint = directory_fingerprint(path)
     base = LoadedBase(loaded, tokenizer, settings, path, fingerprint)
     logger.info(

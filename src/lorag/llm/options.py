@@ -65,6 +65,13 @@ class EngineOptions:
         ),
     )
     device: str = field(default="auto", metadata=_doc("auto, cpu, cuda or cuda:N."))
+    exact_batching: bool = field(
+        default=False,
+        metadata=_doc(
+            "Give each request the output it would get alone, bit for bit, while others decode beside it (each "
+            "weight product per row: no cost alone, less throughput under concurrent load)."
+        ),
+    )
     max_resident_adapters: int = field(
         default=8, metadata=_doc("Adapters kept loaded at once; the least recently used is evicted beyond it.")
     )

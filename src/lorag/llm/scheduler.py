@@ -8,19 +8,17 @@ once their virtual tokens are in their KV cache), and each group's adapter is ap
 (continuous batching), so a long request does not hold back short ones, and no adapter is ever "switched": there is
 no global active adapter to race on.
 
-Exactness. A request's greedy output under concurrency is bit-for-bit the output it gets alone, by construction:
+Exactness (``exact=True``). A request's greedy output under concurrency is bit-for-bit the output it gets alone,
+by construction:
 
 - prefill always runs alone (batch of one, no padding), as in a solo run;
 - in decode steps each row attends over exactly its own keys (``lorag.llm.attention``), and gets its own position ids;
-- matrix products are row-independent only when every call uses the same kernel: MKL/oneDNN on CPU take other code
-  paths for 1-3 rows (and some other small counts) than for multiples of 4, which changes the last bits. With
-  ``exact=True`` each group of rows is therefore filled up to a multiple of ``row_quantum`` (4) with filler rows that
-  are computed and thrown away, so the base layers and each adapter's own product (LoRA's A and B, a bottleneck's
-  down and up) always see a multiple of 4 rows; IA3's scaling is elementwise. ``tests/llm/test_batch_exactness.py``
-  and ``tests/llm/adapters/test_kinds.py`` check the result on the machine they run on.
-
-bitsandbytes int8 (LLM.int8) picks outlier columns over the whole batch, so int8 outputs can depend on batch
-neighbours; nf4/fp4/none do not.
+- with ``exact=True`` each weight product of a decode step runs once per row (``lorag.llm.rowwise``): CPU matrix
+  kernels round one row differently inside a product over several, so each row gets the one-row kernel a solo step
+  uses. ``tests/llm/test_batch_exactness.py`` and ``tests/llm/adapters/test_kinds.py`` check the result on the
+  machine they run on. ``exact=False`` (the default) runs one product over all rows: more throughput
+  under load, last bits that can depend on the batch, as in other serving engines (vLLM, SGLang: batch invariance
+  is their opt-in too).
 """
 
 from __future__ import annotations
@@ -32,9 +30,10 @@ import queue
 import threading
 import time
 import weakref
+from contextlib import nullcontext
 from typing import Any
 
-from lorag.llm.adapters import BASE_ADAPTER, AdapterRegistry
+from lorag.llm.adapters import AdapterRegistry
 from lorag.llm.attention import row_spans
 from lorag.llm.generation import (
     GenerationResult,
@@ -46,6 +45,7 @@ from lorag.llm.generation import (
     logits_processors,
 )
 from lorag.llm.requests import DONE, ActiveRequest, RequestHandle
+from lorag.llm.rowwise import rowwise_products
 from lorag.llm.tools import parse_tool_calls
 
 logger = logging.getLogger(__name__)
@@ -71,8 +71,7 @@ class BatchScheduler:
         registry: Adapter registry over the base; its ``model_lock`` guards each forward pass.
         tokenizer: The base's tokenizer.
         max_batch_size: Most requests decoding together; more wait for a free row.
-        exact: Fill adapter groups to multiples of ``row_quantum`` rows so outputs equal solo runs bit for bit.
-        row_quantum: Row multiple that keeps CPU matmul kernels row-independent (4 for MKL/oneDNN on x86).
+        exact: Run each weight product once per row, so outputs equal solo runs bit for bit.
         batch_window_s: How long an idle worker waits after the first arrival to gather concurrent requests.
         stop_ids: End-of-sequence token ids.
         max_length: Context window of the model (prompt + generated tokens).
@@ -89,8 +88,7 @@ class BatchScheduler:
         stop_ids: frozenset[int],
         max_length: int,
         max_batch_size: int = 16,
-        exact: bool = True,
-        row_quantum: int = 4,
+        exact: bool = False,
         batch_window_s: float = 0.005,
         num_threads: int | None = None,
     ) -> None:
@@ -103,7 +101,7 @@ class BatchScheduler:
         self.stop_ids = stop_ids
         self.max_length = max_length
         self.max_batch_size = max_batch_size
-        self.row_quantum = row_quantum if exact else 1
+        self.exact = exact
         self.batch_window_s = batch_window_s
         self.num_threads = num_threads
         self._pending: queue.Queue[ActiveRequest] = queue.Queue()
@@ -112,7 +110,7 @@ class BatchScheduler:
         self._start_lock = threading.Lock()
         # batch state (worker thread only)
         self._rows: list[ActiveRequest] = []
-        self._layout: list[ActiveRequest | None] = []
+        self._layout: list[ActiveRequest] = []
         self._starts: list[int] = []
         self._cache: Any = None
         self.steps = 0
@@ -247,7 +245,13 @@ class BatchScheduler:
         import torch
 
         registry = self.registry
-        with registry.model_lock, torch.inference_mode(), row_spans(starts), registry.routed(routes) as model:
+        with (
+            registry.model_lock,
+            torch.inference_mode(),
+            row_spans(starts),
+            registry.routed(routes) as model,
+            rowwise_products(model) if self.exact else nullcontext(),
+        ):
             out = model(**inputs, cache=cache, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1, :].float()
 
@@ -271,8 +275,8 @@ class BatchScheduler:
         self._accept(active, logits[0])
 
     def _relayout(self) -> None:
-        """Rebuild the batched KV cache after requests joined or left: rows grouped by route, filled to the
-        row quantum, left-padded to a common length."""
+        """Rebuild the batched KV cache after requests joined or left: rows grouped by route, left-padded to a
+        common length."""
         from transformers import DynamicCache
 
         per_row: list[list[tuple[Any, Any]]] = []
@@ -285,26 +289,20 @@ class BatchScheduler:
                 start = self._starts[slot]
                 per_row.append([(k[slot : slot + 1, :, start:], v[slot : slot + 1, :, start:]) for k, v in self._kv()])
         by_row = dict(zip(map(id, self._rows), per_row, strict=True))
-        layout: list[ActiveRequest | None] = []
-        for route in sorted({r.route for r in self._rows}):
-            group = [r for r in self._rows if r.route == route]
-            layout.extend(group)
-            layout.extend([None] * (-len(group) % self.row_quantum))
+        layout = sorted(self._rows, key=lambda r: r.route)
         self._layout = layout
         self.max_rows_seen = max(self.max_rows_seen, len(layout))
         if not self._rows:
             self._cache, self._starts = None, []
             return
         length = max(r.length for r in self._rows)
-        self._starts = [length - r.length if r is not None else -1 for r in layout]
+        self._starts = [length - r.length for r in layout]
         sample = per_row[0]
         layers = []
         for layer_idx, (k0, v0) in enumerate(sample):
             keys = k0.new_zeros(len(layout), k0.shape[1], length, k0.shape[3])
             values = v0.new_zeros(len(layout), v0.shape[1], length, v0.shape[3])
             for slot, entry in enumerate(layout):
-                if entry is None:
-                    continue
                 k, v = by_row[id(entry)][layer_idx]
                 keys[slot, :, length - entry.length :] = k[0]
                 values[slot, :, length - entry.length :] = v[0]
@@ -319,16 +317,13 @@ class BatchScheduler:
         import torch
 
         device = self.registry.base.model.device
-        pad = self.tokenizer.pad_token_id or 0
-        routes = [self._slot_route(slot) for slot in range(len(self._layout))]
-        ids = torch.tensor([[r.last_token if r is not None else pad] for r in self._layout], device=device)
-        positions = torch.tensor([[r.length if r is not None else 0] for r in self._layout], device=device)
+        routes = [r.route for r in self._layout]
+        ids = torch.tensor([[r.last_token] for r in self._layout], device=device)
+        positions = torch.tensor([[r.length] for r in self._layout], device=device)
         logits = self._forward({"input_ids": ids, "position_ids": positions}, self._cache, routes, self._starts)
         self.steps += 1
         finished = False
         for slot, row in enumerate(self._layout):
-            if row is None:
-                continue
             row.length += 1
             if row.handle.cancelled:
                 row.finish = "cancelled"
@@ -347,13 +342,6 @@ class BatchScheduler:
                     self._fail(row, row.error)
                 else:
                     self._complete(row)
-
-    def _slot_route(self, slot: int) -> str:
-        """The route of a slot; filler rows take the route of the group they fill."""
-        for row in self._layout[slot::-1]:
-            if row is not None:
-                return row.route
-        return BASE_ADAPTER
 
     def _accept(self, row: ActiveRequest, logits: Any) -> None:
         """Pick the next token from this row's logits and advance its text; sets ``finish`` when done."""

@@ -22,7 +22,7 @@ PROMPTS = ["The quick brown fox", "Paris is the capital of", "LoRA adapters add 
 def kinds_engine(tiny_llm_dir: Path, adapter_dirs, kind_dirs, llm_device: str):
     """The tiny base with LoRA a0, a1 and one adapter of every other kind registered (not yet loaded)."""
     adapters = {"a0": adapter_dirs["a0"], "a1": adapter_dirs["a1"], **kind_dirs}
-    eng = LoragEngine(tiny_llm_dir, quantization="none", device=llm_device, adapters=adapters)
+    eng = LoragEngine(tiny_llm_dir, quantization="none", device=llm_device, adapters=adapters, exact_batching=True)
     yield eng
     eng.close()
 
@@ -75,7 +75,7 @@ def test_virtual_token_kinds_decode_in_the_base_group(kinds_engine: LoragEngine)
     assert kinds_engine.adapters.route("ia3") == "ia3"
     handles = [kinds_engine.submit(PROMPTS[0], adapter=a, max_tokens=6) for a in names]
     together = [h.result() for h in handles]
-    assert kinds_engine.scheduler.max_rows_seen == 4  # one group of four rows, no filler group per kind
+    assert kinds_engine.scheduler.max_rows_seen == 4  # the four requests decoded together
     assert [r.token_logprobs for r in together] == [r.token_logprobs for r in alone]
 
 
@@ -110,7 +110,9 @@ def test_eight_threads_mixed_kinds_equal_solo(kinds_engine: LoragEngine) -> None
 
 def test_kinds_exact_on_a_4bit_base(tiny_llm64_dir: Path, adapter64_dirs, tmp_path: Path, llm_device: str) -> None:
     kinds = {k: make_kind_adapter(tiny_llm64_dir, tmp_path / k, k, seed=400 + i) for i, k in enumerate(OTHER_KINDS)}
-    engine = LoragEngine(tiny_llm64_dir, quantization="nf4", device=llm_device, adapters={**adapter64_dirs, **kinds})
+    engine = LoragEngine(
+        tiny_llm64_dir, quantization="nf4", device=llm_device, adapters={**adapter64_dirs, **kinds}, exact_batching=True
+    )
     names = ["b0", *OTHER_KINDS, None]
     alone = {a: engine.generate(PROMPTS[1], adapter=a, max_tokens=6) for a in names}
     assert len({tuple(r.token_ids) for r in alone.values()}) == len(names)

@@ -1,7 +1,7 @@
 """Which rows of a batch go through which adapter: the row groups every hook reads, so mixed kinds share a forward pass.
 
-The scheduler lays rows out in groups, one contiguous slice per *route* (``row_groups``), each filled to the row
-quantum, and every decode step is ONE forward pass over all of them, whatever the mix of kinds:
+The scheduler lays rows out in groups, one contiguous slice per *route* (``row_groups``), and every decode step is
+ONE forward pass over all of them, whatever the mix of kinds:
 
 - LoRA: the base layer runs on the whole batch (peft's ``disable_adapters`` path) and a forward hook on each LoRA layer
   adds each group's ``B(A(dropout(x))) * scaling`` into its slice of the output, in place
@@ -13,9 +13,9 @@ quantum, and every decode step is ONE forward pass over all of them, whatever th
   after that the request needs only the bare base layers, so its rows decode in the base's group (route
   ``"__base__"``), beside requests without adapter.
 
-So a mixed batch costs no extra forward pass; what it costs is padding (each LoRA, IA3 or bottleneck adapter's group
-is filled up to the row quantum with thrown-away rows when ``exact_batching`` is on) and one small product per
-group and hooked layer (``benchmarks/results/mixed_adapter_kinds.md`` measures it).
+So a mixed batch costs no extra forward pass; what it costs is one small product per group and hooked layer
+(``benchmarks/results/mixed_adapter_kinds.md`` measures it; with ``exact_batching`` each product runs per row,
+``lorag.llm.rowwise``).
 """
 
 from __future__ import annotations
