@@ -59,7 +59,7 @@ def test_it_loads_for_the_default_model_and_changes_its_answers() -> None:
     from lorag.rag.pipeline import chat_token_counter
     from lorag.rag.prompt import ContextBlock, build_rag_prompt
 
-    engine = LoragEngine(GROUNDED_BASE, quantization="nf4", exact_batching=False)
+    engine = LoragEngine(GROUNDED_BASE, quantization="nf4")
     try:
         with pytest.warns(GroundedPrecisionWarning, match="quantization='none'"):  # it was trained at full precision
             name = use_grounded_adapter(engine)

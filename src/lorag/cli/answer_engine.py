@@ -69,12 +69,10 @@ def load_engine(
     if quantization is None:
         trained_on = _grounded_for(model) if default_adapter else adapter_dir
         quantization = recorded_quantization(trained_on) or FALLBACK_QUANTIZATION
-    # One request at a time: padding rows for bit-exact concurrent batching would only slow decoding.
     return LoragEngine(
         model,
         quantization=quantization,  # type: ignore[arg-type]
         adapters=adapters,
-        exact_batching=False,
         lm_head_dtype=lm_head_dtype,  # type: ignore[arg-type]
     )
 
