@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from lorag.llm.rowwise import prepare, rowwise_products
@@ -49,3 +51,23 @@ def test_modules_added_later_are_prepared_on_entry_and_once() -> None:
     with rowwise_products(model):
         model(torch.randn(3, 1, 96))
     assert calls == [1, 1, 1]
+
+
+def test_a_deep_copy_computes_with_its_own_weights() -> None:
+    model = _model()
+    prepare(model)
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.mul_(2.0)
+    rows = torch.randn(3, 1, 96)
+    with rowwise_products(twin):
+        doubled = twin(rows)
+    with rowwise_products(model):
+        original = model(rows)
+    assert not torch.allclose(doubled, original)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.div_(2.0)
+    with rowwise_products(twin):
+        assert torch.equal(twin(rows), original)

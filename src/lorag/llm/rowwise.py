@@ -22,13 +22,15 @@ outlier columns over the rows it is given.
 
 from __future__ import annotations
 
+import functools
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 _ROWWISE: ContextVar[bool] = ContextVar("lorag_rowwise_products", default=False)
-_MARK = "_lorag_rowwise"
+_INNER = "_lorag_inner_forward"
 
 
 @contextmanager
@@ -46,24 +48,24 @@ def rowwise_products(model: Any) -> Iterator[None]:
 
 def prepare(model: Any) -> None:
     """Give every weight-product module of ``model`` a forward that splits rows while ``rowwise_products`` is on;
-    outside it the module runs as before. Idempotent."""
+    outside it the module runs as before. Idempotent. The forward is a method bound to its module, so a deep copy of
+    the model computes with the copy's weights."""
     import torch
 
     from lorag.llm.loading import low_precision_head_class
 
     product_kinds = (torch.nn.Linear, low_precision_head_class())
     for module in model.modules():
-        if isinstance(module, product_kinds) and not module.__dict__.get(_MARK):
-            module.forward = _split_rows(module.forward)
-            module.__dict__[_MARK] = True
+        own = module.__dict__.get("forward")
+        if isinstance(module, product_kinds) and getattr(own, "__func__", None) is not _rowwise_forward:
+            module.__dict__[_INNER] = own  # a forward set on the instance before (None: the class's)
+            module.forward = types.MethodType(_rowwise_forward, module)
 
 
-def _split_rows(forward: Any) -> Any:
-    def rowwise_forward(x: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _ROWWISE.get() or x.dim() < 3 or x.shape[0] == 1:
-            return forward(x, *args, **kwargs)
-        import torch
+def _rowwise_forward(module: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+    forward = module.__dict__[_INNER] or functools.partial(type(module).forward, module)
+    if not _ROWWISE.get() or x.dim() < 3 or x.shape[0] == 1:
+        return forward(x, *args, **kwargs)
+    import torch
 
-        return torch.cat([forward(x[row : row + 1], *args, **kwargs) for row in range(x.shape[0])])
-
-    return rowwise_forward
+    return torch.cat([forward(x[row : row + 1], *args, **kwargs) for row in range(x.shape[0])])
