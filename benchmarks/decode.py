@@ -11,6 +11,8 @@ not), best of ``--repeats``. Rows:
   as safetensors at run time);
 - the same engine with ``lm_head_dtype='bfloat16'`` / ``'int8'`` (the output layer from a lower-precision copy, the
   input embedding exact), in nf4 and fp32;
+- the same engine with ``exact_batching=True`` (each weight product per row, ``lorag.llm.rowwise``), which must cost
+  a lone request nothing;
 - transformers ``model.generate`` in fp32 and bf16 (batch of one, its default cache).
 
 Columns: tokens/s over wall time; tokens/s over CPU time (tokens / (process CPU seconds / threads): what the rows
