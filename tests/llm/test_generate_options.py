@@ -242,6 +242,11 @@ def test_num_threads_applies_to_the_worker_only(tiny_llm_dir, llm_device: str) -
         LoragEngine(base=engine.base, num_threads=0)
 
 
+def test_exact_batching_must_be_a_bool(engine) -> None:
+    with pytest.raises(ValueError, match="exact_batching must be True or False"):
+        LoragEngine(base=engine.base, exact_batching="no")  # type: ignore[arg-type]
+
+
 def test_sequence_bias_forbids_a_token_only_where_its_prefix_was_generated(engine) -> None:
     first = engine.generate(PROMPT, max_tokens=2).token_ids
     banned = engine.generate(PROMPT, max_tokens=2, sequence_bias=(((first[0],), -100.0),)).token_ids

@@ -92,6 +92,8 @@ class BatchScheduler:
         batch_window_s: float = 0.005,
         num_threads: int | None = None,
     ) -> None:
+        if type(exact) is not bool:
+            raise ValueError(f"exact_batching must be True or False, got {exact!r}")
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if num_threads is not None and (type(num_threads) is not int or num_threads < 1):
