@@ -7,8 +7,8 @@ in one run, each single-threaded, two rows at a time (one per core):
 - ``lorag --adapter none``: the same without the adapter;
 - ``lorag --engine llama.cpp``: the defaults decoded by llama.cpp (``lorag.llm.llama_cpp``; left out, and said so,
   where no ``llama-server`` is built);
-- ``lorag --hops 2 --min-answerability 0``: what the README advises for multi-hop corpora (one follow-up search, the
-  answerability gate off; chosen on HotpotQA dev questions, ``rag_defaults.md`` section 8); not in the default rows;
+- ``lorag --min-answerability 0``: the defaults with the answerability gate off, which the README advises for corpora
+  whose questions join facts from several passages (``rag_defaults.md`` section 7); not in the default rows;
 - ``langchain tutorial``: ``benchmarks/langchain_tutorial_rag.py`` (RecursiveCharacterTextSplitter 1000/200, FAISS +
   MiniLM, k=4, the classic prompt, fp32 greedy, 160 new tokens).
 
@@ -45,7 +45,7 @@ ROWS = {
     "lorag --adapter none": ["--adapter", "none"],
     "lorag --engine llama.cpp": ["--engine", "llama.cpp"],
     "langchain tutorial": None,  # not lorag: see langchain_tutorial_rag.py
-    "lorag --hops 2 --min-answerability 0": ["--hops", "2", "--min-answerability", "0"],
+    "lorag --min-answerability 0": ["--min-answerability", "0"],
 }
 #: The rows a run without ``--rows`` answers: the issue's three, and the defaults on the other engine.
 DEFAULT_ROWS = ("lorag", "lorag --adapter none", "lorag --engine llama.cpp", "langchain tutorial")

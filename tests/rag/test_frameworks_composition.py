@@ -104,7 +104,8 @@ def test_the_chain_declines_below_the_answerability_gate(hybrid: HybridRetriever
 def test_the_chain_cuts_a_loop_and_marks_citations(hybrid: HybridRetriever) -> None:
     result = chain_for(hybrid, FakeListChatModel(responses=[LOOPING])).invoke(ON_TOPIC)
     assert result["answer"] == CUT and not result["abstained"]
-    assert [(d.metadata["number"], d.metadata["cited"]) for d in result["sources"]] == [(1, True), (2, False)]
+    numbered = [(d.metadata["number"], d.metadata["cited"], d.metadata.get("hop", 0)) for d in result["sources"]]
+    assert numbered == [(1, True, 0), (2, False, 0), (3, False, 1)]  # two searches by default: one follow-up passage
     assert result["sources"][0].metadata["source"] == "cors.md" and result["sources"][0].id
     chunks = list(chain_for(hybrid, FakeListChatModel(responses=[LOOPING])).stream(ON_TOPIC))
     assert "".join(c.get("answer", "") for c in chunks) == CUT  # streamed: exactly the final answer
@@ -141,8 +142,12 @@ def test_the_query_engine_cuts_a_loop_and_marks_citations(hybrid: HybridRetrieve
     response = engine_for(hybrid, FixedLLM(LOOPING), streaming=streaming).query(ON_TOPIC)
     text = "".join(response.response_gen) if streaming else str(response)  # type: ignore[union-attr]
     assert text == CUT and response.metadata["abstained"] is False
-    cited = [(n.node.metadata["number"], n.node.metadata["cited"]) for n in response.source_nodes]
-    assert cited == [(1, True), (2, False)] and response.source_nodes[0].node.metadata["citation"] == "[1] cors.md"
+    cited = [
+        (n.node.metadata["number"], n.node.metadata["cited"], n.node.metadata.get("hop", 0))
+        for n in response.source_nodes
+    ]
+    assert cited == [(1, True, 0), (2, False, 0), (3, False, 1)]  # two retrievals by default: one follow-up node
+    assert response.source_nodes[0].node.metadata["citation"] == "[1] cors.md"
 
 
 def test_the_query_engine_s_old_import_path_still_works() -> None:
@@ -250,15 +255,16 @@ def test_with_follow_up_searches_every_front_end_gives_the_same_passages_and_ans
 def test_a_declined_question_is_searched_further_alike_by_every_front_end(
     hybrid: HybridRetriever, tiny_llm_dir: Path
 ) -> None:
-    """The gate declines the question's own two passages and accepts them with a follow-up one: the chain and the
-    query engine search further as the pipeline does, and answer alike from the same three passages."""
+    """With one search per question, the gate declines the question's own two passages and accepts them with a
+    follow-up one: the chain and the query engine search further as the pipeline does, and answer alike from the
+    same three passages."""
     from langchain_lorag import ChatLorag
     from llama_index.llms.lorag import LoragLLM
     from lorag.llm import LoragEngine
     from tests.rag.test_hops import NeedsThree
 
     engine = LoragEngine(str(tiny_llm_dir), quantization="none", device="cpu")
-    gate_on: dict[str, Any] = {"min_answerability": 0.5, "answerability": NeedsThree()}
+    gate_on: dict[str, Any] = {"min_answerability": 0.5, "answerability": NeedsThree(), "hops": 1}
     try:
         expected = RagPipeline(hybrid, engine, k=2, max_new_tokens=8, **gate_on).ask(ON_TOPIC)
         result = chain_for(hybrid, ChatLorag(engine=engine, max_tokens=8), max_new_tokens=8, **gate_on).invoke(ON_TOPIC)

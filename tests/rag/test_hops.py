@@ -126,20 +126,31 @@ def test_only_an_answerability_decline_gets_a_second_look_and_only_with_more_sea
 
 
 def test_a_question_the_gate_declines_is_searched_further_and_judged_again() -> None:
+    """With one search per question, a decline of the answerability gate gets the follow-up search first."""
     hybrid = CountedSearch(HybridRetriever.from_texts(TEXTS, BagOfWords(), metadatas=METAS))
     on: dict[str, Any] = {"min_relevance": 0.1, "min_answerability": 0.5, "answerability": NeedsThree()}
-    plan = RagPipeline(hybrid, NoModel(), k=2, **on)._prepare(ON_TOPIC)  # type: ignore[arg-type]
+    plan = RagPipeline(hybrid, NoModel(), k=2, hops=1, **on)._prepare(ON_TOPIC)  # type: ignore[arg-type]
     assert plan.declined is None and len(plan.blocks) == 3 and plan.blocks[2].metadata["hop"] == 1
     assert hybrid.queries == 2  # the question's own search, then one follow-up
-    at_once = RagPipeline(hybrid, NoModel(), k=2, hops_when_declined=1, **on)._prepare(ON_TOPIC)  # type: ignore[arg-type]
+    at_once = RagPipeline(hybrid, NoModel(), k=2, hops=1, hops_when_declined=1, **on)._prepare(ON_TOPIC)  # type: ignore[arg-type]
     assert at_once.declined is not None and at_once.declined.gate == "answerability" and len(at_once.blocks) == 2
-    never = RagPipeline(hybrid, NoModel(), k=2, **{**on, "answerability": gate(-10.0)})  # type: ignore[arg-type]
+    never = RagPipeline(hybrid, NoModel(), k=2, hops=1, **{**on, "answerability": gate(-10.0)})  # type: ignore[arg-type]
     assert never._prepare(ON_TOPIC).declined is not None  # searched further, still declined
     hybrid.queries = 0
-    off_topic = RagPipeline(hybrid, NoModel(), k=2, **{**on, "min_relevance": 0.99})  # type: ignore[arg-type]
+    off_topic = RagPipeline(hybrid, NoModel(), k=2, hops=1, **{**on, "min_relevance": 0.99})  # type: ignore[arg-type]
     assert off_topic._prepare(ON_TOPIC).declined.gate == "relevance" and hybrid.queries == 1  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="hops_when_declined must be"):
         RagPipeline(hybrid, NoModel(), hops_when_declined=0)  # type: ignore[arg-type]
+
+
+def test_by_default_each_question_gets_one_follow_up_search_and_a_decline_none_more() -> None:
+    hybrid = CountedSearch(HybridRetriever.from_texts(TEXTS, BagOfWords(), metadatas=METAS))
+    plan = RagPipeline(hybrid, NoModel(), k=2, min_relevance=None)._prepare(ON_TOPIC)  # type: ignore[arg-type]
+    assert [b.metadata.get("hop", 0) for b in plan.blocks] == [0, 0, 1] and hybrid.queries == 2
+    hybrid.queries = 0
+    declining = {"min_relevance": None, "min_answerability": 0.5, "answerability": gate(-10.0)}
+    declined = RagPipeline(hybrid, NoModel(), k=2, **declining)._prepare(ON_TOPIC)  # type: ignore[arg-type]
+    assert declined.declined is not None and declined.declined.gate == "answerability" and hybrid.queries == 2
 
 
 def test_the_cli_refuses_hops_when_declined_below_one(tmp_path: Any) -> None:

@@ -160,7 +160,7 @@ HOPS_OPTION = typer.Option(
     "--hops",
     min=1,
     help="Searches per question: each one past the first adds the best new passage found with the question and the "
-    "passage the previous one added. For multi-hop questions try 2 with --min-answerability 0.",
+    "passage the previous one added (for questions that join facts from two passages). 1: the question's own only.",
 )
 NO_REPEAT_NGRAM_OPTION = typer.Option(
     0, "--no-repeat-ngram-size", min=0, help="Never repeat an n-gram of this many tokens (0: off)."

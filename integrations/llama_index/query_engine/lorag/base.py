@@ -275,7 +275,7 @@ def create_query_engine(
         node_postprocessors: applied to the retrieved nodes before the gates and the prompt.
         streaming: ``query`` returns a ``StreamingResponse``.
         callback_manager: LlamaIndex callbacks for the query.
-        hops: retrievals per query (``lorag.rag.hops``); for multi-hop questions try 2 with ``min_answerability=0``.
+        hops: retrievals per query (``lorag.rag.hops``): the query's own and one follow-up by default; 1: its own only.
         hops_when_declined: retrievals made before the answerability gate's decline stands (``lorag.rag.hops``).
 
     With the answerability gate on and a local ``LoragLLM``, the gate alone decides, as in ``lorag ask``: the model
