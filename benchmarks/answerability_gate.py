@@ -2,8 +2,8 @@
 
 1. ``benchmarks/squad_rag.py``'s *train* articles in open-book form: every paragraph of those articles is a document,
    except 400 removed ones, one question of each asked as unanswerable; 1,200 answerable questions must find their
-   paragraph (the *fit* set). Indexed as ``lorag ask`` does (MiniLM + BM25), each question retrieves the default
-   k=2 passages.
+   paragraph (the *fit* set). Indexed as ``lorag ask`` does (MiniLM + BM25), each question retrieves the passages
+   ``lorag ask`` gives the gate: the default k=2 and the follow-up search's one (``--hops``, ``lorag.rag.hops``).
 2. The gate's features (``lorag.rag.answerability``) on those passages, and a logistic regression (scikit-learn)
    for ``P(answerable)``; its coefficients, the training AUC and the provenance go to the JSON file.
 3. For thresholds of ``P(answerable)``: the share of unanswerable questions declined (abstention recall) and of
@@ -37,6 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lorag.rag.answerability import ANSWERABILITY_FILE, FEATURES, AnswerabilityGate, SentenceSimilarity, TermStatistics
+from lorag.rag.hops import DEFAULT_HOPS, follow_ups
 from lorag.rag.pipeline import DEFAULT_MIN_RELEVANCE
 from make_hotpot_extract import make_extract
 from squad_rag import SEED, load_articles, split_articles, write_eval_set
@@ -51,8 +52,9 @@ MULTIHOP_SOURCE = "GitHub megagonlabs/RPT at cf2bc1b1, data/hotpotqa/*.jsonl: 1,
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 
 
-def featurise(folder: Path, work: Path, k: int) -> tuple[list[list[float]], list[int]]:
-    """Features of every question of ``folder`` (``docs/`` + ``questions.jsonl``) and 1 for answerable ones."""
+def featurise(folder: Path, work: Path, k: int, hops: int = DEFAULT_HOPS) -> tuple[list[list[float]], list[int]]:
+    """Features of every question of ``folder`` (``docs/`` + ``questions.jsonl``) and 1 for answerable ones, on the
+    passages ``lorag ask`` gives the gate (a follow-up passage has no dense score of its own)."""
     from lorag.rag.index import DocumentIndex
 
     index = DocumentIndex(work, embedder="minilm")
@@ -62,10 +64,10 @@ def featurise(folder: Path, work: Path, k: int) -> tuple[list[list[float]], list
     for line in (folder / "questions.jsonl").open(encoding="utf-8"):
         question = json.loads(line)
         hits = index.search(question["question"], k)
-        dense = [h.component_scores.get("dense") for h in hits]
-        features.append(
-            AnswerabilityGate.features(question["question"], [h.text for h in hits], dense, terms, sentences)
-        )
+        added = follow_ups(question["question"], hits, index.search, hops, key=lambda h: h.id, text=lambda h: h.text)
+        dense = [h.component_scores.get("dense") for h in hits] + [None] * len(added)
+        passages = [h.text for h in [*hits, *added]]
+        features.append(AnswerabilityGate.features(question["question"], passages, dense, terms, sentences))
         labels.append(int(bool(question["answers"])))
     return features, labels
 
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=ANSWERABILITY_FILE)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lorag-answerability")
     parser.add_argument("--k", type=int, default=2)
+    parser.add_argument("--hops", type=int, default=DEFAULT_HOPS, help="searches per question, as lorag ask's --hops")
     args = parser.parse_args(argv)
     if args.fit_hotpot and not args.hotpot:
         parser.error("--fit-hotpot needs --hotpot")
@@ -139,11 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.work / name
         if not (folder / "questions.jsonl").is_file():
             write_eval_set(train, folder, answerable, unanswerable, seed)
-        tables[name] = featurise(folder, args.work / f"{name}-index", args.k)
+        tables[name] = featurise(folder, args.work / f"{name}-index", args.k, args.hops)
     fitted = ["fit", "hotpot-fit"] if args.fit_hotpot else ["fit"]
     if args.hotpot:
         for name, folder in write_multihop_sets(args.hotpot, args.work, args.hotpot_test).items():
-            tables[name] = featurise(folder, args.work / f"{name}-index", args.k)
+            tables[name] = featurise(folder, args.work / f"{name}-index", args.k, args.hops)
     x = [row for name in fitted for row in tables[name][0]]
     y = [label for name in fitted for label in tables[name][1]]
     scaler = StandardScaler().fit(x)
@@ -159,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             "train_questions": {"answerable": sum(y), "unanswerable": len(y) - sum(y)},
             "train_auc": round(float(roc_auc_score(y, probabilities)), 4),
             "k": args.k,
+            "hops": args.hops,
             "retrieval": "lorag DocumentIndex defaults (all-MiniLM-L6-v2 + BM25, fused)",
             "data": "SQuAD v1.1 dev (Rajpurkar et al. 2016, CC BY-SA 4.0): the train articles of "
             "benchmarks/squad_rag.py's by-article split, in open-book form; no dev or test article"
@@ -176,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"train_auc": gate["metadata"]["train_auc"], "output": str(args.output)}))
     shipped = AnswerabilityGate.load(args.output)
     if args.dev:
-        tables["dev"] = featurise(args.dev, args.work / "dev-index", args.k)
+        tables["dev"] = featurise(args.dev, args.work / "dev-index", args.k, args.hops)
     for name, (features, labels) in tables.items():
         scores = [shipped.probability_of(f) for f in features]
         print(f"{name}: AUC {roc_auc_score(labels, scores):.3f}")
