@@ -3,7 +3,8 @@
 1. ``benchmarks/squad_rag.py``'s *train* articles in open-book form: every paragraph of those articles is a document,
    except 400 removed ones, one question of each asked as unanswerable; 1,200 answerable questions must find their
    paragraph (the *fit* set). Indexed as ``lorag ask`` does (MiniLM + BM25), each question retrieves the passages
-   ``lorag ask`` gives the gate: the default k=2 and the follow-up search's one (``--hops``, ``lorag.rag.hops``).
+   ``lorag ask`` gives the gate: the default k=2 and the follow-up search's one (``--hops``, ``lorag.rag.hops``; the
+   shipped gate was fit on two, ``--hops 1``: refit on three it separated no better, ``rag_defaults.md`` section 14).
 2. The gate's features (``lorag.rag.answerability``) on those passages, and a logistic regression (scikit-learn)
    for ``P(answerable)``; its coefficients, the training AUC and the provenance go to the JSON file.
 3. For thresholds of ``P(answerable)``: the share of unanswerable questions declined (abstention recall) and of
