@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.fit_hotpot and not args.hotpot:
         parser.error("--fit-hotpot needs --hotpot")
+    if args.hops < 1:
+        parser.error(f"--hops must be >= 1 (1: the question's own search only), got {args.hops}")
 
     articles = load_articles(args.data)
     train = [p for title in split_articles(list(articles))["train"] for p in articles[title]]
