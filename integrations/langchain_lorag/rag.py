@@ -24,6 +24,7 @@ from langchain_core.runnables.utils import AddableDict
 
 from langchain_lorag.retrievers import _LoragRetriever as LoragRetriever
 from lorag.rag.answerability import AnswerabilityGate
+from lorag.rag.choices import ScoreReplies, choose, reply_scorer
 from lorag.rag.composition import (
     DEFAULT_MIN_RELEVANCE,
     CountTokens,
@@ -64,6 +65,19 @@ def _local_tokenizer(llm: Runnable[Any, Any]) -> Any:
     target, _ = _unwrap(llm)
     tokenizer = getattr(target.get_engine(), "tokenizer", None) if hasattr(target, "get_engine") else None
     return tokenizer if hasattr(tokenizer, "apply_chat_template") else None
+
+
+def _local_scorer(llm: Runnable[Any, Any]) -> ScoreReplies | None:
+    """Scores replies with a ChatLorag's engine under the adapter the chain answers with (a binding's, else the
+    model's own), for choice questions; None for other chat models."""
+    target: Any = llm
+    adapter = None
+    while hasattr(target, "bound") or hasattr(target, "default"):
+        adapter = adapter or (getattr(target, "kwargs", None) or {}).get("adapter")
+        target = getattr(target, "bound", None) or target.default
+    if not hasattr(target, "get_engine"):
+        return None
+    return reply_scorer(target.get_engine(), adapter or getattr(target, "adapter", None))
 
 
 def _window_of(llm: Runnable[Any, Any], context_window: int | None) -> tuple[CountTokens, int]:
@@ -112,6 +126,7 @@ def create_rag_chain(
     answerability: AnswerabilityGate | None = None,
     hops: int = DEFAULT_HOPS,
     hops_when_declined: int = DEFAULT_HOPS_WHEN_DECLINED,
+    choices: bool = True,
 ) -> Runnable[Any, dict[str, Any]]:
     """Build ``question -> {"answer": str, "sources": [Document], "abstained": bool}`` from any retriever and chat
     model.
@@ -138,6 +153,8 @@ def create_rag_chain(
             multi-hop questions try 2 with ``min_answerability=0``).
         hops_when_declined: searches made before the answerability gate's decline stands: documents it declines
             are searched this far and judged again (``lorag.rag.hops``).
+        choices: answer a question that names two options ("..., A or B?") with the option a local ``ChatLorag``
+            scores higher as its reply (``lorag.rag.choices``); other chat models, or False, always generate.
 
     The input is a question string or ``{"question": ...}``. Each source ``Document`` carries ``metadata["number"]``
     (its ``[n]`` in the prompt) and ``metadata["cited"]``. A declined question gets the answer "The documents do
@@ -171,6 +188,7 @@ def create_rag_chain(
         statistics=retriever,
     )
     tokenizer = _local_tokenizer(llm)
+    score = _local_scorer(llm) if choices else None
 
     def question_of(inputs: Any) -> str:
         question = inputs.get("question") if isinstance(inputs, dict) else inputs
@@ -191,12 +209,15 @@ def create_rag_chain(
             yield AddableDict(answer=NO_ANSWER)
             yield AddableDict(sources=[], abstained=True)
             return
-        options: dict[str, Any] = composition.generation_options(plan, tokenizer)
-        chunks = llm.stream(convert_to_messages(plan.messages), config, **options)
-        text = ""
-        for piece in guarded((_text(c), _capped(c)) for c in chunks):
-            text += piece
-            yield AddableDict(answer=piece)
+        text = choose(inputs["question"], plan.messages, plan.blocks, score) or ""
+        if text:
+            yield AddableDict(answer=text)
+        else:
+            options: dict[str, Any] = composition.generation_options(plan, tokenizer)
+            chunks = llm.stream(convert_to_messages(plan.messages), config, **options)
+            for piece in guarded((_text(c), _capped(c)) for c in chunks):
+                text += piece
+                yield AddableDict(answer=piece)
         outcome = composition.outcome(plan, text)
         if outcome.answer != text:
             yield AddableDict(answer=outcome.answer[len(text) :])

@@ -252,6 +252,38 @@ def test_with_follow_up_searches_every_front_end_gives_the_same_passages_and_ans
         engine.close()
 
 
+def test_every_front_end_answers_a_choice_question_by_choosing_alike(
+    hybrid: HybridRetriever, tiny_llm_dir: Path
+) -> None:
+    """A question naming two options gets the option the model scores higher, citing its passage, from the pipeline,
+    the chain and the query engine (streaming too), without generating; ``choices=False`` generates in each."""
+    from langchain_lorag import ChatLorag
+    from llama_index.llms.lorag import LoragLLM
+    from lorag.llm import LoragEngine
+
+    question = "Which is mounted on a path to serve static files, StaticFiles or CORSMiddleware?"
+    engine = LoragEngine(str(tiny_llm_dir), quantization="none", device="cpu")
+    try:
+        expected = RagPipeline(hybrid, engine, k=2, max_new_tokens=8).ask(question)
+        chat, llm = ChatLorag(engine=engine, max_tokens=8), LoragLLM(engine=engine, max_tokens=8)
+        result = chain_for(hybrid, chat, max_new_tokens=8).invoke(question)
+        response = engine_for(hybrid, llm).query(question)
+        streamed = engine_for(hybrid, llm, streaming=True).query(question)
+        assert expected.usage["completion_tokens"] == 0 and expected.answer.split(" [")[0] in {
+            "StaticFiles",
+            "CORSMiddleware",
+        }
+        assert result["answer"] == str(response) == "".join(streamed.response_gen) == expected.answer
+        assert [d.metadata["cited"] for d in result["sources"]] == [s.cited for s in expected.sources]
+        assert any(s.cited for s in expected.sources)
+        generated = RagPipeline(hybrid, engine, k=2, max_new_tokens=8, choices=False).ask(question)
+        assert generated.usage["completion_tokens"] > 0
+        assert chain_for(hybrid, chat, max_new_tokens=8, choices=False).invoke(question)["answer"] == generated.answer
+        assert str(engine_for(hybrid, llm, choices=False).query(question)) == generated.answer
+    finally:
+        engine.close()
+
+
 def test_a_declined_question_is_searched_further_alike_by_every_front_end(
     hybrid: HybridRetriever, tiny_llm_dir: Path
 ) -> None:

@@ -252,3 +252,48 @@ def test_an_unsure_no_answer_reply_is_answered_anyway(
         assert any(ids[-1] == the and bias == -100.0 and len(ids) == 4 for ids, bias in banned)  # after the prompt
     if confidence is not None:
         assert answer.abstain_probability == pytest.approx(probability)  # the reply's, not its first token's
+
+
+class ScoringEngine(FakeEngine):
+    """Also scores replies, as ``LoragEngine.continuation_logprobs`` does: ``scores`` gives each reply's."""
+
+    def __init__(self, tokenizer: Any, scores: dict[str, float] | None) -> None:
+        super().__init__(tokenizer, "1999 [2]")
+        self.scores = scores
+        self.scored: list[tuple[list[str], str | None]] = []
+
+    def continuation_logprobs(self, messages: Any, replies: Any, *, adapter: str | None = None) -> list[float] | None:
+        self.scored.append((list(replies), adapter))
+        return None if self.scores is None else [self.scores[r] for r in replies]
+
+
+def _named(i: int, text: str) -> HybridHit:
+    return _hit(i, 0.9, f"{text} " + "filler words " * 20)
+
+
+@pytest.mark.parametrize(("likelier", "cited"), [("Wavves", 1), ("Social Code", 2)])
+def test_a_choice_question_is_answered_with_the_likelier_option(tokenizer: Any, likelier: str, cited: int) -> None:
+    other = "Social Code" if likelier == "Wavves" else "Wavves"
+    engine = ScoringEngine(tokenizer, {likelier: -2.0, other: -3.0})
+    hits = [_named(0, "Wavves formed in 2008."), _named(1, "Social Code formed in 1999.")]
+    pipeline = RagPipeline(FakeIndex(hits), engine, k=2, hops=1, adapter="grounded")
+    *pieces, answer = pipeline.stream("Which band was formed first, Wavves or Social Code?")
+    assert "".join(pieces) == answer.answer == f"{likelier} [{cited}]"
+    assert [s.number for s in answer.cited_sources()] == [cited] and not answer.abstained
+    assert engine.scored == [(["Wavves", "Social Code"], "grounded")] and engine.calls == []  # nothing generated
+    assert answer.usage["completion_tokens"] == 0
+
+
+def test_choices_fall_back_to_generating(tokenizer: Any) -> None:
+    hits = [_named(0, "Wavves formed in 2008."), _named(1, "Social Code formed in 1999.")]
+    question = "Which band was formed first, Wavves or Social Code?"
+    off = ScoringEngine(tokenizer, {"Wavves": -1.0, "Social Code": -2.0})
+    assert RagPipeline(FakeIndex(hits), off, hops=1, choices=False).ask(question).answer == "1999 [2]"
+    assert off.scored == []
+    cannot = ScoringEngine(tokenizer, None)  # e.g. an adapter with virtual tokens
+    assert RagPipeline(FakeIndex(hits), cannot, hops=1).ask(question).answer == "1999 [2]"
+    plain = FakeEngine(tokenizer, "1999 [2]")  # an engine that cannot score
+    assert RagPipeline(FakeIndex(hits), plain, hops=1).ask(question).answer == "1999 [2]"
+    no_choice = ScoringEngine(tokenizer, {})
+    assert RagPipeline(FakeIndex(hits), no_choice, hops=1).ask("When was Wavves formed?").answer == "1999 [2]"
+    assert no_choice.scored == []

@@ -162,6 +162,12 @@ HOPS_OPTION = typer.Option(
     help="Searches per question: each one past the first adds the best new passage found with the question and the "
     "passage the previous one added (for questions that join facts from two passages). 1: the question's own only.",
 )
+CHOICES_OPTION = typer.Option(
+    True,
+    "--choices/--no-choices",
+    help="Answer a question that names two options ('..., A or B?') with the option the model scores higher as its "
+    "reply (the torch engine); --no-choices always generates.",
+)
 NO_REPEAT_NGRAM_OPTION = typer.Option(
     0, "--no-repeat-ngram-size", min=0, help="Never repeat an n-gram of this many tokens (0: off)."
 )
@@ -202,6 +208,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
     min_answerability: float | None = None,
     hops: int = DEFAULT_HOPS,
     hops_when_declined: int = DEFAULT_HOPS_WHEN_DECLINED,
+    choices: bool = True,
     lm_head_dtype: str = "none",
     engine: LlmEngine = LlmEngine.torch,
 ):
@@ -250,6 +257,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
         min_answerability=min_answerability,
         hops=hops,
         hops_when_declined=hops_when_declined,
+        choices=choices,
     )
     return pipeline, llm
 
@@ -278,6 +286,7 @@ class AnswerOptions:
     engine: LlmEngine = ENGINE_OPTION
     hops: int = HOPS_OPTION
     hops_when_declined: int = HOPS_WHEN_DECLINED_OPTION
+    choices: bool = CHOICES_OPTION
     follow_links: bool = FOLLOW_LINKS_OPTION
     max_file_mb: float = MAX_FILE_MB_OPTION
 
@@ -314,6 +323,7 @@ class AnswerOptions:
             min_answerability=self.min_answerability,
             hops=self.hops,
             hops_when_declined=self.hops_when_declined,
+            choices=self.choices,
             lm_head_dtype=self.lm_head_dtype,
             engine=self.engine,
         )

@@ -235,6 +235,23 @@ class LoragEngine(SubmitShortcuts):
             params = dataclasses.replace(params, grammar=grammar)
         return self.scheduler.submit(ids, adapter, params, loop=loop, read_tool_calls=bool(offered))
 
+    def continuation_logprobs(
+        self, messages: Sequence[Message], replies: Sequence[str], *, adapter: str | None = None
+    ) -> list[float] | None:
+        """log P(reply | the chat) for each reply, teacher-forced under the adapter (one forward pass each, between
+        the scheduler's steps); None for an adapter with virtual tokens (prompt or prefix tuning), whose prompt is
+        not the chat's tokens alone."""
+        ids = encode_prompt(self.tokenizer, None, messages, ())
+        adapter = adapter if adapter is not None else BASE_ADAPTER
+        scores = []
+        for reply in replies:
+            reply_ids = list(self.tokenizer(reply, add_special_tokens=False)["input_ids"])
+            score = continuation_logprob(self.scheduler.registry, ids, reply_ids, adapter)
+            if score is None:
+                return None
+            scores.append(score)
+        return scores
+
     async def agenerate(
         self,
         prompt: str | None = None,

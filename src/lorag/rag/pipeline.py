@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from lorag.rag.answer_guard import AnswerGuard
 from lorag.rag.answerability import AnswerabilityGate
+from lorag.rag.choices import choose, reply_scorer
 from lorag.rag.composition import DEFAULT_MIN_ANSWERABILITY as DEFAULT_MIN_ANSWERABILITY
 from lorag.rag.composition import DEFAULT_MIN_RELEVANCE as DEFAULT_MIN_RELEVANCE
 from lorag.rag.composition import Plan, RagComposition, check_question, no_answer_ban
@@ -39,7 +40,10 @@ DEFAULT_ABSTAIN_CONFIDENCE = 0.6
 
 
 class ChatEngine(Protocol):
-    """What the pipeline needs from an LLM engine (``lorag.llm.LoragEngine`` satisfies it)."""
+    """What the pipeline needs from an LLM engine (``lorag.llm.LoragEngine`` satisfies it).
+
+    An engine that also scores replies (``continuation_logprobs(messages, replies, adapter=...)``, as
+    ``LoragEngine`` does) lets the pipeline answer choice questions by choosing (``lorag.rag.choices``)."""
 
     tokenizer: Any
     context_window: int
@@ -149,6 +153,8 @@ class RagPipeline:
             and the passage the previous one added (``lorag.rag.hops``: for multi-hop questions).
         hops_when_declined: searches made before the answerability gate's decline stands: a question it declines
             with ``hops`` searches is searched this far and judged again (``lorag.rag.hops``).
+        choices: answer a question that names two options ("..., A or B?") with the option the model scores higher
+            as its reply, when the engine can score replies (``lorag.rag.choices``); False always generates.
     """
 
     def __init__(
@@ -167,6 +173,7 @@ class RagPipeline:
         answerability: AnswerabilityGate | None = None,
         hops: int = DEFAULT_HOPS,
         hops_when_declined: int = DEFAULT_HOPS_WHEN_DECLINED,
+        choices: bool = True,
     ) -> None:
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
@@ -180,6 +187,7 @@ class RagPipeline:
         self.adapter = adapter
         self.generation = dict(generation or {})
         self.abstain_confidence = abstain_confidence
+        self.choices = choices
         self._count = chat_token_counter(engine.tokenizer)
         self.composition = RagComposition(
             count_tokens=self._count,
@@ -255,13 +263,22 @@ class RagPipeline:
         Greedy decoding. Text passes through an ``AnswerGuard``: generation stops when the answer starts repeating
         itself (cut where the repetition began), and an answer that hits the token cap ends at its last sentence
         end. A no-answer reply the model was not confident of (see ``abstain_confidence``) is replaced, before
-        anything is shown, by its answer with that reply forbidden. The pieces yielded add up to ``Answer.answer``.
+        anything is shown, by its answer with that reply forbidden. A choice question is answered by choosing
+        (``choices``). The pieces yielded add up to ``Answer.answer``.
         """
         plan = self._prepare(question)
         messages = plan.messages
         if plan.declined is not None:
             yield NO_ANSWER
             yield Answer(question, NO_ANSWER, [], abstained=True)
+            return
+        adapter = adapter or self.adapter
+        score = reply_scorer(self.engine, adapter) if self.choices else None
+        if (chosen := choose(question, messages, plan.blocks, score)) is not None:
+            yield chosen
+            outcome = self.composition.outcome(plan, chosen)
+            usage = {"prompt_tokens": self._count(messages), "completion_tokens": 0}
+            yield Answer(question, outcome.answer, self._sources(plan, outcome.cited), outcome.abstained, usage)
             return
         abstain_probability = None
         never_keep = self.abstain_confidence is not None and self.abstain_confidence >= 1.0
@@ -270,7 +287,7 @@ class RagPipeline:
             options: dict[str, Any] = {"max_tokens": self.max_new_tokens, "temperature": 0.0, **self.generation}
             if attempt:
                 options["sequence_bias"] = no_answer_ban(self.engine.tokenizer, messages)
-            handle = self.engine.submit(messages=messages, adapter=adapter or self.adapter, **options)
+            handle = self.engine.submit(messages=messages, adapter=adapter, **options)
             hold = self.abstain_confidence is not None and not attempt  # a no-answer reply may yet be replaced
             usage, truncated, held, shown = yield from self._generate(handle, guard, hold)
             result = handle.result_value

@@ -30,6 +30,7 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from llama_index.llms.lorag import LoragLLM
 from lorag.rag.answerability import AnswerabilityGate
+from lorag.rag.choices import ScoreReplies, choose, reply_scorer
 from lorag.rag.composition import (
     DEFAULT_MIN_RELEVANCE,
     Plan,
@@ -121,6 +122,8 @@ class LoragQueryEngine(BaseQueryEngine):
             the post-processors see the query's own nodes only.
         hops_when_declined: retrievals made before the answerability gate's decline stands: nodes it declines are
             searched this far and judged again (``lorag.rag.hops``).
+        choices: answer a query that names two options ("..., A or B?") with the option a local ``LoragLLM``
+            scores higher as its reply (``lorag.rag.choices``); other LLMs, or False, always generate.
     """
 
     def __init__(
@@ -134,6 +137,7 @@ class LoragQueryEngine(BaseQueryEngine):
         callback_manager: CallbackManager | None = None,
         hops: int = DEFAULT_HOPS,
         hops_when_declined: int = DEFAULT_HOPS_WHEN_DECLINED,
+        choices: bool = True,
     ) -> None:
         self.retriever = retriever
         self.hops = check_hops(hops)
@@ -142,6 +146,7 @@ class LoragQueryEngine(BaseQueryEngine):
         self.composition = composition
         self.node_postprocessors = list(node_postprocessors)
         self.streaming = streaming
+        self.choices = choices
         super().__init__(callback_manager=callback_manager or CallbackManager([]))
 
     def _get_prompt_modules(self) -> PromptMixinType:
@@ -186,7 +191,7 @@ class LoragQueryEngine(BaseQueryEngine):
             if plan.declined is not None:
                 metadata["declined"] = asdict(plan.declined)
                 sources = []
-            pieces = self._answer(plan, sources, metadata)
+            pieces = self._answer(query_bundle.query_str, plan, sources, metadata)
             response: RESPONSE_TYPE
             if self.streaming:
                 response = StreamingResponse(response_gen=pieces, source_nodes=sources, metadata=metadata)
@@ -198,6 +203,12 @@ class LoragQueryEngine(BaseQueryEngine):
     async def _aquery(self, query_bundle: QueryBundle) -> RESPONSE_TYPE:
         return await asyncio.to_thread(self._query, query_bundle)
 
+    def _scorer(self) -> ScoreReplies | None:
+        """Scores replies for choice questions with a local ``LoragLLM`` (``lorag.rag.choices``)."""
+        if not self.choices or not isinstance(self.llm, LoragLLM):
+            return None
+        return reply_scorer(self.llm.engine, self.llm.adapter)
+
     def _deltas(self, plan: Plan) -> Iterable[tuple[str, bool]]:
         messages = [ChatMessage(role=m["role"], content=m["content"]) for m in plan.messages]
         options = self.composition.generation_options(plan, _local_tokenizer(self.llm))
@@ -206,10 +217,15 @@ class LoragQueryEngine(BaseQueryEngine):
             return [(reply.message.content or "", _capped(reply.raw))]
         return ((chunk.delta or "", _capped(chunk.raw)) for chunk in self.llm.stream_chat(messages, **options))
 
-    def _answer(self, plan: Plan, sources: list[NodeWithScore], metadata: dict[str, Any]) -> Generator[str, None, None]:
-        """The answer's final pieces; then marks the cited sources and whether it abstained."""
+    def _answer(
+        self, query: str, plan: Plan, sources: list[NodeWithScore], metadata: dict[str, Any]
+    ) -> Generator[str, None, None]:
+        """The answer's final pieces (a choice question's chosen option, else what the model generates); then marks
+        the cited sources and whether it abstained."""
         text = ""
-        if plan.declined is None:
+        if plan.declined is None and (text := choose(query, plan.messages, plan.blocks, self._scorer()) or ""):
+            yield text
+        elif plan.declined is None:
             for piece in guarded(self._deltas(plan)):
                 text += piece
                 yield piece
@@ -252,6 +268,7 @@ def create_query_engine(
     callback_manager: CallbackManager | None = None,
     hops: int = DEFAULT_HOPS,
     hops_when_declined: int = DEFAULT_HOPS_WHEN_DECLINED,
+    choices: bool = True,
 ) -> LoragQueryEngine:
     """A query engine over ``retriever`` answering with ``llm``, citing numbered sources, declining below the gates.
 
@@ -277,6 +294,8 @@ def create_query_engine(
         callback_manager: LlamaIndex callbacks for the query.
         hops: retrievals per query (``lorag.rag.hops``): the query's own and one follow-up by default; 1: its own only.
         hops_when_declined: retrievals made before the answerability gate's decline stands (``lorag.rag.hops``).
+        choices: answer a query that names two options with the option a local ``LoragLLM`` scores higher
+            (``lorag.rag.choices``); False always generates.
 
     With the answerability gate on and a local ``LoragLLM``, the gate alone decides, as in ``lorag ask``: the model
     answers with its no-answer reply forbidden. Without ``streaming`` a looping answer is cut once the LLM has
@@ -304,4 +323,5 @@ def create_query_engine(
         callback_manager=callback_manager,
         hops=hops,
         hops_when_declined=hops_when_declined,
+        choices=choices,
     )
