@@ -40,21 +40,22 @@ from lorag.rag.hops import DEFAULT_HOPS, DEFAULT_HOPS_WHEN_DECLINED, check_hops,
 from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock
 
 
-def _unwrap(llm: Runnable[Any, Any]) -> tuple[Any, bool]:
-    """The model under ``.bind``/``configurable_fields``, and whether a binding already names an adapter."""
+def _unwrap(llm: Runnable[Any, Any]) -> tuple[Any, dict[str, Any]]:
+    """The model under ``.bind``/``configurable_fields``, and the keyword arguments the bindings give it (the
+    outermost binding's first)."""
     target: Any = llm
-    adapter_bound = False
+    bound: dict[str, Any] = {}
     while hasattr(target, "bound") or hasattr(target, "default"):
-        adapter_bound = adapter_bound or "adapter" in (getattr(target, "kwargs", None) or {})
+        bound = {**(getattr(target, "kwargs", None) or {}), **bound}
         target = getattr(target, "bound", None) or target.default
-    return target, adapter_bound
+    return target, bound
 
 
 def _with_grounded_adapter(llm: Runnable[Any, Any]) -> tuple[Runnable[Any, Any], bool]:
     """Bind the shipped grounded-answer adapter to a ChatLorag over its base when no adapter was chosen; says
     whether it did."""
-    target, adapter_bound = _unwrap(llm)
-    if adapter_bound or not hasattr(target, "get_engine") or getattr(target, "adapter", None) is not None:
+    target, bound = _unwrap(llm)
+    if "adapter" in bound or not hasattr(target, "get_engine") or getattr(target, "adapter", None) is not None:
         return llm, False
     name = use_grounded_adapter(target.get_engine())
     return (llm, False) if name is None else (llm.bind(adapter=name), True)
@@ -70,14 +71,10 @@ def _local_tokenizer(llm: Runnable[Any, Any]) -> Any:
 def _local_scorer(llm: Runnable[Any, Any]) -> ScoreReplies | None:
     """Scores replies with a ChatLorag's engine under the adapter the chain answers with (a binding's, else the
     model's own), for choice questions; None for other chat models."""
-    target: Any = llm
-    adapter = None
-    while hasattr(target, "bound") or hasattr(target, "default"):
-        adapter = adapter or (getattr(target, "kwargs", None) or {}).get("adapter")
-        target = getattr(target, "bound", None) or target.default
+    target, bound = _unwrap(llm)
     if not hasattr(target, "get_engine"):
         return None
-    return reply_scorer(target.get_engine(), adapter or getattr(target, "adapter", None))
+    return reply_scorer(target.get_engine(), bound.get("adapter") or getattr(target, "adapter", None))
 
 
 def _window_of(llm: Runnable[Any, Any], context_window: int | None) -> tuple[CountTokens, int]:

@@ -253,7 +253,7 @@ def test_with_follow_up_searches_every_front_end_gives_the_same_passages_and_ans
 
 
 def test_every_front_end_answers_a_choice_question_by_choosing_alike(
-    hybrid: HybridRetriever, tiny_llm_dir: Path
+    hybrid: HybridRetriever, tiny_llm_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A question naming two options gets the option the model scores higher, citing its passage, from the pipeline,
     the chain and the query engine (streaming too), without generating; ``choices=False`` generates in each."""
@@ -263,23 +263,33 @@ def test_every_front_end_answers_a_choice_question_by_choosing_alike(
 
     question = "Which is mounted on a path to serve static files, StaticFiles or CORSMiddleware?"
     engine = LoragEngine(str(tiny_llm_dir), quantization="none", device="cpu")
+    scored_with: list[str | None] = []
+    score = engine.continuation_logprobs
+
+    def recording(messages: Any, replies: Any, *, adapter: str | None = None) -> Any:
+        scored_with.append(adapter)
+        return score(messages, replies, adapter=adapter) if adapter is None else [0.0, -1.0]  # no such adapters
+
+    monkeypatch.setattr(engine, "continuation_logprobs", recording)
     try:
         expected = RagPipeline(hybrid, engine, k=2, max_new_tokens=8).ask(question)
         chat, llm = ChatLorag(engine=engine, max_tokens=8), LoragLLM(engine=engine, max_tokens=8)
         result = chain_for(hybrid, chat, max_new_tokens=8).invoke(question)
         response = engine_for(hybrid, llm).query(question)
         streamed = engine_for(hybrid, llm, streaming=True).query(question)
-        assert expected.usage["completion_tokens"] == 0 and expected.answer.split(" [")[0] in {
-            "StaticFiles",
-            "CORSMiddleware",
-        }
+        option, cited = expected.answer.split(" [")
+        assert expected.usage["completion_tokens"] == 0 and option in {"StaticFiles", "CORSMiddleware"}
+        assert [s.number for s in expected.cited_sources()] == [int(cited.rstrip("]"))]
+        assert option in expected.cited_sources()[0].text
         assert result["answer"] == str(response) == "".join(streamed.response_gen) == expected.answer
         assert [d.metadata["cited"] for d in result["sources"]] == [s.cited for s in expected.sources]
-        assert any(s.cited for s in expected.sources)
         generated = RagPipeline(hybrid, engine, k=2, max_new_tokens=8, choices=False).ask(question)
         assert generated.usage["completion_tokens"] > 0
         assert chain_for(hybrid, chat, max_new_tokens=8, choices=False).invoke(question)["answer"] == generated.answer
         assert str(engine_for(hybrid, llm, choices=False).query(question)) == generated.answer
+        assert scored_with == [None] * 4
+        chain_for(hybrid, chat.bind(adapter="bound"), max_new_tokens=8).invoke(question)
+        assert scored_with[4:] == ["bound"]  # scored under the adapter the chain answers with
     finally:
         engine.close()
 
