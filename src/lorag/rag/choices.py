@@ -41,6 +41,7 @@ _MAX_OPTION_WORDS = 10
 
 
 def _name_word(word: str) -> bool:
+    """A capitalised word or a number, quotes and brackets aside."""
     bare = word.strip("\"'“”‘’()")
     return bool(bare) and (bare[0].isupper() or bare[0].isdigit())
 
@@ -58,6 +59,7 @@ def _name(words: Sequence[str]) -> str | None:
 
 
 def _name_run(words: Iterable[str]) -> list[str]:
+    """The leading words that can belong to a name (capitalised, a number, or a joiner)."""
     run: list[str] = []
     for word in words:
         if not (_name_word(word) or word.lower() in _NAME_JOINERS):
