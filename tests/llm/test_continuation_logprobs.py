@@ -36,6 +36,13 @@ def test_each_reply_gets_its_teacher_forced_log_probability(engine: LoragEngine)
     assert with_adapter is not None and with_adapter != pytest.approx(scores, abs=1e-4)  # the adapter is applied
 
 
+def test_empty_and_overlong_replies_are_refused(engine: LoragEngine) -> None:
+    with pytest.raises(ValueError, match="is empty"):
+        engine.continuation_logprobs(CHAT, ["Wavves", ""])
+    with pytest.raises(ValueError, match="more than the model's"):
+        engine.continuation_logprobs(CHAT, ["Wavves " * engine.scheduler.max_length])
+
+
 def test_adapters_with_virtual_tokens_cannot_score(
     tiny_llm_dir: Path, kind_dirs: dict[str, Path], llm_device: str
 ) -> None:

@@ -240,12 +240,23 @@ class LoragEngine(SubmitShortcuts):
     ) -> list[float] | None:
         """log P(reply | the chat) for each reply, teacher-forced under the adapter (one forward pass each, between
         the scheduler's steps); None for an adapter with virtual tokens (prompt or prefix tuning), whose prompt is
-        not the chat's tokens alone."""
+        not the chat's tokens alone.
+
+        Raises:
+            ValueError: an empty reply, or a chat and reply longer than the model's window (named).
+        """
         ids = encode_prompt(self.tokenizer, None, messages, ())
         adapter = adapter if adapter is not None else BASE_ADAPTER
         scores = []
         for reply in replies:
             reply_ids = list(self.tokenizer(reply, add_special_tokens=False)["input_ids"])
+            if not reply_ids:
+                raise ValueError(f"reply {reply!r} is empty: give each reply some text to score")
+            if len(ids) + len(reply_ids) > self.scheduler.max_length:
+                raise ValueError(
+                    f"the chat and reply {reply[:40]!r} take {len(ids) + len(reply_ids)} tokens, more than the "
+                    f"model's {self.scheduler.max_length}; shorten the chat"
+                )
             score = continuation_logprob(self.scheduler.registry, ids, reply_ids, adapter)
             if score is None:
                 return None
