@@ -22,7 +22,10 @@
 Usage (from the repository root; a few minutes on 2 CPU cores)::
 
     PYTHONPATH=src python benchmarks/answerability_gate.py --data ../shared/data/squad-v1.1 \\
-        --dev /tmp/rag-bench/squad-dev [--hotpot hotpot_dev_idx100plus_official.json]
+        --dev /tmp/rag-bench/squad-dev [--hotpot /tmp/hp/hotpot_dev_more.json]
+
+``--hotpot`` is ``hotpot_dev_more.py``'s output (ordered by HotpotQA id; ``rag_defaults.md`` section 7 ran on the
+same questions ordered by their official positions, so its halves differ).
 """
 
 from __future__ import annotations
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hotpot",
         type=Path,
-        help="HotpotQA dev distractor questions at official positions >= 100 (never the benchmark's first 100), "
+        help="HotpotQA dev distractor questions beyond the benchmark's first 100 (hotpot_dev_more.py), "
         "to check the gate on multi-hop questions (two halves)",
     )
     parser.add_argument("--fit-hotpot", action="store_true", help="fit on the even half of --hotpot too")
