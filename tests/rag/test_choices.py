@@ -23,6 +23,11 @@ from lorag.rag.prompt import ContextBlock
         ),
         ("Which singer leads the label: Nate Albert or Rod Stewart?", ("Nate Albert", "Rod Stewart")),
         ("which is older, 1984 or Brave New World?", ("1984", "Brave New World")),
+        ("Which band was formed first, Wavves or Social Code", ("Wavves", "Social Code")),  # no question mark
+        (
+            'Which came to market first, "Hey Pa! There\'s a Goat on the Roof" or "Poleconomy"',
+            ("Hey Pa! There's a Goat on the Roof", "Poleconomy"),
+        ),
     ],
 )
 def test_the_two_options_are_read_from_the_question(question: str, options: tuple[str, str]) -> None:
@@ -37,9 +42,9 @@ def test_the_two_options_are_read_from_the_question(question: str, options: tupl
         "What is an example of a problem not known to be in P or NP-complete?",
         "Which came first, Rome or Athens or Sparta?",  # more than two
         "Who has managed and/or advised Ambrose Mendy?",
-        "Which band was formed first, Wavves or Social Code",  # not a question
         "Which band was formed first, Wavves or wavves?",  # the same option twice
         "Which is it, the cat or the dog?",  # no names
+        "Who is on the same level as engineers and accountants (Chartered or CPA)?",  # a bracket
     ],
 )
 def test_questions_without_two_named_options_have_none(question: str) -> None:
