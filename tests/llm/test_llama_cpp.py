@@ -14,6 +14,7 @@ import pytest
 
 from lorag.llm.generation import SamplingParams
 from lorag.llm.llama_cpp import LlamaCppEngine, Phase, completion_fields, plan_phases
+from lorag.llm.llama_cpp.wire import forced_reply_fields, forced_reply_logprob
 from lorag.serving.llama_server import build_requested, cached_llama_server
 
 PROMPT_END = [1, 9, 520, 9531, 198]  # ... "<|im_start|>assistant\n"
@@ -82,6 +83,21 @@ def test_single_token_biases_hold_in_every_call():
 def test_sequence_biases_llama_cpp_cannot_apply_are_refused(bias: Any):
     with pytest.raises(ValueError, match="sequence_bias"):
         plan_phases(SamplingParams(max_tokens=8, sequence_bias=bias), PROMPT_END)
+
+
+def test_a_forced_reply_is_one_grammar_literal_decoded_greedily():
+    fields = forced_reply_fields('Say "hi" \\ Zoë')
+    assert fields["grammar"] == 'root ::= "Say \\"hi\\" \\\\ Zoë"'
+    assert (fields["temperature"], fields["top_k"], fields["n_probs"]) == (0.0, 1, 1)
+    assert fields["n_predict"] == len('Say "hi" \\ Zoë'.encode()) + 1 and fields["stream"] is False
+
+
+def test_a_forced_reply_scores_the_tokens_that_spell_it():
+    tokens = [{"bytes": list(b"Wav"), "logprob": -0.5}, {"bytes": list(b"ves"), "logprob": -0.25}]
+    answer = {"completion_probabilities": [*tokens, {"bytes": list(b"!"), "logprob": -3.0}]}
+    assert forced_reply_logprob(answer, "Wavves") == -0.75
+    with pytest.raises(RuntimeError, match=r"'Wav'.*'Wavves'"):
+        forced_reply_logprob({"completion_probabilities": tokens[:1]}, "Wavves")
 
 
 def test_a_model_without_a_gguf_is_refused(tmp_path: Path):
@@ -202,6 +218,24 @@ def raw_first_choice_without(engine: LlamaCppEngine, token: int) -> int:
     )
     with urllib.request.urlopen(request, timeout=120) as reply:
         return int(json.load(reply)["tokens"][0])
+
+
+@needs_server
+@pytest.mark.real_model
+def test_a_reply_is_scored_as_the_model_would_decode_it_under_each_adapter(engine: LlamaCppEngine):
+    """Forcing the greedy reply's first tokens gives back the log-probabilities greedy decoding reported."""
+    scores = {}
+    for name in (None, "alpha"):
+        greedy = engine.generate(messages=QUESTION, adapter=name, max_tokens=6)
+        replies = [engine.tokenizer.decode(greedy.token_ids[:n]) for n in (1, 3)]
+        scores[name] = engine.continuation_logprobs(QUESTION, replies, adapter=name)
+        assert scores[name] == pytest.approx([greedy.token_logprobs[0], sum(greedy.token_logprobs[:3])], abs=1e-4)
+    assert scores[None] != scores["alpha"]
+    assert engine.continuation_logprobs(QUESTION, ["Purple."])[0] < 0
+    with pytest.raises(ValueError, match="empty"):
+        engine.continuation_logprobs(QUESTION, [""])
+    with pytest.raises(ValueError, match="shorten the chat"):
+        engine.continuation_logprobs(QUESTION, ["word " * 2000])
 
 
 @needs_server

@@ -166,7 +166,7 @@ CHOICES_OPTION = typer.Option(
     True,
     "--choices/--no-choices",
     help="Answer a question that names two options ('..., A or B?') with the option the model scores higher as its "
-    "reply (the torch engine); --no-choices always generates.",
+    "reply (the torch and llama.cpp engines); --no-choices always generates.",
 )
 NO_REPEAT_NGRAM_OPTION = typer.Option(
     0, "--no-repeat-ngram-size", min=0, help="Never repeat an n-gram of this many tokens (0: off)."

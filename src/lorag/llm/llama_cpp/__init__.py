@@ -25,6 +25,10 @@ the prompt), lorag grammars and tools (for tools on a llama.cpp server, ``ChatLo
 "llama.cpp")``). The base is the GGUF a lorag short name's package ships (``lorag.models.packaged_gguf``) or a GGUF
 file, served by default as a Q8_0 copy made once (``weights``; SmolLM2's file is Q4_1, the weights lorag's
 full-precision copy was dequantized from).
+
+``continuation_logprobs`` scores given replies (the RAG pipeline's choice questions, ``lorag.rag.choices``) as
+``LoragEngine``'s does: each reply decoded under a GBNF grammar that allows it alone, summing the log-probabilities
+llama-server reports from the model's logits before the grammar.
 """
 
 from __future__ import annotations

@@ -18,7 +18,13 @@ from typing import Any, Literal
 
 from lorag.llm.adapters import BASE_ADAPTER, UnknownAdapterError
 from lorag.llm.generation import SamplingParams, encode_prompt
-from lorag.llm.llama_cpp.wire import LlamaCppRequest, completion_fields, plan_phases
+from lorag.llm.llama_cpp.wire import (
+    LlamaCppRequest,
+    completion_fields,
+    forced_reply_fields,
+    forced_reply_logprob,
+    plan_phases,
+)
 from lorag.llm.requests import SubmitShortcuts
 
 
@@ -181,16 +187,49 @@ class LlamaCppEngine(SubmitShortcuts):
         ids = encode_prompt(self.tokenizer, prompt, messages, ())
         if len(ids) >= self.context_window:
             raise ValueError(f"the prompt has {len(ids)} tokens; this engine's context window is {self.context_window}")
+        name, lora = self._lora(adapter)
+        phases = plan_phases(params, ids)
+        return LlamaCppRequest(self, ids, {**fields, "lora": lora}, phases, params, name)
+
+    def continuation_logprobs(
+        self, messages: Sequence[Mapping[str, Any]], replies: Sequence[str], *, adapter: str | None = None
+    ) -> list[float]:
+        """log P(reply | the chat) for each reply under the adapter, as ``LoragEngine.continuation_logprobs``: the
+        server decodes each reply under a grammar that allows it alone and reports each token's log-probability
+        before the grammar (``forced_reply_fields``). Its tokens are the likeliest spelling of the reply, which can
+        differ from the tokenizer's. Each reply reads the prompt afresh, as a request does: reusing the first's
+        cache changed the sum by 0.03 (llama.cpp's kernels are not batch-invariant).
+
+        Raises:
+            ValueError: an empty reply, or a chat and reply longer than the context window (named).
+        """
+        ids = encode_prompt(self.tokenizer, None, messages, ())
+        _, lora = self._lora(adapter)
+        scores = []
+        for reply in replies:
+            tokens = self.count_tokens(reply)
+            if not tokens:
+                raise ValueError(f"reply {reply!r} is empty: give each reply some text to score")
+            if len(ids) + tokens > self.context_window:
+                raise ValueError(
+                    f"the chat and reply {reply[:40]!r} take {len(ids) + tokens} tokens, more than this engine's "
+                    f"{self.context_window}; shorten the chat"
+                )
+            body = {**forced_reply_fields(reply), "prompt": ids, "lora": lora, "cache_prompt": False}
+            with self._post(body) as answer:
+                scores.append(forced_reply_logprob(json.load(answer), reply))
+        return scores
+
+    def _lora(self, adapter: str | None) -> tuple[str | None, list[dict[str, Any]]]:
+        """The adapter's name (None: the base) and the ``lora`` field that applies it alone; starts the server."""
         name = adapter if adapter not in (None, BASE_ADAPTER) else None
         if name is not None:
             self.adapters.folder(name)  # unknown names fail here, before the server starts
         self.start()
-        lora = [{"id": i, "scale": 1.0 if n == name else 0.0} for n, i in self._lora_ids.items()]
-        phases = plan_phases(params, ids)
-        return LlamaCppRequest(self, ids, {**fields, "lora": lora}, phases, params, name)
+        return name, [{"id": i, "scale": 1.0 if n == name else 0.0} for n, i in self._lora_ids.items()]
 
     def _post(self, body: Mapping[str, Any]) -> Any:
-        """Open a streamed ``/completion`` reply (the caller closes it)."""
+        """Open a ``/completion`` reply, streamed or not as ``body`` asks (the caller closes it)."""
         request = urllib.request.Request(
             f"{self._server.base_url}/completion", json.dumps(body).encode(), {"Content-Type": "application/json"}
         )

@@ -53,6 +53,39 @@ def completion_fields(params: SamplingParams, context_window: int) -> dict[str, 
     return fields
 
 
+def forced_reply_fields(reply: str) -> dict[str, Any]:
+    """``/completion`` fields that decode ``reply`` and nothing else (a one-rule GBNF grammar, greedy) and report
+    each token's log-probability from the model's logits before any sampler or the grammar (llama.cpp's ``n_probs``
+    without ``post_sampling_probs``): teacher forcing over the spelling the model likes best."""
+    return {
+        "grammar": f"root ::= {json.dumps(reply, ensure_ascii=False)}",  # JSON's string escapes are GBNF's
+        "n_predict": len(reply.encode()) + 1,  # every token spells at least one byte
+        "temperature": 0.0,
+        "top_k": 1,
+        "repeat_penalty": 1.0,
+        "n_probs": 1,
+        "stream": False,
+    }
+
+
+def forced_reply_logprob(answer: Mapping[str, Any], reply: str) -> float:
+    """The summed log-probability of the tokens of a ``forced_reply_fields`` answer that spell ``reply``.
+
+    Raises:
+        RuntimeError: the server decoded something else (named).
+    """
+    wanted = reply.encode()
+    spelled, total = b"", 0.0
+    for token in answer.get("completion_probabilities") or ():
+        if len(spelled) >= len(wanted):
+            break
+        spelled += bytes(token["bytes"])
+        total += float(token["logprob"])
+    if spelled != wanted:
+        raise RuntimeError(f"llama-server decoded {spelled.decode(errors='replace')!r} for the forced reply {reply!r}")
+    return total
+
+
 def plan_phases(params: SamplingParams, prompt_ids: Sequence[int]) -> list[Phase]:
     """Split a request where its logit biases change: a ban on the reply's first token (a ``sequence_bias`` entry
     whose prefix is the prompt's end) and ``min_tokens``' end-of-sequence ban last only as long as they apply.
