@@ -80,7 +80,8 @@ class LlamaCppAdapters:
 
 
 class LlamaCppEngine(SubmitShortcuts):
-    """Generate with llama.cpp on CPU behind lorag's engine interface (``submit`` / ``generate`` / ``stream``).
+    """Generate with llama.cpp on CPU behind lorag's engine interface (``submit`` / ``generate`` / ``stream``, and
+    ``continuation_logprobs`` to score given replies).
 
     Args:
         model: A lorag short name whose package ships a GGUF (``smollm2-135m-instruct``) or a ``.gguf`` file.
