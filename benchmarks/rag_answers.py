@@ -1,7 +1,7 @@
 """The main job, end to end: answers to questions over documents, lorag vs the LangChain tutorial RAG (issue #15).
 
 Rows, all on the same SmolLM2-135M-Instruct weights, scored by the same scorer (``lorag.evaluation.score_answers``)
-in one run, each single-threaded, two rows at a time (one per core):
+in one run, each single-threaded, ``--parallel`` rows at a time (2 by default, one per core; 1: each row alone):
 
 - ``lorag``: ``lorag eval-rag`` with every default (the shipped grounded-answer adapter included);
 - ``lorag --adapter none``: the same without the adapter;
@@ -198,13 +198,17 @@ def main(argv: list[str] | None = None) -> int:
         results.append((data, scored))
     finished, load_after = datetime.now(timezone.utc), os.getloadavg()
     command = "PYTHONPATH=src:integrations python benchmarks/rag_answers.py " + shlex.join(sys.argv[1:])
+    at_once = (
+        f"{args.parallel} rows at a time (so each row ran beside another, alike for all)"
+        if args.parallel > 1
+        else "one row at a time (each alone on the machine)"
+    )
     lines = [
         "# Answers over documents: lorag vs the LangChain tutorial RAG (benchmarks/rag_answers.py)",
         "",
         f"- date: {started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC ({(finished - started).total_seconds() / 60:.0f} min)",
-        f"- machine: {platform.machine()}, {os.cpu_count()} cores, no GPU; every row single-threaded, "
-        f"{args.parallel} rows at a time (so each row ran beside another, alike for all); load average "
-        f"{load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, no GPU; every row single-threaded, {at_once}; "
+        f"load average {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end",
         f"- command: `{command}`",
         "- model: SmolLM2-135M-Instruct for every row (lorag: each row's engine below; tutorial: fp32)",
         *(["- the llama.cpp row was left out: no `llama-server` is built here"] if unbuilt else []),
