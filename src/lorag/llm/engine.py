@@ -30,6 +30,7 @@ from lorag.llm.generation import (
     GenerationResult,
     SamplingParams,
     TextDelta,
+    check_scorable,
     encode_prompt,
     stop_token_ids,
 )
@@ -250,13 +251,7 @@ class LoragEngine(SubmitShortcuts):
         scores = []
         for reply in replies:
             reply_ids = list(self.tokenizer(reply, add_special_tokens=False)["input_ids"])
-            if not reply_ids:
-                raise ValueError(f"reply {reply!r} is empty: give each reply some text to score")
-            if len(ids) + len(reply_ids) > self.scheduler.max_length:
-                raise ValueError(
-                    f"the chat and reply {reply[:40]!r} take {len(ids) + len(reply_ids)} tokens, more than the "
-                    f"model's {self.scheduler.max_length}; shorten the chat"
-                )
+            check_scorable(reply, len(reply_ids), len(ids), self.scheduler.max_length)
             score = continuation_logprob(self.scheduler.registry, ids, reply_ids, adapter)
             if score is None:
                 return None

@@ -285,6 +285,22 @@ def encode_prompt(
     return list(ids)
 
 
+def check_scorable(reply: str, reply_tokens: int, prompt_tokens: int, window: int) -> None:
+    """Refuse a reply ``continuation_logprobs`` cannot score (every engine's): an empty one, or one that does not fit
+    the model's window after its chat.
+
+    Raises:
+        ValueError: naming the reply and what to do.
+    """
+    if not reply_tokens:
+        raise ValueError(f"reply {reply!r} is empty: give each reply some text to score")
+    if prompt_tokens + reply_tokens > window:
+        raise ValueError(
+            f"the chat and reply {reply[:40]!r} take {prompt_tokens + reply_tokens} tokens, more than the model's "
+            f"{window}; shorten the chat"
+        )
+
+
 def stop_token_ids(tokenizer: Any, model: Any) -> frozenset[int]:
     """End-of-sequence ids from the generation config and the tokenizer."""
     ids: set[int] = set()

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from lorag.llm.adapters import BASE_ADAPTER, UnknownAdapterError
-from lorag.llm.generation import SamplingParams, encode_prompt
+from lorag.llm.generation import SamplingParams, check_scorable, encode_prompt
 from lorag.llm.llama_cpp.wire import (
     LlamaCppRequest,
     completion_fields,
@@ -208,14 +208,7 @@ class LlamaCppEngine(SubmitShortcuts):
         _, lora = self._lora(adapter)
         scores = []
         for reply in replies:
-            tokens = self.count_tokens(reply)
-            if not tokens:
-                raise ValueError(f"reply {reply!r} is empty: give each reply some text to score")
-            if len(ids) + tokens > self.context_window:
-                raise ValueError(
-                    f"the chat and reply {reply[:40]!r} take {len(ids) + tokens} tokens, more than this engine's "
-                    f"{self.context_window}; shorten the chat"
-                )
+            check_scorable(reply, self.count_tokens(reply), len(ids), self.context_window)
             body = {**forced_reply_fields(reply), "prompt": ids, "lora": lora, "cache_prompt": False}
             with self._post(body) as answer:
                 scores.append(forced_reply_logprob(json.load(answer), reply))
