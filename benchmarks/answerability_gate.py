@@ -56,24 +56,51 @@ MULTIHOP_SOURCE = "GitHub megagonlabs/RPT at cf2bc1b1, data/hotpotqa/*.jsonl: 1,
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 
 
-def featurise(folder: Path, work: Path, k: int, hops: int = DEFAULT_HOPS) -> tuple[list[list[float]], list[int]]:
-    """Features of every question of ``folder`` (``docs/`` + ``questions.jsonl``) and 1 for answerable ones, on the
-    passages ``lorag ask`` gives the gate (a follow-up passage has no dense score of its own)."""
+def gate_inputs(folder: Path, work: Path, k: int, hops: int = DEFAULT_HOPS) -> list[dict[str, Any]]:
+    """For every question of ``folder`` (``docs/`` + ``questions.jsonl``): the question, 1 for answerable ones, the
+    passages ``lorag ask`` gives the gate and the gate's features on them (a follow-up passage has no dense score of
+    its own)."""
     from lorag.rag.index import DocumentIndex
 
     index = DocumentIndex(work, embedder="minilm")
     index.sync(folder / "docs")
     terms, sentences = TermStatistics.of_index(index), SentenceSimilarity.of_index(index)
-    features, labels = [], []
+    rows = []
     for line in (folder / "questions.jsonl").open(encoding="utf-8"):
         question = json.loads(line)
         hits = index.search(question["question"], k)
         added = follow_ups(question["question"], hits, index.search, hops, key=lambda h: h.id, text=lambda h: h.text)
         dense = [h.component_scores.get("dense") for h in hits] + [None] * len(added)
         passages = [h.text for h in [*hits, *added]]
-        features.append(AnswerabilityGate.features(question["question"], passages, dense, terms, sentences))
-        labels.append(int(bool(question["answers"])))
-    return features, labels
+        features = AnswerabilityGate.features(question["question"], passages, dense, terms, sentences)
+        rows.append(
+            {
+                "question": question["question"],
+                "label": int(bool(question["answers"])),
+                "passages": passages,
+                "features": features,
+            }
+        )
+    return rows
+
+
+def featurise(folder: Path, work: Path, k: int, hops: int = DEFAULT_HOPS) -> tuple[list[list[float]], list[int]]:
+    """The gate's features of every question of ``folder`` and 1 for answerable ones (``gate_inputs``)."""
+    rows = gate_inputs(folder, work, k, hops)
+    return [r["features"] for r in rows], [r["label"] for r in rows]
+
+
+def write_squad_sets(data: Path, work: Path) -> dict[str, Path]:
+    """The *fit* and *check* folders (``FIT``, ``CHECK``) of the train articles of ``squad_rag.py``'s split, written
+    once under ``work``."""
+    articles = load_articles(data)
+    train = [p for title in split_articles(list(articles))["train"] for p in articles[title]]
+    folders = {}
+    for name, (answerable, unanswerable, seed) in {"fit": FIT, "check": CHECK}.items():
+        folder = folders[name] = work / name
+        if not (folder / "questions.jsonl").is_file():
+            write_eval_set(train, folder, answerable, unanswerable, seed)
+    return folders
 
 
 def write_multihop_sets(source: Path, work: Path, test_questions: Path) -> dict[str, Path]:
@@ -141,13 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.hops < 1:
         parser.error(f"--hops must be >= 1 (1: the question's own search only), got {args.hops}")
 
-    articles = load_articles(args.data)
-    train = [p for title in split_articles(list(articles))["train"] for p in articles[title]]
     tables: dict[str, tuple[list[list[float]], list[int]]] = {}
-    for name, (answerable, unanswerable, seed) in {"fit": FIT, "check": CHECK}.items():
-        folder = args.work / name
-        if not (folder / "questions.jsonl").is_file():
-            write_eval_set(train, folder, answerable, unanswerable, seed)
+    for name, folder in write_squad_sets(args.data, args.work).items():
         tables[name] = featurise(folder, args.work / f"{name}-index", args.k, args.hops)
     fitted = ["fit", "hotpot-fit"] if args.fit_hotpot else ["fit"]
     if args.hotpot:
