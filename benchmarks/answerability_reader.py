@@ -63,7 +63,11 @@ def overlap(words: set[str], sentence: str) -> int:
 def training_pairs(data: Path, sets: dict[str, Path], seed: int = 7) -> list[tuple[str, str, int]]:
     """(question, sentence, 1 if it holds the answer) from the train articles, none of the gate's sets' questions."""
     present = {name: {f.name for f in (folder / "docs").iterdir()} for name, folder in sets.items()}
-    used = {json.loads(line)["id"] for folder in sets.values() for line in (folder / "questions.jsonl").open(encoding="utf-8")}
+    used = {
+        json.loads(line)["id"]
+        for folder in sets.values()
+        for line in (folder / "questions.jsonl").open(encoding="utf-8")
+    }
     articles = load_articles(data)
     rng, pairs = random.Random(seed), []
     for title in split_articles(list(articles))["train"]:
