@@ -46,6 +46,29 @@ def test_loops_are_cut_where_the_second_copy_starts(generated: str, expected: st
     assert streamed == guard.answer == expected
 
 
+@pytest.mark.parametrize(
+    ("generated", "expected"),
+    [
+        ("1" + "0" * 159, ""),  # HotpotQA dev, the llama.cpp engine: the whole answer, to the token cap
+        ("Paris [1]. The city has 1" + "0" * 40, "Paris [1]."),  # the sentence holding the run goes with it
+        ("It says haha" + "ha" * 20, ""),
+    ],
+)
+def test_a_runaway_run_of_characters_is_cut_with_its_sentence(generated: str, expected: str) -> None:
+    streamed, guard = _guarded(_chars(generated), truncated=True)
+    assert guard.looped
+    assert streamed == guard.answer == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["About 1000000000000 people [1].", "A rule ------------------------ here.", "Pi is 3.14159265358979323846."],
+)
+def test_long_numbers_and_rules_are_not_runaway_runs(text: str) -> None:
+    streamed, guard = _guarded(_chars(text))
+    assert not guard.looped and streamed == text
+
+
 def test_a_capped_answer_ends_at_its_last_sentence() -> None:
     streamed, _ = _guarded(_chars("Use CORSMiddleware [1]. Then set allow_origins to the list of"), truncated=True)
     assert streamed == "Use CORSMiddleware [1]."
@@ -69,7 +92,9 @@ def test_decimals_and_list_numbers_do_not_end_sentences() -> None:
     assert loop_start("1. first point here\n2. second point there\n") is None
 
 
-_WORDS = st.sampled_from(["1.", "2)", "the", "app", "CORS", "[1]", "it", "runs", "Paris.", ":", "\n", "  ", "x"])
+_WORDS = st.sampled_from(
+    ["1.", "2)", "the", "app", "CORS", "[1]", "it", "runs", "Paris.", ":", "\n", "  ", "x", "1" + "0" * 30]
+)
 
 
 @settings(max_examples=300, deadline=None)

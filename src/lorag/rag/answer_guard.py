@@ -1,8 +1,10 @@
 """``AnswerGuard``: decide what of a generated answer is final *before* it is shown, so streaming shows exactly it.
 
 Small models under greedy decoding fall into loops ("1) 1) 2) 3) ...", the same sentence again, list items that
-differ only by their number) and, when they hit the token cap, stop mid-phrase or on a dangling colon. The guard
-cuts a loop where its second copy starts and, at the cap, cuts back to the last sentence end. Because a cut can
+differ only by their number, "10000000000..." to the token cap) and, when they hit the cap, stop mid-phrase or on
+a dangling colon. The guard cuts a loop where its second copy starts, a runaway run of characters with the sentence
+it is in (nothing of that sentence can be trusted: "100000" of it would be a wrong number), and, at the cap, cuts
+back to the last sentence end. Because a cut can
 only fall at a sentence start or inside the unfinished sentence, the guard releases text one finished sentence (or
 line) at a time: every released piece is part of the final answer, and the released pieces add up to it exactly.
 """
@@ -15,9 +17,13 @@ import re
 LOOP_NGRAM = 8
 #: A sentence or line this long (normalised characters) seen twice is a loop.
 MIN_REPEATED_UNIT = 12
+#: A word holding one to four letters or digits repeated over this many characters is a runaway run ("100000...",
+#: "abababab..."); written-out numbers stop well short of it (a trillion has 12 zeros).
+MIN_RUNAWAY_RUN = 24
 
 _WORD = re.compile(r"\S+")
 _NUMBER = re.compile(r"\d+")
+_REPEATED_CHARACTERS = re.compile(r"([^\W_]{1,4}?)\1+")  # letters and digits: "-----" is a rule, not a loop
 _LIST_MARK = re.compile(r"^\s*(?:[-*•]|\(?\d+[.)]|\[\d+\])\s*")
 # A sentence ends at . ! ? (optionally closed by quotes/brackets, or a citation like [2]) before white space, or
 # at a line end. Decimals ("3.5") and "e.g." mid-line have no white space after the point, or are rare enough.
@@ -47,10 +53,21 @@ def _word_keys(text: str) -> list[tuple[str, int]]:
     return [(_NUMBER.sub("#", m.group().lower()), m.start()) for m in _WORD.finditer(text)]
 
 
+def _runaway_sentence_start(text: str) -> int | None:
+    """The start of the sentence holding a runaway run of characters (``MIN_RUNAWAY_RUN``), or None."""
+    for word in _WORD.finditer(text):
+        if any(len(run.group()) >= MIN_RUNAWAY_RUN for run in _REPEATED_CHARACTERS.finditer(word.group())):
+            return last_sentence_end(text[: word.start()], complete=False) or 0
+    return None
+
+
 def loop_start(text: str) -> int | None:
     """Where ``text`` starts repeating itself: the start of the second copy of a sentence, line or
-    ``LOOP_NGRAM``-word run (numbers made alike), or None."""
+    ``LOOP_NGRAM``-word run (numbers made alike), or of the sentence holding a runaway run of characters; None
+    when it does not."""
     cuts: list[int] = []
+    if (runaway := _runaway_sentence_start(text)) is not None:
+        cuts.append(runaway)
     seen: set[str] = set()
     start = 0
     for end in _unit_ends(text):
