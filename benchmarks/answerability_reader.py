@@ -45,7 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from answerability_gate import REPO, THRESHOLDS, gate_inputs, rates, write_squad_sets
-from lorag.rag.answerability import _sentences
+from lorag.rag.answerability import split_sentences
 from lorag.retrieval.tokenization import Tokenizer
 from squad_rag import load_articles, split_articles
 
@@ -79,7 +79,7 @@ def training_pairs(data: Path, sets: dict[str, Path], seed: int = 7) -> list[tup
     rng, pairs = random.Random(seed), []
     for title in split_articles(list(articles))["train"]:
         paragraphs = articles[title]
-        sentences = [_sentences(p.text) for p in paragraphs]
+        sentences = [split_sentences(p.text) for p in paragraphs]
         for pi, paragraph in enumerate(paragraphs):
             if any(paragraph.file not in files for files in present.values()):
                 continue  # a paragraph a gate set removes: its questions stay unseen
@@ -229,7 +229,9 @@ def best_logits(rows: list[dict[str, Any]], tokenizer: Any, model: Any, device: 
 
     scores = []
     for row in rows:
-        sentences = [with_previous(ss, i) for p in row["passages"] for ss in [_sentences(p)] for i in range(len(ss))]
+        sentences = [
+            with_previous(ss, i) for p in row["passages"] for ss in [split_sentences(p)] for i in range(len(ss))
+        ]
         if not sentences:
             scores.append(-10.0)
             continue

@@ -67,7 +67,8 @@ class TermStatistics:
         return cls(Tokenizer().tokenize, lambda terms: [1.0] * len(terms))
 
 
-def _sentences(text: str) -> list[str]:
+def split_sentences(text: str) -> list[str]:
+    """The sentences of ``text``: split after ``.``, ``!`` or ``?`` and white space, blank ones dropped."""
     return [s for s in _SENTENCE_END.split(text) if s.strip()]
 
 
@@ -91,7 +92,7 @@ def coverage_features(question: str, passages: Sequence[str], terms: TermStatist
     window_terms: set[str] = set()
     for text in passages:
         best_passage = max(best_passage, share(set(terms.tokenize(text))))
-        sentences = [set(terms.tokenize(s)) for s in _sentences(text)]
+        sentences = [set(terms.tokenize(s)) for s in split_sentences(text)]
         for i in range(len(sentences)):
             window = set().union(*sentences[max(i - 1, 0) : i + 2])
             if (found := share(window)) > best_window:
@@ -116,7 +117,7 @@ class SentenceSimilarity:
         return cls(embedder.embed_query, embedder.embed_documents)
 
     def best(self, question: str, passages: Sequence[str]) -> float:
-        sentences = [s for text in passages for s in _sentences(text)]
+        sentences = [s for text in passages for s in split_sentences(text)]
         if not sentences:
             return 0.0
         query = np.asarray(self.embed_query(question), dtype=np.float32)
