@@ -1,12 +1,12 @@
 """``AnswerGuard``: decide what of a generated answer is final *before* it is shown, so streaming shows exactly it.
 
 Small models under greedy decoding fall into loops ("1) 1) 2) 3) ...", the same sentence again, list items that
-differ only by their number, "10000000000..." to the token cap) and, when they hit the cap, stop mid-phrase or on
-a dangling colon. The guard cuts a loop where its second copy starts, a runaway run of characters with the sentence
-it is in (nothing of that sentence can be trusted: "100000" of it would be a wrong number), and, at the cap, cuts
-back to the last sentence end. Because a cut can
-only fall at a sentence start or inside the unfinished sentence, the guard releases text one finished sentence (or
-line) at a time: every released piece is part of the final answer, and the released pieces add up to it exactly.
+differ only by their number, "10000000000..." to the token cap) and, when they hit the cap, stop mid-phrase or on a
+dangling colon. The guard cuts a loop where its second copy starts, a runaway run of characters with the sentence it
+is in (nothing of that sentence can be trusted: "100000" of it would be a wrong number), and, at the cap, cuts back
+to the last sentence end. Because a cut can only fall at a sentence start or inside the unfinished sentence, the
+guard releases text one finished sentence (or line) at a time: every released piece is part of the final answer, and
+the released pieces add up to it exactly.
 """
 
 from __future__ import annotations
