@@ -298,6 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.layers <= 6:
         parser.error(f"--layers must be 1-6 (MiniLM has 6), got {args.layers}")
+    if args.lora_rank < 0:
+        parser.error(f"--lora-rank must be >= 0 (0: fine-tune every weight), got {args.lora_rank}")
+    if args.reader and args.save:
+        parser.error("--reader scores a saved reader and trains nothing: give --save or --reader, not both")
+    if args.reader and not any((args.reader / f).is_file() for f in ("adapter_config.json", "config.json")):
+        parser.error(f"--reader {args.reader}: no reader there (adapter_config.json or config.json); --save writes one")
     args.lr = args.lr or (5e-4 if args.lora_rank else 5e-5)
 
     sets = write_squad_sets(args.data, args.work)
