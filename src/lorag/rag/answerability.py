@@ -24,9 +24,10 @@ it is below ``min_answerability``. The six numbers cost one embedding call for a
 coefficients. A MiniLM cross-encoder trained to read question and sentence (``benchmarks/answerability_reader.py``),
 fully fine-tuned (45 MB) or as a 3 MB LoRA adapter, raises ROC AUC as a seventh input (0.871 -> 0.891 on held-out
 train-article questions) but hardly abstention recall at the answered rate ``lorag ask`` keeps (0.675 -> 0.69;
-``rag_defaults.md`` sections 17-18), for a forward pass per sentence: not shipped. Without BM25 statistics (another
-sparse retriever), every word weighs the same; without an embedder, ``sentence_dense`` falls back to the best
-passage's dense score: the gate still runs, less sharply.
+``rag_defaults.md`` sections 17-18), for a forward pass per sentence: not shipped. Nor is a check of the generated
+answer against the passages (``benchmarks/answer_support.py``, section 20): it caught unanswerable multi-hop questions,
+not SQuAD's. Without BM25 statistics (another sparse retriever), every word weighs the same; without an embedder,
+``sentence_dense`` falls back to the best passage's dense score: the gate still runs, less sharply.
 """
 
 from __future__ import annotations
@@ -72,17 +73,24 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE_END.split(text) if s.strip()]
 
 
+def question_weights(question: str, terms: TermStatistics) -> dict[str, float]:
+    """Each term of ``question`` with its IDF; a term no document holds weighs as much as the rarest known one."""
+    words = sorted(set(terms.tokenize(question)))
+    idf = terms.idf(words)
+    rarest = max((w for w in idf if w is not None), default=1.0) or 1.0
+    return {t: (rarest if w is None else w) for t, w in zip(words, idf, strict=True)}
+
+
 def coverage_features(question: str, passages: Sequence[str], terms: TermStatistics) -> tuple[float, float, float]:
     """(best passage's, best three-sentence window's) IDF-weighted share of the question's terms, and the weight of
     the rarest term that window lacks relative to the rarest term's (1.0: it lacks the rarest; 0.0: it lacks none).
 
     A question term no document holds weighs as much as the rarest known one: it is at least as telling."""
-    words = sorted(set(terms.tokenize(question)))
+    weight = question_weights(question, terms)
+    words = sorted(weight)
     if not words or not passages:
         return 0.0, 0.0, 1.0 if words else 0.0
-    idf = terms.idf(words)
-    rarest = max((w for w in idf if w is not None), default=1.0) or 1.0
-    weight = {t: (rarest if w is None else w) for t, w in zip(words, idf, strict=True)}
+    rarest = max(weight.values(), default=1.0) or 1.0
     total = sum(weight.values()) or 1.0
 
     def share(found: set[str]) -> float:
