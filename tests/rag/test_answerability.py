@@ -18,6 +18,7 @@ from lorag.rag.answerability import (
     SentenceSimilarity,
     TermStatistics,
     coverage_features,
+    question_weights,
 )
 from lorag.rag.pipeline import RagPipeline
 from lorag.rag.prompt import NO_ANSWER
@@ -47,6 +48,8 @@ def test_a_word_no_document_holds_weighs_as_the_rarest_known() -> None:
     assert coverage_features("alpha gamma delta", ["delta gamma alpha"], _terms())[2] == 0.0  # lacks none
     assert coverage_features("", ["alpha"], _terms()) == (0.0, 0.0, 0.0)
     assert coverage_features("alpha", [], _terms()) == (0.0, 0.0, 1.0)
+    assert question_weights("Alpha gamma delta alpha", _terms()) == {"alpha": 1.0, "gamma": 3.0, "delta": 3.0}
+    assert question_weights("delta", _terms()) == {"delta": 1.0}  # nothing known: every word weighs 1
 
 
 def test_term_statistics_come_from_the_index_bm25_side() -> None:
