@@ -1,0 +1,170 @@
+"""Does the model find the question more likely after a passage? Pointwise mutual information as gate inputs.
+
+A SQuAD question is written while reading its paragraph, so the paragraph makes its words predictable; another
+paragraph of the same article, which is what a removed paragraph leaves, makes them less so. For each question of
+``answerability_gate.py``'s *fit* and *check* sets and each passage the gate sees (the same passages: the default k=2
+and the follow-up search's), SmolLM2-135M-Instruct (the bare base, float32, no chat template) reads
+``passage + "\\nQuestion:" + question`` and, for the baseline, ``"\\nQuestion:" + question``; the question's
+tokens' log-probabilities give, per passage, the mean gain over the baseline (PMI). Four inputs per question: the
+largest gain, the first passage's, the smallest, and the largest gain of a single token. A logistic regression over
+the gate's six features with and without them is fit on *fit* and read on *check* (``rag_defaults.md`` section 20),
+with a 10-fold cross-validation within *check* beside it.
+
+One forward pass per passage and one for the question alone: about 2 s a question on 2 CPU cores, so by default only
+3 of every 8 *fit* questions are scored (``--fit-subsample``); *check* is scored whole.
+
+Usage (from the repository root; about 45 minutes on 2 CPU cores, ``--limit 20`` for a smoke run)::
+
+    PYTHONPATH=src python benchmarks/answerability_pmi.py --data ../shared/data/squad-v1.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tqdm import tqdm
+
+from answerability_gate import gate_inputs, write_squad_sets
+from lorag.rag.answerability import FEATURES
+from lorag.rag.hops import DEFAULT_HOPS
+from lorag.rag.pipeline import DEFAULT_MIN_RELEVANCE
+
+MODEL = "smollm2-135m-instruct"
+#: Passage tokens kept (the last ones) next to the question.
+MAX_PASSAGE_TOKENS = 400
+ANSWERED_RATES = (0.9, 0.88, 0.86)
+BEST_DENSE = FEATURES.index("dense_best")
+PMI_INPUTS = ("largest gain", "first passage's gain", "smallest gain", "largest one-token gain")
+
+
+class QuestionScorer:
+    """Log-probabilities of a question's tokens after each of several contexts, in one padded batch."""
+
+    def __init__(self, reference: str = MODEL) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from lorag.models import resolve_model
+
+        path = resolve_model(reference)
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+
+    def question_logprobs(self, contexts: list[str], question: str) -> list[list[float]]:
+        """For each context (``""``: none), the log-probability of each of the question's tokens after it."""
+        torch, tokenizer = self.torch, self.tokenizer
+        question_ids = tokenizer(" " + question, add_special_tokens=False)["input_ids"]
+        cue = tokenizer("\nQuestion:", add_special_tokens=False)["input_ids"]
+        sequences = []
+        for context in contexts:
+            context_ids = (
+                tokenizer(context, add_special_tokens=False)["input_ids"][-MAX_PASSAGE_TOKENS:] if context else []
+            )
+            sequences.append(context_ids + cue + question_ids)
+        ids = torch.full((len(sequences), max(map(len, sequences))), tokenizer.pad_token_id or 0)
+        mask = torch.zeros_like(ids)
+        for row, sequence in enumerate(sequences):
+            ids[row, : len(sequence)] = torch.tensor(sequence)
+            mask[row, : len(sequence)] = 1
+        with torch.no_grad():
+            logprobs = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+        scores = []
+        for row, sequence in enumerate(sequences):
+            start = len(sequence) - len(question_ids)
+            targets = torch.tensor(sequence[start:]).unsqueeze(-1)
+            scores.append(logprobs[row, start - 1 : len(sequence) - 1].gather(-1, targets).squeeze(-1).tolist())
+        return scores
+
+
+def pmi_inputs(baseline: list[float], per_passage: list[list[float]]) -> list[float]:
+    """``PMI_INPUTS`` from the question's token log-probabilities alone and after each passage."""
+    mean = sum(baseline) / len(baseline)
+    gains = [sum(p) / len(p) - mean for p in per_passage]
+    token_gains = [max(a - b for a, b in zip(p, baseline, strict=True)) for p in per_passage]
+    return [max(gains), gains[0], min(gains), max(token_gains)]
+
+
+def recall_at(probabilities: Any, best_dense: Any, labels: Any, answered: float) -> float:
+    """Abstention recall at the highest threshold answering ``answered`` of the answerable questions, the relevance
+    gate counted as ``lorag ask`` counts it."""
+    import numpy as np
+
+    for threshold in np.arange(0.99, 0.05, -0.0025):
+        declined = (probabilities < threshold) | (best_dense < DEFAULT_MIN_RELEVANCE)
+        if 1 - declined[labels == 1].mean() >= answered:
+            return float(declined[labels == 0].mean())
+    return float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="folder with SQuAD's dev-v1.1.json.zip")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lorag-answerability")
+    parser.add_argument("--fit-subsample", type=int, default=3, help="score fit questions i with i %% 8 < N (8: all)")
+    parser.add_argument("--limit", type=int, help="only the first N questions of each set (a smoke run)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.fit_subsample <= 8:
+        parser.error(f"--fit-subsample must be 1-8, got {args.fit_subsample}")
+
+    scorer = QuestionScorer()
+    sets: dict[str, tuple[Any, Any, Any]] = {}
+    for name, folder in write_squad_sets(args.data, args.work).items():
+        rows = gate_inputs(folder, args.work / f"{name}-index", 2, DEFAULT_HOPS)
+        if name == "fit":
+            rows = [r for i, r in enumerate(rows) if i % 8 < args.fit_subsample]
+        rows = rows[: args.limit]
+        pmi = []
+        for row in tqdm(rows, desc=f"{name}: scoring questions", file=sys.stderr):
+            baseline, *per_passage = scorer.question_logprobs(["", *row["passages"]], row["question"])
+            pmi.append(pmi_inputs(baseline, per_passage))
+        sets[name] = (np.array([r["features"] for r in rows]), np.array(pmi), np.array([r["label"] for r in rows]))
+
+    for name, (_, pmi, labels) in sets.items():
+        aucs = ", ".join(f"{what} {roc_auc_score(labels, pmi[:, j]):.3f}" for j, what in enumerate(PMI_INPUTS))
+        print(f"{name} ({labels.sum()} answerable, {len(labels) - labels.sum()} unanswerable): ROC AUC alone: {aucs}")
+    print(
+        "\n| gate inputs | ROC AUC fit / check | check recall at answered "
+        + " / ".join(map(str, ANSWERED_RATES))
+        + " |"
+    )
+    print("| --- | --- | --- |")
+    for label, use_pmi in (("the six features", False), ("six + PMI", True)):
+
+        def inputs(name: str, use_pmi: bool = use_pmi) -> Any:
+            six, pmi, _ = sets[name]
+            return np.hstack([six, pmi]) if use_pmi else six
+
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(inputs("fit"), sets["fit"][2])
+        scores = {name: model.predict_proba(inputs(name))[:, 1] for name in sets}
+        aucs = " / ".join(f"{roc_auc_score(sets[name][2], scores[name]):.3f}" for name in sets)
+        six, _, labels = sets["check"]
+        recalls = " / ".join(f"{recall_at(scores['check'], six[:, BEST_DENSE], labels, a):.3f}" for a in ANSWERED_RATES)
+        print(f"| {label}, fit on fit | {aucs} | {recalls} |")
+        cross = cross_val_predict(
+            make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
+            inputs("check"),
+            labels,
+            cv=10,
+            method="predict_proba",
+        )[:, 1]
+        recalls = " / ".join(f"{recall_at(cross, six[:, BEST_DENSE], labels, a):.3f}" for a in ANSWERED_RATES)
+        print(f"| {label}, 10-fold CV within check | - / {roc_auc_score(labels, cross):.3f} | {recalls} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
