@@ -13,7 +13,7 @@ with a 10-fold cross-validation within *check* beside it.
 One forward pass per passage and one for the question alone: about 2 s a question on 2 CPU cores, so by default only
 3 of every 8 *fit* questions are scored (``--fit-subsample``); *check* is scored whole.
 
-Usage (from the repository root; about 45 minutes on 2 CPU cores, ``--limit 20`` for a smoke run)::
+Usage (from the repository root; about 45 minutes on 2 CPU cores, ``--limit 60`` for a smoke run)::
 
     PYTHONPATH=src python benchmarks/answerability_pmi.py --data ../shared/data/squad-v1.1
 """
