@@ -50,6 +50,8 @@ from lorag.rag.answerability import (
 THRESHOLDS = (0.4, 0.45, 0.5, 0.55, 0.6)
 ANSWERED_RATES = (0.9, 0.88, 0.86, 0.85)
 MIN_ANSWER_WINDOW = 0.2
+#: What each question of an eval-rag --json output must hold here.
+RUN_KEYS = {"id", "abstained", "answer", "sources"}
 
 
 @dataclass(frozen=True)
@@ -77,14 +79,43 @@ def answer_checks(question: str, answer: str, passages: list[str], terms: TermSt
     return max(best[0], 0.0), best[1]
 
 
+def read_questions(path: Path) -> list[dict[str, Any]]:
+    """The questions file's records; ``SystemExit`` naming the line of a malformed one, or a file without both
+    answerable and unanswerable questions (abstention recall needs both)."""
+    asked = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            asked.append({"id": record["id"], "question": record["question"], "answers": list(record["answers"])})
+        except (ValueError, KeyError, TypeError) as err:
+            raise SystemExit(f"{path}:{number}: not a question ({err!r}); want id, question, answers") from err
+    if not any(q["answers"] for q in asked) or all(q["answers"] for q in asked):
+        raise SystemExit(f"{path}: needs answerable and unanswerable questions (answers []) to measure abstention")
+    return asked
+
+
+def read_run(path: Path) -> list[dict[str, Any]]:
+    """The per-question records of a ``lorag eval-rag --json`` output; ``SystemExit`` naming a file that is not one."""
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))["questions"]
+        for record in records:
+            if missing := RUN_KEYS - set(record):
+                raise KeyError(f"a question lacks {sorted(missing)}")
+    except (ValueError, KeyError, TypeError) as err:
+        raise SystemExit(f"{path}: not a `lorag eval-rag --json` output ({err!r}); run eval-rag with --json") from err
+    return list(records)
+
+
 def answered_questions(questions: Path, index_dir: Path, runs: list[Path]) -> tuple[list[Answered], int, int]:
     """Every question some run answered (the first run that did), and the file's answerable / unanswerable counts."""
     from lorag.rag.index import DocumentIndex
 
-    asked = [json.loads(line) for line in questions.read_text(encoding="utf-8").splitlines() if line.strip()]
+    asked = read_questions(questions)
     answers: dict[str, dict[str, Any]] = {}
     for run in runs:
-        for record in json.loads(run.read_text(encoding="utf-8"))["questions"]:
+        for record in read_run(run):
             if not record["abstained"]:
                 answers.setdefault(record["id"], record)
     index = DocumentIndex(index_dir, embedder="minilm")
@@ -92,12 +123,12 @@ def answered_questions(questions: Path, index_dir: Path, runs: list[Path]) -> tu
     gate = AnswerabilityGate.load()
     rows = []
     for question in asked:
-        if (record := answers.get(question["id"])) is None:
+        if (answer := answers.get(question["id"])) is None:
             continue
-        passages = [s["text"] for s in record["sources"]]
-        dense = [s.get("relevance") for s in record["sources"]]
+        passages = [s["text"] for s in answer["sources"]]
+        dense = [s.get("relevance") for s in answer["sources"]]
         probability = gate.probability(question["question"], passages, dense, terms, sentences)
-        checks = answer_checks(question["question"], record["answer"], passages, terms)
+        checks = answer_checks(question["question"], answer["answer"], passages, terms)
         rows.append(Answered(int(bool(question["answers"])), probability, *checks))
     answerable = sum(1 for q in asked if q["answers"])
     return rows, answerable, len(asked) - answerable

@@ -40,6 +40,7 @@ MODEL = "smollm2-135m-instruct"
 MAX_PASSAGE_TOKENS = 400
 ANSWERED_RATES = (0.9, 0.88, 0.86)
 BEST_DENSE = FEATURES.index("dense_best")
+CV_FOLDS = 10
 PMI_INPUTS = ("largest gain", "first passage's gain", "smallest gain", "largest one-token gain")
 
 
@@ -119,14 +120,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.fit_subsample <= 8:
         parser.error(f"--fit-subsample must be 1-8, got {args.fit_subsample}")
+    if not (args.data / "dev-v1.1.json.zip").is_file():
+        parser.error(f"{args.data} holds no dev-v1.1.json.zip: pass the SQuAD v1.1 folder (../shared/data/squad-v1.1)")
+    if args.limit is not None and args.limit < 1:
+        parser.error(f"--limit must be at least 1, got {args.limit}")
 
-    scorer = QuestionScorer()
-    sets: dict[str, tuple[Any, Any, Any]] = {}
+    chosen: dict[str, list[dict[str, Any]]] = {}
     for name, folder in write_squad_sets(args.data, args.work).items():
         rows = gate_inputs(folder, args.work / f"{name}-index", 2, DEFAULT_HOPS)
         if name == "fit":
             rows = [r for i, r in enumerate(rows) if i % 8 < args.fit_subsample]
-        rows = rows[: args.limit]
+        rows = chosen[name] = rows[: args.limit]
+        if min(sum(r["label"] for r in rows), sum(1 - r["label"] for r in rows)) < CV_FOLDS:
+            raise SystemExit(
+                f"{name}: fewer than {CV_FOLDS} answerable or unanswerable questions in the first {len(rows)}; "
+                "raise --limit (60 gives both)"
+            )
+    scorer = QuestionScorer()
+    sets: dict[str, tuple[Any, Any, Any]] = {}
+    for name, rows in chosen.items():
         pmi = []
         for row in tqdm(rows, desc=f"{name}: scoring questions", file=sys.stderr):
             baseline, *per_passage = scorer.question_logprobs(["", *row["passages"]], row["question"])
@@ -158,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
             inputs("check"),
             labels,
-            cv=10,
+            cv=CV_FOLDS,
             method="predict_proba",
         )[:, 1]
         recalls = " / ".join(f"{recall_at(cross, six[:, BEST_DENSE], labels, a):.3f}" for a in ANSWERED_RATES)
