@@ -6,7 +6,9 @@ answered "four thousand" from "Four thousand emigrated to the North American col
 This reads two ``lorag eval-rag --json`` runs over one questions file: the defaults, and the questions they declined
 rerun with ``--min-answerability 0.000001`` (the gate still on, so the no-answer reply is still banned, but passing
 everything), so each question has the answer it would get at any lower threshold. For every answer it computes the
-gate's ``P(answerable)`` from the sources, as the pipeline does, and, with the index's tokenizer:
+six-input gate's ``P(answerable)`` from the sources, as the pipeline did when section 20 was measured (at
+``e240eb6``; since section 21 a local engine's gate also reads the model's question gain, so reproduce with the runs
+of that commit), and, with the index's tokenizer:
 
 - ``overlap``: the share of the answer's terms (citations removed) found in the one sentence of the passages that
   holds most of them (1 when the answer has no term: nothing to check);

@@ -13,7 +13,11 @@
    folder); a question counts as declined as ``lorag ask`` would decline it: by this gate or by the relevance gate
    (best dense score below ``DEFAULT_MIN_RELEVANCE``). The default threshold (``DEFAULT_MIN_ANSWERABILITY``) is read
    from these tables; no test data is used.
-4. With ``--hotpot``, the same tables on multi-hop questions: HotpotQA dev questions past the benchmark's first 100
+4. With ``--gain``, the four inputs from the model (``lorag.rag.question_gain``: how much each passage makes the
+   question likelier to SmolLM2-135M-Instruct's base, float32) are added and the gate goes to
+   ``answerability_gate_gain.json``, the one ``lorag ask`` uses with its local engine; about 1.5 s a question on
+   2 CPU cores, so the scores are kept in ``--gain-cache`` (JSON, by question and passages) for reruns.
+5. With ``--hotpot``, the same tables on multi-hop questions: HotpotQA dev questions past the benchmark's first 100
    (``benchmarks/rag_answers.py``'s test set), in two halves (``hotpot-fit``, ``hotpot-check``), each a documents
    folder of their paragraphs with 130 questions asked without one of their two gold paragraphs
    (``make_hotpot_extract.py --unanswerable``). ``--fit-hotpot`` fits on ``hotpot-fit`` too (write it elsewhere
@@ -22,7 +26,7 @@
 Usage (from the repository root; a few minutes on 2 CPU cores)::
 
     PYTHONPATH=src python benchmarks/answerability_gate.py --data ../shared/data/squad-v1.1 \\
-        --dev /tmp/rag-bench/squad-dev [--hotpot /tmp/hp/hotpot_dev_more.json]
+        --dev /tmp/rag-bench/squad-dev [--hotpot /tmp/hp/hotpot_dev_more.json] [--gain]
 
 ``--hotpot`` is ``hotpot_dev_more.py``'s output (ordered by HotpotQA id; ``rag_defaults.md`` section 7 ran on the
 same questions ordered by their official positions, so its halves differ).
@@ -40,9 +44,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lorag.rag.answerability import ANSWERABILITY_FILE, FEATURES, AnswerabilityGate, SentenceSimilarity, TermStatistics
+from tqdm import tqdm
+
+from lorag.rag.answerability import (
+    ANSWERABILITY_FILE,
+    ANSWERABILITY_GAIN_FILE,
+    FEATURES,
+    AnswerabilityGate,
+    SentenceSimilarity,
+    TermStatistics,
+)
 from lorag.rag.hops import DEFAULT_HOPS, follow_ups
 from lorag.rag.pipeline import DEFAULT_MIN_RELEVANCE
+from lorag.rag.question_gain import GAIN_FEATURES, gain_features
 from make_hotpot_extract import make_extract
 from squad_rag import SEED, load_articles, split_articles, write_eval_set
 
@@ -84,10 +98,48 @@ def gate_inputs(folder: Path, work: Path, k: int, hops: int = DEFAULT_HOPS) -> l
     return rows
 
 
-def featurise(folder: Path, work: Path, k: int, hops: int = DEFAULT_HOPS) -> tuple[list[list[float]], list[int]]:
-    """The gate's features of every question of ``folder`` and 1 for answerable ones (``gate_inputs``)."""
+class CachedGain:
+    """``lorag.rag.question_gain``'s scores with SmolLM2-135M-Instruct's base in float32 (the engine ``lorag ask``
+    loads for the grounded adapter), kept by question and passages in a JSON file."""
+
+    def __init__(self, cache: Path) -> None:
+        self.cache = cache
+        self.scores: dict[str, list[list[float]]] = (
+            json.loads(cache.read_text(encoding="utf-8")) if cache.is_file() else {}
+        )
+        self._gain: Any = None
+
+    def features(self, question: str, passages: list[str]) -> list[float]:
+        key = json.dumps([question, passages])
+        if key not in self.scores:
+            if self._gain is None:
+                from lorag.llm.engine import LoragEngine
+                from lorag.rag.question_gain import QuestionGain
+
+                self._gain = QuestionGain.of_engine(LoragEngine("smollm2-135m-instruct", quantization="none"))
+            alone, after = self._gain.logprobs(question, passages)
+            self.scores[key] = [alone, *after]
+        alone, *after = self.scores[key]
+        return gain_features(alone, after)
+
+    def save(self) -> None:
+        self.cache.write_text(json.dumps(self.scores), encoding="utf-8")
+
+
+def featurise(
+    folder: Path, work: Path, k: int, hops: int = DEFAULT_HOPS, gain: CachedGain | None = None
+) -> tuple[list[list[float]], list[int]]:
+    """The gate's features of every question of ``folder`` (with ``gain``, ``GAIN_FEATURES`` after them) and 1 for
+    answerable ones (``gate_inputs``)."""
     rows = gate_inputs(folder, work, k, hops)
-    return [r["features"] for r in rows], [r["label"] for r in rows]
+    if gain is None:
+        return [r["features"] for r in rows], [r["label"] for r in rows]
+    features = [
+        r["features"] + gain.features(r["question"], r["passages"])
+        for r in tqdm(rows, desc=f"{folder.name}: question gain", file=sys.stderr)
+    ]
+    gain.save()
+    return features, [r["label"] for r in rows]
 
 
 def write_squad_sets(data: Path, work: Path) -> dict[str, Path]:
@@ -158,7 +210,14 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(tempfile.gettempdir()) / "rag-bench" / "hotpotqa-dev" / "questions.jsonl",
         help="the benchmark's HotpotQA questions (make_hotpot_extract.py's output), never used here",
     )
-    parser.add_argument("--output", type=Path, default=ANSWERABILITY_FILE)
+    parser.add_argument("--gain", action="store_true", help="add the model's question gain (lorag.rag.question_gain)")
+    parser.add_argument(
+        "--gain-cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "lorag-answerability" / "question-gain.json",
+        help="where --gain's scores are kept between runs",
+    )
+    parser.add_argument("--output", type=Path, help="default: answerability_gate[_gain].json in src/lorag/rag")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lorag-answerability")
     parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--hops", type=int, default=DEFAULT_HOPS, help="searches per question, as lorag ask's --hops")
@@ -167,21 +226,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--fit-hotpot needs --hotpot")
     if args.hops < 1:
         parser.error(f"--hops must be >= 1 (1: the question's own search only), got {args.hops}")
+    if not (args.data / "dev-v1.1.json.zip").is_file():
+        parser.error(f"{args.data} holds no dev-v1.1.json.zip: pass the SQuAD v1.1 folder (../shared/data/squad-v1.1)")
+    args.output = args.output or (ANSWERABILITY_GAIN_FILE if args.gain else ANSWERABILITY_FILE)
+    gain = CachedGain(args.gain_cache) if args.gain else None
 
     tables: dict[str, tuple[list[list[float]], list[int]]] = {}
     for name, folder in write_squad_sets(args.data, args.work).items():
-        tables[name] = featurise(folder, args.work / f"{name}-index", args.k, args.hops)
+        tables[name] = featurise(folder, args.work / f"{name}-index", args.k, args.hops, gain)
     fitted = ["fit", "hotpot-fit"] if args.fit_hotpot else ["fit"]
     if args.hotpot:
         for name, folder in write_multihop_sets(args.hotpot, args.work, args.hotpot_test).items():
-            tables[name] = featurise(folder, args.work / f"{name}-index", args.k, args.hops)
+            tables[name] = featurise(folder, args.work / f"{name}-index", args.k, args.hops, gain)
     x = [row for name in fitted for row in tables[name][0]]
     y = [label for name in fitted for label in tables[name][1]]
     scaler = StandardScaler().fit(x)
     model = LogisticRegression(max_iter=5000).fit(scaler.transform(x), y)
     probabilities = model.predict_proba(scaler.transform(x))[:, 1].tolist()
     gate: dict[str, Any] = {
-        "features": list(FEATURES),
+        "features": list(FEATURES + GAIN_FEATURES if args.gain else FEATURES),
         "coefficients": model.coef_[0].round(6).tolist(),
         "intercept": round(float(model.intercept_[0]), 6),
         "mean": scaler.mean_.round(6).tolist(),
@@ -192,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             "k": args.k,
             "hops": args.hops,
             "retrieval": "lorag DocumentIndex defaults (all-MiniLM-L6-v2 + BM25, fused)",
+            **({"question_gain": "smollm2-135m-instruct base, float32 (lorag.rag.question_gain)"} if args.gain else {}),
             "data": "SQuAD v1.1 dev (Rajpurkar et al. 2016, CC BY-SA 4.0): the train articles of "
             "benchmarks/squad_rag.py's by-article split, in open-book form; no dev or test article"
             + (
@@ -208,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"train_auc": gate["metadata"]["train_auc"], "output": str(args.output)}))
     shipped = AnswerabilityGate.load(args.output)
     if args.dev:
-        tables["dev"] = featurise(args.dev, args.work / "dev-index", args.k, args.hops)
+        tables["dev"] = featurise(args.dev, args.work / "dev-index", args.k, args.hops, gain)
     for name, (features, labels) in tables.items():
         scores = [shipped.probability_of(f) for f in features]
         print(f"{name}: AUC {roc_auc_score(labels, scores):.3f}")

@@ -6,9 +6,10 @@ paragraph of the same article, which is what a removed paragraph leaves, makes t
 and the follow-up search's), SmolLM2-135M-Instruct (the bare base, float32, no chat template) reads
 ``passage + "\\nQuestion:" + question`` and, for the baseline, ``"\\nQuestion:" + question``; the question's
 tokens' log-probabilities give, per passage, the mean gain over the baseline (PMI). Four inputs per question: the
-largest gain, the first passage's, the smallest, and the largest gain of a single token. A logistic regression over
-the gate's six features with and without them is fit on *fit* and read on *check* (``rag_defaults.md`` section 20),
-with a 10-fold cross-validation within *check* beside it.
+largest gain, the first passage's, the smallest, and the largest gain of a single token (``lorag.rag.question_gain``,
+which ``answerability_gate.py --gain`` ships in the gate; the two scripts share their scores' cache). A logistic
+regression over the gate's six features with and without them is fit on *fit* and read on *check*
+(``rag_defaults.md`` section 20), with a 10-fold cross-validation within *check* beside it.
 
 One forward pass per passage and one for the question alone: about 2 s a question on 2 CPU cores, so by default only
 3 of every 8 *fit* questions are scored (``--fit-subsample``); *check* is scored whole.
@@ -30,66 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tqdm import tqdm
 
-from answerability_gate import gate_inputs, write_squad_sets
+from answerability_gate import CachedGain, gate_inputs, write_squad_sets
 from lorag.rag.answerability import FEATURES
 from lorag.rag.hops import DEFAULT_HOPS
 from lorag.rag.pipeline import DEFAULT_MIN_RELEVANCE
 
-MODEL = "smollm2-135m-instruct"
-#: Passage tokens kept (the last ones) next to the question.
-MAX_PASSAGE_TOKENS = 400
 ANSWERED_RATES = (0.9, 0.88, 0.86)
 BEST_DENSE = FEATURES.index("dense_best")
 CV_FOLDS = 10
 PMI_INPUTS = ("largest gain", "first passage's gain", "smallest gain", "largest one-token gain")
-
-
-class QuestionScorer:
-    """Log-probabilities of a question's tokens after each of several contexts, in one padded batch."""
-
-    def __init__(self, reference: str = MODEL) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from lorag.models import resolve_model
-
-        path = resolve_model(reference)
-        self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-
-    def question_logprobs(self, contexts: list[str], question: str) -> list[list[float]]:
-        """For each context (``""``: none), the log-probability of each of the question's tokens after it."""
-        torch, tokenizer = self.torch, self.tokenizer
-        question_ids = tokenizer(" " + question, add_special_tokens=False)["input_ids"]
-        cue = tokenizer("\nQuestion:", add_special_tokens=False)["input_ids"]
-        sequences = []
-        for context in contexts:
-            context_ids = (
-                tokenizer(context, add_special_tokens=False)["input_ids"][-MAX_PASSAGE_TOKENS:] if context else []
-            )
-            sequences.append(context_ids + cue + question_ids)
-        ids = torch.full((len(sequences), max(map(len, sequences))), tokenizer.pad_token_id or 0)
-        mask = torch.zeros_like(ids)
-        for row, sequence in enumerate(sequences):
-            ids[row, : len(sequence)] = torch.tensor(sequence)
-            mask[row, : len(sequence)] = 1
-        with torch.no_grad():
-            logprobs = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
-        scores = []
-        for row, sequence in enumerate(sequences):
-            start = len(sequence) - len(question_ids)
-            targets = torch.tensor(sequence[start:]).unsqueeze(-1)
-            scores.append(logprobs[row, start - 1 : len(sequence) - 1].gather(-1, targets).squeeze(-1).tolist())
-        return scores
-
-
-def pmi_inputs(baseline: list[float], per_passage: list[list[float]]) -> list[float]:
-    """``PMI_INPUTS`` from the question's token log-probabilities alone and after each passage."""
-    mean = sum(baseline) / len(baseline)
-    gains = [sum(p) / len(p) - mean for p in per_passage]
-    token_gains = [max(a - b for a, b in zip(p, baseline, strict=True)) for p in per_passage]
-    return [max(gains), gains[0], min(gains), max(token_gains)]
 
 
 def recall_at(probabilities: Any, best_dense: Any, labels: Any, answered: float) -> float:
@@ -117,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lorag-answerability")
     parser.add_argument("--fit-subsample", type=int, default=3, help="score fit questions i with i %% 8 < N (8: all)")
     parser.add_argument("--limit", type=int, help="only the first N questions of each set (a smoke run)")
+    parser.add_argument(
+        "--gain-cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "lorag-answerability" / "question-gain.json",
+        help="the scores kept between runs (shared with answerability_gate.py --gain)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.fit_subsample <= 8:
         parser.error(f"--fit-subsample must be 1-8, got {args.fit_subsample}")
@@ -136,13 +92,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name}: fewer than {CV_FOLDS} answerable or unanswerable questions in the first {len(rows)}; "
                 "raise --limit (60 gives both)"
             )
-    scorer = QuestionScorer()
+    gain = CachedGain(args.gain_cache)
     sets: dict[str, tuple[Any, Any, Any]] = {}
     for name, rows in chosen.items():
-        pmi = []
-        for row in tqdm(rows, desc=f"{name}: scoring questions", file=sys.stderr):
-            baseline, *per_passage = scorer.question_logprobs(["", *row["passages"]], row["question"])
-            pmi.append(pmi_inputs(baseline, per_passage))
+        pmi = [gain.features(r["question"], r["passages"]) for r in tqdm(rows, desc=name, file=sys.stderr)]
+        gain.save()
         sets[name] = (np.array([r["features"] for r in rows]), np.array(pmi), np.array([r["label"] for r in rows]))
 
     for name, (_, pmi, labels) in sets.items():

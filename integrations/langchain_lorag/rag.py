@@ -38,6 +38,7 @@ from lorag.rag.composition import (
 from lorag.rag.grounded import use_grounded_adapter
 from lorag.rag.hops import DEFAULT_HOPS, DEFAULT_HOPS_WHEN_DECLINED, check_hops, follow_ups, second_look
 from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock
+from lorag.rag.question_gain import QuestionGain
 
 
 def _unwrap(llm: Runnable[Any, Any]) -> tuple[Any, dict[str, Any]]:
@@ -75,6 +76,12 @@ def _local_scorer(llm: Runnable[Any, Any]) -> ScoreReplies | None:
     if not hasattr(target, "get_engine"):
         return None
     return reply_scorer(target.get_engine(), bound.get("adapter") or getattr(target, "adapter", None))
+
+
+def _local_question_gain(llm: Runnable[Any, Any]) -> QuestionGain | None:
+    """A ChatLorag's engine scoring questions after passages, for the answerability gate; None for other models."""
+    target, _ = _unwrap(llm)
+    return QuestionGain.of_engine(target.get_engine()) if hasattr(target, "get_engine") else None
 
 
 def _window_of(llm: Runnable[Any, Any], context_window: int | None) -> tuple[CountTokens, int]:
@@ -183,6 +190,7 @@ def create_rag_chain(
         min_answerability=resolve_min_answerability(min_answerability, grounded_adapter),
         answerability=answerability,
         statistics=retriever,
+        question_gain=_local_question_gain(llm),
     )
     tokenizer = _local_tokenizer(llm)
     score = _local_scorer(llm) if choices else None

@@ -52,3 +52,19 @@ def test_adapters_with_virtual_tokens_cannot_score(
         assert engine.continuation_logprobs(CHAT, ["Wavves"], adapter="ia3") is not None
     finally:
         engine.close()
+
+
+def test_token_logprobs_are_each_tokens_teacher_forced_log_probability(engine: LoragEngine) -> None:
+    prompt = engine.tokenizer("Wavves formed in 2008.\nQuestion:", add_special_tokens=False)["input_ids"]
+    question = engine.tokenizer(" When was Wavves formed?", add_special_tokens=False)["input_ids"]
+    scores = engine.token_logprobs(prompt, question)
+    assert scores is not None and len(scores) == len(question) and all(s < 0 for s in scores)
+    reply_sum = engine.continuation_logprobs(CHAT, ["Wavves"])
+    chat = encode_prompt(engine.tokenizer, None, CHAT)
+    wavves = engine.tokenizer("Wavves", add_special_tokens=False)["input_ids"]
+    assert reply_sum is not None and sum(engine.token_logprobs(chat, wavves) or []) == pytest.approx(reply_sum[0])
+    assert engine.token_logprobs(prompt, question, adapter="a0") != pytest.approx(scores, abs=1e-4)
+    with pytest.raises(ValueError, match="at least one continuation token"):
+        engine.token_logprobs(prompt, [])
+    with pytest.raises(ValueError, match="window"):
+        engine.token_logprobs(prompt * engine.scheduler.max_length, question)

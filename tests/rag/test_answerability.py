@@ -13,6 +13,7 @@ import pytest
 
 from lorag.rag.answerability import (
     ANSWERABILITY_FILE,
+    ANSWERABILITY_GAIN_FILE,
     FEATURES,
     AnswerabilityGate,
     SentenceSimilarity,
@@ -22,6 +23,7 @@ from lorag.rag.answerability import (
 )
 from lorag.rag.pipeline import RagPipeline
 from lorag.rag.prompt import NO_ANSWER
+from lorag.rag.question_gain import GAIN_FEATURES, QuestionGain
 from lorag.retrieval import BM25Index
 from tests.rag.test_pipeline import FakeEngine, FakeIndex, _hit
 
@@ -110,6 +112,27 @@ def test_the_shipped_gate_loads_and_prefers_the_passage_with_the_answer() -> Non
     assert 0.0 < without < with_answer < 1.0
 
 
+def test_the_shipped_gain_gate_reads_the_model_and_refuses_to_run_without_it() -> None:
+    gate = AnswerabilityGate.load(ANSWERABILITY_GAIN_FILE)
+    assert gate.reads_model and gate.names == FEATURES + GAIN_FEATURES and "question_gain" in gate.metadata
+    assert not AnswerabilityGate.load().reads_model
+    assert AnswerabilityGate.shipped(None) == AnswerabilityGate.load()
+    texts = ["The Golden Gate Bridge opened in 1937.", "Cable cars run on three lines."]
+    terms = TermStatistics.of_index(BM25Index.from_texts(texts, ids=["a", "b"]))
+    question = "When did the Golden Gate Bridge open?"
+    with pytest.raises(ValueError, match="reads the model's question gain"):
+        gate.probability(question, texts, [0.6, 0.4], terms)
+
+    def likelier_after(prompt: list[int], continuation: list[int]) -> list[float]:
+        return [-1.0 if len(prompt) > 12 else -3.0] * len(continuation)  # any passage makes the question likelier
+
+    gain = QuestionGain(lambda text, add_special_tokens=False: {"input_ids": [ord(c) for c in text]}, likelier_after)
+    assert AnswerabilityGate.shipped(gain) == gate
+    with_gain = gate.probability(question, texts, [0.6, 0.4], terms, None, gain)
+    six = gate.features(question, texts, [0.6, 0.4], terms, None)
+    assert with_gain == pytest.approx(gate.probability_of([*six, 2.0, 2.0, 2.0, 2.0]))
+
+
 def test_a_malformed_gate_file_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "gate.json"
     bad.write_text("{not json", encoding="utf-8")
@@ -144,6 +167,18 @@ def test_the_pipeline_declines_below_the_threshold_without_calling_the_model(tok
         RagPipeline(hits, engine, min_answerability=1.5)
 
 
+def test_an_engine_that_cannot_score_gets_the_six_input_gate(tokenizer: Any) -> None:
+    engine = FakeEngine(tokenizer, "an answer [1]")
+    pipeline = RagPipeline(FakeIndex([_hit(0, 0.9)]), engine, min_answerability=0.5)
+    assert pipeline.answerability is not None and not pipeline.answerability.reads_model
+    with pytest.raises(ValueError, match="reads the model's question gain"):
+        RagPipeline(FakeIndex([]), engine, min_answerability=0.5, answerability=AnswerabilityGate.shipped(_no_gain()))
+
+
+def _no_gain() -> QuestionGain:
+    return QuestionGain(lambda text, add_special_tokens=False: {"input_ids": []}, lambda p, c: None)
+
+
 def test_a_never_kept_no_answer_reply_is_forbidden_from_the_start(tokenizer: Any) -> None:
     engine = FakeEngine(tokenizer, "an answer [1]")
     RagPipeline(FakeIndex([_hit(0, 0.9)]), engine, abstain_confidence=1.0).ask("What passage?")
@@ -161,4 +196,5 @@ def test_the_cli_turns_the_gate_on_only_with_the_grounded_adapter(tiny_llm_dir: 
     pipeline, engine = build_pipeline(FakeIndex([]), min_relevance=0.3, min_answerability=0.5, **options)
     engine.close()
     assert pipeline.min_answerability == 0.5 and pipeline.answerability is not None
+    assert pipeline.answerability.reads_model  # a local engine scores the question gain
     assert pipeline.abstain_confidence == 1.0  # the gate decides

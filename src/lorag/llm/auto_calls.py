@@ -118,9 +118,18 @@ def opening_ids(tokenizer: Any, opening: str) -> list[int]:
 def continuation_logprob(
     registry: AdapterRegistry, prompt_ids: list[int], continuation: list[int], adapter: str | None
 ) -> float | None:
-    """log P(``continuation`` | ``prompt_ids``) under the adapter, teacher-forced in one forward pass on the
-    caller's thread, between the scheduler's steps (the model lock is held). None for adapters with virtual tokens,
-    whose prompt is not these ids alone."""
+    """log P(``continuation`` | ``prompt_ids``) under the adapter (``forced_token_logprobs``, summed); None for adapters
+    with virtual tokens."""
+    scores = forced_token_logprobs(registry, prompt_ids, continuation, adapter)
+    return None if scores is None else sum(scores)
+
+
+def forced_token_logprobs(
+    registry: AdapterRegistry, prompt_ids: list[int], continuation: list[int], adapter: str | None
+) -> list[float] | None:
+    """log P of each token of ``continuation`` after ``prompt_ids`` and the tokens before it, under the adapter,
+    teacher-forced in one forward pass on the caller's thread, between the scheduler's steps (the model lock is
+    held). None for adapters with virtual tokens, whose prompt is not these ids alone."""
     import torch
 
     from lorag.llm.attention import row_spans
@@ -135,6 +144,6 @@ def continuation_logprob(
         with registry.model_lock, torch.inference_mode(), row_spans([0]), registry.routed([name]) as routed:
             out = routed(input_ids=ids, position_ids=positions, use_cache=False, logits_to_keep=len(continuation) + 1)
         scores = torch.log_softmax(out.logits[0, :-1].float(), dim=-1)
-        return float(scores[torch.arange(len(continuation)), torch.tensor(continuation)].sum())
+        return scores[torch.arange(len(continuation)), torch.tensor(continuation)].tolist()  # type: ignore[no-any-return]
     finally:
         registry.release(name)

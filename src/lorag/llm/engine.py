@@ -22,6 +22,7 @@ from lorag.llm.auto_calls import (
     AutoCallRule,
     auto_call_rule,
     continuation_logprob,
+    forced_token_logprobs,
     opening_ids,
     shared_tool_words,
     tool_name_coverage,
@@ -257,6 +258,26 @@ class LoragEngine(SubmitShortcuts):
                 return None
             scores.append(score)
         return scores
+
+    def token_logprobs(
+        self, prompt_ids: Sequence[int], continuation_ids: Sequence[int], *, adapter: str | None = None
+    ) -> list[float] | None:
+        """log P of each token of ``continuation_ids`` after ``prompt_ids`` (raw token ids: no chat template), under
+        the adapter (None: the base alone); None for an adapter with virtual tokens. ``lorag.rag.question_gain``
+        reads how much a passage makes a question likelier with it.
+
+        Raises:
+            ValueError: no continuation, or more tokens than the model's window (named).
+        """
+        if not continuation_ids:
+            raise ValueError("token_logprobs needs at least one continuation token")
+        if len(prompt_ids) + len(continuation_ids) > self.scheduler.max_length:
+            raise ValueError(
+                f"{len(prompt_ids)} prompt and {len(continuation_ids)} continuation tokens exceed the model's "
+                f"{self.scheduler.max_length}-token window"
+            )
+        adapter = adapter if adapter is not None else BASE_ADAPTER
+        return forced_token_logprobs(self.scheduler.registry, list(prompt_ids), list(continuation_ids), adapter)
 
     async def agenerate(
         self,

@@ -28,6 +28,10 @@ train-article questions) but hardly abstention recall at the answered rate ``lor
 answer against the passages (``benchmarks/answer_support.py``, section 20): it caught unanswerable multi-hop questions,
 not SQuAD's. Without BM25 statistics (another sparse retriever), every word weighs the same; without an embedder,
 ``sentence_dense`` falls back to the best passage's dense score: the gate still runs, less sharply.
+
+With an engine that can score tokens (``LoragEngine``), lorag's front ends use a second gate
+(``answerability_gate_gain.json``) that adds four inputs from the model: how much each passage makes the question
+likelier (``lorag.rag.question_gain``); other engines keep the six-input gate.
 """
 
 from __future__ import annotations
@@ -42,9 +46,13 @@ from typing import Any
 
 import numpy as np
 
+from lorag.rag.question_gain import GAIN_FEATURES, QuestionGain
+
 #: The shipped gate's coefficients (written by ``benchmarks/answerability_gate.py``).
 ANSWERABILITY_FILE = Path(__file__).resolve().with_name("answerability_gate.json")
-#: Feature order of the coefficients.
+#: The shipped gate that also reads the model's question gain (``benchmarks/answerability_gate.py --gain``).
+ANSWERABILITY_GAIN_FILE = ANSWERABILITY_FILE.with_name("answerability_gate_gain.json")
+#: Feature order of the coefficients (a gain-reading gate's follow, ``GAIN_FEATURES``).
 FEATURES = ("coverage", "window", "missing_rarest", "dense_best", "dense_second", "sentence_dense")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -136,13 +144,15 @@ class SentenceSimilarity:
 
 @dataclass(frozen=True)
 class AnswerabilityGate:
-    """``P(answerable)`` = logistic(coefficients . standardised features + intercept)."""
+    """``P(answerable)`` = logistic(coefficients . standardised features + intercept); ``names`` are the features
+    it reads: ``FEATURES``, then ``GAIN_FEATURES`` for a gate that reads the model too (``reads_model``)."""
 
     coefficients: tuple[float, ...]
     intercept: float
     mean: tuple[float, ...]
     scale: tuple[float, ...]
     metadata: dict[str, Any]
+    names: tuple[str, ...] = FEATURES
 
     @classmethod
     def load(cls, path: str | Path = ANSWERABILITY_FILE) -> AnswerabilityGate:
@@ -150,22 +160,35 @@ class AnswerabilityGate:
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            if tuple(data["features"]) != FEATURES:
-                raise ValueError(f"features {data['features']} are not {list(FEATURES)}")
+            names = tuple(data["features"])
+            if names not in (FEATURES, FEATURES + GAIN_FEATURES):
+                raise ValueError(f"features {list(names)} are not {list(FEATURES)}, optionally + {list(GAIN_FEATURES)}")
             gate = cls(
                 tuple(float(c) for c in data["coefficients"]),
                 float(data["intercept"]),
                 tuple(float(m) for m in data["mean"]),
                 tuple(float(s) for s in data["scale"]),
                 dict(data.get("metadata", {})),
+                names,
             )
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ValueError(
                 f"{path}: not an answerability gate ({err}); benchmarks/answerability_gate.py writes one"
             ) from err
-        if not len(gate.coefficients) == len(gate.mean) == len(gate.scale) == len(FEATURES):
-            raise ValueError(f"{path}: expected {len(FEATURES)} coefficients, means and scales")
+        if not len(gate.coefficients) == len(gate.mean) == len(gate.scale) == len(names):
+            raise ValueError(f"{path}: expected {len(names)} coefficients, means and scales")
         return gate
+
+    @classmethod
+    def shipped(cls, question_gain: QuestionGain | None = None) -> AnswerabilityGate:
+        """lorag's gate for a front end: the one that reads the model's question gain when it can score, else the
+        six-input one."""
+        return cls.load(ANSWERABILITY_GAIN_FILE if question_gain is not None else ANSWERABILITY_FILE)
+
+    @property
+    def reads_model(self) -> bool:
+        """Whether ``probability`` needs a ``QuestionGain`` (the model's ``GAIN_FEATURES``)."""
+        return len(self.names) > len(FEATURES)
 
     @staticmethod
     def features(
@@ -189,12 +212,26 @@ class AnswerabilityGate:
         dense: Sequence[float | None],
         terms: TermStatistics,
         sentences: SentenceSimilarity | None = None,
+        question_gain: QuestionGain | None = None,
     ) -> float:
-        """``P(answerable)`` for the passages given together (one that holds the answer is enough)."""
-        return self.probability_of(self.features(question, passages, dense, terms, sentences))
+        """``P(answerable)`` for the passages given together (one that holds the answer is enough).
+
+        Raises:
+            ValueError: a gate that reads the model without ``question_gain``, or one whose engine cannot score.
+        """
+        features = self.features(question, passages, dense, terms, sentences)
+        if self.reads_model:
+            gain = question_gain.features(question, passages) if question_gain is not None else None
+            if gain is None:
+                raise ValueError(
+                    "this answerability gate reads the model's question gain: pass a question_gain of an engine "
+                    "that scores tokens (QuestionGain.of_engine(LoragEngine)), or use AnswerabilityGate.load()"
+                )
+            features += gain
+        return self.probability_of(features)
 
     def probability_of(self, features: Sequence[float]) -> float:
-        """``P(answerable)`` from the features (``FEATURES`` order)."""
+        """``P(answerable)`` from the features (``names`` order)."""
         z = self.intercept + sum(
             c * (v - m) / s for c, v, m, s in zip(self.coefficients, features, self.mean, self.scale, strict=True)
         )

@@ -16,7 +16,8 @@ framework-free, so one question over the same passages and model gets the same a
      ``DocumentIndex``, a lorag retriever or a framework wrapper of one, see ``gate_statistics``); without BM25
      statistics every word weighs the same and without an embedder the best dense score stands in for the best
      sentence's, as the gate does. Like the relevance gate it needs dense scores, so it is skipped when no passage
-     has one.
+     has one. With ``question_gain`` (a local ``LoragEngine``'s, ``QuestionGain.of_engine``) the shipped gate that
+     also reads how much each passage makes the question likelier to the model is used; without, the six-input one.
 
 2. ``guarded``: the generated text through an ``AnswerGuard`` (loops cut, an answer that hit the token cap ended at
    a sentence) as it streams, so what is shown is the final answer.
@@ -39,6 +40,7 @@ from typing import Any, Literal
 from lorag.rag.answer_guard import AnswerGuard
 from lorag.rag.answerability import AnswerabilityGate, SentenceSimilarity, TermStatistics
 from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock, build_rag_prompt, cited_numbers, says_no_answer
+from lorag.rag.question_gain import QuestionGain
 
 #: Below this cosine similarity between the question and the best passage, the documents are taken not to hold the
 #: answer. Chosen on the bundled FastAPI extract with all-MiniLM-L6-v2 (``benchmarks/rag_relevance_gate.py``): ten
@@ -148,9 +150,11 @@ class RagComposition:
         min_relevance: decline when the best passage's dense score is below this; None turns the gate off.
         min_answerability: decline when the answerability gate gives the prompt's passages less; None or 0 turns
             the gate off.
-        answerability: the gate's coefficients; by default lorag's shipped ones (``AnswerabilityGate.load()``).
+        answerability: the gate's coefficients; by default lorag's shipped ones (``AnswerabilityGate.shipped``).
         statistics: where the answerability gate reads term statistics and the embedder (``gate_statistics``); read
             at each question, so an index that grows is followed.
+        question_gain: the answering model's base scoring the question after each passage, for a gate that reads it
+            (``lorag.rag.question_gain``); None: a gate that does not.
 
     Relations: ``lorag.rag.pipeline.RagPipeline``, ``langchain_lorag.create_rag_chain`` and
     ``llama_index.query_engine.lorag.create_query_engine`` each build one.
@@ -167,6 +171,7 @@ class RagComposition:
         min_answerability: float | None = None,
         answerability: AnswerabilityGate | None = None,
         statistics: Any = None,
+        question_gain: QuestionGain | None = None,
     ) -> None:
         if max_new_tokens <= 0:
             raise ValueError(f"max_new_tokens must be positive, got {max_new_tokens}")
@@ -178,8 +183,21 @@ class RagComposition:
         self.system_prompt = system_prompt
         self.min_relevance = min_relevance
         self.min_answerability = min_answerability or None
-        self.answerability = answerability or (AnswerabilityGate.load() if self.min_answerability else None)
+        self.answerability = answerability or (
+            AnswerabilityGate.shipped(question_gain) if self.min_answerability else None
+        )
+        if self._reads_model and question_gain is None:
+            raise ValueError(
+                "this answerability gate reads the model's question gain: pass question_gain "
+                "(QuestionGain.of_engine of a LoragEngine), or a gate from AnswerabilityGate.load()"
+            )
         self.statistics = statistics
+        self.question_gain = question_gain
+
+    @property
+    def _reads_model(self) -> bool:
+        """Whether the gate needs ``question_gain`` (a gate of one's own need not say: it does not)."""
+        return bool(getattr(self.answerability, "reads_model", False))
 
     def plan(self, question: str, blocks: Sequence[ContextBlock]) -> Plan:
         """Decline the question, or fit the blocks (best first) into the prompt.
@@ -218,6 +236,7 @@ class RagComposition:
                 [b.metadata.get("relevance") for b in prompt.blocks],
                 terms,
                 sentences,
+                *((self.question_gain,) if self._reads_model else ()),
             )
             if answerable < self.min_answerability:
                 reason = f"P(answerable) {answerable:.3f} is below min_answerability {self.min_answerability}"

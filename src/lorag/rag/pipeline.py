@@ -29,6 +29,7 @@ from lorag.rag.composition import Plan, RagComposition, check_question, no_answe
 from lorag.rag.composition import chat_token_counter as chat_token_counter
 from lorag.rag.hops import DEFAULT_HOPS, DEFAULT_HOPS_WHEN_DECLINED, check_hops, follow_ups, second_look
 from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock, says_no_answer
+from lorag.rag.question_gain import QuestionGain
 from lorag.retrieval import HybridHit
 
 #: Passages per question. On the SQuAD dev split (benchmarks/rag_defaults.py) k=2 answered as well as 3 or 4 (F1
@@ -148,7 +149,8 @@ class RagPipeline:
         min_answerability: decline when no passage in the prompt scores this with the answerability gate;
             ``None`` or 0 turns the gate off (``DEFAULT_MIN_ANSWERABILITY`` is what ``lorag ask`` uses with the
             shipped grounded adapter).
-        answerability: the gate's coefficients; by default lorag's shipped ones (``AnswerabilityGate.load()``).
+        answerability: the gate's coefficients; by default lorag's shipped ones: with an engine that scores tokens
+            (``LoragEngine``), the gate that also reads the model's question gain (``lorag.rag.question_gain``).
         hops: searches per question; each one past the first adds the best new passage of a search with the question
             and the passage the previous one added (``lorag.rag.hops``: for multi-hop questions).
         hops_when_declined: searches made before the answerability gate's decline stands: a question it declines
@@ -198,6 +200,7 @@ class RagPipeline:
             min_answerability=min_answerability,
             answerability=answerability,
             statistics=index,
+            question_gain=QuestionGain.of_engine(engine),
         )
 
     @property

@@ -44,6 +44,7 @@ from lorag.rag.composition import (
 from lorag.rag.grounded import use_grounded_adapter
 from lorag.rag.hops import DEFAULT_HOPS, DEFAULT_HOPS_WHEN_DECLINED, check_hops, follow_ups, second_look
 from lorag.rag.prompt import SYSTEM_PROMPT, ContextBlock
+from lorag.rag.question_gain import QuestionGain
 
 #: Metadata the LLM sees for each node; everything else (offsets, scores) stays out of the prompt.
 _LLM_KEYS = ("citation",)
@@ -313,6 +314,7 @@ def create_query_engine(
         min_answerability=resolve_min_answerability(min_answerability, grounded_adapter),
         answerability=answerability,
         statistics=retriever,
+        question_gain=QuestionGain.of_engine(llm.engine) if isinstance(llm, LoragLLM) else None,
     )
     return LoragQueryEngine(
         retriever,
