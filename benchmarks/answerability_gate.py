@@ -35,6 +35,7 @@ same questions ordered by their official positions, so its halves differ).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -68,6 +69,9 @@ MULTIHOP_UNANSWERABLE = 130
 #: Where the HotpotQA questions past the benchmark's 100 come from (recorded with the gate).
 MULTIHOP_SOURCE = "GitHub megagonlabs/RPT at cf2bc1b1, data/hotpotqa/*.jsonl: 1,100 dev questions"
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
+#: Log-odds margins tried for the gain gate's screen (the six-input gate deciding alone when that far from the
+#: threshold), and the share of *fit* decisions it may change at any threshold of ``THRESHOLDS``.
+SCREEN_MARGINS, SCREEN_CHANGES = (0.75, 1.0, 1.25, 1.5, 2.0), 0.001
 
 
 def gate_inputs(folder: Path, work: Path, k: int, hops: int = DEFAULT_HOPS) -> list[dict[str, Any]]:
@@ -189,6 +193,25 @@ def rates(
     }
 
 
+def screen_margin(gate: AnswerabilityGate, features: list[list[float]]) -> float:
+    """The smallest of ``SCREEN_MARGINS`` at which letting the six-input gate decide alone when that far from the
+    threshold changes at most ``SCREEN_CHANGES`` of ``features``' decisions at every threshold of ``THRESHOLDS``."""
+    screen = AnswerabilityGate.load(ANSWERABILITY_FILE)
+    full = [gate.probability_of(f) for f in features]
+    for margin in SCREEN_MARGINS:
+        screened = dataclasses.replace(gate, screen=screen, screen_margin=margin)
+        changed = max(
+            sum(
+                (s := screened.screened(f, t)) is not None and (s >= t) != (p >= t)
+                for f, p in zip(features, full, strict=True)
+            )
+            for t in THRESHOLDS
+        )
+        if changed <= SCREEN_CHANGES * len(features):
+            return margin
+    raise SystemExit(f"no margin of {SCREEN_MARGINS} keeps the gate's decisions; fit without a screen")
+
+
 def main(argv: list[str] | None = None) -> int:
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -269,7 +292,12 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     args.output.write_text(json.dumps(gate, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps({"train_auc": gate["metadata"]["train_auc"], "output": str(args.output)}))
+    if args.gain:
+        margin = screen_margin(AnswerabilityGate.load(args.output), x)
+        gate["screen"] = {"gate": ANSWERABILITY_FILE.name, "margin": margin}
+        args.output.write_text(json.dumps(gate, indent=1) + "\n", encoding="utf-8")
+    written = {"train_auc": gate["metadata"]["train_auc"], "screen": gate.get("screen"), "output": str(args.output)}
+    print(json.dumps(written))
     shipped = AnswerabilityGate.load(args.output)
     if args.dev:
         tables["dev"] = featurise(args.dev, args.work / "dev-index", args.k, args.hops, gain)
@@ -277,11 +305,12 @@ def main(argv: list[str] | None = None) -> int:
         scores = [shipped.probability_of(f) for f in features]
         print(f"{name}: AUC {roc_auc_score(labels, scores):.3f}")
         for threshold in THRESHOLDS:
-            print(
-                json.dumps(
-                    {"split": name, "min_answerability": threshold, **rates(scores, features, labels, threshold)}
-                )
-            )
+            screened = [shipped.screened(f, threshold) for f in features]
+            decided = [p if s is None else s for p, s in zip(scores, screened, strict=True)]
+            row = {"split": name, "min_answerability": threshold, **rates(decided, features, labels, threshold)}
+            if shipped.reads_model:
+                row["model_read"] = round(sum(s is None for s in screened) / len(features), 3)
+            print(json.dumps(row))
     return 0
 
 

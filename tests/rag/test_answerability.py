@@ -133,6 +133,40 @@ def test_the_shipped_gain_gate_reads_the_model_and_refuses_to_run_without_it() -
     assert with_gain == pytest.approx(gate.probability_of([*six, 2.0, 2.0, 2.0, 2.0]))
 
 
+def test_the_screen_decides_alone_far_from_the_threshold_and_the_model_is_read_near_it() -> None:
+    shipped = AnswerabilityGate.load(ANSWERABILITY_GAIN_FILE)
+    assert shipped.screen == AnswerabilityGate.load() and shipped.screen_margin > 0
+    calls: list[int] = []
+
+    def counted(prompt: list[int], continuation: list[int]) -> list[float]:
+        calls.append(len(prompt))
+        return [-1.0] * len(continuation)
+
+    gain = QuestionGain(lambda text, add_special_tokens=False: {"input_ids": [ord(c) for c in text]}, counted)
+    screen = _gate(0.0)  # P = logistic(4 * (coverage - 0.5))
+    gate = AnswerabilityGate((0.0,) * 10, 5.0, (0.0,) * 10, (1.0,) * 10, {}, FEATURES + GAIN_FEATURES, screen, 1.0)
+    terms = _terms()
+    far = gate.probability("alpha", ["alpha."], [0.9], terms, None, gain, threshold=0.5)  # coverage 1: log-odds 2
+    assert far == pytest.approx(screen.probability_of([1.0, 0, 0, 0, 0, 0])) and calls == []
+    near = gate.probability("alpha beta", ["alpha."], [0.9], terms, None, gain, threshold=0.5)  # log-odds -2/3
+    assert near == pytest.approx(1 / (1 + math.exp(-5.0))) and len(calls) == 2  # the question alone, one passage
+    assert gate.probability("alpha", ["alpha."], [0.9], terms, None, gain) == pytest.approx(near)  # no threshold
+    assert gate.screened([1.0, 0, 0, 0, 0, 0], 0.5) is not None and gate.screened([0.6, 0, 0, 0, 0, 0], 0.5) is None
+
+
+def test_a_bad_screen_is_named(tmp_path: Path) -> None:
+    data = json.loads(ANSWERABILITY_GAIN_FILE.read_text(encoding="utf-8"))
+    (tmp_path / "answerability_gate.json").write_text(ANSWERABILITY_FILE.read_text(encoding="utf-8"), "utf-8")
+    for screen in ({"gate": "../answerability_gate.json", "margin": 1.0}, {"gate": "gain.json", "margin": 1.0}):
+        (tmp_path / "gain.json").write_text(json.dumps({**data, "screen": screen}), encoding="utf-8")
+        with pytest.raises(ValueError, match=r"gain\.json: not an answerability gate .*beside this one"):
+            AnswerabilityGate.load(tmp_path / "gain.json")
+    (tmp_path / "gain.json").write_text(json.dumps({**data, "screen": {"gate": "missing.json", "margin": 1}}), "utf-8")
+    with pytest.raises(ValueError, match=r"missing\.json"):
+        AnswerabilityGate.load(tmp_path / "gain.json")
+    assert AnswerabilityGate.load(tmp_path / "answerability_gate.json").screen is None
+
+
 def test_a_malformed_gate_file_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "gate.json"
     bad.write_text("{not json", encoding="utf-8")

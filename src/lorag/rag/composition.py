@@ -236,7 +236,7 @@ class RagComposition:
                 [b.metadata.get("relevance") for b in prompt.blocks],
                 terms,
                 sentences,
-                *((self.question_gain,) if self._reads_model else ()),
+                *((self.question_gain, self.min_answerability) if self._reads_model else ()),
             )
             if answerable < self.min_answerability:
                 reason = f"P(answerable) {answerable:.3f} is below min_answerability {self.min_answerability}"
