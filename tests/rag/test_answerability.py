@@ -209,6 +209,30 @@ def test_an_engine_that_cannot_score_gets_the_six_input_gate(tokenizer: Any) -> 
         RagPipeline(FakeIndex([]), engine, min_answerability=0.5, answerability=AnswerabilityGate.shipped(_no_gain()))
 
 
+class GainEngine(FakeEngine):
+    """Also scores tokens, as ``LoragEngine.token_logprobs`` does (every token -1), counting the calls."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        super().__init__(tokenizer, "an answer [1]")
+        self.scored: list[str | None] = []
+
+    def token_logprobs(self, prompt: Any, continuation: Any, *, adapter: str | None = None) -> list[float]:
+        self.scored.append(adapter)
+        return [-1.0] * len(continuation)
+
+
+def test_the_pipeline_reads_the_model_only_where_the_screen_is_unsure(tokenizer: Any) -> None:
+    screen = _gate(0.0)  # P = logistic(4 * (coverage - 0.5)): sure at coverage 1, unsure at 0.5
+    gate = AnswerabilityGate((0.0,) * 10, 5.0, (0.0,) * 10, (1.0,) * 10, {}, FEATURES + GAIN_FEATURES, screen, 1.0)
+    for text, reads in (("alpha beta.", False), ("alpha gamma.", True)):
+        engine = GainEngine(tokenizer)
+        pipeline = RagPipeline(
+            FakeIndex([_hit(0, 0.9, text)]), engine, hops=1, min_answerability=0.5, answerability=gate
+        )
+        assert not pipeline.ask("alpha beta?").abstained
+        assert engine.scored == ([None, None] if reads else [])  # the question alone and after the passage; the base
+
+
 def _no_gain() -> QuestionGain:
     return QuestionGain(lambda text, add_special_tokens=False: {"input_ids": []}, lambda p, c: None)
 

@@ -12,6 +12,8 @@ questions answered from 0.705 to 0.745 on SQuAD train-article questions (``bench
 
 Only an engine that can teacher-force tokens (``LoragEngine.token_logprobs``) gives them; with another (a remote or
 llama.cpp engine, another framework's model) the gate reads its six features alone (``answerability_gate.json``).
+The shipped gate was fit on the float32 base, the precision the grounded adapter runs at; a base loaded in 4 or 8
+bits reads somewhat different numbers.
 """
 
 from __future__ import annotations
