@@ -108,9 +108,14 @@ class CachedGain:
 
     def __init__(self, cache: Path) -> None:
         self.cache = cache
-        self.scores: dict[str, list[list[float]]] = (
-            json.loads(cache.read_text(encoding="utf-8")) if cache.is_file() else {}
-        )
+        self.scores: dict[str, list[list[float]]] = {}
+        if cache.is_file():
+            try:
+                self.scores = json.loads(cache.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as err:
+                raise SystemExit(f"{cache}: not a question-gain cache ({err}); delete it or pass another") from err
+            if not isinstance(self.scores, dict):
+                raise SystemExit(f"{cache}: not a question-gain cache (no JSON object); delete it or pass another")
         self._gain: Any = None
 
     def features(self, question: str, passages: list[str]) -> list[float]:
