@@ -14,7 +14,7 @@ import pytest
 
 from lorag.llm.generation import SamplingParams
 from lorag.llm.llama_cpp import LlamaCppEngine, Phase, completion_fields, plan_phases
-from lorag.llm.llama_cpp.wire import forced_reply_fields, forced_reply_logprob
+from lorag.llm.llama_cpp.wire import forced_token_fields, forced_token_logprobs
 from lorag.serving.llama_server import build_requested, cached_llama_server
 
 PROMPT_END = [1, 9, 520, 9531, 198]  # ... "<|im_start|>assistant\n"
@@ -85,19 +85,21 @@ def test_sequence_biases_llama_cpp_cannot_apply_are_refused(bias: Any):
         plan_phases(SamplingParams(max_tokens=8, sequence_bias=bias), PROMPT_END)
 
 
-def test_a_forced_reply_is_one_grammar_literal_decoded_greedily():
-    fields = forced_reply_fields('Say "hi" \\ Zoë')
-    assert fields["grammar"] == 'root ::= "Say \\"hi\\" \\\\ Zoë"'
+def test_forced_tokens_are_a_grammar_of_their_ids_decoded_greedily():
+    fields = forced_token_fields([1812, 2194, 47])
+    assert fields["grammar"] == "root ::= <[1812]> <[2194]> <[47]>"
     assert (fields["temperature"], fields["top_k"], fields["n_probs"]) == (0.0, 1, 1)
-    assert fields["n_predict"] == len('Say "hi" \\ Zoë'.encode()) + 1 and fields["stream"] is False
+    assert fields["n_predict"] == 3 and fields["stream"] is False
 
 
-def test_a_forced_reply_scores_the_tokens_that_spell_it():
-    tokens = [{"bytes": list(b"Wav"), "logprob": -0.5}, {"bytes": list(b"ves"), "logprob": -0.25}]
-    answer = {"completion_probabilities": [*tokens, {"bytes": list(b"!"), "logprob": -3.0}]}
-    assert forced_reply_logprob(answer, "Wavves") == -0.75
-    with pytest.raises(RuntimeError, match=r"'Wav'.*'Wavves'"):
-        forced_reply_logprob({"completion_probabilities": tokens[:1]}, "Wavves")
+def test_forced_tokens_are_scored_one_by_one_and_must_be_the_ones_forced():
+    tokens = [{"id": 7, "logprob": -0.5}, {"id": 8, "logprob": -0.25}]
+    assert forced_token_logprobs({"completion_probabilities": [*tokens, {"id": 2, "logprob": -3.0}]}, [7, 8]) == [
+        -0.5,
+        -0.25,
+    ]
+    with pytest.raises(RuntimeError, match=r"\[7\] where \[7, 8\]"):
+        forced_token_logprobs({"completion_probabilities": tokens[:1]}, [7, 8])
 
 
 def test_a_model_without_a_gguf_is_refused(tmp_path: Path):
@@ -114,6 +116,7 @@ needs_server = pytest.mark.skipif(
     reason="REAL llama-server TESTS SKIPPED: no llama-server is cached (python -m lorag.serving.llama_server build)",
 )
 QUESTION = [{"role": "user", "content": "Name three colours of the rainbow."}]
+QUESTION_TEXT = " What happened to the building on George IV Bridge?"
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +239,28 @@ def test_a_reply_is_scored_as_the_model_would_decode_it_under_each_adapter(engin
         engine.continuation_logprobs(QUESTION, [""])
     with pytest.raises(ValueError, match="shorten the chat"):
         engine.continuation_logprobs(QUESTION, ["word " * 2000])
+
+
+@needs_server
+@pytest.mark.real_model
+def test_given_tokens_are_scored_as_the_torch_engine_scores_them(engine: LlamaCppEngine):
+    """The tokenizer's own tokens are forced, not the spelling greedy decoding under a grammar of the text picks (after
+    this prompt: a space, then "G", "e", "orge" for " George", 32 nats less likely in all); the numbers are the
+    float32 torch engine's, within the Q8_0 copy's rounding."""
+    from lorag.llm import LoragEngine
+
+    ids = lambda text: list(engine.tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    prompt, question = ids("The Parliament left the George IV Bridge building.\nQuestion:"), ids(QUESTION_TEXT)
+    forced = engine.token_logprobs(prompt, question)
+    torch_engine = LoragEngine("smollm2-135m-instruct", quantization="none", num_threads=1)
+    assert forced == pytest.approx(torch_engine.token_logprobs(prompt, question), abs=0.3)
+    assert engine.continuation_logprobs(QUESTION, [QUESTION_TEXT]) == pytest.approx(
+        torch_engine.continuation_logprobs(QUESTION, [QUESTION_TEXT]), abs=0.5
+    )
+    with pytest.raises(ValueError, match="at least one"):
+        engine.token_logprobs(prompt, [])
+    with pytest.raises(ValueError, match="context window"):
+        engine.token_logprobs(prompt * 200, question)
 
 
 @needs_server

@@ -29,7 +29,7 @@ answer against the passages (``benchmarks/answer_support.py``, section 20): it c
 not SQuAD's. Without BM25 statistics (another sparse retriever), every word weighs the same; without an embedder,
 ``sentence_dense`` falls back to the best passage's dense score: the gate still runs, less sharply.
 
-With an engine that can score tokens (``LoragEngine``), lorag's front ends use a second gate
+With an engine that can score tokens (``LoragEngine``, ``LlamaCppEngine``), lorag's front ends use a second gate
 (``answerability_gate_gain.json``) that adds four inputs from the model: how much each passage makes the question
 likelier (``lorag.rag.question_gain``); other engines keep the six-input gate. Scoring costs about one prompt's
 reading, so that gate first asks the six-input one (its ``screen``): when that one's ``P(answerable)`` is far from the

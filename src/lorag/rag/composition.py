@@ -16,7 +16,7 @@ framework-free, so one question over the same passages and model gets the same a
      ``DocumentIndex``, a lorag retriever or a framework wrapper of one, see ``gate_statistics``); without BM25
      statistics every word weighs the same and without an embedder the best dense score stands in for the best
      sentence's, as the gate does. Like the relevance gate it needs dense scores, so it is skipped when no passage
-     has one. With ``question_gain`` (a local ``LoragEngine``'s, ``QuestionGain.of_engine``) the shipped gate that
+     has one. With ``question_gain`` (a local engine's, ``QuestionGain.of_engine``) the shipped gate that
      also reads how much each passage makes the question likelier to the model is used; without, the six-input one.
 
 2. ``guarded``: the generated text through an ``AnswerGuard`` (loops cut, an answer that hit the token cap ended at

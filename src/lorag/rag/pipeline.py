@@ -150,7 +150,8 @@ class RagPipeline:
             ``None`` or 0 turns the gate off (``DEFAULT_MIN_ANSWERABILITY`` is what ``lorag ask`` uses with the
             shipped grounded adapter).
         answerability: the gate's coefficients; by default lorag's shipped ones: with an engine that scores tokens
-            (``LoragEngine``), the gate that also reads the model's question gain (``lorag.rag.question_gain``).
+            (``LoragEngine``, ``LlamaCppEngine``), the gate that also reads the model's question gain
+            (``lorag.rag.question_gain``).
         hops: searches per question; each one past the first adds the best new passage of a search with the question
             and the passage the previous one added (``lorag.rag.hops``: for multi-hop questions).
         hops_when_declined: searches made before the answerability gate's decline stands: a question it declines

@@ -10,10 +10,11 @@ largest gain of a single token. Added to the gate's six, they raised held-out ab
 questions answered from 0.705 to 0.745 on SQuAD train-article questions (``benchmarks/answerability_pmi.py``,
 ``rag_defaults.md`` section 20), for one forward pass per passage and one for the question.
 
-Only an engine that can teacher-force tokens (``LoragEngine.token_logprobs``) gives them; with another (a remote or
-llama.cpp engine, another framework's model) the gate reads its six features alone (``answerability_gate.json``).
-The shipped gate was fit on the float32 base, the precision the grounded adapter runs at; a base loaded in 4 or 8
-bits reads somewhat different numbers.
+Only an engine that can teacher-force tokens (``LoragEngine.token_logprobs``, ``LlamaCppEngine.token_logprobs``)
+gives them; with another (a remote engine, another framework's model) the gate reads its six features alone
+(``answerability_gate.json``). The shipped gate was fit on the float32 base, the precision the grounded adapter runs
+at; a base loaded in 4 or 8 bits reads somewhat different numbers (llama.cpp's Q8_0 copy: 0.04 from the float32
+inputs on average, ``rag_defaults.md`` section 22).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class QuestionGain:
 
     @classmethod
     def of_engine(cls, engine: Any) -> QuestionGain | None:
-        """From an engine with ``token_logprobs`` and a tokenizer (``LoragEngine``); None for one without."""
+        """From an engine with ``token_logprobs`` and a tokenizer (``LoragEngine``, ``LlamaCppEngine``); None for one
+        without."""
         score = getattr(engine, "token_logprobs", None)
         tokenizer = getattr(engine, "tokenizer", None)
         if not callable(score) or tokenizer is None:

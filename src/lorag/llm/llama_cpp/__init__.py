@@ -26,8 +26,9 @@ the prompt), lorag grammars and tools (for tools on a llama.cpp server, ``ChatLo
 file, served by default as a Q8_0 copy made once (``weights``; SmolLM2's file is Q4_1, the weights lorag's
 full-precision copy was dequantized from).
 
-``continuation_logprobs`` scores given replies (the RAG pipeline's choice questions, ``lorag.rag.choices``) as
-``LoragEngine``'s does: each reply decoded under a GBNF grammar that allows it alone, summing the log-probabilities
+``continuation_logprobs`` scores given replies (the RAG pipeline's choice questions, ``lorag.rag.choices``) and
+``token_logprobs`` given tokens (the answerability gate's question gain, ``lorag.rag.question_gain``) as
+``LoragEngine``'s do: the tokens decoded under a GBNF grammar of exactly their ids, with the log-probabilities
 llama-server reports from the model's logits before the grammar.
 """
 

@@ -21,8 +21,8 @@ from lorag.llm.generation import SamplingParams, check_scorable, encode_prompt
 from lorag.llm.llama_cpp.wire import (
     LlamaCppRequest,
     completion_fields,
-    forced_reply_fields,
-    forced_reply_logprob,
+    forced_token_fields,
+    forced_token_logprobs,
     plan_phases,
 )
 from lorag.llm.requests import SubmitShortcuts
@@ -81,7 +81,7 @@ class LlamaCppAdapters:
 
 class LlamaCppEngine(SubmitShortcuts):
     """Generate with llama.cpp on CPU behind lorag's engine interface (``submit`` / ``generate`` / ``stream``, and
-    ``continuation_logprobs`` to score given replies).
+    ``continuation_logprobs`` / ``token_logprobs`` to score given replies or tokens).
 
     Args:
         model: A lorag short name whose package ships a GGUF (``smollm2-135m-instruct``) or a ``.gguf`` file.
@@ -196,23 +196,46 @@ class LlamaCppEngine(SubmitShortcuts):
         self, messages: Sequence[Mapping[str, Any]], replies: Sequence[str], *, adapter: str | None = None
     ) -> list[float]:
         """log P(reply | the chat) for each reply under the adapter, as ``LoragEngine.continuation_logprobs``: the
-        server decodes each reply under a grammar that allows it alone and reports each token's log-probability
-        before the grammar (``forced_reply_fields``). Its tokens are the likeliest spelling of the reply, which can
-        differ from the tokenizer's. Each reply reads the prompt afresh, as a request does: reusing the first's
-        cache changed the sum by 0.03 (llama.cpp's kernels are not batch-invariant).
+        server decodes the reply's tokens (the tokenizer's) under a grammar of exactly those ids and reports each
+        one's log-probability before the grammar (``forced_token_fields``). Each reply reads the prompt afresh, as a
+        request does: reusing the first's cache changed the sum by 0.03 (llama.cpp's kernels are not
+        batch-invariant).
 
         Raises:
             ValueError: an empty reply, or a chat and reply longer than the context window (named).
         """
         ids = encode_prompt(self.tokenizer, None, messages, ())
-        _, lora = self._lora(adapter)
         scores = []
         for reply in replies:
-            check_scorable(reply, self.count_tokens(reply), len(ids), self.context_window)
-            body = {**forced_reply_fields(reply), "prompt": ids, "lora": lora, "cache_prompt": False}
-            with self._post(body) as answer:
-                scores.append(forced_reply_logprob(json.load(answer), reply))
+            reply_ids = list(self.tokenizer(reply, add_special_tokens=False)["input_ids"])
+            check_scorable(reply, len(reply_ids), len(ids), self.context_window)
+            scores.append(sum(self._forced(ids, reply_ids, adapter)))
         return scores
+
+    def token_logprobs(
+        self, prompt_ids: Sequence[int], continuation_ids: Sequence[int], *, adapter: str | None = None
+    ) -> list[float]:
+        """log P of each token of ``continuation_ids`` after ``prompt_ids`` (raw ids, no chat template) under the
+        adapter (None: the base), as ``LoragEngine.token_logprobs``; ``lorag.rag.question_gain`` reads it.
+
+        Raises:
+            ValueError: no continuation, or more tokens than the context window (named).
+        """
+        if not continuation_ids:
+            raise ValueError("token_logprobs needs at least one continuation token")
+        if len(prompt_ids) + len(continuation_ids) > self.context_window:
+            raise ValueError(
+                f"{len(prompt_ids)} prompt and {len(continuation_ids)} continuation tokens exceed this engine's "
+                f"{self.context_window}-token context window"
+            )
+        return self._forced(list(prompt_ids), list(continuation_ids), adapter)
+
+    def _forced(self, prompt_ids: list[int], token_ids: list[int], adapter: str | None) -> list[float]:
+        """Each forced token's log-probability after the prompt (read afresh: ``cache_prompt`` off)."""
+        _, lora = self._lora(adapter)
+        body = {**forced_token_fields(token_ids), "prompt": prompt_ids, "lora": lora, "cache_prompt": False}
+        with self._post(body) as answer:
+            return forced_token_logprobs(json.load(answer), token_ids)
 
     def _lora(self, adapter: str | None) -> tuple[str | None, list[dict[str, Any]]]:
         """The adapter's name (None: the base) and the ``lora`` field that applies it alone; starts the server."""

@@ -53,13 +53,15 @@ def completion_fields(params: SamplingParams, context_window: int) -> dict[str, 
     return fields
 
 
-def forced_reply_fields(reply: str) -> dict[str, Any]:
-    """``/completion`` fields that decode ``reply`` and nothing else (a one-rule GBNF grammar, greedy) and report
+def forced_token_fields(token_ids: Sequence[int]) -> dict[str, Any]:
+    """``/completion`` fields that decode exactly ``token_ids`` (a GBNF grammar of token ids, ``<[id]>``) and report
     each token's log-probability from the model's logits before any sampler or the grammar (llama.cpp's ``n_probs``
-    without ``post_sampling_probs``): teacher forcing over the spelling the model likes best."""
+    without ``post_sampling_probs``): teacher forcing. A grammar of the reply's text would not do: greedy decoding
+    under it picks the likeliest next token the text allows (a space, then "G", "e", "orge" for " George"), a spelling
+    the model finds far less likely (32 nats on one question) than the tokenizer's."""
     return {
-        "grammar": f"root ::= {json.dumps(reply, ensure_ascii=False)}",  # JSON's string escapes are GBNF's
-        "n_predict": len(reply.encode()) + 1,  # every token spells at least one byte
+        "grammar": "root ::= " + " ".join(f"<[{int(i)}]>" for i in token_ids),
+        "n_predict": len(token_ids),
         "temperature": 0.0,
         "top_k": 1,
         "repeat_penalty": 1.0,
@@ -68,22 +70,17 @@ def forced_reply_fields(reply: str) -> dict[str, Any]:
     }
 
 
-def forced_reply_logprob(answer: Mapping[str, Any], reply: str) -> float:
-    """The summed log-probability of the tokens of a ``forced_reply_fields`` answer that spell ``reply``.
+def forced_token_logprobs(answer: Mapping[str, Any], token_ids: Sequence[int]) -> list[float]:
+    """Each token's log-probability in a ``forced_token_fields`` answer.
 
     Raises:
-        RuntimeError: the server decoded something else (named).
+        RuntimeError: the server decoded other tokens (named).
     """
-    wanted = reply.encode()
-    spelled, total = b"", 0.0
-    for token in answer.get("completion_probabilities") or ():
-        if len(spelled) >= len(wanted):
-            break
-        spelled += bytes(token["bytes"])
-        total += float(token["logprob"])
-    if spelled != wanted:
-        raise RuntimeError(f"llama-server decoded {spelled.decode(errors='replace')!r} for the forced reply {reply!r}")
-    return total
+    decoded = list(answer.get("completion_probabilities") or ())[: len(token_ids)]
+    got = [int(token["id"]) for token in decoded]
+    if got != [int(i) for i in token_ids]:
+        raise RuntimeError(f"llama-server decoded tokens {got} where {list(token_ids)} were forced")
+    return [float(token["logprob"]) for token in decoded]
 
 
 def plan_phases(params: SamplingParams, prompt_ids: Sequence[int]) -> list[Phase]:
