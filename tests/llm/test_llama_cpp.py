@@ -98,8 +98,15 @@ def test_forced_tokens_are_scored_one_by_one_and_must_be_the_ones_forced():
         -0.5,
         -0.25,
     ]
-    with pytest.raises(RuntimeError, match=r"\[7\] where \[7, 8\]"):
-        forced_token_logprobs({"completion_probabilities": tokens[:1]}, [7, 8])
+    with pytest.raises(RuntimeError, match=r"\[9\] where \[7, 8\]"):
+        forced_token_logprobs({"completion_probabilities": [{"id": 9, "logprob": -1.0}]}, [7, 8])
+
+
+def test_tokens_merged_into_one_character_cannot_be_scored():
+    """llama-server reports " Å" (two byte tokens, 5549 and 223) as one entry with the second token's id and
+    log-probability: the first one's is unknown."""
+    merged = [{"id": 35417, "logprob": -12.0}, {"id": 223, "logprob": -1.3}, {"id": 10023, "logprob": -3.2}]
+    assert forced_token_logprobs({"completion_probabilities": merged}, [35417, 5549, 223, 10023]) is None
 
 
 def test_a_model_without_a_gguf_is_refused(tmp_path: Path):
@@ -257,6 +264,8 @@ def test_given_tokens_are_scored_as_the_torch_engine_scores_them(engine: LlamaCp
     assert engine.continuation_logprobs(QUESTION, [QUESTION_TEXT]) == pytest.approx(
         torch_engine.continuation_logprobs(QUESTION, [QUESTION_TEXT]), abs=0.5
     )
+    assert engine.token_logprobs(prompt, ids(" Mikael Åker")) is None  # " Å": two byte tokens, one entry
+    assert engine.continuation_logprobs(QUESTION, ["Mikael Åker"]) is None
     with pytest.raises(ValueError, match="at least one"):
         engine.token_logprobs(prompt, [])
     with pytest.raises(ValueError, match="context window"):

@@ -154,6 +154,20 @@ def test_the_screen_decides_alone_far_from_the_threshold_and_the_model_is_read_n
     assert gate.screened([1.0, 0, 0, 0, 0, 0], 0.5) is not None and gate.screened([0.6, 0, 0, 0, 0, 0], 0.5) is None
 
 
+def test_a_question_the_engine_cannot_score_is_judged_by_the_screen() -> None:
+    """llama.cpp does not report every token's log-probability (one ending inside a character): the screen decides."""
+    unscored = QuestionGain(
+        lambda text, add_special_tokens=False: {"input_ids": [ord(c) for c in text]}, lambda p, c: None
+    )
+    screen = _gate(0.0)
+    gate = AnswerabilityGate((0.0,) * 10, 5.0, (0.0,) * 10, (1.0,) * 10, {}, FEATURES + GAIN_FEATURES, screen, 1.0)
+    near = gate.probability("alpha beta", ["alpha."], [0.9], _terms(), None, unscored, threshold=0.5)
+    assert near == pytest.approx(screen.probability_of(gate.features("alpha beta", ["alpha."], [0.9], _terms())))
+    unscreened = AnswerabilityGate((0.0,) * 10, 5.0, (0.0,) * 10, (1.0,) * 10, {}, FEATURES + GAIN_FEATURES)
+    with pytest.raises(ValueError, match="could not score"):
+        unscreened.probability("alpha beta", ["alpha."], [0.9], _terms(), None, unscored, threshold=0.5)
+
+
 def test_a_bad_screen_is_named(tmp_path: Path) -> None:
     data = json.loads(ANSWERABILITY_GAIN_FILE.read_text(encoding="utf-8"))
     (tmp_path / "answerability_gate.json").write_text(ANSWERABILITY_FILE.read_text(encoding="utf-8"), "utf-8")

@@ -236,23 +236,29 @@ class AnswerabilityGate:
     ) -> float:
         """``P(answerable)`` for the passages given together (one that holds the answer is enough). With the
         ``threshold`` it will be compared with, a gate that reads the model returns its screen's probability when
-        that one is more than ``screen_margin`` log-odds from the threshold (the decision is then the screen's).
+        that one is more than ``screen_margin`` log-odds from the threshold (the decision is then the screen's), or
+        when the engine cannot score the question's tokens (llama.cpp, for a token that ends inside a character).
 
         Raises:
-            ValueError: a gate that reads the model without ``question_gain``, or one whose engine cannot score.
+            ValueError: a gate that reads the model without ``question_gain``, or one that cannot score a question
+                and has no screen.
         """
         features = self.features(question, passages, dense, terms, sentences)
-        if self.reads_model and (first := self.screened(features, threshold)) is not None:
+        if not self.reads_model:
+            return self.probability_of(features)
+        if (first := self.screened(features, threshold)) is not None:
             return first
-        if self.reads_model:
-            gain = question_gain.features(question, passages) if question_gain is not None else None
-            if gain is None:
-                raise ValueError(
-                    "this answerability gate reads the model's question gain: pass a question_gain of an engine "
-                    "that scores tokens (QuestionGain.of_engine(LoragEngine)), or use AnswerabilityGate.load()"
-                )
-            features += gain
-        return self.probability_of(features)
+        if question_gain is None:
+            raise ValueError(
+                "this answerability gate reads the model's question gain: pass a question_gain of an engine "
+                "that scores tokens (QuestionGain.of_engine(LoragEngine)), or use AnswerabilityGate.load()"
+            )
+        gain = question_gain.features(question, passages)
+        if gain is not None:
+            return self.probability_of(features + gain)
+        if self.screen is None:
+            raise ValueError("the engine could not score this question's tokens, and this gate has no screen")
+        return self.screen.probability_of(features[: len(FEATURES)])
 
     def screened(self, features: Sequence[float], threshold: float | None) -> float | None:
         """The screen's ``P(answerable)`` from the six ``FEATURES`` when it is more than ``screen_margin`` log-odds

@@ -194,11 +194,12 @@ class LlamaCppEngine(SubmitShortcuts):
 
     def continuation_logprobs(
         self, messages: Sequence[Mapping[str, Any]], replies: Sequence[str], *, adapter: str | None = None
-    ) -> list[float]:
+    ) -> list[float] | None:
         """log P(reply | the chat) for each reply under the adapter, as ``LoragEngine.continuation_logprobs``: the
         server decodes the reply's tokens (the tokenizer's) under a grammar of exactly those ids and reports each
-        one's log-probability before the grammar (``forced_token_fields``). Each reply reads the prompt afresh, as a
-        request does: reusing the first's cache changed the sum by 0.03 (llama.cpp's kernels are not
+        one's log-probability before the grammar (``forced_token_fields``); None when a reply has a token that ends
+        inside a character, whose log-probability llama-server does not report. Each reply reads the prompt afresh,
+        as a request does: reusing the first's cache changed the sum by 0.03 (llama.cpp's kernels are not
         batch-invariant).
 
         Raises:
@@ -209,14 +210,18 @@ class LlamaCppEngine(SubmitShortcuts):
         for reply in replies:
             reply_ids = list(self.tokenizer(reply, add_special_tokens=False)["input_ids"])
             check_scorable(reply, len(reply_ids), len(ids), self.context_window)
-            scores.append(sum(self._forced(ids, reply_ids, adapter)))
+            forced = self._forced(ids, reply_ids, adapter)
+            if forced is None:
+                return None
+            scores.append(sum(forced))
         return scores
 
     def token_logprobs(
         self, prompt_ids: Sequence[int], continuation_ids: Sequence[int], *, adapter: str | None = None
-    ) -> list[float]:
+    ) -> list[float] | None:
         """log P of each token of ``continuation_ids`` after ``prompt_ids`` (raw ids, no chat template) under the
-        adapter (None: the base), as ``LoragEngine.token_logprobs``; ``lorag.rag.question_gain`` reads it.
+        adapter (None: the base), as ``LoragEngine.token_logprobs``; ``lorag.rag.question_gain`` reads it. None when a
+        token ends inside a character (``forced_token_logprobs``).
 
         Raises:
             ValueError: no continuation, or more tokens than the context window (named).
@@ -230,7 +235,7 @@ class LlamaCppEngine(SubmitShortcuts):
             )
         return self._forced(list(prompt_ids), list(continuation_ids), adapter)
 
-    def _forced(self, prompt_ids: list[int], token_ids: list[int], adapter: str | None) -> list[float]:
+    def _forced(self, prompt_ids: list[int], token_ids: list[int], adapter: str | None) -> list[float] | None:
         """Each forced token's log-probability after the prompt (read afresh: ``cache_prompt`` off)."""
         _, lora = self._lora(adapter)
         body = {**forced_token_fields(token_ids), "prompt": prompt_ids, "lora": lora, "cache_prompt": False}
