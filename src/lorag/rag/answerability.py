@@ -257,7 +257,10 @@ class AnswerabilityGate:
         if gain is not None:
             return self.probability_of(features + gain)
         if self.screen is None:
-            raise ValueError("the engine could not score this question's tokens, and this gate has no screen")
+            raise ValueError(
+                "the engine could not score this question's tokens and this gate has no screen to decide instead: "
+                "give it one (as answerability_gate_gain.json has) or use AnswerabilityGate.load()"
+            )
         return self.screen.probability_of(features[: len(FEATURES)])
 
     def screened(self, features: Sequence[float], threshold: float | None) -> float | None:
