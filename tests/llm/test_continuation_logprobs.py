@@ -68,3 +68,8 @@ def test_token_logprobs_are_each_tokens_teacher_forced_log_probability(engine: L
         engine.token_logprobs(prompt, [])
     with pytest.raises(ValueError, match="window"):
         engine.token_logprobs(prompt * engine.scheduler.max_length, question)
+    vocab = engine.base.model.config.vocab_size
+    with pytest.raises(ValueError, match=rf"\[{vocab}\] are outside the model's vocabulary"):
+        engine.token_logprobs(prompt, [*question, vocab])
+    with pytest.raises(ValueError, match="outside the model's vocabulary"):
+        engine.token_logprobs([-1, *prompt], question)

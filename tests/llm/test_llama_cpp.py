@@ -270,6 +270,8 @@ def test_given_tokens_are_scored_as_the_torch_engine_scores_them(engine: LlamaCp
         engine.token_logprobs(prompt, [])
     with pytest.raises(ValueError, match="context window"):
         engine.token_logprobs(prompt * 200, question)
+    with pytest.raises(ValueError, match="outside the model's vocabulary"):
+        engine.token_logprobs(prompt, [*question, len(engine.tokenizer)])
 
 
 @needs_server

@@ -32,6 +32,7 @@ from lorag.llm.generation import (
     SamplingParams,
     TextDelta,
     check_scorable,
+    check_token_scorable,
     encode_prompt,
     stop_token_ids,
 )
@@ -267,15 +268,10 @@ class LoragEngine(SubmitShortcuts):
         reads how much a passage makes a question likelier with it.
 
         Raises:
-            ValueError: no continuation, or more tokens than the model's window (named).
+            ValueError: no continuation, more tokens than the model's window, or an id outside the vocabulary (named).
         """
-        if not continuation_ids:
-            raise ValueError("token_logprobs needs at least one continuation token")
-        if len(prompt_ids) + len(continuation_ids) > self.scheduler.max_length:
-            raise ValueError(
-                f"{len(prompt_ids)} prompt and {len(continuation_ids)} continuation tokens exceed the model's "
-                f"{self.scheduler.max_length}-token window"
-            )
+        vocab = int(self.base.model.config.vocab_size)
+        check_token_scorable(prompt_ids, continuation_ids, self.scheduler.max_length, vocab)
         adapter = adapter if adapter is not None else BASE_ADAPTER
         return forced_token_logprobs(self.scheduler.registry, list(prompt_ids), list(continuation_ids), adapter)
 

@@ -301,6 +301,24 @@ def check_scorable(reply: str, reply_tokens: int, prompt_tokens: int, window: in
         )
 
 
+def check_token_scorable(prompt_ids: Sequence[int], continuation_ids: Sequence[int], window: int, vocab: int) -> None:
+    """Refuse tokens ``token_logprobs`` cannot score (every engine's): no continuation, more tokens than the window,
+    or an id outside the vocabulary.
+
+    Raises:
+        ValueError: naming what is wrong.
+    """
+    if not continuation_ids:
+        raise ValueError("token_logprobs needs at least one continuation token")
+    if len(prompt_ids) + len(continuation_ids) > window:
+        raise ValueError(
+            f"{len(prompt_ids)} prompt and {len(continuation_ids)} continuation tokens exceed the model's "
+            f"{window}-token context window"
+        )
+    if bad := [i for i in (*prompt_ids, *continuation_ids) if not 0 <= int(i) < vocab]:
+        raise ValueError(f"token ids {bad[:5]} are outside the model's vocabulary (0 to {vocab - 1})")
+
+
 def stop_token_ids(tokenizer: Any, model: Any) -> frozenset[int]:
     """End-of-sequence ids from the generation config and the tokenizer."""
     ids: set[int] = set()

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from lorag.llm.adapters import BASE_ADAPTER, UnknownAdapterError
-from lorag.llm.generation import SamplingParams, check_scorable, encode_prompt
+from lorag.llm.generation import SamplingParams, check_scorable, check_token_scorable, encode_prompt
 from lorag.llm.llama_cpp.wire import (
     LlamaCppRequest,
     completion_fields,
@@ -224,15 +224,9 @@ class LlamaCppEngine(SubmitShortcuts):
         token ends inside a character (``forced_token_logprobs``).
 
         Raises:
-            ValueError: no continuation, or more tokens than the context window (named).
+            ValueError: no continuation, more tokens than the context window, or an id outside the vocabulary (named).
         """
-        if not continuation_ids:
-            raise ValueError("token_logprobs needs at least one continuation token")
-        if len(prompt_ids) + len(continuation_ids) > self.context_window:
-            raise ValueError(
-                f"{len(prompt_ids)} prompt and {len(continuation_ids)} continuation tokens exceed this engine's "
-                f"{self.context_window}-token context window"
-            )
+        check_token_scorable(prompt_ids, continuation_ids, self.context_window, len(self.tokenizer))
         return self._forced(list(prompt_ids), list(continuation_ids), adapter)
 
     def _forced(self, prompt_ids: list[int], token_ids: list[int], adapter: str | None) -> list[float] | None:
