@@ -24,9 +24,10 @@ section 17) raised the gate's ROC AUC from 0.871 to 0.891 on the check questions
 three layers, 600 steps, learned nothing (0.49 alone). The LoRA reader (the defaults: rank 16, lr 5e-4, 800 steps,
 42 min) reads pairs as well (held-back AUC 0.912 vs 0.904) and moves the gate as little at the answered rate
 ``lorag ask`` keeps (section 18). Beside the question gain it does move it: *check*'s abstention recall goes from
-0.690 to 0.750 at the threshold the rule picks for each gate (0.55, 0.60; answered 0.906, 0.886; section 23; not
-shipped yet). ``--save`` keeps the reader and its training metadata, ``--reader`` scores a saved one without
-training; ``--device cuda`` trains on a GPU. No test data is read.
+0.690 to 0.750 at the threshold the rule picks for each gate (0.55, 0.60; answered 0.906, 0.886; section 23), but
+end to end on the dev sets it lowered abstention recall and multi-hop F1 (section 24): not shipped. ``--save`` keeps
+the reader and its training metadata, ``--reader`` scores a saved one without training; ``--device cuda`` trains on
+a GPU. No test data is read.
 
 Usage (from the repository root)::
 
