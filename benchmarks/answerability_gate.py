@@ -64,6 +64,8 @@ from squad_rag import SEED, load_articles, split_articles, write_eval_set
 REPO = Path(__file__).resolve().parents[1]
 #: (answerable, unanswerable, seed) of the fit set and of the check set.
 FIT, CHECK = (1200, 400, SEED + 11), (500, 200, SEED + 5)
+#: Where ``--gain``'s scores are kept between runs (``CachedGain``).
+GAIN_CACHE = Path(tempfile.gettempdir()) / "lorag-answerability" / "question-gain.json"
 #: Multi-hop questions of each HotpotQA half asked without one of their gold paragraphs.
 MULTIHOP_UNANSWERABLE = 130
 #: Where the HotpotQA questions past the benchmark's 100 come from (recorded with the gate).
@@ -240,10 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--gain", action="store_true", help="add the model's question gain (lorag.rag.question_gain)")
     parser.add_argument(
-        "--gain-cache",
-        type=Path,
-        default=Path(tempfile.gettempdir()) / "lorag-answerability" / "question-gain.json",
-        help="where --gain's scores are kept between runs",
+        "--gain-cache", type=Path, default=GAIN_CACHE, help="where --gain's scores are kept between runs"
     )
     parser.add_argument("--output", type=Path, help="default: answerability_gate[_gain].json in src/lorag/rag")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lorag-answerability")

@@ -49,7 +49,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from answerability_gate import REPO, THRESHOLDS, CachedGain, gate_inputs, rates, write_squad_sets
+from answerability_gate import GAIN_CACHE, REPO, THRESHOLDS, CachedGain, gate_inputs, rates, write_squad_sets
 from lorag.rag.answerability import split_sentences
 from lorag.retrieval.tokenization import Tokenizer
 from squad_rag import load_articles, split_articles
@@ -302,12 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save", type=Path, help="a folder to save the trained reader in (safetensors)")
     parser.add_argument("--reader", type=Path, help="a reader saved with --save: score with it, train nothing")
     parser.add_argument("--gain", action="store_true", help="compare with the ten-input gate (+ the question gain)")
-    parser.add_argument(
-        "--gain-cache",
-        type=Path,
-        default=Path(tempfile.gettempdir()) / "lorag-answerability" / "question-gain.json",
-        help="answerability_gate.py's cache of the question gain (scored where missing)",
-    )
+    parser.add_argument("--gain-cache", type=Path, default=GAIN_CACHE, help="answerability_gate.py's --gain-cache")
     args = parser.parse_args(argv)
     if not 1 <= args.layers <= 6:
         parser.error(f"--layers must be 1-6 (MiniLM has 6), got {args.layers}")
