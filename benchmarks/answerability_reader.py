@@ -1,8 +1,9 @@
 """Train a cross-encoder reading a question and one sentence; try its score as the answerability gate's 7th input.
 
-The shipped gate (``lorag.rag.answerability``) reads words and embeddings, not meaning; on SQuAD's test articles it
-declines 52% of the questions whose paragraph was removed, short of #15's 60% (``rag_defaults.md`` sections 6-7,
-16-17). A reader trained for the question "does this sentence answer it?" is the next thing to try. This script:
+The six-input gate (``lorag.rag.answerability``) reads words and embeddings, not meaning; on SQuAD's test articles
+it declined 52% of the questions whose paragraph was removed, short of #15's 60% (``rag_defaults.md`` sections 6-7,
+16-17; 58% since the gate also reads the model's question gain, section 21). A reader trained for the question
+"does this sentence answer it?" is the next thing to try. This script:
 
 1. builds (question, sentence) pairs from the train articles of ``squad_rag.py``'s split, leaving out every question
    of ``answerability_gate.py``'s *fit* and *check* sets and every question of a paragraph those sets remove: the
