@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from lorag.llm.generation import SamplingParams
 from lorag.llm.llama_cpp import LlamaCppEngine, Phase, completion_fields, plan_phases
+from lorag.llm.llama_cpp.engine import gguf_limits
 from lorag.llm.llama_cpp.wire import forced_token_fields, forced_token_logprobs
 from lorag.serving.llama_server import build_requested, cached_llama_server
 
@@ -107,6 +109,22 @@ def test_tokens_merged_into_one_character_cannot_be_scored():
     log-probability: the first one's is unknown."""
     merged = [{"id": 35417, "logprob": -12.0}, {"id": 223, "logprob": -1.3}, {"id": 10023, "logprob": -3.2}]
     assert forced_token_logprobs({"completion_probabilities": merged}, [35417, 5549, 223, 10023]) is None
+
+
+def test_the_vocabulary_is_the_ggufs_padding_included(tmp_path: Path):
+    """Converters pad a GGUF's token list to the embedding's rows: the ids past the tokenizer's are the model's too."""
+    import gguf
+
+    path = tmp_path / "padded.gguf"
+    writer = gguf.GGUFWriter(path, arch="llama")
+    writer.add_context_length(2048)
+    writer.add_array("tokenizer.ggml.tokens", ["<s>", "a", "b", "[PAD3]", "[PAD4]"])
+    writer.add_tensor("token_embd.weight", np.zeros((5, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    assert gguf_limits(path) == (2048, 5)
 
 
 def test_a_model_without_a_gguf_is_refused(tmp_path: Path):
@@ -270,8 +288,9 @@ def test_given_tokens_are_scored_as_the_torch_engine_scores_them(engine: LlamaCp
         engine.token_logprobs(prompt, [])
     with pytest.raises(ValueError, match="context window"):
         engine.token_logprobs(prompt * 200, question)
+    assert engine.base.vocab_size == torch_engine.base.model.config.vocab_size
     with pytest.raises(ValueError, match="outside the model's vocabulary"):
-        engine.token_logprobs(prompt, [*question, len(engine.tokenizer)])
+        engine.token_logprobs(prompt, [*question, engine.base.vocab_size])
 
 
 @needs_server

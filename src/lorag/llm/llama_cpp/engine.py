@@ -37,6 +37,8 @@ class LlamaCppBase:
     gguf: Path
     path: str
     fingerprint: str
+    context_length: int
+    vocab_size: int
 
 
 class LlamaCppAdapters:
@@ -117,8 +119,8 @@ class LlamaCppEngine(SubmitShortcuts):
     ) -> None:
         if weights not in ("q8_0", "as-stored"):
             raise ValueError(f"weights must be 'q8_0' or 'as-stored', got {weights!r}")
-        self.base, self.tokenizer, trained_context = _load_base(model, weights)
-        self.context_window = int(context_window or trained_context)
+        self.base, self.tokenizer = _load_base(model, weights)
+        self.context_window = int(context_window or self.base.context_length)
         self.threads = threads or int(os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0)))
         self.parallel = parallel
         self.binary = binary
@@ -226,7 +228,7 @@ class LlamaCppEngine(SubmitShortcuts):
         Raises:
             ValueError: no continuation, more tokens than the context window, or an id outside the vocabulary (named).
         """
-        check_token_scorable(prompt_ids, continuation_ids, self.context_window, len(self.tokenizer))
+        check_token_scorable(prompt_ids, continuation_ids, self.context_window, self.base.vocab_size)
         return self._forced(list(prompt_ids), list(continuation_ids), adapter)
 
     def _forced(self, prompt_ids: list[int], token_ids: list[int], adapter: str | None) -> list[float] | None:
@@ -277,10 +279,9 @@ class LlamaCppEngine(SubmitShortcuts):
         self.close()
 
 
-def _load_base(model: str, weights: str) -> tuple[LlamaCppBase, Any, int]:
-    """The base's GGUF (``weights``: see ``LlamaCppEngine``), tokenizer and training context, for a short name with
-    a packaged GGUF or a GGUF file."""
-    from gguf import GGUFReader
+def _load_base(model: str, weights: str) -> tuple[LlamaCppBase, Any]:
+    """The base (``weights``: see ``LlamaCppEngine``) and its tokenizer, for a short name with a packaged GGUF or a
+    GGUF file."""
     from transformers import AutoTokenizer
 
     from lorag.fingerprint import directory_fingerprint, file_sha256
@@ -305,10 +306,17 @@ def _load_base(model: str, weights: str) -> tuple[LlamaCppBase, Any, int]:
         fingerprint = directory_fingerprint(path)
     if weights == "q8_0":
         gguf = q8_0_copy(gguf)
+    return LlamaCppBase(model, gguf, path, fingerprint, *gguf_limits(gguf)), tokenizer
+
+
+def gguf_limits(gguf: Path) -> tuple[int, int]:
+    """The GGUF's training context and vocabulary size: llama.cpp's, its token list with any padding, which can hold
+    ids the tokenizer never emits (``len(tokenizer)`` would refuse them) but the model scores."""
+    from gguf import GGUFReader
+
     reader = GGUFReader(gguf)
     arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
-    context = int(reader.fields[f"{arch}.context_length"].parts[-1][0])
-    return LlamaCppBase(model, gguf, path, fingerprint), tokenizer, context
+    return int(reader.fields[f"{arch}.context_length"].parts[-1][0]), len(reader.fields["tokenizer.ggml.tokens"].data)
 
 
 def q8_0_copy(gguf: Path) -> Path:
