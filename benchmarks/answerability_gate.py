@@ -38,6 +38,7 @@ import argparse
 import dataclasses
 import json
 import shlex
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -200,10 +201,11 @@ def rates(
     }
 
 
-def screen_margin(gate: AnswerabilityGate, features: list[list[float]]) -> float:
-    """The smallest of ``SCREEN_MARGINS`` at which letting the six-input gate decide alone when that far from the
-    threshold changes at most ``SCREEN_CHANGES`` of ``features``' decisions at every threshold of ``THRESHOLDS``."""
-    screen = AnswerabilityGate.load(ANSWERABILITY_FILE)
+def screen_margin(gate: AnswerabilityGate, features: list[list[float]], screen_file: Path) -> float:
+    """The smallest of ``SCREEN_MARGINS`` at which letting the six-input gate of ``screen_file`` decide alone when that
+    far from the threshold changes at most ``SCREEN_CHANGES`` of ``features``' decisions at every threshold of
+    ``THRESHOLDS``."""
+    screen = AnswerabilityGate.load(screen_file)
     full = [gate.probability_of(f) for f in features]
     for margin in SCREEN_MARGINS:
         screened = dataclasses.replace(gate, screen=screen, screen_margin=margin)
@@ -244,7 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--gain-cache", type=Path, default=GAIN_CACHE, help="where --gain's scores are kept between runs"
     )
-    parser.add_argument("--output", type=Path, help="default: answerability_gate[_gain].json in src/lorag/rag")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="default: answerability_gate[_gain].json in src/lorag/rag (--gain: the shipped six-input screen is "
+        "copied beside it where none is)",
+    )
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "lorag-answerability")
     parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--hops", type=int, default=DEFAULT_HOPS, help="searches per question, as lorag ask's --hops")
@@ -297,7 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.output.write_text(json.dumps(gate, indent=1) + "\n", encoding="utf-8")
     if args.gain:
-        margin = screen_margin(AnswerabilityGate.load(args.output), x)
+        # The gain gate names its screen by file name, beside it: an --output elsewhere gets the shipped one copied.
+        screen_file = args.output.with_name(ANSWERABILITY_FILE.name)
+        if not screen_file.is_file():
+            shutil.copyfile(ANSWERABILITY_FILE, screen_file)
+        margin = screen_margin(AnswerabilityGate.load(args.output), x, screen_file)
         gate["screen"] = {"gate": ANSWERABILITY_FILE.name, "margin": margin}
         args.output.write_text(json.dumps(gate, indent=1) + "\n", encoding="utf-8")
     written = {"train_auc": gate["metadata"]["train_auc"], "screen": gate.get("screen"), "output": str(args.output)}
