@@ -263,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.data / "dev-v1.1.json.zip").is_file():
         parser.error(f"{args.data} holds no dev-v1.1.json.zip: pass the SQuAD v1.1 folder (../shared/data/squad-v1.1)")
     args.output = args.output or (ANSWERABILITY_GAIN_FILE if args.gain else ANSWERABILITY_FILE)
+    if args.gain and args.output.name == ANSWERABILITY_FILE.name:
+        parser.error(f"--gain --output {args.output}: that name is the six-input screen's, which sits beside it")
     gain = CachedGain(args.gain_cache) if args.gain else None
 
     tables: dict[str, tuple[list[list[float]], list[int]]] = {}

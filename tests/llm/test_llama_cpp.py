@@ -127,6 +127,21 @@ def test_the_vocabulary_is_the_ggufs_padding_included(tmp_path: Path):
     assert gguf_limits(path) == (2048, 5)
 
 
+def test_a_gguf_without_a_vocabulary_is_refused_by_name(tmp_path: Path):
+    import gguf
+
+    path = tmp_path / "no-tokens.gguf"
+    writer = gguf.GGUFWriter(path, arch="llama")
+    writer.add_context_length(2048)
+    writer.add_tensor("token_embd.weight", np.zeros((5, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ValueError, match=r"no-tokens\.gguf has no tokenizer\.ggml\.tokens field"):
+        gguf_limits(path)
+
+
 def test_a_model_without_a_gguf_is_refused(tmp_path: Path):
     with pytest.raises(LookupError, match="GGUF"):
         LlamaCppEngine("minilm")

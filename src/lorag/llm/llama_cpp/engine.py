@@ -315,8 +315,12 @@ def gguf_limits(gguf: Path) -> tuple[int, int]:
     from gguf import GGUFReader
 
     reader = GGUFReader(gguf)
-    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
-    return int(reader.fields[f"{arch}.context_length"].parts[-1][0]), len(reader.fields["tokenizer.ggml.tokens"].data)
+    try:
+        arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+        context = int(reader.fields[f"{arch}.context_length"].parts[-1][0])
+        return context, len(reader.fields["tokenizer.ggml.tokens"].data)
+    except KeyError as err:
+        raise ValueError(f"GGUF {gguf} has no {err.args[0]} field: not a llama.cpp language model; give one") from err
 
 
 def q8_0_copy(gguf: Path) -> Path:
