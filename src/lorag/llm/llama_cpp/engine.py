@@ -30,8 +30,10 @@ from lorag.llm.requests import SubmitShortcuts
 
 @dataclass(frozen=True)
 class LlamaCppBase:
-    """The base as this engine knows it: the GGUF it serves, and the model reference and fingerprint adapters are
-    checked against (the same as ``LoragEngine``'s for a lorag short name)."""
+    """The base as this engine knows it: the GGUF it serves, the model reference and fingerprint adapters are
+    checked against (the same as ``LoragEngine``'s for a lorag short name), and the GGUF's own context length and
+    vocabulary size (padding included: the ids llama.cpp scores): the default context window, and the bound on the
+    ids ``token_logprobs`` takes."""
 
     model: str
     gguf: Path
