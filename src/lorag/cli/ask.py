@@ -20,7 +20,13 @@ from lorag.cli import app
 from lorag.cli.answer_engine import ENGINE_OPTION, LlmEngine, check_engine_flags, load_engine
 from lorag.rag.hops import DEFAULT_HOPS, DEFAULT_HOPS_WHEN_DECLINED
 from lorag.rag.loaders import DEFAULT_MAX_FILE_MB
-from lorag.rag.pipeline import DEFAULT_ABSTAIN_CONFIDENCE, DEFAULT_K, DEFAULT_MIN_ANSWERABILITY, RagPipeline
+from lorag.rag.pipeline import (
+    DEFAULT_ABSTAIN_CONFIDENCE,
+    DEFAULT_K,
+    DEFAULT_MIN_ANSWERABILITY,
+    Answer,
+    RagPipeline,
+)
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -363,38 +369,74 @@ def with_answer_options(command: Callable[..., None]) -> Callable[..., None]:
 @app.command("ask")
 @with_answer_options
 def ask_command(
-    question: str = typer.Argument(..., help="The question to answer from the documents."),
+    question: str = typer.Argument(
+        ...,
+        help="The question to answer from the documents; '-' answers each line of standard input in turn, "
+        "with the index opened and the model loaded once.",
+    ),
     docs: Path | None = typer.Option(None, "--docs", help="Folder of .md, .txt and .pdf files (indexed first)."),
     index_dir: Path | None = typer.Option(None, "--index-dir", help="Where the index lives (default .lorag/...)."),
     *,
     options: AnswerOptions,
     stream: bool = typer.Option(False, "--stream", help="Print the answer as it is generated."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object with answer and sources."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON object with answer and sources (with '-': one a line, JSON Lines)."
+    ),
 ) -> None:
     """Answer a question from your documents and cite the passages used."""
     if not question.strip():
         raise usage_error("the question is empty: ask something about your documents")
     if stream and as_json:
         raise usage_error("--stream and --json exclude each other")
-    from lorag.rag.pipeline import Answer
-
+    from_stdin = question.strip() == "-"
+    answered = 0
     with options.open_pipeline(docs, index_dir, quiet=as_json) as pipeline:
-        if stream:
-            answer: Answer | None = None
-            for piece in pipeline.stream(question):
-                if isinstance(piece, Answer):
-                    answer = piece
-                else:
-                    sys.stdout.write(piece)
-                    sys.stdout.flush()
-            typer.echo("")
-            assert answer is not None
+        for text in stdin_questions() if from_stdin else [question]:
+            if answered and not as_json:
+                typer.echo("")
+            answer = streamed_answer(pipeline, text) if stream else pipeline.ask(text)
+            echo_answer(answer, as_json=as_json, json_lines=from_stdin, streamed=stream)
+            answered += 1
+    if not answered:
+        raise usage_error("'-' reads the questions from standard input, one a line, and it held none")
+
+
+def stdin_questions() -> Iterator[str]:
+    """The non-blank lines of standard input, each read once the one before is answered (so a person can type
+    them), after a prompt on stderr when it is a terminal."""
+    prompt = sys.stdin.isatty()
+    while True:
+        if prompt:
+            sys.stderr.write("question> ")
+            sys.stderr.flush()
+        line = sys.stdin.readline()
+        if not line:
+            return
+        if line.strip():
+            yield line.strip()
+
+
+def streamed_answer(pipeline: RagPipeline, question: str) -> Answer:
+    """Print the answer as it is generated; return the final ``Answer`` (its text is what was printed)."""
+    answer: Answer | None = None
+    for piece in pipeline.stream(question):
+        if isinstance(piece, Answer):
+            answer = piece
         else:
-            answer = pipeline.ask(question)
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    typer.echo("")
+    assert answer is not None
+    return answer
+
+
+def echo_answer(answer: Answer, *, as_json: bool, json_lines: bool, streamed: bool) -> None:
+    """The answer (unless ``streamed`` printed it) and its cited passages, or all given when it cites none; with
+    ``as_json`` one JSON object (on one line with ``json_lines``)."""
     if as_json:
-        typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
+        typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=None if json_lines else 2))
         return
-    if not stream:
+    if not streamed:
         typer.echo(answer.answer)
     if answer.sources:
         cited = answer.cited

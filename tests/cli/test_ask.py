@@ -1,0 +1,51 @@
+"""``lorag ask -``: one question a line of standard input, answered in turn by one loaded pipeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from lorag.cli import app
+
+
+def _args(docs: Path, tmp_path: Path, tiny_st_dir: Path, tiny_llm_dir: Path) -> list[str]:
+    args = ["ask", "--docs", str(docs), "--index-dir", str(tmp_path / "idx"), "--embedder", str(tiny_st_dir)]
+    return [*args, "--model", str(tiny_llm_dir), "--quantization", "none", "--max-tokens", "6", "--min-relevance", "-1"]
+
+
+def test_each_line_of_stdin_is_answered_as_its_own_ask(
+    docs: Path, tmp_path: Path, tiny_st_dir: Path, tiny_llm_dir: Path
+) -> None:
+    args = _args(docs, tmp_path, tiny_st_dir, tiny_llm_dir)
+    questions = ["Which origins are allowed?", "When do background tasks run?"]
+    many = CliRunner().invoke(app, [*args, "--json", "-"], input=f"{questions[0]}\n\n   \n{questions[1]}\n")
+    assert many.exit_code == 0, many.output
+    lines = many.stdout.splitlines()
+    assert len(lines) == 2  # JSON Lines: blank input lines are skipped, one object a question
+    payloads = [json.loads(line) for line in lines]
+    assert [p["question"] for p in payloads] == questions
+    for question, payload in zip(questions, payloads, strict=True):
+        one = CliRunner().invoke(app, [*args, "--json", question])  # greedy: the same answer as asked alone
+        assert one.exit_code == 0, one.output
+        alone = json.loads(one.stdout)
+        assert (payload["answer"], payload["sources"]) == (alone["answer"], alone["sources"])
+
+
+def test_text_answers_are_those_asked_alone_separated_by_a_blank_line(
+    docs: Path, tmp_path: Path, tiny_st_dir: Path, tiny_llm_dir: Path
+) -> None:
+    args = _args(docs, tmp_path, tiny_st_dir, tiny_llm_dir)
+    questions = ["Which origins are allowed?", "Where does the server listen?"]
+    many = CliRunner().invoke(app, [*args, "-"], input="\n".join(questions) + "\n")
+    assert many.exit_code == 0, many.output
+    alone = [CliRunner().invoke(app, [*args, q]).stdout for q in questions]
+    assert all("\nSources:" in out or "\nPassages given" in out for out in alone)
+    assert many.stdout == alone[0] + "\n" + alone[1]
+
+
+def test_stdin_without_a_question_is_refused(docs: Path, tmp_path: Path, tiny_st_dir: Path, tiny_llm_dir: Path) -> None:
+    result = CliRunner().invoke(app, [*_args(docs, tmp_path, tiny_st_dir, tiny_llm_dir), "-"], input="\n  \n")
+    assert result.exit_code == 2
+    assert "standard input" in result.stderr and "held none" in result.stderr
