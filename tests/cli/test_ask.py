@@ -49,3 +49,14 @@ def test_stdin_without_a_question_is_refused(docs: Path, tmp_path: Path, tiny_st
     result = CliRunner().invoke(app, [*_args(docs, tmp_path, tiny_st_dir, tiny_llm_dir), "-"], input="\n  \n")
     assert result.exit_code == 2
     assert "standard input" in result.stderr and "held none" in result.stderr
+
+
+def test_streamed_answers_print_what_the_unstreamed_ones_do(
+    docs: Path, tmp_path: Path, tiny_st_dir: Path, tiny_llm_dir: Path
+) -> None:
+    args = _args(docs, tmp_path, tiny_st_dir, tiny_llm_dir)
+    questions = "Which origins are allowed?\nWhere does the server listen?\n"
+    streamed = CliRunner().invoke(app, [*args, "--stream", "-"], input=questions)
+    plain = CliRunner().invoke(app, [*args, "-"], input=questions)
+    assert streamed.exit_code == plain.exit_code == 0, streamed.output + plain.output
+    assert streamed.stdout == plain.stdout
