@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from lorag.cli import ask as ask_module
+from lorag.cli import answer_options
 from lorag.cli.answer_engine import FALLBACK_QUANTIZATION, LlmEngine, check_engine_flags, engine_label
 from lorag.llm.adapters.validation import recorded_quantization
 from lorag.rag.grounded import GROUNDED_ADAPTER_DIR
@@ -38,11 +38,11 @@ def test_an_adapter_is_served_at_the_precision_it_was_trained_at(tiny_llm_dir: P
     (recorded / "training_metadata.json").write_text(json.dumps({"hyperparameters": {"quantization": "none"}}))
     unrecorded = make_adapter(tiny_llm_dir, tmp_path / "unrecorded", seed=1)
     for adapter, expected in ((recorded, "none"), (unrecorded, FALLBACK_QUANTIZATION), ("none", FALLBACK_QUANTIZATION)):
-        _, engine = ask_module.build_pipeline([], adapter=str(adapter), **options)
+        _, engine = answer_options.build_pipeline([], adapter=str(adapter), **options)
         engine.close()
         assert engine.base.settings.quantization == expected, adapter
         assert engine_label(engine) == f"torch ({expected})"
-    _, engine = ask_module.build_pipeline([], adapter=str(unrecorded), **options | {"quantization": "none"})
+    _, engine = answer_options.build_pipeline([], adapter=str(unrecorded), **options | {"quantization": "none"})
     engine.close()
     assert engine.base.settings.quantization == "none"  # the flag wins over the record
 
@@ -65,6 +65,6 @@ def test_llama_cpp_without_a_built_server_exits_2_saying_how_to_build(
     monkeypatch.delenv(llama_build.BUILD_ENV, raising=False)
     options = dict(model="smollm2-135m-instruct", quantization=None, adapter="none", max_tokens=4, k=2)
     with pytest.raises(typer.Exit) as exit_info:
-        ask_module.build_pipeline([], min_relevance=0.3, engine=LlmEngine.llama_cpp, **options)
+        answer_options.build_pipeline([], min_relevance=0.3, engine=LlmEngine.llama_cpp, **options)
     assert exit_info.value.exit_code == 2
     assert "python -m lorag.serving.llama_server build" in capsys.readouterr().err

@@ -10,9 +10,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from lorag.cli import app
-from lorag.cli import ask as ask_module
-from lorag.cli.ask import AnswerOptions, with_answer_options
+from lorag.cli import answer_options, app
+from lorag.cli.answer_options import AnswerOptions, with_answer_options
+from lorag.cli.documents import IndexBackend
 
 SHARED = [field.name for field in fields(AnswerOptions)]
 
@@ -40,7 +40,7 @@ def test_the_command_gets_the_flags_as_one_answer_options() -> None:
     assert result.exit_code == 0, result.output
     options = seen["options"]
     assert (options.k, options.adapter, options.hops, seen["last"]) == (3, "none", 2, 7)
-    assert options.model == ask_module.DEFAULT_MODEL and options.backend is ask_module.IndexBackend.torch
+    assert options.model == answer_options.DEFAULT_MODEL and options.backend is IndexBackend.torch
 
 
 class _Engine:
@@ -62,8 +62,8 @@ def test_open_pipeline_forwards_every_option_and_closes_the_engine(monkeypatch: 
         calls["pipeline"] = kwargs
         return f"pipeline over {index}", engine
 
-    monkeypatch.setattr(ask_module, "open_index", open_index)
-    monkeypatch.setattr(ask_module, "build_pipeline", build_pipeline)
+    monkeypatch.setattr(answer_options, "open_index", open_index)
+    monkeypatch.setattr(answer_options, "build_pipeline", build_pipeline)
     checked = {"adapter": None, "lm_head_dtype": "int8"}  # checked before the index opens: real values
     options = AnswerOptions(**{name: f"<{name}>" for name in SHARED} | checked)
     with pytest.raises(typer.Exit) as exit_info, options.open_pipeline(Path("docs"), None, quiet=True) as pipeline:
@@ -78,7 +78,7 @@ def test_open_pipeline_forwards_every_option_and_closes_the_engine(monkeypatch: 
 
 
 def test_a_missing_adapter_exits_2_before_the_index_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ask_module, "open_index", lambda *args, **kwargs: pytest.fail("index opened"))
+    monkeypatch.setattr(answer_options, "open_index", lambda *args, **kwargs: pytest.fail("index opened"))
     args = ["ask", "anything?", "--docs", str(tmp_path), "--adapter", str(tmp_path / "gone")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "is not a directory" in result.stderr
@@ -88,11 +88,11 @@ def test_the_output_layer_precision_reaches_the_engine_and_a_bad_one_exits_2(tin
     options: dict[str, Any] = dict(model=str(tiny_llm_dir), quantization="none", adapter="none", max_tokens=4)
     options |= dict(k=2, min_relevance=0.3)
     for flag, expected in (("int8", "int8"), ("none", None)):
-        _, engine = ask_module.build_pipeline([], lm_head_dtype=flag, **options)
+        _, engine = answer_options.build_pipeline([], lm_head_dtype=flag, **options)
         engine.close()
         assert engine.base.settings.lm_head_dtype == expected
     with pytest.raises(typer.Exit) as exit_info:
-        ask_module.build_pipeline([], lm_head_dtype="int4", **options)
+        answer_options.build_pipeline([], lm_head_dtype="int4", **options)
     assert exit_info.value.exit_code == 2
 
 
@@ -105,7 +105,7 @@ def test_a_bad_output_layer_precision_is_named_before_anything_loads(tmp_path: P
 def test_torch_only_flags_with_the_llama_cpp_engine_exit_2_before_the_index_opens(
     flag: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ask_module, "open_index", lambda *args, **kwargs: pytest.fail("index opened"))
+    monkeypatch.setattr(answer_options, "open_index", lambda *args, **kwargs: pytest.fail("index opened"))
     args = ["ask", "anything?", "--docs", str(tmp_path), "--engine", "llama.cpp", *flag]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "--engine llama.cpp runs the model's GGUF" in result.stderr

@@ -258,7 +258,7 @@ def test_a_never_kept_no_answer_reply_is_forbidden_from_the_start(tokenizer: Any
 
 
 def test_the_cli_turns_the_gate_on_only_with_the_grounded_adapter(tiny_llm_dir: Path) -> None:
-    from lorag.cli.ask import build_pipeline
+    from lorag.cli.answer_options import build_pipeline
     from lorag.rag.pipeline import DEFAULT_ABSTAIN_CONFIDENCE
 
     options: dict[str, Any] = dict(model=str(tiny_llm_dir), quantization="none", adapter=None, k=2, max_tokens=4)

@@ -51,7 +51,7 @@ def test_cli_index_shows_progress_and_ask_json_does_not(
     long_docs: Path, tmp_path: Path, tiny_st_dir: Path, bars_at_once: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from lorag.cli import app
-    from lorag.cli.ask import IndexBackend, open_index
+    from lorag.cli.documents import IndexBackend, open_index
 
     args = ["index", "--docs", str(long_docs), "--index-dir", str(tmp_path / "idx"), "--embedder", str(tiny_st_dir)]
     done = CliRunner().invoke(app, args)

@@ -207,7 +207,7 @@ def test_trainers_refuse_an_output_another_run_is_writing(tmp_path: Path) -> Non
 
 def test_ask_syncing_a_folder_another_process_syncs_waits_for_it(tmp_path: Path, tiny_st_dir: Path) -> None:
     """Two `lorag ask --docs` (or eval-rag) runs on one folder: the second waits for the first's sync, never fails."""
-    from lorag.cli.ask import IndexBackend, open_index
+    from lorag.cli.documents import IndexBackend, open_index
 
     docs = write_docs(tmp_path / "docs", 2)
     with held_by_thread(tmp_path / "idx") as release:

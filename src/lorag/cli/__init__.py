@@ -96,6 +96,12 @@ app = typer.Typer(
 )
 
 
+def usage_error(message: str) -> typer.Exit:
+    """Print ``error: message`` and return the exit (status 2) to raise: bad input, never a traceback."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
 @app.callback()
 def _root(
     verbose: bool = typer.Option(

@@ -16,6 +16,8 @@ from typing import Any
 
 import typer
 
+from lorag.cli import usage_error
+
 #: The torch engine's precision when neither the flag nor the adapter says.
 FALLBACK_QUANTIZATION = "nf4"
 
@@ -37,8 +39,6 @@ ENGINE_OPTION = typer.Option(
 
 def check_engine_flags(engine: LlmEngine, quantization: str | None, lm_head_dtype: str) -> None:
     """``--quantization`` and ``--lm-head-dtype`` set the torch engine: with ``llama.cpp`` they exit 2, naming them."""
-    from lorag.cli.ask import usage_error
-
     if engine is LlmEngine.llama_cpp and (quantization is not None or lm_head_dtype != "none"):
         raise usage_error(
             "--quantization and --lm-head-dtype set the torch engine; --engine llama.cpp runs the model's GGUF: "

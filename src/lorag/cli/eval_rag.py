@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from lorag.cli import app
+from lorag.cli import app, usage_error
 from lorag.cli.answer_engine import engine_label
-from lorag.cli.ask import AnswerOptions, usage_error, with_answer_options
+from lorag.cli.answer_options import AnswerOptions, with_answer_options
 
 #: Metrics printed as rates (4 decimals); the rest are seconds or tokens per second.
 _RATES = (

@@ -1,7 +1,4 @@
-"""``lorag index``: build or update the index of a folder, one writer at a time.
-
-Registered after ``lorag.cli.ask``, whose earlier ``index`` command this one replaces with ``--wait``.
-"""
+"""``lorag index``: build or update the index of a folder, one writer at a time."""
 
 from __future__ import annotations
 
@@ -9,15 +6,8 @@ from pathlib import Path
 
 import typer
 
-from lorag.cli import app
-from lorag.cli.ask import (
-    BACKEND_HELP,
-    FOLLOW_LINKS_OPTION,
-    MAX_FILE_MB_OPTION,
-    IndexBackend,
-    default_index_dir,
-    usage_error,
-)
+from lorag.cli import app, usage_error
+from lorag.cli.documents import BACKEND_HELP, FOLLOW_LINKS_OPTION, MAX_FILE_MB_OPTION, IndexBackend, default_index_dir
 
 
 @app.command("index")
