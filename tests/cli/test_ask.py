@@ -60,3 +60,23 @@ def test_streamed_answers_print_what_the_unstreamed_ones_do(
     plain = CliRunner().invoke(app, [*args, "-"], input=questions)
     assert streamed.exit_code == plain.exit_code == 0, streamed.output + plain.output
     assert streamed.stdout == plain.stdout
+
+
+def test_a_question_the_window_cannot_hold_is_reported_and_the_others_answered(
+    docs: Path, tmp_path: Path, tiny_st_dir: Path, tiny_llm_dir: Path
+) -> None:
+    args = _args(docs, tmp_path, tiny_st_dir, tiny_llm_dir)
+    too_long = "Which origins are allowed " * 2000 + "?"
+    questions = ["Which origins are allowed?", too_long, "Where does the server listen?"]
+    result = CliRunner().invoke(app, [*args, "--json", "-"], input="\n".join(questions) + "\n")
+    assert result.exit_code == 1, result.output
+    payloads = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [p["question"] for p in payloads] == questions  # one line a question, in order, the refused one too
+    assert "answer" in payloads[0] and "answer" in payloads[2]
+    assert "tokens" in payloads[1]["error"] and "answer" not in payloads[1]
+    assert "standard input line 2:" in result.stderr and "1 of 3 questions were refused (above)" in result.stderr
+    alone = [CliRunner().invoke(app, [*args, q]).stdout for q in (questions[0], questions[2])]
+    for stream in ([], ["--stream"]):
+        text = CliRunner().invoke(app, [*args, *stream, "-"], input="\n".join(questions) + "\n")
+        assert text.exit_code == 1
+        assert text.stdout == alone[0] + "\n" + alone[1]  # the refused question prints nothing on stdout

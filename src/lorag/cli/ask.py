@@ -3,6 +3,7 @@ input with the model loaded once."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ def ask_command(
     question: str = typer.Argument(
         ...,
         help="The question to answer from the documents; '-' answers each line of standard input in turn, "
-        "with the index opened and the model loaded once.",
+        "with the index opened and the model loaded once (a line it cannot take is reported and skipped: exit 1).",
     ),
     docs: Path | None = typer.Option(None, "--docs", help="Folder of .md, .txt and .pdf files (indexed first)."),
     index_dir: Path | None = typer.Option(None, "--index-dir", help="Where the index lives (default .lorag/...)."),
@@ -37,24 +38,39 @@ def ask_command(
         raise usage_error("the question is empty: ask something about your documents")
     if stream and as_json:
         raise usage_error("--stream and --json exclude each other")
-    from_stdin = question.strip() == "-"
-    answered = 0
+    if question.strip() != "-":
+        with options.open_pipeline(docs, index_dir, quiet=as_json) as pipeline:
+            answer = streamed_answer(pipeline, question) if stream else pipeline.ask(question)
+            echo_answer(answer, as_json=as_json, json_lines=False, streamed=stream)
+        return
+    asked, refused = 0, 0
     with options.open_pipeline(docs, index_dir, quiet=as_json) as pipeline:
-        for text in stdin_questions() if from_stdin else [question]:
-            if answered and not as_json:
-                typer.echo("")
-            answer = streamed_answer(pipeline, text) if stream else pipeline.ask(text)
-            echo_answer(answer, as_json=as_json, json_lines=from_stdin, streamed=stream)
-            answered += 1
-    if not answered:
+        for line, text in stdin_questions():
+            separator = "\n" if asked > refused and not as_json else ""  # a blank line between printed answers
+            asked += 1
+            try:  # one question the pipeline refuses (too long for the window) must not end the others
+                answer = streamed_answer(pipeline, text, separator) if stream else pipeline.ask(text)
+            except ValueError as err:
+                refused += 1
+                typer.echo(f"error: standard input line {line}: {err}", err=True)
+                if as_json:
+                    typer.echo(json.dumps({"question": text, "error": str(err)}, ensure_ascii=False))
+                continue
+            if not stream:
+                typer.echo(separator, nl=False)
+            echo_answer(answer, as_json=as_json, json_lines=True, streamed=stream)
+    if not asked:
         raise usage_error("'-' reads the questions from standard input, one a line, and it held none")
+    if refused:
+        typer.echo(f"error: {refused} of {asked} questions were refused (above); the others were answered", err=True)
+        raise typer.Exit(1)
 
 
-def stdin_questions() -> Iterator[str]:
-    """The non-blank lines of standard input, each read once the one before is answered (so a person can type
-    them), after a prompt on stderr when it is a terminal."""
+def stdin_questions() -> Iterator[tuple[int, str]]:
+    """The non-blank lines of standard input with their line numbers, each read once the one before is answered
+    (so a person can type them), after a prompt on stderr when it is a terminal."""
     prompt = sys.stdin.isatty()
-    while True:
+    for number in itertools.count(1):
         if prompt:
             sys.stderr.write("question> ")
             sys.stderr.flush()
@@ -62,17 +78,19 @@ def stdin_questions() -> Iterator[str]:
         if not line:
             return
         if line.strip():
-            yield line.strip()
+            yield number, line.strip()
 
 
-def streamed_answer(pipeline: RagPipeline, question: str) -> Answer:
-    """Print the answer as it is generated; return the final ``Answer`` (its text is what was printed)."""
+def streamed_answer(pipeline: RagPipeline, question: str, lead: str = "") -> Answer:
+    """Print ``lead``, then the answer as it is generated; return the final ``Answer`` (its text is what was
+    printed). A question the pipeline refuses raises before anything is printed."""
     answer: Answer | None = None
     for piece in pipeline.stream(question):
         if isinstance(piece, Answer):
             answer = piece
         else:
-            sys.stdout.write(piece)
+            sys.stdout.write(lead + piece)
+            lead = ""
             sys.stdout.flush()
     typer.echo("")
     assert answer is not None
