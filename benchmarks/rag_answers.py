@@ -14,11 +14,16 @@ in one run, each single-threaded, ``--parallel`` rows at a time (2 by default, o
 
 Data sets (each a ``docs/`` folder and a ``questions.jsonl``): ``--squad``, the *test* split of
 ``benchmarks/squad_rag.py`` (held-out articles, 300 answerable + 50 unanswerable questions); ``--hotpot``, the
-HotpotQA dev extract of ``benchmarks/make_hotpot_extract.py`` (multi-hop; never trained on). Usage::
+HotpotQA dev extract of ``benchmarks/make_hotpot_extract.py`` (multi-hop; never trained on); ``--set`` (repeatable),
+any other such folder, e.g. the FastAPI docs with the questions of ``benchmarks/data/fastapi_docs_questions.jsonl``
+(the ``make demo`` job: how-to questions over product documentation). Usage::
 
     PYTHONPATH=src python benchmarks/squad_rag.py --data ../shared/data/squad-v1.1 --out /tmp/squad-rag
     python benchmarks/make_hotpot_extract.py hotpot_dev_distractor_v1.json --out /tmp/hotpot
-    PYTHONPATH=src:integrations python benchmarks/rag_answers.py --squad /tmp/squad-rag/test --hotpot /tmp/hotpot
+    mkdir -p /tmp/fastapi-docs && cp -r ../shared/data/fastapi-docs/md /tmp/fastapi-docs/docs
+    cp benchmarks/data/fastapi_docs_questions.jsonl /tmp/fastapi-docs/questions.jsonl
+    PYTHONPATH=src:integrations python benchmarks/rag_answers.py --squad /tmp/squad-rag/test --hotpot /tmp/hotpot \
+        --set /tmp/fastapi-docs
 
 Writes ``benchmarks/results/rag_answers.md`` and every answer to ``--work`` (JSON per data set and row).
 """
@@ -155,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--squad", type=Path, help="test folder of squad_rag.py")
     parser.add_argument("--hotpot", type=Path, help="folder of make_hotpot_extract.py")
+    parser.add_argument("--set", type=Path, action="append", default=[], help="another docs/ + questions.jsonl folder")
     parser.add_argument("--rows", default=",".join(DEFAULT_ROWS), help=f"comma-separated rows of {list(ROWS)}")
     parser.add_argument("--work", type=Path, default=Path("/tmp/lorag-rag-answers"))
     parser.add_argument("--parallel", type=int, default=2, help="rows answered at once, each on one core")
@@ -173,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     if unbuilt:  # said in the report too
         rows.remove("lorag --engine llama.cpp")
         print("no llama-server is built: the llama.cpp row is left out", file=sys.stderr)
-    datasets = [d for d in (args.squad, args.hotpot) if d is not None]
+    datasets = [d for d in (args.squad, args.hotpot, *args.set) if d is not None]
+    if missing := [str(d) for d in datasets if not (d / "docs").is_dir() or not (d / "questions.jsonl").is_file()]:
+        parser.error(f"each set is a folder with docs/ and questions.jsonl; not so: {', '.join(missing)}")
     args.work.mkdir(parents=True, exist_ok=True)
     started, load_before = datetime.now(timezone.utc), os.getloadavg()
 
