@@ -1,6 +1,6 @@
 """``create_rag_chain``: an LCEL chain (retriever | lorag's RAG composition around a chat model) that returns the
-answer, the numbered sources it was given (each marked ``cited`` when the answer cites its number) and whether it
-abstained.
+answer, the numbered sources it was given (each marked ``cited`` when the answer cites its number), whether it
+abstained and, when a gate declined the question, which and why.
 
 What the chain decides is ``lorag.rag.composition``'s, as for ``lorag ask``: the relevance and answerability gates
 (a declined question is answered "The documents do not contain the answer." without calling the model), the prompt
@@ -13,6 +13,7 @@ fitted to the chat model's window in tokens (exactly for ``ChatLorag``: its toke
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any, cast
 
 from langchain_core.documents import Document
@@ -132,8 +133,8 @@ def create_rag_chain(
     hops_when_declined: int = DEFAULT_HOPS_WHEN_DECLINED,
     choices: bool = True,
 ) -> Runnable[Any, dict[str, Any]]:
-    """Build ``question -> {"answer": str, "sources": [Document], "abstained": bool}`` from any retriever and chat
-    model.
+    """Build ``question -> {"answer": str, "sources": [Document], "abstained": bool, "declined": dict | None}``
+    from any retriever and chat model.
 
     Args:
         retriever: any LangChain retriever. ``LoragHybridRetriever`` works best: its documents carry the dense
@@ -162,8 +163,9 @@ def create_rag_chain(
 
     The input is a question string or ``{"question": ...}``. Each source ``Document`` carries ``metadata["number"]``
     (its ``[n]`` in the prompt) and ``metadata["cited"]``. A declined question gets the answer "The documents do
-    not contain the answer.", ``abstained: True`` and no sources, without calling the model; the model's own such
-    reply gets ``abstained: True`` and every source uncited. With the answerability gate on and a local ChatLorag,
+    not contain the answer.", ``abstained: True``, no sources and ``declined``: which gate and why (``{"gate",
+    "reason", "score"}``; None when the model was asked), without calling the model; the model's own such reply
+    gets ``abstained: True`` and every source uncited. With the answerability gate on and a local ChatLorag,
     the gate alone decides, as in ``lorag ask``: the model answers with its no-answer reply forbidden. Streaming
     yields the answer in pieces that are final (loops are cut before they are shown), then ``sources`` and
     ``abstained``.
@@ -212,7 +214,7 @@ def create_rag_chain(
             plan = composition.plan(inputs["question"], blocks)
         if plan.declined is not None:
             yield AddableDict(answer=NO_ANSWER)
-            yield AddableDict(sources=[], abstained=True)
+            yield AddableDict(sources=[], abstained=True, declined=asdict(plan.declined))
             return
         text = choose(inputs["question"], plan.messages, plan.blocks, score) or ""
         if text:
@@ -235,7 +237,7 @@ def create_rag_chain(
             )
             for n, b in enumerate(plan.blocks, start=1)
         ]
-        yield AddableDict(sources=sources, abstained=outcome.abstained)
+        yield AddableDict(sources=sources, abstained=outcome.abstained, declined=None)
 
     by_depth = isinstance(retriever, LoragRetriever)  # lorag's retrievers take k per call; others return their own
 

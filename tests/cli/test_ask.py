@@ -80,3 +80,18 @@ def test_a_question_the_window_cannot_hold_is_reported_and_the_others_answered(
         text = CliRunner().invoke(app, [*args, *stream, "-"], input="\n".join(questions) + "\n")
         assert text.exit_code == 1
         assert text.stdout == alone[0] + "\n" + alone[1]  # the refused question prints nothing on stdout
+
+
+def test_a_declined_question_says_which_gate_declined_and_lists_the_passages_it_read(
+    docs: Path, tmp_path: Path, tiny_st_dir: Path, tiny_llm_dir: Path
+) -> None:
+    args = [*_args(docs, tmp_path, tiny_st_dir, tiny_llm_dir), "--min-relevance", "0.999"]  # the last one counts
+    text = CliRunner().invoke(app, [*args, "Which origins are allowed?"])
+    assert text.exit_code == 0, text.output
+    lines = text.stdout.splitlines()
+    assert lines[0] == "The documents do not contain the answer."
+    assert "is below min_relevance 0.999 (--min-relevance -1 asks it anyway)." in lines[2]
+    assert lines[3] == "Nearest passages (not given to the model):" and lines[4].startswith("[1] ")
+    as_json = json.loads(CliRunner().invoke(app, [*args, "--json", "Which origins are allowed?"]).stdout)
+    assert as_json["abstained"] and as_json["sources"] == [] and as_json["declined"]["gate"] == "relevance"
+    assert [p["number"] for p in as_json["declined"]["passages"]] == list(range(1, len(lines) - 3))

@@ -206,8 +206,15 @@ def test_the_pipeline_declines_below_the_threshold_without_calling_the_model(tok
     low = RagPipeline(hits, engine, min_answerability=0.5, answerability=_gate(-10.0))
     answer = low.ask("What passage?")
     assert answer.abstained and answer.answer == NO_ANSWER and engine.calls == []
+    assert answer.sources == [] and answer.declined is not None and answer.declined.gate == "answerability"
+    assert [(s.source, s.cited) for s in answer.declined_passages] == [("doc0.md", False)]  # what the gate read
+    declined = answer.to_json()["declined"]
+    assert declined["score"] < 0.5 and "min_answerability 0.5" in declined["reason"]
+    assert [p["source"] for p in declined["passages"]] == ["doc0.md"]
     high = RagPipeline(hits, engine, min_answerability=0.5, answerability=_gate(10.0))
-    assert high.ask("What passage?").answer == "an answer [1]" and len(engine.calls) == 1
+    answered = high.ask("What passage?")
+    assert answered.answer == "an answer [1]" and len(engine.calls) == 1
+    assert answered.declined is None and answered.declined_passages == [] and answered.to_json()["declined"] is None
     off = RagPipeline(hits, engine, min_answerability=0, answerability=_gate(-10.0))
     assert off.min_answerability is None
     assert not off.ask("What passage?").abstained

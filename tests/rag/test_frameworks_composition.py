@@ -5,6 +5,7 @@ and give ``RagPipeline``'s answer on the same passages and model."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,12 @@ def engine_for(hybrid: HybridRetriever, llm: Any, **kwargs: Any) -> LoragQueryEn
 def test_the_chain_declines_below_the_relevance_gate_without_calling_the_model(hybrid: HybridRetriever) -> None:
     model = Recording("made up [1]")
     result = chain_for(hybrid, RunnableLambda(model)).invoke(OFF_TOPIC)
+    declined = result.pop("declined")
     assert result == {"answer": NO_ANSWER, "sources": [], "abstained": True} and model.calls == []
+    assert declined["gate"] == "relevance" and "below min_relevance 0.3" in declined["reason"]
     answered = chain_for(hybrid, RunnableLambda(model)).invoke(ON_TOPIC)
     assert answered["answer"] == "made up [1]" and not answered["abstained"] and len(model.calls) == 1
+    assert answered["declined"] is None
     off = chain_for(hybrid, RunnableLambda(model), min_relevance=None).invoke(OFF_TOPIC)
     assert not off["abstained"] and len(model.calls) == 2
 
@@ -177,9 +181,14 @@ def test_chain_query_engine_and_pipeline_answer_alike_on_tiny_models(
             assert [d.metadata["number"] for d in result["sources"]] == numbers
             assert [n.node.metadata["number"] for n in response.source_nodes] == numbers
             assert [d.metadata["cited"] for d in result["sources"]] == [s.cited for s in expected.sources]
+        assert result["declined"] is None and response.metadata["declined"] is None and expected.declined is None
         declined = RagPipeline(hybrid, engine, k=2, max_new_tokens=8).ask(OFF_TOPIC)
         chain = chain_for(hybrid, ChatLorag(engine=engine, max_tokens=8), max_new_tokens=8)
-        assert declined.abstained and chain.invoke(OFF_TOPIC)["answer"] == declined.answer == NO_ANSWER
+        result = chain.invoke(OFF_TOPIC)
+        response = engine_for(hybrid, LoragLLM(engine=engine, max_tokens=8)).query(OFF_TOPIC)
+        assert declined.abstained and result["answer"] == str(response) == declined.answer == NO_ANSWER
+        assert declined.declined is not None and declined.declined.gate == "relevance"
+        assert result["declined"] == response.metadata["declined"] == asdict(declined.declined)
     finally:
         engine.close()
 

@@ -92,6 +92,8 @@ def test_abstains_without_calling_the_model_when_nothing_is_relevant(tokenizer: 
     engine = FakeEngine(tokenizer, "made up")
     answer = RagPipeline(FakeIndex([_hit(0, 0.1)]), engine, min_relevance=0.3).ask("What is the moon made of?")
     assert answer.abstained and answer.answer == NO_ANSWER and answer.sources == [] and engine.calls == []
+    assert answer.declined is not None and answer.declined.gate == "relevance" and answer.declined.score == 0.1
+    assert [s.source for s in answer.declined_passages] == ["doc0.md"]
 
 
 def test_cites_and_numbers_sources(tokenizer: Any) -> None:

@@ -15,6 +15,9 @@ from lorag.cli import app, usage_error
 from lorag.cli.answer_options import AnswerOptions, with_answer_options
 from lorag.rag.pipeline import Answer, RagPipeline
 
+#: The flag that turns off the gate that declined a question (``Declined.gate``).
+DECLINE_FLAGS = {"relevance": "--min-relevance -1", "answerability": "--min-answerability 0"}
+
 
 @app.command("ask")
 @with_answer_options
@@ -98,16 +101,27 @@ def streamed_answer(pipeline: RagPipeline, question: str, lead: str = "") -> Ans
 
 
 def echo_answer(answer: Answer, *, as_json: bool, json_lines: bool, streamed: bool) -> None:
-    """The answer (unless ``streamed`` printed it) and its cited passages, or all given when it cites none; with
-    ``as_json`` one JSON object (on one line with ``json_lines``)."""
+    """The answer (unless ``streamed`` printed it) and its cited passages, or all given when it cites none, or, when
+    a gate declined the question, why and the passages it read; with ``as_json`` one JSON object (on one line with
+    ``json_lines``)."""
     if as_json:
         typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=None if json_lines else 2))
         return
     if not streamed:
         typer.echo(answer.answer)
-    if answer.sources:
+    if answer.declined is not None:
+        flag = DECLINE_FLAGS.get(answer.declined.gate)
+        typer.echo(
+            f"\nThe model was not asked: {answer.declined.reason}" + (f" ({flag} asks it anyway)." if flag else ".")
+        )
+        listed = answer.declined_passages
+        if listed:
+            typer.echo("Nearest passages (not given to the model):")
+    else:
         cited = answer.cited
-        typer.echo("\nSources:" if cited else "\nPassages given (the answer cites none):")
-        for s in answer.cited_sources() if cited else answer.sources:
-            where = s.source + (f" > {s.section}" if s.section else "") + (f", page {s.page}" if s.page else "")
-            typer.echo(f"[{s.number}] {where} (chars {s.start}-{s.end})")
+        if answer.sources:
+            typer.echo("\nSources:" if cited else "\nPassages given (the answer cites none):")
+        listed = answer.cited_sources() if cited else answer.sources
+    for s in listed:
+        where = s.source + (f" > {s.section}" if s.section else "") + (f", page {s.page}" if s.page else "")
+        typer.echo(f"[{s.number}] {where} (chars {s.start}-{s.end})")

@@ -25,7 +25,7 @@ from lorag.rag.answerability import AnswerabilityGate
 from lorag.rag.choices import choose, reply_scorer
 from lorag.rag.composition import DEFAULT_MIN_ANSWERABILITY as DEFAULT_MIN_ANSWERABILITY
 from lorag.rag.composition import DEFAULT_MIN_RELEVANCE as DEFAULT_MIN_RELEVANCE
-from lorag.rag.composition import Plan, RagComposition, check_question, no_answer_ban
+from lorag.rag.composition import Declined, Plan, RagComposition, check_question, no_answer_ban
 from lorag.rag.composition import chat_token_counter as chat_token_counter
 from lorag.rag.hops import DEFAULT_HOPS, DEFAULT_HOPS_WHEN_DECLINED, check_hops, follow_ups, second_look
 from lorag.rag.prompt import NO_ANSWER, SYSTEM_PROMPT, ContextBlock, says_no_answer
@@ -86,7 +86,8 @@ class Answer:
 
     ``abstained`` when the documents were judged not to hold the answer: retrieval found nothing relevant enough,
     the answerability gate judged the passages not to hold it, or the model said so. ``cited`` when the answer cites
-    at least one passage.
+    at least one passage. When a gate ``declined`` the question, the model was not asked: ``sources`` is empty and
+    ``declined_passages`` holds what the gate read, so a reader can judge the decline and open the nearest pages.
     """
 
     question: str
@@ -96,6 +97,8 @@ class Answer:
     usage: dict[str, int] = field(default_factory=dict)
     abstain_probability: float | None = None
     """When the model began the no-answer reply: the probability it gave that reply (see ``abstain_confidence``)."""
+    declined: Declined | None = None
+    declined_passages: list[Source] = field(default_factory=list)
 
     @property
     def cited(self) -> bool:
@@ -112,6 +115,9 @@ class Answer:
             "abstained": self.abstained,
             "cited": self.cited,
             "abstain_probability": self.abstain_probability,
+            "declined": None
+            if self.declined is None
+            else {**asdict(self.declined), "passages": [asdict(s) for s in self.declined_passages]},
             "sources": [asdict(s) for s in self.sources],
             "usage": self.usage,
         }
@@ -236,8 +242,7 @@ class RagPipeline:
 
     @staticmethod
     def _sources(plan: Plan, cited: frozenset[int]) -> list[Source]:
-        if plan.declined is not None:
-            return []
+        """The plan's passages, numbered as in the prompt (as the gate read them, when it declined)."""
         return [
             Source(
                 number=i,
@@ -274,7 +279,8 @@ class RagPipeline:
         messages = plan.messages
         if plan.declined is not None:
             yield NO_ANSWER
-            yield Answer(question, NO_ANSWER, [], abstained=True)
+            read = self._sources(plan, frozenset())
+            yield Answer(question, NO_ANSWER, [], abstained=True, declined=plan.declined, declined_passages=read)
             return
         adapter = adapter or self.adapter
         score = reply_scorer(self.engine, adapter) if self.choices else None
