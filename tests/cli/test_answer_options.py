@@ -72,8 +72,9 @@ def test_open_pipeline_forwards_every_option_and_closes_the_engine(monkeypatch: 
     assert exit_info.value.exit_code == 2 and engine.closed
     args, kwargs = calls["index"]
     assert args == (Path("docs"), None, "<embedder>", "<backend>")
-    assert kwargs == {"quiet": True, "follow_links": "<follow_links>", "max_file_mb": "<max_file_mb>"}
-    index_only = {"embedder", "backend", "follow_links", "max_file_mb"}
+    folder = {"follow_links": "<follow_links>", "max_file_mb": "<max_file_mb>", "exclude": "<exclude>"}
+    assert kwargs == {"quiet": True, **folder}
+    index_only = {"embedder", "backend", "follow_links", "max_file_mb", "exclude"}
     assert calls["pipeline"] == {name: f"<{name}>" for name in SHARED if name not in index_only} | checked
 
 

@@ -61,6 +61,19 @@ def test_unchanged_folder_embeds_nothing_and_one_change_reembeds_only_its_chunks
     assert removed.removed == ["notes.txt"] and removed.chunks_embedded == 0
 
 
+def test_excluded_paths_are_not_indexed_and_leave_the_index_when_excluded_later(
+    docs: Path, tmp_path: Path, tiny_st_dir: Path
+) -> None:
+    index = _index(tmp_path / "idx", tiny_st_dir)
+    first = index.sync(docs, exclude=["guide/"])
+    assert sorted(first.added) == ["notes.txt", "tasks.md"] and first.excluded == ["guide/"]
+    assert all(hit.metadata["source"] != "guide/cors.md" for hit in index.search("allowed origins", k=10))
+    both = index.sync(docs)  # the folder's paths come back once no pattern leaves them out
+    assert both.added == ["guide/cors.md"] and both.excluded == []
+    again = _index(tmp_path / "idx", tiny_st_dir).sync(docs, exclude=["*.txt"])
+    assert again.removed == ["notes.txt"] and again.excluded == ["notes.txt"] and again.chunks_embedded == 0
+
+
 def test_failed_sync_leaves_the_index_intact(docs: Path, tmp_path: Path, tiny_st_dir: Path) -> None:
     index = _index(tmp_path / "idx", tiny_st_dir)
     index.sync(docs)

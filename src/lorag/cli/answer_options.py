@@ -15,7 +15,14 @@ import typer
 
 from lorag.cli import usage_error
 from lorag.cli.answer_engine import ENGINE_OPTION, LlmEngine, check_engine_flags, load_engine
-from lorag.cli.documents import BACKEND_HELP, FOLLOW_LINKS_OPTION, MAX_FILE_MB_OPTION, IndexBackend, open_index
+from lorag.cli.documents import (
+    BACKEND_HELP,
+    EXCLUDE_OPTION,
+    FOLLOW_LINKS_OPTION,
+    MAX_FILE_MB_OPTION,
+    IndexBackend,
+    open_index,
+)
 from lorag.rag.hops import DEFAULT_HOPS, DEFAULT_HOPS_WHEN_DECLINED
 from lorag.rag.pipeline import DEFAULT_ABSTAIN_CONFIDENCE, DEFAULT_K, DEFAULT_MIN_ANSWERABILITY, RagPipeline
 
@@ -208,6 +215,7 @@ class AnswerOptions:
     choices: bool = CHOICES_OPTION
     follow_links: bool = FOLLOW_LINKS_OPTION
     max_file_mb: float = MAX_FILE_MB_OPTION
+    exclude: list[str] = EXCLUDE_OPTION
 
     @contextmanager
     def open_pipeline(self, docs: Path | None, index_dir: Path | None, *, quiet: bool) -> Iterator[RagPipeline]:
@@ -227,6 +235,7 @@ class AnswerOptions:
             quiet=quiet,
             follow_links=self.follow_links,
             max_file_mb=self.max_file_mb,
+            exclude=self.exclude,
         )
         pipeline, engine = build_pipeline(
             index,

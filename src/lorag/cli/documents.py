@@ -4,13 +4,18 @@ lives, the embedder runtime, opening and syncing the index, and the folder's fla
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from lorag.cli import usage_error
 from lorag.rag.loaders import DEFAULT_MAX_FILE_MB
+
+if TYPE_CHECKING:
+    from lorag.rag.index import SyncReport
 
 
 class IndexBackend(str, Enum):
@@ -40,6 +45,7 @@ def open_index(  # type: ignore[no-untyped-def]
     *,
     follow_links: bool = False,
     max_file_mb: float = DEFAULT_MAX_FILE_MB,
+    exclude: Sequence[str] = (),
 ):
     """Open (and with ``docs``, sync) the index as ``lorag index`` does; a bad folder or index exits 2.
 
@@ -61,14 +67,9 @@ def open_index(  # type: ignore[no-untyped-def]
         )
         if docs is not None:
             # Another process syncing this folder (a second `ask`): wait for it, then start from what it saved.
-            report = index.sync(docs, follow_links=follow_links, max_file_mb=max_file_mb, wait=None)
+            report = index.sync(docs, follow_links=follow_links, max_file_mb=max_file_mb, exclude=exclude, wait=None)
             if not quiet:  # skipped files were already logged by the loader
-                typer.echo(
-                    f"index {target}: {len(report.added)} added, {len(report.changed)} changed, "
-                    f"{len(report.removed)} removed, {len(report.unchanged)} unchanged files; "
-                    f"{report.chunks_embedded} chunks embedded, {len(index)} in the index",
-                    err=True,
-                )
+                typer.echo(sync_line(target, report, len(index)), err=True)
         elif len(index) == 0:
             raise usage_error(f"no index at {target}: run `lorag index --docs DIR --index-dir {target}` first")
     except (FileNotFoundError, NotADirectoryError, ValueError) as err:
@@ -76,9 +77,26 @@ def open_index(  # type: ignore[no-untyped-def]
     return index
 
 
+def sync_line(target: Path, report: SyncReport, chunks: int) -> str:
+    """The line ``lorag index`` (and ``ask`` / ``eval-rag`` with ``--docs``) prints after a sync."""
+    excluded = f", {len(report.excluded)} paths excluded" if report.excluded else ""
+    return (
+        f"index {target}: {len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed, "
+        f"{len(report.unchanged)} unchanged files{excluded}; {report.chunks_embedded} chunks embedded, "
+        f"{chunks} in the index"
+    )
+
+
 # Options of every command that reads --docs (``index``, ``ask``, ``eval-rag``).
 FOLLOW_LINKS_OPTION = typer.Option(
     False, "--follow-links", help="Also read symlinks in --docs that point outside it (skipped and reported otherwise)."
+)
+EXCLUDE_OPTION = typer.Option(
+    [],
+    "--exclude",
+    metavar="PATTERN",
+    help="Leave out paths of --docs matching this gitignore pattern (repeatable): release-notes.md, reference/, "
+    "/CHANGELOG.md. Indexed files it matches are dropped from the index; give it on every sync.",
 )
 MAX_FILE_MB_OPTION = typer.Option(
     DEFAULT_MAX_FILE_MB, "--max-file-mb", min=0.001, help="Skip (and report) files larger than this many megabytes."

@@ -7,7 +7,15 @@ from pathlib import Path
 import typer
 
 from lorag.cli import app, usage_error
-from lorag.cli.documents import BACKEND_HELP, FOLLOW_LINKS_OPTION, MAX_FILE_MB_OPTION, IndexBackend, default_index_dir
+from lorag.cli.documents import (
+    BACKEND_HELP,
+    EXCLUDE_OPTION,
+    FOLLOW_LINKS_OPTION,
+    MAX_FILE_MB_OPTION,
+    IndexBackend,
+    default_index_dir,
+    sync_line,
+)
 
 
 @app.command("index")
@@ -18,6 +26,7 @@ def index_command(
     backend: IndexBackend = typer.Option(IndexBackend.torch, "--backend", help=BACKEND_HELP),
     follow_links: bool = FOLLOW_LINKS_OPTION,
     max_file_mb: float = MAX_FILE_MB_OPTION,
+    exclude: list[str] = EXCLUDE_OPTION,
     wait: float = typer.Option(
         0.0, "--wait", min=0.0, help="Seconds to wait while another process writes this index (default: fail at once)."
     ),
@@ -45,13 +54,11 @@ def index_command(
         # before the embedder loads, so a second writer is told at once rather than after the model loads.
         with executor or nullcontext(), exclusive(target, wait=wait):
             index = DocumentIndex(target, embedder=embedder, backend=backend.value)  # type: ignore[arg-type]
-            report = index.sync(docs, follow_links=follow_links, max_file_mb=max_file_mb, executor=executor or "local")
+            report = index.sync(
+                docs, follow_links=follow_links, max_file_mb=max_file_mb, exclude=exclude, executor=executor or "local"
+            )
     except DirectoryBusyError as err:
         raise usage_error(f"{err}, or pass --wait SECONDS") from err
     except (FileNotFoundError, NotADirectoryError, ValueError, ImportError, RayUnreachableError) as err:
         raise usage_error(str(err)) from err
-    typer.echo(
-        f"index {target}: {len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed, "
-        f"{len(report.unchanged)} unchanged files; {report.chunks_embedded} chunks embedded, {len(index)} in the index",
-        err=True,
-    )
+    typer.echo(sync_line(target, report, len(index)), err=True)

@@ -68,6 +68,7 @@ class SyncReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)
     chunks_added: int = 0
     chunks_embedded: int = 0
 
@@ -220,6 +221,7 @@ class DocumentIndex:
         wait: float | None = 0.0,
         follow_links: bool = False,
         max_file_mb: float = DEFAULT_MAX_FILE_MB,
+        exclude: Sequence[str] = (),
         executor: Literal["local", "ray"] | RayExecutor = "local",
     ) -> SyncReport:
         """Bring the index in line with ``folder``: index new and changed files, drop removed ones.
@@ -229,6 +231,8 @@ class DocumentIndex:
             on_skip: called with ``(path, reason)`` for each file not indexed.
             wait: seconds to wait while another process writes this index; ``0`` fails at once, ``None`` waits as
                 long as it takes. A sync that waited starts from what the other one saved.
+            exclude: gitignore patterns of paths in ``folder`` to leave out (``load_folder``); files they match that
+                the index holds are dropped from it, as removed files are.
             executor: ``"local"`` chunks and embeds in this process; ``"ray"`` (``pip install "lorag[ray]"``) shards
                 both over a local Ray runtime, a ``RayExecutor`` over the cluster it names. Same index either way.
 
@@ -257,6 +261,7 @@ class DocumentIndex:
                 on_skip,
                 follow_links=follow_links,
                 max_file_mb=max_file_mb,
+                exclude=exclude,
                 remote=remote if isinstance(remote, RayExecutor) else None,
             )
 
@@ -267,10 +272,11 @@ class DocumentIndex:
         *,
         follow_links: bool,
         max_file_mb: float,
+        exclude: Sequence[str],
         remote: RayExecutor | None,
     ) -> SyncReport:
-        loaded: LoadReport = load_folder(folder, follow_links=follow_links, max_file_mb=max_file_mb)
-        report = SyncReport(skipped=list(loaded.skipped))
+        loaded: LoadReport = load_folder(folder, follow_links=follow_links, max_file_mb=max_file_mb, exclude=exclude)
+        report = SyncReport(skipped=list(loaded.skipped), excluded=list(loaded.excluded))
         if on_skip:
             for path, why in loaded.skipped:
                 on_skip(path, why)

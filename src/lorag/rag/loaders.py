@@ -1,7 +1,9 @@
 """Load a folder of Markdown, text and PDF files into documents, reporting (not failing on) files it cannot read.
 
 Nothing outside the folder is read unless asked: a symlink that resolves outside it is skipped and reported
-(``follow_links=True`` reads it). Files over ``max_file_mb`` are skipped and reported before they are read.
+(``follow_links=True`` reads it). Files over ``max_file_mb`` are skipped and reported before they are read. Paths that
+match an ``exclude`` pattern are not read at all (gitignore rules, by pathspec: ``release-notes.md`` anywhere,
+``reference/`` a folder, ``/CHANGELOG.md`` the top level only, ``**/drafts/*.md``).
 Text is checked whole: a NUL byte anywhere makes a file binary, and code points that cannot be encoded (lone
 surrogates, from CESU-8 files or broken PDF font maps) or must not be interchanged (noncharacters) are replaced
 with U+FFFD, counted in the report; left in, they fail the tokenizer at every query and sync.
@@ -17,9 +19,11 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pathspec
 
 from lorag._imports import require
 
@@ -64,6 +68,8 @@ class LoadReport:
 
     documents: list[SourceDocument] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: Paths an ``exclude`` pattern matched (a folder's with a trailing ``/``; nothing under it is listed).
+    excluded: list[str] = field(default_factory=list)
 
     @property
     def replaced(self) -> list[tuple[str, int]]:
@@ -162,12 +168,32 @@ def load_file(
     return SourceDocument(path.relative_to(root).as_posix(), text, kind, digest, page_starts, replaced)
 
 
-def _walk(root: Path, follow_links: bool, skipped: list[tuple[str, str]]) -> Iterator[Path]:
-    """Files under ``root`` (hidden names excluded) that may be read; links and special files judged here.
+class Exclusion:
+    """``exclude`` patterns (gitignore rules) matched against paths relative to the folder, each remembering whether
+    it matched anything, so a pattern that excludes nothing (a typo, an absolute path) can be told."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.patterns = [p for p in patterns if p.strip()]
+        self._specs = [pathspec.GitIgnoreSpec.from_lines([p]) for p in self.patterns]
+        self.used = [False] * len(self.patterns)
+
+    def __call__(self, rel: str) -> bool:
+        hits = [spec.match_file(rel) for spec in self._specs]
+        self.used = [u or h for u, h in zip(self.used, hits, strict=True)]
+        return any(hits)
+
+    def unused(self) -> list[str]:
+        return [p for p, u in zip(self.patterns, self.used, strict=True) if not u]
+
+
+def _walk(root: Path, follow_links: bool, report: LoadReport, exclusion: Exclusion) -> Iterator[Path]:
+    """Files under ``root`` (hidden names and ``exclusion``'s paths left out) that may be read; links and special
+    files judged here.
 
     A link is read when it resolves inside ``root`` (a file), or anywhere with ``follow_links`` (a file or a
     folder, each real folder entered once, so a link cycle ends).
     """
+    skipped = report.skipped
     real_root = root.resolve()
     entered = {real_root}
     pending = [root]
@@ -183,6 +209,11 @@ def _walk(root: Path, follow_links: bool, skipped: list[tuple[str, str]]) -> Ite
                 continue
             path = Path(entry.path)
             rel = path.relative_to(root).as_posix()
+            if exclusion.patterns:
+                shown = rel + "/" if entry.is_dir() else rel  # a trailing slash: gitignore's "folder/" matches
+                if exclusion(shown):
+                    report.excluded.append(shown)
+                    continue
             if entry.is_symlink():
                 target = path.resolve()
                 inside = target == real_root or real_root in target.parents
@@ -214,7 +245,11 @@ def _walk(root: Path, follow_links: bool, skipped: list[tuple[str, str]]) -> Ite
 
 
 def load_folder(
-    folder: str | Path, *, follow_links: bool = False, max_file_mb: float = DEFAULT_MAX_FILE_MB
+    folder: str | Path,
+    *,
+    follow_links: bool = False,
+    max_file_mb: float = DEFAULT_MAX_FILE_MB,
+    exclude: Sequence[str] = (),
 ) -> LoadReport:
     """Every supported file under ``folder`` (recursively, hidden paths excluded), sorted by path.
 
@@ -222,6 +257,8 @@ def load_folder(
         folder: the documents folder.
         follow_links: also read symlinks that resolve outside ``folder`` (skipped and reported otherwise).
         max_file_mb: skip (and report) files larger than this many megabytes.
+        exclude: gitignore patterns of paths (relative to ``folder``) not to read; one that matches nothing is
+            logged as a warning.
 
     Raises:
         FileNotFoundError: ``folder`` does not exist or is not a directory.
@@ -234,7 +271,8 @@ def load_folder(
     if not root.is_dir():
         raise FileNotFoundError(f"document folder {str(folder)!r} does not exist or is not a directory")
     report = LoadReport()
-    for path in sorted(_walk(root, follow_links, report.skipped)):
+    exclusion = Exclusion(exclude)
+    for path in sorted(_walk(root, follow_links, report, exclusion)):
         rel = path.relative_to(root).as_posix()
         try:
             doc = load_file(path, root, max_file_mb=max_file_mb, follow_links=follow_links or path.is_symlink())
@@ -245,9 +283,15 @@ def load_folder(
         if doc.replaced:
             logger.warning("%s: %d invalid code points (lone surrogates, noncharacters) replaced", rel, doc.replaced)
     report.skipped.sort()
+    report.excluded.sort()
     for rel, why in report.skipped:
         logger.warning("skipped %s: %s", rel, why)
+    for pattern in exclusion.unused():
+        logger.warning("exclude pattern %r matched nothing in %s (patterns are relative to it)", pattern, folder)
     if not report.documents:
-        detail = "; ".join(f"{p}: {why}" for p, why in report.skipped) or "the folder is empty"
+        detail = "; ".join(f"{p}: {why}" for p, why in report.skipped)
+        if report.excluded:
+            detail += f"{'; ' if detail else ''}{len(report.excluded)} paths excluded by {exclusion.patterns}"
+        detail = detail or "the folder is empty"
         raise ValueError(f"no readable documents in {str(folder)!r} ({detail})")
     return report
