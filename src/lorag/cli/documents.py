@@ -79,7 +79,8 @@ def open_index(  # type: ignore[no-untyped-def]
 
 def sync_line(target: Path, report: SyncReport, chunks: int) -> str:
     """The line ``lorag index`` (and ``ask`` / ``eval-rag`` with ``--docs``) prints after a sync."""
-    excluded = f", {len(report.excluded)} paths excluded" if report.excluded else ""
+    n = len(report.excluded)
+    excluded = f", {n} {'path' if n == 1 else 'paths'} excluded" if n else ""
     return (
         f"index {target}: {len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed, "
         f"{len(report.unchanged)} unchanged files{excluded}; {report.chunks_embedded} chunks embedded, "
