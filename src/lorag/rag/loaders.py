@@ -70,6 +70,8 @@ class LoadReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     #: Paths an ``exclude`` pattern matched (a folder's with a trailing ``/``; nothing under it is listed).
     excluded: list[str] = field(default_factory=list)
+    #: ``exclude`` patterns that matched nothing (a typo, an absolute path), also logged as warnings.
+    unmatched: list[str] = field(default_factory=list)
 
     @property
     def replaced(self) -> list[tuple[str, int]]:
@@ -286,7 +288,8 @@ def load_folder(
     report.excluded.sort()
     for rel, why in report.skipped:
         logger.warning("skipped %s: %s", rel, why)
-    for pattern in exclusion.unused():
+    report.unmatched = exclusion.unused()
+    for pattern in report.unmatched:
         logger.warning("exclude pattern %r matched nothing in %s (patterns are relative to it)", pattern, folder)
     if not report.documents:
         detail = "; ".join(f"{p}: {why}" for p, why in report.skipped)
