@@ -167,8 +167,8 @@ def create_rag_chain(
     "reason", "score"}``; None when the model was asked), without calling the model; the model's own such reply
     gets ``abstained: True`` and every source uncited. With the answerability gate on and a local ChatLorag,
     the gate alone decides, as in ``lorag ask``: the model answers with its no-answer reply forbidden. Streaming
-    yields the answer in pieces that are final (loops are cut before they are shown), then ``sources`` and
-    ``abstained``.
+    yields the answer in pieces that are final (loops are cut before they are shown), then ``sources``,
+    ``abstained`` and ``declined``.
 
     Example:
         .. code-block:: python

@@ -115,6 +115,19 @@ def test_supporting_files_must_be_indexable_files_of_docs(tmp_path: Path, docs: 
     assert load_questions(path)[0].supporting == ["guide/cors.md", "guide/missing.md"]  # without DOCS: not checked
 
 
+def test_a_supporting_file_the_index_leaves_out_is_reported(tmp_path: Path, docs: Path) -> None:
+    rows = [{"id": "a", "question": "?", "answers": ["x"], "supporting": ["guide/cors.md"]}]
+    path = _write(
+        tmp_path / "q.jsonl", [*rows, {"id": "b", "question": "?", "answers": ["x"], "supporting": ["tasks.md"]}]
+    )
+    with pytest.raises(QuestionsFileError) as caught:
+        load_questions(path, docs, exclude=["guide/", ""])
+    message = str(caught.value)
+    assert "line 1: supporting file 'guide/cors.md' is left out by --exclude ['guide/']" in message
+    assert "line 2" not in message
+    assert len(load_questions(path, docs, exclude=["notes.txt"])) == 2
+
+
 def test_empty_or_missing_inputs(tmp_path: Path) -> None:
     empty_file = tmp_path / "empty.jsonl"
     empty_file.write_text("")

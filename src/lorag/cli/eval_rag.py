@@ -63,7 +63,7 @@ def eval_rag_command(
     from lorag.evaluation import evaluate_rag, load_questions
 
     try:
-        checked = load_questions(questions, docs)
+        checked = load_questions(questions, docs, exclude=options.exclude)
     except (FileNotFoundError, ValueError) as err:
         raise usage_error(str(err)) from err
     with options.open_pipeline(docs, index_dir, quiet=as_json) as pipeline:

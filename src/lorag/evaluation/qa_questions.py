@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lorag.evaluation.answers import QAQuestion, normalize_answer
-from lorag.rag.loaders import SUPPORTED_SUFFIXES
+from lorag.rag.loaders import SUPPORTED_SUFFIXES, Exclusion
 
 _MAX_LISTED = 20
 _SHAPE = (
@@ -100,14 +100,17 @@ def _supporting_problem(docs_dir: Path, name: str) -> str | None:
     return None
 
 
-def load_questions(path: str | Path, docs_dir: str | Path | None = None) -> list[QAQuestion]:
-    """The questions of a JSONL file, in file order; with ``docs_dir``, supporting files must be in it.
+def load_questions(
+    path: str | Path, docs_dir: str | Path | None = None, *, exclude: Sequence[str] = ()
+) -> list[QAQuestion]:
+    """The questions of a JSONL file, in file order; with ``docs_dir``, supporting files must be in it and not
+    left out by an ``exclude`` pattern (the index would never hold them, and the scores would say nothing).
 
     Raises:
         FileNotFoundError: the file or ``docs_dir`` does not exist.
         ValueError: ``docs_dir`` holds no document lorag can index.
         QuestionsFileError: lines that are not JSON, not a usable question, repeat an earlier id or name a
-            supporting file missing from ``docs_dir``; or the file holds no question.
+            supporting file missing from ``docs_dir`` or excluded; or the file holds no question.
     """
     p = Path(path)
     if not p.is_file():
@@ -115,6 +118,7 @@ def load_questions(path: str | Path, docs_dir: str | Path | None = None) -> list
     docs = Path(docs_dir).expanduser() if docs_dir is not None else None
     if docs is not None:
         _check_docs(docs)
+    excluded, exclude_patterns = Exclusion(exclude), [p for p in exclude if p.strip()]
     questions: list[QAQuestion] = []
     problems: list[tuple[int, str]] = []
     first_line: dict[str, int] = {}
@@ -140,6 +144,11 @@ def load_questions(path: str | Path, docs_dir: str | Path | None = None) -> list
         first_line[parsed.id] = n
         if docs is not None:
             problems += [(n, why) for name in parsed.supporting if (why := _supporting_problem(docs, name))]
+            problems += [
+                (n, f"supporting file {name!r} is left out by --exclude {exclude_patterns}")
+                for name in parsed.supporting
+                if excluded(name)
+            ]
         questions.append(parsed)
     if not problems and not questions:
         problems.append((0, "the file holds no questions"))
