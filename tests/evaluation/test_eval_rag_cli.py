@@ -119,6 +119,14 @@ def test_bad_questions_exit_2_before_anything_is_indexed(
     assert not (tmp_path / "idx").exists()
 
 
+def test_a_supporting_file_the_index_keeps_out_exits_2(docs: Path, tmp_path: Path, tiny_st_dir: Path) -> None:
+    folder = ["--docs", str(docs), "--index-dir", str(tmp_path / "idx"), "--embedder", str(tiny_st_dir)]
+    assert CliRunner().invoke(app, ["index", *folder, "--exclude", "guide/"]).exit_code == 0
+    result = CliRunner().invoke(app, ["eval-rag", *folder, "--questions", str(_questions(tmp_path))])
+    assert result.exit_code == 2
+    assert "line 2: supporting file 'guide/cors.md' is left out by --exclude ['guide/']" in result.stderr
+
+
 def test_empty_docs_exits_2(tmp_path: Path) -> None:
     folder = tmp_path / "empty"
     folder.mkdir()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lorag.embedding import Embedder, EmbeddingCache
-from lorag.rag.index import DocumentIndex
+from lorag.rag.index import DocumentIndex, stored_exclude
 
 
 def _index(index_dir: Path, st: Path) -> DocumentIndex:
@@ -68,10 +68,24 @@ def test_excluded_paths_are_not_indexed_and_leave_the_index_when_excluded_later(
     first = index.sync(docs, exclude=["guide/"])
     assert sorted(first.added) == ["notes.txt", "tasks.md"] and first.excluded == ["guide/"]
     assert all(hit.metadata["source"] != "guide/cors.md" for hit in index.search("allowed origins", k=10))
-    both = index.sync(docs)  # the folder's paths come back once no pattern leaves them out
-    assert both.added == ["guide/cors.md"] and both.excluded == []
+    both = index.sync(docs, exclude=[])  # the folder's paths come back once no pattern leaves them out
+    assert both.added == ["guide/cors.md"] and both.excluded == [] and both.exclude == []
     again = _index(tmp_path / "idx", tiny_st_dir).sync(docs, exclude=["*.txt"])
     assert again.removed == ["notes.txt"] and again.excluded == ["notes.txt"] and again.chunks_embedded == 0
+
+
+def test_exclude_patterns_are_kept_for_the_syncs_that_give_none(docs: Path, tmp_path: Path, tiny_st_dir: Path) -> None:
+    _index(tmp_path / "idx", tiny_st_dir).sync(docs, exclude=["guide/", " "])
+    assert stored_exclude(tmp_path / "idx") == ["guide/"] and stored_exclude(tmp_path / "none") == []
+    reopened = _index(tmp_path / "idx", tiny_st_dir)  # as a later `lorag ask` opens it
+    kept = reopened.sync(docs)
+    assert kept.excluded == ["guide/"] and kept.exclude == ["guide/"] and kept.exclude_kept and not kept.modified
+    assert sorted(reopened.sources()) == ["notes.txt", "tasks.md"]
+    # New patterns replace the kept ones even when no file changes, so the next sync applies them.
+    assert not reopened.sync(docs, exclude=["guide/", "missing.md"]).modified
+    assert _index(tmp_path / "idx", tiny_st_dir).exclude == ["guide/", "missing.md"]
+    cleared = reopened.sync(docs, exclude=[""])
+    assert cleared.added == ["guide/cors.md"] and not cleared.exclude_kept and stored_exclude(tmp_path / "idx") == []
 
 
 def test_failed_sync_leaves_the_index_intact(docs: Path, tmp_path: Path, tiny_st_dir: Path) -> None:

@@ -215,7 +215,7 @@ class AnswerOptions:
     choices: bool = CHOICES_OPTION
     follow_links: bool = FOLLOW_LINKS_OPTION
     max_file_mb: float = MAX_FILE_MB_OPTION
-    exclude: list[str] = EXCLUDE_OPTION
+    exclude: list[str] | None = EXCLUDE_OPTION
 
     @contextmanager
     def open_pipeline(self, docs: Path | None, index_dir: Path | None, *, quiet: bool) -> Iterator[RagPipeline]:

@@ -4,6 +4,7 @@ lives, the embedder runtime, opening and syncing the index, and the folder's fla
 from __future__ import annotations
 
 import hashlib
+import shlex
 from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
@@ -45,11 +46,12 @@ def open_index(  # type: ignore[no-untyped-def]
     *,
     follow_links: bool = False,
     max_file_mb: float = DEFAULT_MAX_FILE_MB,
-    exclude: Sequence[str] = (),
+    exclude: Sequence[str] | None = None,
 ):
     """Open (and with ``docs``, sync) the index as ``lorag index`` does; a bad folder or index exits 2.
 
-    ``quiet`` (``--json``): no report line and no progress bars on stderr.
+    ``quiet`` (``--json``): no report line and no progress bars on stderr. ``exclude``: as ``DocumentIndex.sync``
+    takes it (``None``, no ``--exclude``: the patterns kept with the index).
     """
     if docs is None and index_dir is None:
         raise usage_error("give --docs DIR (and optionally --index-dir), or --index-dir of an existing index")
@@ -81,6 +83,9 @@ def sync_line(target: Path, report: SyncReport, chunks: int) -> str:
     """The line ``lorag index`` (and ``ask`` / ``eval-rag`` with ``--docs``) prints after a sync."""
     n = len(report.excluded)
     excluded = f", {n} {'path' if n == 1 else 'paths'} excluded" if n else ""
+    if report.exclude_kept:  # say why files stay out that this command's flags did not name
+        flags = " ".join(f"--exclude {shlex.quote(p)}" for p in report.exclude)
+        excluded = f"{excluded or ', no path excluded'} by {flags} (kept with the index; --exclude '' clears it)"
     return (
         f"index {target}: {len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} removed, "
         f"{len(report.unchanged)} unchanged files{excluded}; {report.chunks_embedded} chunks embedded, "
@@ -93,11 +98,12 @@ FOLLOW_LINKS_OPTION = typer.Option(
     False, "--follow-links", help="Also read symlinks in --docs that point outside it (skipped and reported otherwise)."
 )
 EXCLUDE_OPTION = typer.Option(
-    [],
+    None,
     "--exclude",
     metavar="PATTERN",
     help="Leave out paths of --docs matching this gitignore pattern (repeatable): release-notes.md, reference/, "
-    "/CHANGELOG.md. Indexed files it matches are dropped from the index; give it on every sync.",
+    "/CHANGELOG.md. Indexed files it matches are dropped from the index. The patterns are kept with the index and "
+    "apply to later syncs that give none; --exclude '' clears them.",
 )
 MAX_FILE_MB_OPTION = typer.Option(
     DEFAULT_MAX_FILE_MB, "--max-file-mb", min=0.001, help="Skip (and report) files larger than this many megabytes."

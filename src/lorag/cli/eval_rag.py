@@ -60,10 +60,15 @@ def eval_rag_command(
 
     The file is checked (with DOCS, for supporting files) before anything is indexed or loaded.
     """
+    from lorag.cli.documents import default_index_dir
     from lorag.evaluation import evaluate_rag, load_questions
+    from lorag.rag.index import stored_exclude
 
     try:
-        checked = load_questions(questions, docs, exclude=options.exclude)
+        exclude = options.exclude
+        if exclude is None:  # the sync will apply the patterns kept with the index: check against those
+            exclude = stored_exclude(index_dir or default_index_dir(docs))
+        checked = load_questions(questions, docs, exclude=exclude)
     except (FileNotFoundError, ValueError) as err:
         raise usage_error(str(err)) from err
     with options.open_pipeline(docs, index_dir, quiet=as_json) as pipeline:

@@ -26,7 +26,7 @@ def index_command(
     backend: IndexBackend = typer.Option(IndexBackend.torch, "--backend", help=BACKEND_HELP),
     follow_links: bool = FOLLOW_LINKS_OPTION,
     max_file_mb: float = MAX_FILE_MB_OPTION,
-    exclude: list[str] = EXCLUDE_OPTION,
+    exclude: list[str] | None = EXCLUDE_OPTION,
     wait: float = typer.Option(
         0.0, "--wait", min=0.0, help="Seconds to wait while another process writes this index (default: fail at once)."
     ),

@@ -6,6 +6,8 @@ the chunks of changed or removed files, and leaves the rest untouched; chunk emb
 save writes a fresh snapshot and swaps a pointer (``lorag.retrieval.persistence``), so an interrupted run leaves
 the previous index loadable and nothing half-written. A sync holds the directory's write lock (``lorag.locking``) from
 reading the index to swapping the pointer, so two syncs never interleave; loading takes no lock.
+The ``exclude`` patterns of a sync are kept in the manifest, so a later sync that gives none (``lorag ask``)
+leaves the same paths out rather than bringing them back.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lorag.chunking import Splitter, make_splitter, reporting_progress
+from lorag.chunking import Splitter, reporting_progress
 from lorag.embedding import Embedder, EmbeddingCache, EmbeddingCacheError
 from lorag.embedding.onnx_backend import Backend
 from lorag.locking import exclusive
+from lorag.rag.document_chunks import chunk_document, default_splitters
 from lorag.rag.loaders import DEFAULT_MAX_FILE_MB, LoadReport, SourceDocument, load_folder
 from lorag.rag.ray_sync import RayExecutor
 from lorag.retrieval import HybridHit, HybridRetriever, persistence
@@ -36,27 +39,10 @@ KIND = "lorag.document_index"
 RETRIEVER_DIR = "retriever"
 CACHE_FILE = "embeddings.sqlite"
 
-#: Chunk size in the embedder's own tokens. 256 fills MiniLM's window; see benchmarks/results/chunking.md.
-DEFAULT_CHUNK_TOKENS = 256
-DEFAULT_CHUNK_OVERLAP = 32
-
 #: Chunks per embedding call while syncing: the embedding bar moves this often.
 EMBED_BLOCK = 512
 #: Seconds a step runs before its progress bar appears, so a quick sync prints nothing.
 PROGRESS_DELAY_S = 1.0
-
-
-def default_splitters(embedder: Embedder, chunk_tokens: int = DEFAULT_CHUNK_TOKENS) -> dict[str, Splitter]:
-    """Markdown-aware splitting for Markdown (header paths become sections), recursive for text and PDF pages.
-
-    Sizes are measured in the embedder's tokens and capped by its window, so no chunk is truncated when embedded.
-    """
-    size = min(chunk_tokens, embedder.max_seq_length - 2)
-    overlap = min(DEFAULT_CHUNK_OVERLAP, size // 4)
-    return {
-        "markdown": make_splitter("markdown", chunk_size=size, chunk_overlap=overlap, tokenizer=embedder.tokenizer),
-        "text": make_splitter("recursive", chunk_size=size, chunk_overlap=overlap, tokenizer=embedder.tokenizer),
-    }
 
 
 @dataclass
@@ -69,12 +55,38 @@ class SyncReport:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
+    #: The ``exclude`` patterns this sync applied, and whether they were the ones kept with the index (none given).
+    exclude: list[str] = field(default_factory=list)
+    exclude_kept: bool = False
     chunks_added: int = 0
     chunks_embedded: int = 0
 
     @property
     def modified(self) -> bool:
         return bool(self.added or self.changed or self.removed)
+
+
+def _checked_exclude(patterns: object, snapshot: Path) -> list[str]:
+    """The manifest's ``exclude`` patterns (none in an index saved before they were kept)."""
+    if patterns is None:
+        return []
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise persistence.IndexFormatError(
+            f"{snapshot / persistence.MANIFEST} is corrupted: 'exclude' must be a list of patterns"
+        )
+    return patterns
+
+
+def stored_exclude(index_dir: str | Path) -> list[str]:
+    """The ``exclude`` patterns kept with the index in ``index_dir`` (``[]`` when there is none yet), read without
+    loading the embedder, so a command can check its input against them before anything loads."""
+    if not (Path(index_dir).expanduser() / persistence.CURRENT).exists():
+        return []
+
+    def read(snapshot: Path) -> list[str]:
+        return _checked_exclude(persistence.read_manifest(snapshot, KIND).get("exclude"), snapshot)
+
+    return persistence.read_live(Path(index_dir).expanduser(), read)
 
 
 def _checked_files(files: object, retriever: HybridRetriever, snapshot: Path) -> dict[str, dict[str, Any]]:
@@ -114,35 +126,6 @@ def _checked_files(files: object, retriever: HybridRetriever, snapshot: Path) ->
     return files
 
 
-def chunk_id(doc: SourceDocument, index: int) -> str:
-    """Ids carry the file's content hash, so a changed file's chunks never collide with its old ones."""
-    return f"{doc.source}#{doc.sha256[:12]}:{index}"
-
-
-def chunk_document(
-    doc: SourceDocument, splitters: dict[str, Splitter]
-) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    """Chunk one document: ids, texts and metadata (source, offsets, section or page).
-
-    A function of the document and the splitters alone, so Ray workers (``lorag.rag.ray_sync``) chunk exactly as
-    a local sync does.
-    """
-    splitter = splitters.get(doc.kind) or splitters["text"]
-    ids, texts, metas = [], [], []
-    for chunk in splitter.split(doc.text, {"source": doc.source}):
-        meta: dict[str, Any] = {"source": doc.source, "start": chunk.start, "end": chunk.end}
-        section = chunk.metadata.get("header_path")
-        if section:
-            meta["section"] = section
-        page = doc.page_at(chunk.start)
-        if page is not None:
-            meta["page"] = page
-        ids.append(chunk_id(doc, chunk.index))
-        texts.append(chunk.text)
-        metas.append(meta)
-    return ids, texts, metas
-
-
 class DocumentIndex:
     """A hybrid (BM25 + dense) index over the chunks of a folder's documents, persisted in ``index_dir``.
 
@@ -177,6 +160,7 @@ class DocumentIndex:
         self.embedder = embedder
         self.splitters = splitters or default_splitters(embedder)
         self.files: dict[str, dict[str, Any]] = {}
+        self.exclude: list[str] = []  # the patterns the last sync applied, kept for the next (``sync``)
         self.retriever: HybridRetriever | None = None
         self._live: str | None = None  # the snapshot ``files`` and ``retriever`` were loaded from
         if (self.index_dir / persistence.CURRENT).exists():
@@ -184,24 +168,25 @@ class DocumentIndex:
 
     # ---------------------------------------------------------------------------------------------- persistence
     def _load(self) -> None:
-        def read(snapshot: Path) -> tuple[str, dict[str, dict[str, Any]], HybridRetriever]:
+        def read(snapshot: Path) -> tuple[str, dict[str, dict[str, Any]], list[str], HybridRetriever]:
             settings = persistence.read_manifest(snapshot, KIND)
             retriever = HybridRetriever.load(snapshot / RETRIEVER_DIR, self.embedder)
-            return snapshot.name, _checked_files(settings.get("files"), retriever, snapshot), retriever
+            files = _checked_files(settings.get("files"), retriever, snapshot)
+            return snapshot.name, files, _checked_exclude(settings.get("exclude"), snapshot), retriever
 
-        self._live, self.files, self.retriever = persistence.read_live(self.index_dir, read)
+        self._live, self.files, self.exclude, self.retriever = persistence.read_live(self.index_dir, read)
 
     def _refresh(self) -> None:
         """Catch up with a sync another process finished since this object loaded (called holding the lock)."""
         if not (self.index_dir / persistence.CURRENT).exists():
-            self._live, self.files, self.retriever = None, {}, None
+            self._live, self.files, self.exclude, self.retriever = None, {}, [], None
         elif persistence.live_snapshot(self.index_dir).name != self._live:
             self._load()
 
-    def _save(self, retriever: HybridRetriever, files: dict[str, dict[str, Any]]) -> None:
+    def _save(self, retriever: HybridRetriever, files: dict[str, dict[str, Any]], exclude: list[str]) -> None:
         def write(directory: Path) -> None:
             retriever.save(directory / RETRIEVER_DIR)
-            persistence.write_manifest(directory, KIND, {"files": files})
+            persistence.write_manifest(directory, KIND, {"files": files, "exclude": exclude})
 
         persistence.save_atomically(self.index_dir, write)
 
@@ -221,7 +206,7 @@ class DocumentIndex:
         wait: float | None = 0.0,
         follow_links: bool = False,
         max_file_mb: float = DEFAULT_MAX_FILE_MB,
-        exclude: Sequence[str] = (),
+        exclude: Sequence[str] | None = None,
         executor: Literal["local", "ray"] | RayExecutor = "local",
     ) -> SyncReport:
         """Bring the index in line with ``folder``: index new and changed files, drop removed ones.
@@ -232,7 +217,9 @@ class DocumentIndex:
             wait: seconds to wait while another process writes this index; ``0`` fails at once, ``None`` waits as
                 long as it takes. A sync that waited starts from what the other one saved.
             exclude: gitignore patterns of paths in ``folder`` to leave out (``load_folder``); files they match that
-                the index holds are dropped from it, as removed files are.
+                the index holds are dropped from it, as removed files are. They are kept with the index: ``None``
+                applies the ones the last sync kept (so a later ``lorag ask`` does not bring the files back), ``[]``
+                clears them.
             executor: ``"local"`` chunks and embeds in this process; ``"ray"`` (``pip install "lorag[ray]"``) shards
                 both over a local Ray runtime, a ``RayExecutor`` over the cluster it names. Same index either way.
 
@@ -272,11 +259,17 @@ class DocumentIndex:
         *,
         follow_links: bool,
         max_file_mb: float,
-        exclude: Sequence[str],
+        exclude: Sequence[str] | None,
         remote: RayExecutor | None,
     ) -> SyncReport:
-        loaded: LoadReport = load_folder(folder, follow_links=follow_links, max_file_mb=max_file_mb, exclude=exclude)
-        report = SyncReport(skipped=list(loaded.skipped), excluded=list(loaded.excluded))
+        patterns = list(self.exclude) if exclude is None else [p for p in exclude if p.strip()]
+        loaded: LoadReport = load_folder(folder, follow_links=follow_links, max_file_mb=max_file_mb, exclude=patterns)
+        report = SyncReport(
+            skipped=list(loaded.skipped),
+            excluded=list(loaded.excluded),
+            exclude=patterns,
+            exclude_kept=exclude is None and bool(patterns),
+        )
         if on_skip:
             for path, why in loaded.skipped:
                 on_skip(path, why)
@@ -300,7 +293,7 @@ class DocumentIndex:
                 fresh.append(doc)
             else:
                 report.unchanged.append(source)
-        if not report.modified and self.retriever is not None:
+        if not report.modified and self.retriever is not None and patterns == self.exclude:
             return report
 
         ids: list[str] = []
@@ -327,9 +320,9 @@ class DocumentIndex:
                 retriever.delete(stale_ids)
             if ids:
                 retriever.add(texts, ids=ids, metadatas=metas, embeddings=vectors)
-        self._save(retriever, files)
+        self._save(retriever, files, patterns)
         self._live = persistence.live_snapshot(self.index_dir).name
-        self.retriever, self.files = retriever, files
+        self.retriever, self.files, self.exclude = retriever, files, patterns
         logger.info(
             "index %s: %d added, %d changed, %d removed, %d unchanged files; %d chunks embedded",
             self.index_dir,

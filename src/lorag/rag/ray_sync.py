@@ -27,6 +27,7 @@ import numpy as np
 
 from lorag.chunking import Splitter
 from lorag.embedding import Embedder
+from lorag.rag.document_chunks import chunk_document
 from lorag.rag.loaders import SourceDocument
 
 logger = logging.getLogger(__name__)
@@ -140,8 +141,6 @@ class _Worker:
         self.splitters = splitters
 
     def chunk(self, docs: list[SourceDocument]) -> list[Chunked]:
-        from lorag.rag.index import chunk_document
-
         return [chunk_document(doc, self.splitters) for doc in docs]
 
     def encode(self, texts: list[str]) -> np.ndarray:
