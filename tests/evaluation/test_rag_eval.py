@@ -7,6 +7,7 @@ import json
 import pytest
 
 from lorag.evaluation import QAQuestion, evaluate_rag
+from lorag.rag.composition import Declined
 from lorag.rag.pipeline import Answer, Source
 
 
@@ -44,7 +45,14 @@ def _pipeline() -> CannedPipeline:
                 [_source(1, "notes.txt", True), _source(2, "tasks.md", False)],
                 usage={"prompt_tokens": 50, "completion_tokens": 6},
             ),
-            "Moon?": Answer("Moon?", "The documents do not contain the answer.", [], abstained=True),
+            "Moon?": Answer(
+                "Moon?",
+                "The documents do not contain the answer.",
+                [],
+                abstained=True,
+                declined=Declined("answerability", "P(answerable) 0.1 is below min_answerability 0.55", 0.1),
+                declined_passages=[_source(1, "tasks.md", False)],
+            ),
         }
     )
 
@@ -65,6 +73,13 @@ def test_predictions_and_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     assert list(payload)[-1] == "questions"  # metrics first, readable at the top of a long output
     assert {"id", "answer", "abstained", "sources"} <= set(payload["questions"][0])
     assert {"source", "text", "cited"} <= set(payload["questions"][0]["sources"][0])
+    assert payload["questions"][0]["declined"] is None  # the model was asked
+    declined = payload["questions"][1]["declined"]  # what the gate read, to judge the decline by
+    assert (declined["gate"], declined["score"], [p["source"] for p in declined["passages"]]) == (
+        "answerability",
+        0.1,
+        ["tasks.md"],
+    )
     assert {k: payload[k] for k in ("answerable", "unanswerable", "citation_precision")} == {
         "answerable": 1,
         "unanswerable": 1,

@@ -66,6 +66,8 @@ class QAPrediction:
     completion_tokens: int
     abstain_probability: float | None = None
     """lorag only: the model's confidence in a no-answer reply it began (``Answer.abstain_probability``)."""
+    declined: dict[str, Any] | None = None
+    """lorag only: the gate that declined the question, why, and the passages it read (``Answer.declined_json``)."""
 
 
 def normalize_answer(text: str) -> str:

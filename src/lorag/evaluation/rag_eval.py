@@ -50,7 +50,8 @@ def predict(pipeline: Asker, question: QAQuestion) -> QAPrediction:
         sources=[asdict(s) for s in answer.sources],
         seconds=seconds,
         completion_tokens=answer.usage.get("completion_tokens", 0),
-        abstain_probability=getattr(answer, "abstain_probability", None),
+        abstain_probability=answer.abstain_probability,
+        declined=answer.declined_json(),
     )
 
 

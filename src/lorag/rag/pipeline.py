@@ -108,6 +108,12 @@ class Answer:
         """The passages the answer cites (none when the model cited none)."""
         return [s for s in self.sources if s.cited]
 
+    def declined_json(self) -> dict[str, Any] | None:
+        """The decline as ``--json`` prints it (``gate``, ``reason``, ``score``, ``passages``), None when asked."""
+        if self.declined is None:
+            return None
+        return {**asdict(self.declined), "passages": [asdict(s) for s in self.declined_passages]}
+
     def to_json(self) -> dict[str, Any]:
         return {
             "question": self.question,
@@ -115,9 +121,7 @@ class Answer:
             "abstained": self.abstained,
             "cited": self.cited,
             "abstain_probability": self.abstain_probability,
-            "declined": None
-            if self.declined is None
-            else {**asdict(self.declined), "passages": [asdict(s) for s in self.declined_passages]},
+            "declined": self.declined_json(),
             "sources": [asdict(s) for s in self.sources],
             "usage": self.usage,
         }
