@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: install
-	$(BIN)/lorag ask --docs examples/fastapi-docs "$(DEMO_QUESTION)"
+	$(BIN)/lorag ask --docs examples/fastapi-docs --exclude LICENSE --exclude SOURCE.md "$(DEMO_QUESTION)"
 
 test: install
 	$(BIN)/python -m pytest

@@ -45,7 +45,10 @@ def holds(text: str, answers: list[str]) -> bool:
 
 def set_records(folder: Path, work: Path, twin_share: float, rng: random.Random, counts: Counter[str]) -> list[Any]:
     """The records of one question set (its docs indexed under ``work``)."""
+    from transformers import AutoTokenizer
+
     from lorag.evaluation import load_questions
+    from lorag.models import resolve_model
     from lorag.rag.index import DocumentIndex
     from lorag.rag.pipeline import blocks_from_hits, chat_token_counter
     from lorag.rag.prompt import NO_ANSWER, build_rag_prompt
@@ -53,10 +56,6 @@ def set_records(folder: Path, work: Path, twin_share: float, rng: random.Random,
     questions = load_questions(folder / "questions.jsonl", folder / "docs")
     index = DocumentIndex(work / folder.name, show_progress=False)
     index.sync(folder / "docs", exclude=[])
-    from transformers import AutoTokenizer
-
-    from lorag.models import resolve_model
-
     count = chat_token_counter(AutoTokenizer.from_pretrained(resolve_model("smollm2-135m-instruct")))
 
     def record(question: str, hits: list[Any], target: str) -> dict[str, Any]:
