@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "rebuild": "PYTHONPATH=src python benchmarks/grounded_adapter.py --data ../shared/data/squad-v1.1"
         + (f" --questions {args.questions}" if args.questions != QUESTIONS else "")
         + (f" --twin-share {args.twin_share}" if args.twin_share != TWIN_SHARE else "")
-        + "".join(f" --howto {relative(str(d.resolve()))}" for d in args.howto),
+        + (" --howto " + " ".join(relative(str(d.resolve())) for d in args.howto) if args.howto else ""),
         "commands": [relative("python " + shlex.join(command[1:])) for command in steps]
         + [relative("lorag " + shlex.join(train[3:]))],
     }
