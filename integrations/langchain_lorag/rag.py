@@ -25,6 +25,7 @@ from langchain_core.runnables.utils import AddableDict
 
 from langchain_lorag.retrievers import _LoragRetriever as LoragRetriever
 from lorag.rag.answerability import AnswerabilityGate
+from lorag.rag.best_files import DEFAULT_CHUNKS_PER_FILE, check_chunks_per_file, chunks_of_best_files
 from lorag.rag.choices import ScoreReplies, choose, reply_scorer
 from lorag.rag.composition import (
     DEFAULT_MIN_RELEVANCE,
@@ -132,6 +133,7 @@ def create_rag_chain(
     hops: int = DEFAULT_HOPS,
     hops_when_declined: int = DEFAULT_HOPS_WHEN_DECLINED,
     choices: bool = True,
+    chunks_per_file: int = DEFAULT_CHUNKS_PER_FILE,
 ) -> Runnable[Any, dict[str, Any]]:
     """Build ``question -> {"answer": str, "sources": [Document], "abstained": bool, "declined": dict | None}``
     from any retriever and chat model.
@@ -160,6 +162,9 @@ def create_rag_chain(
             are searched this far and judged again (``lorag.rag.hops``).
         choices: answer a question that names two options ("..., A or B?") with the option a local ``ChatLorag``
             scores higher as its reply (``lorag.rag.choices``); other chat models, or False, always generate.
+        chunks_per_file: with a lorag retriever, the question's search reads its ``k * chunks_per_file`` best
+            documents and keeps those of the ``k`` files (``metadata["source"]``) they rank first, as ``lorag ask``
+            does (``lorag.rag.best_files``); 1, or another retriever: the retriever's own documents.
 
     The input is a question string or ``{"question": ...}``. Each source ``Document`` carries ``metadata["number"]``
     (its ``[n]`` in the prompt) and ``metadata["cited"]``. A declined question gets the answer "The documents do
@@ -179,6 +184,7 @@ def create_rag_chain(
     """
     check_hops(hops)
     check_hops(hops_when_declined, "hops_when_declined")
+    check_chunks_per_file(chunks_per_file)
     count_tokens, window = _window_of(llm, context_window)
     grounded_adapter = False
     if grounded:
@@ -253,11 +259,23 @@ def create_rag_chain(
         )
         return [Document(d.page_content, id=d.id, metadata={**d.metadata, "hop": n}) for n, d in enumerate(added, 1)]
 
+    def own_search(question: str, config: RunnableConfig) -> list[Document]:
+        if not by_depth or chunks_per_file == 1:
+            return retriever.invoke(question, config)
+        k = cast(LoragRetriever, retriever).k
+        ranked = retriever.invoke(question, config, k=k * chunks_per_file)
+        return chunks_of_best_files(ranked, k, source=lambda d: d.metadata.get("source") or d.id or d.page_content)
+
     def with_follow_ups(question: str, config: RunnableConfig) -> list[Document]:
-        found = retriever.invoke(question, config)
+        found = own_search(question, config)
         return [*found, *hopped(question, found, hops, config)]
 
     ask = RunnableLambda(question_of, name="question")
-    search = retriever if hops == 1 else RunnableLambda(with_follow_ups, name="retrieve_with_follow_ups")
+    if hops > 1:
+        search: Runnable[Any, list[Document]] = RunnableLambda(with_follow_ups, name="retrieve_with_follow_ups")
+    elif by_depth and chunks_per_file > 1:
+        search = RunnableLambda(own_search, name="retrieve_best_files")
+    else:
+        search = retriever
     respond = cast("Runnable[Any, dict[str, Any]]", RunnableLambda(answer, name="lorag_rag_answer"))
     return (RunnableParallel(question=ask, documents=ask | search) | respond).with_config(run_name="lorag_rag_chain")

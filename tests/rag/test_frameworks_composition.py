@@ -261,6 +261,31 @@ def test_with_follow_up_searches_every_front_end_gives_the_same_passages_and_ans
         engine.close()
 
 
+def test_every_front_end_keeps_the_chunks_of_the_best_files_alike() -> None:
+    """Two chunks of cors.md rank first: with k=2 the question's own search keeps them and the best chunk of one
+    more file (``chunks_per_file``, 2 by default), in the chain, the query engine and the pipeline alike; with
+    ``chunks_per_file=1`` the top 2 chunks only."""
+    from tests.rag.test_hops import NoModel
+
+    texts = [*TEXTS, "CORSMiddleware is enabled with allow_origins, a list of allowed origins."]
+    hybrid = HybridRetriever.from_texts(texts, BagOfWords(), metadatas=[*METAS, {"source": "cors.md"}])
+    off = {"min_relevance": None, "hops": 1}
+    for per_file, count in ((2, 3), (1, 2)):
+        plan = RagPipeline(hybrid, NoModel(), k=2, chunks_per_file=per_file, **off)._prepare(ON_TOPIC)  # type: ignore[arg-type]
+        sources = [b.source for b in plan.blocks]
+        assert len(sources) == count and sources[:2] == ["cors.md", "cors.md"]
+        result = chain_for(hybrid, RunnableLambda(Recording("ok [1]")), chunks_per_file=per_file, **off).invoke(
+            ON_TOPIC
+        )
+        response = engine_for(hybrid, FixedLLM("ok [1]"), chunks_per_file=per_file, **off).query(ON_TOPIC)
+        assert [d.metadata["source"] for d in result["sources"]] == sources
+        assert [n.node.metadata["source"] for n in response.source_nodes] == sources
+    with pytest.raises(ValueError, match="chunks_per_file must be a whole number >= 1"):
+        chain_for(hybrid, FakeListChatModel(responses=["x"]), chunks_per_file=0)
+    with pytest.raises(ValueError, match="chunks_per_file must be a whole number >= 1"):
+        engine_for(hybrid, FixedLLM("x"), chunks_per_file=0)
+
+
 def test_every_front_end_answers_a_choice_question_by_choosing_alike(
     hybrid: HybridRetriever, tiny_llm_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

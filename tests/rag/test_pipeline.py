@@ -138,6 +138,23 @@ def test_bad_questions_and_settings(tokenizer: Any) -> None:
         RagPipeline(FakeIndex([]), FakeEngine(tokenizer, "x"), k=0)
 
 
+def test_the_search_keeps_the_next_chunks_of_its_best_files(tokenizer: Any) -> None:
+    def chunk(source: str, n: int, dense: float) -> HybridHit:
+        text = f"{source} part {n} " * 20
+        meta = {"source": source, "start": 0, "end": len(text)}
+        return HybridHit(f"{source}#{n}", dense, n, text, meta, {"dense": dense}, {"dense": n})
+
+    ranked = [chunk("cli.md", 1, 0.9), chunk("faq.md", 1, 0.8), chunk("cli.md", 2, 0.7), chunk("tips.md", 1, 0.6)]
+    index = FakeIndex(ranked)
+    answer = RagPipeline(index, FakeEngine(tokenizer, "ok [3]"), k=2, hops=1).ask("How?")
+    expected = [("cli.md", "1"), ("faq.md", "1"), ("cli.md", "2")]
+    assert [(s.source, s.text.split()[2]) for s in answer.sources] == expected
+    answer = RagPipeline(index, FakeEngine(tokenizer, "ok [1]"), k=2, hops=1, chunks_per_file=1).ask("How?")
+    assert [s.source for s in answer.sources] == ["cli.md", "faq.md"]
+    with pytest.raises(ValueError, match="chunks_per_file must be a whole number >= 1"):
+        RagPipeline(index, FakeEngine(tokenizer, "x"), chunks_per_file=0)
+
+
 def test_end_to_end_on_tiny_models(docs: Path, tmp_path: Path, tiny_st_dir: Path, tiny_llm_dir: Path) -> None:
     from lorag.llm import LoragEngine
 

@@ -23,6 +23,7 @@ from lorag.cli.documents import (
     IndexBackend,
     open_index,
 )
+from lorag.rag.best_files import DEFAULT_CHUNKS_PER_FILE
 from lorag.rag.hops import DEFAULT_HOPS, DEFAULT_HOPS_WHEN_DECLINED
 from lorag.rag.pipeline import DEFAULT_ABSTAIN_CONFIDENCE, DEFAULT_K, DEFAULT_MIN_ANSWERABILITY, RagPipeline
 
@@ -44,7 +45,14 @@ ADAPTER_OPTION = typer.Option(
 )
 EMBEDDER_OPTION = typer.Option("minilm", "--embedder", help="Embedding model reference.")
 BACKEND_OPTION = typer.Option(IndexBackend.torch, "--backend", help=BACKEND_HELP)
-K_OPTION = typer.Option(DEFAULT_K, "--k", min=1, help="Passages retrieved.")
+K_OPTION = typer.Option(DEFAULT_K, "--k", min=1, help="Files the question's search keeps passages of.")
+CHUNKS_PER_FILE_OPTION = typer.Option(
+    DEFAULT_CHUNKS_PER_FILE,
+    "--chunks-per-file",
+    min=1,
+    help="The question's search reads its k x N best chunks and keeps those of the k files they rank first (on long "
+    "pages the answer is often a page's second chunk). 1: the top k chunks, whatever their files.",
+)
 MAX_TOKENS_OPTION = typer.Option(160, "--max-tokens", min=1, help="Longest answer, in tokens.")
 MIN_RELEVANCE_OPTION = typer.Option(
     0.3, "--min-relevance", help="Say the documents lack the answer when no passage is this similar."
@@ -128,6 +136,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
     k: int,
     max_tokens: int,
     min_relevance: float,
+    chunks_per_file: int = DEFAULT_CHUNKS_PER_FILE,
     repetition_penalty: float = 1.0,
     no_repeat_ngram_size: int = 0,
     abstain_confidence: float | None = None,
@@ -175,6 +184,7 @@ def build_pipeline(  # type: ignore[no-untyped-def]
         index,
         llm,
         k=k,
+        chunks_per_file=chunks_per_file,
         max_new_tokens=max_tokens,
         min_relevance=min_relevance,
         adapter=name,
@@ -202,6 +212,7 @@ class AnswerOptions:
     embedder: str = EMBEDDER_OPTION
     backend: IndexBackend = BACKEND_OPTION
     k: int = K_OPTION
+    chunks_per_file: int = CHUNKS_PER_FILE_OPTION
     max_tokens: int = MAX_TOKENS_OPTION
     min_relevance: float = MIN_RELEVANCE_OPTION
     repetition_penalty: float = REPETITION_PENALTY_OPTION
@@ -243,6 +254,7 @@ class AnswerOptions:
             quantization=self.quantization,
             adapter=self.adapter,
             k=self.k,
+            chunks_per_file=self.chunks_per_file,
             max_tokens=self.max_tokens,
             min_relevance=self.min_relevance,
             repetition_penalty=self.repetition_penalty,

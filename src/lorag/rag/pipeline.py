@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from lorag.rag.answer_guard import AnswerGuard
 from lorag.rag.answerability import AnswerabilityGate
+from lorag.rag.best_files import DEFAULT_CHUNKS_PER_FILE, check_chunks_per_file, chunks_of_best_files
 from lorag.rag.choices import choose, reply_scorer
 from lorag.rag.composition import DEFAULT_MIN_ANSWERABILITY as DEFAULT_MIN_ANSWERABILITY
 from lorag.rag.composition import DEFAULT_MIN_RELEVANCE as DEFAULT_MIN_RELEVANCE
@@ -147,7 +148,9 @@ class RagPipeline:
     Args:
         index: anything with ``search(query, k)`` returning hybrid hits (a ``DocumentIndex``).
         engine: a chat engine (``LoragEngine``).
-        k: passages retrieved per question (fewer reach the prompt if the window is small).
+        k: files whose passages the question's search keeps (fewer reach the prompt if the window is small).
+        chunks_per_file: the question's search reads its ``k * chunks_per_file`` best chunks and keeps those of the
+            ``k`` files they rank first (``lorag.rag.best_files``); 1: its top ``k`` chunks, whatever their files.
         max_new_tokens: answer length limit, kept free in the window.
         min_relevance: abstain when the best passage's dense score is below this; ``None`` never abstains.
         adapter: default LoRA adapter for answers (per call overrides).
@@ -176,6 +179,7 @@ class RagPipeline:
         engine: ChatEngine,
         *,
         k: int = DEFAULT_K,
+        chunks_per_file: int = DEFAULT_CHUNKS_PER_FILE,
         max_new_tokens: int = 160,
         min_relevance: float | None = DEFAULT_MIN_RELEVANCE,
         adapter: str | None = None,
@@ -195,6 +199,7 @@ class RagPipeline:
         self.index = index
         self.engine = engine
         self.k = k
+        self.chunks_per_file = check_chunks_per_file(chunks_per_file)
         self.hops = check_hops(hops)
         self.hops_when_declined = check_hops(hops_when_declined, "hops_when_declined")
         self.adapter = adapter
@@ -232,7 +237,8 @@ class RagPipeline:
 
     def _prepare(self, question: str) -> Plan:
         check_question(question)
-        hits = self.index.search(question, self.k)
+        ranked = self.index.search(question, self.k * self.chunks_per_file)
+        hits = chunks_of_best_files(ranked, self.k, source=lambda h: h.metadata.get("source") or h.id)
 
         def plan_with(hops: int) -> Plan:
             added = follow_ups(question, hits, self.index.search, hops, key=lambda h: h.id, text=lambda h: h.text)

@@ -30,6 +30,7 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 
 from llama_index.llms.lorag import LoragLLM
 from lorag.rag.answerability import AnswerabilityGate
+from lorag.rag.best_files import DEFAULT_CHUNKS_PER_FILE, check_chunks_per_file, chunks_of_best_files
 from lorag.rag.choices import ScoreReplies, choose, reply_scorer
 from lorag.rag.composition import (
     DEFAULT_MIN_RELEVANCE,
@@ -125,6 +126,9 @@ class LoragQueryEngine(BaseQueryEngine):
             searched this far and judged again (``lorag.rag.hops``).
         choices: answer a query that names two options ("..., A or B?") with the option a local ``LoragLLM``
             scores higher as its reply (``lorag.rag.choices``); other LLMs, or False, always generate.
+        chunks_per_file: with a lorag retriever, the query's own retrieval reads its ``similarity_top_k *
+            chunks_per_file`` best nodes and keeps those of the ``similarity_top_k`` files (``metadata["source"]``)
+            they rank first, as ``lorag ask`` does (``lorag.rag.best_files``); 1, or another retriever: its own nodes.
     """
 
     def __init__(
@@ -139,8 +143,10 @@ class LoragQueryEngine(BaseQueryEngine):
         hops: int = DEFAULT_HOPS,
         hops_when_declined: int = DEFAULT_HOPS_WHEN_DECLINED,
         choices: bool = True,
+        chunks_per_file: int = DEFAULT_CHUNKS_PER_FILE,
     ) -> None:
         self.retriever = retriever
+        self.chunks_per_file = check_chunks_per_file(chunks_per_file)
         self.hops = check_hops(hops)
         self.hops_when_declined = check_hops(hops_when_declined, "hops_when_declined")
         self.llm = llm
@@ -154,8 +160,15 @@ class LoragQueryEngine(BaseQueryEngine):
         return {}
 
     def retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        """The retriever's nodes after the post-processors (before the gates and the window)."""
-        nodes = self.retriever.retrieve(query_bundle)
+        """The retriever's nodes (of its best files, ``chunks_per_file``) after the post-processors (before the gates
+        and the window)."""
+        top = getattr(self.retriever, "retrieve_top", None)
+        k = getattr(self.retriever, "similarity_top_k", None)
+        if self.chunks_per_file > 1 and callable(top) and isinstance(k, int):
+            ranked = top(query_bundle.query_str, k * self.chunks_per_file)
+            nodes = chunks_of_best_files(ranked, k, source=lambda n: n.node.metadata.get("source") or n.node.node_id)
+        else:
+            nodes = self.retriever.retrieve(query_bundle)
         for postprocessor in self.node_postprocessors:
             nodes = postprocessor.postprocess_nodes(nodes, query_bundle=query_bundle)
         return nodes
@@ -270,6 +283,7 @@ def create_query_engine(
     hops: int = DEFAULT_HOPS,
     hops_when_declined: int = DEFAULT_HOPS_WHEN_DECLINED,
     choices: bool = True,
+    chunks_per_file: int = DEFAULT_CHUNKS_PER_FILE,
 ) -> LoragQueryEngine:
     """A query engine over ``retriever`` answering with ``llm``, citing numbered sources, declining below the gates.
 
@@ -297,6 +311,7 @@ def create_query_engine(
         hops_when_declined: retrievals made before the answerability gate's decline stands (``lorag.rag.hops``).
         choices: answer a query that names two options with the option a local ``LoragLLM`` scores higher
             (``lorag.rag.choices``); False always generates.
+        chunks_per_file: the query's own retrieval keeps the nodes of its best files (``LoragQueryEngine``).
 
     With the answerability gate on and a local ``LoragLLM``, the gate alone decides, as in ``lorag ask``: the model
     answers with its no-answer reply forbidden. Without ``streaming`` a looping answer is cut once the LLM has
@@ -326,4 +341,5 @@ def create_query_engine(
         hops=hops,
         hops_when_declined=hops_when_declined,
         choices=choices,
+        chunks_per_file=chunks_per_file,
     )
