@@ -262,9 +262,9 @@ def test_with_follow_up_searches_every_front_end_gives_the_same_passages_and_ans
 
 
 def test_every_front_end_keeps_the_chunks_of_the_best_files_alike() -> None:
-    """Two chunks of cors.md rank first: with k=2 the question's own search keeps them and the best chunk of one
-    more file (``chunks_per_file``, 2 by default), in the chain, the query engine and the pipeline alike; with
-    ``chunks_per_file=1`` the top 2 chunks only."""
+    """Two chunks of cors.md rank first: with k=2 and ``chunks_per_file=2`` the question's own search keeps them and
+    the best chunk of one more file, in the chain, the query engine and the pipeline alike; with
+    ``chunks_per_file=1`` (the default) the top 2 chunks only."""
     from tests.rag.test_hops import NoModel
 
     texts = [*TEXTS, "CORSMiddleware is enabled with allow_origins, a list of allowed origins."]

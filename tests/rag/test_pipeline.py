@@ -146,10 +146,10 @@ def test_the_search_keeps_the_next_chunks_of_its_best_files(tokenizer: Any) -> N
 
     ranked = [chunk("cli.md", 1, 0.9), chunk("faq.md", 1, 0.8), chunk("cli.md", 2, 0.7), chunk("tips.md", 1, 0.6)]
     index = FakeIndex(ranked)
-    answer = RagPipeline(index, FakeEngine(tokenizer, "ok [3]"), k=2, hops=1).ask("How?")
+    answer = RagPipeline(index, FakeEngine(tokenizer, "ok [3]"), k=2, hops=1, chunks_per_file=2).ask("How?")
     expected = [("cli.md", "1"), ("faq.md", "1"), ("cli.md", "2")]
     assert [(s.source, s.text.split()[2]) for s in answer.sources] == expected
-    answer = RagPipeline(index, FakeEngine(tokenizer, "ok [1]"), k=2, hops=1, chunks_per_file=1).ask("How?")
+    answer = RagPipeline(index, FakeEngine(tokenizer, "ok [1]"), k=2, hops=1).ask("How?")  # one chunk per file
     assert [s.source for s in answer.sources] == ["cli.md", "faq.md"]
     with pytest.raises(ValueError, match="chunks_per_file must be a whole number >= 1"):
         RagPipeline(index, FakeEngine(tokenizer, "x"), chunks_per_file=0)

@@ -51,7 +51,8 @@ CHUNKS_PER_FILE_OPTION = typer.Option(
     "--chunks-per-file",
     min=1,
     help="The question's search reads its k x N best chunks and keeps those of the k files they rank first (on long "
-    "pages the answer is often a page's second chunk). 1: the top k chunks, whatever their files.",
+    "pages the answer is often a page's second chunk; 2 helped how-to docs). 1: the top k chunks, whatever their "
+    "files.",
 )
 MAX_TOKENS_OPTION = typer.Option(160, "--max-tokens", min=1, help="Longest answer, in tokens.")
 MIN_RELEVANCE_OPTION = typer.Option(
