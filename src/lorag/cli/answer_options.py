@@ -45,7 +45,9 @@ ADAPTER_OPTION = typer.Option(
 )
 EMBEDDER_OPTION = typer.Option("minilm", "--embedder", help="Embedding model reference.")
 BACKEND_OPTION = typer.Option(IndexBackend.torch, "--backend", help=BACKEND_HELP)
-K_OPTION = typer.Option(DEFAULT_K, "--k", min=1, help="Files the question's search keeps passages of.")
+K_OPTION = typer.Option(
+    DEFAULT_K, "--k", min=1, help="Passages retrieved (with --chunks-per-file above 1: the chunks of this many files)."
+)
 CHUNKS_PER_FILE_OPTION = typer.Option(
     DEFAULT_CHUNKS_PER_FILE,
     "--chunks-per-file",

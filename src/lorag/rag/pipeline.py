@@ -148,7 +148,8 @@ class RagPipeline:
     Args:
         index: anything with ``search(query, k)`` returning hybrid hits (a ``DocumentIndex``).
         engine: a chat engine (``LoragEngine``).
-        k: files whose passages the question's search keeps (fewer reach the prompt if the window is small).
+        k: passages the question's search keeps (fewer reach the prompt if the window is small); with
+            ``chunks_per_file`` above 1, the chunks of this many files.
         chunks_per_file: the question's search reads its ``k * chunks_per_file`` best chunks and keeps those of the
             ``k`` files they rank first (``lorag.rag.best_files``); 1: its top ``k`` chunks, whatever their files.
         max_new_tokens: answer length limit, kept free in the window.
