@@ -163,8 +163,9 @@ def create_rag_chain(
         choices: answer a question that names two options ("..., A or B?") with the option a local ``ChatLorag``
             scores higher as its reply (``lorag.rag.choices``); other chat models, or False, always generate.
         chunks_per_file: with a lorag retriever, the question's search reads its ``k * chunks_per_file`` best
-            documents and keeps those of the ``k`` files (``metadata["source"]``) they rank first, as ``lorag ask``
-            does (``lorag.rag.best_files``); 1, or another retriever: the retriever's own documents.
+            documents and keeps those of the ``k`` files (``metadata["source"]``) they rank first, as ``lorag ask
+            --chunks-per-file`` does (``lorag.rag.best_files``); 1 (the default), or another retriever: the
+            retriever's own documents.
 
     The input is a question string or ``{"question": ...}``. Each source ``Document`` carries ``metadata["number"]``
     (its ``[n]`` in the prompt) and ``metadata["cited"]``. A declined question gets the answer "The documents do

@@ -128,7 +128,8 @@ class LoragQueryEngine(BaseQueryEngine):
             scores higher as its reply (``lorag.rag.choices``); other LLMs, or False, always generate.
         chunks_per_file: with a lorag retriever, the query's own retrieval reads its ``similarity_top_k *
             chunks_per_file`` best nodes and keeps those of the ``similarity_top_k`` files (``metadata["source"]``)
-            they rank first, as ``lorag ask`` does (``lorag.rag.best_files``); 1, or another retriever: its own nodes.
+            they rank first, as ``lorag ask --chunks-per-file`` does (``lorag.rag.best_files``; lorag's retriever's
+            ``retrieve_top`` is called directly then); 1 (the default), or another retriever: its own nodes.
     """
 
     def __init__(
